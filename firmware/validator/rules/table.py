@@ -1,0 +1,274 @@
+# validator.rules.table: fare-table binary format v1, parsed in place over a memoryview.
+# SPDX-License-Identifier: MIT
+#
+# The format is written down in rules/FORMAT.md (section "Fare table"); this module is its
+# only firmware reader. A table is one immutable bytes blob: content (header + sections)
+# followed by the back-office verification trailer owned by sync (validator.sync.auth).
+# Parsing validates every count, offset and matrix entry once, at install time, so the
+# lookups below (used on the tap path) need no bounds checks and allocate nothing.
+# All integers are big-endian. Nothing here is a dict: the MCU keeps one blob + a few ints.
+from micropython import const
+
+from validator.errors import SyncError
+
+MAGIC = b"YKFT"
+FORMAT_VERSION = const(1)
+HEADER_LEN = const(48)
+LINE_LEN = const(12)
+POLICY_LEN = const(8)
+ACCEPT_LEN = const(4)
+
+# header flags (FORMAT.md "flags")
+FLAG_XFER_SAME_LINE = const(1)  # same line, other vehicle (terminal) counts as a transfer
+FLAG_XFER_OTHER_CITY = const(2)  # previous ride acquired in another city counts
+FLAG_BOARD_NEEDS_MAX = const(4)  # boarding a section line needs balance >= priced max fare
+
+# transfer kinds
+XFER_NONE = const(0)
+XFER_AMOUNT_OFF = const(1)
+XFER_PERCENT_OFF = const(2)
+XFER_FREE = const(3)
+
+# missing tap-off policies
+TAPOFF_CHARGE_MAX = const(0)
+TAPOFF_CHARGE_NONE = const(1)
+
+# policy methods / scopes / flags
+PAY_PERCENT = const(0)
+PAY_FIXED = const(1)
+PAY_FREE = const(2)
+PAY_REFUSE = const(3)
+SCOPE_LOCAL = const(0)
+SCOPE_VISITING = const(1)
+SCOPE_ANY = const(2)
+POL_TRANSFER = const(1)
+POL_CAP = const(2)
+ANY_TYPE = const(0xFF)
+ANY_CODE = const(0xFFFF)
+
+# industry codes (card-protocol.md §2.6 EF1E[9])
+IND_RAIL = const(1)
+IND_BUS = const(2)
+
+# what decide() needs read from the card, per line (see needs())
+NEED_1E = const(1)  # EF 0x1E record 1 (the newest trip record)
+NEED_1A = const(2)  # EF 0x1A record 2 (bus record 2702)
+
+# install outcomes (FareTables.offer)
+T_ACTIVE = const(0)
+T_PENDING = const(1)
+T_BAD_AUTH = const(-1)
+T_BAD_FORMAT = const(-2)
+T_OLD_VERSION = const(-3)
+
+
+def _u16(b, o):
+    return (b[o] << 8) | b[o + 1]
+
+
+def _u32(b, o):
+    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]
+
+
+def _bad(msg):
+    raise SyncError("fare table: " + msg)
+
+
+class FareTable:
+    """One parsed table. Construct with the verified blob; raises SyncError if malformed."""
+
+    def __init__(self, blob):
+        b = memoryview(blob)
+        n = len(b)
+        if n < HEADER_LEN or bytes(b[0:4]) != MAGIC:
+            _bad("magic")
+        if b[4] != FORMAT_VERSION or b[5] != HEADER_LEN:
+            _bad("format version")
+        clen = _u32(b, 44)
+        if clen > n or clen < HEADER_LEN:
+            _bad("content length")
+        self.blob = blob
+        self.b = b
+        self.flags = _u16(b, 6)
+        self.version = _u32(b, 8)
+        self.activation = _u32(b, 12)
+        self.city = _u16(b, 16)
+        self.acq = b[18:26]  # memoryview made once: 8-byte acquirer institution ID
+        self.xfer_window = _u16(b, 26)
+        self.xfer_kind = b[28]
+        self.tapoff_policy = b[29]
+        self.xfer_value = _u16(b, 30)
+        self.cap = _u32(b, 32)
+        self.day_start = _u16(b, 36) * 60
+        self.tapoff_window = _u16(b, 38)
+        self.n_lines = b[40]
+        self.n_pol = b[41]
+        self.n_acc = b[42]
+        self.content_len = clen
+        if self.xfer_kind > XFER_FREE or self.tapoff_policy > TAPOFF_CHARGE_NONE:
+            _bad("transfer/tap-off policy")
+        if self.xfer_kind == XFER_PERCENT_OFF and self.xfer_value > 100:
+            _bad("transfer percent")
+        if self.day_start >= 86400:
+            _bad("day start")
+        self.o_lines = HEADER_LEN
+        self.o_pol = self.o_lines + self.n_lines * LINE_LEN
+        self.o_acc = self.o_pol + self.n_pol * POLICY_LEN
+        end = self.o_acc + self.n_acc * ACCEPT_LEN
+        if end > clen:
+            _bad("sections overrun")
+        prev = -1
+        for i in range(self.n_lines):
+            o = self.o_lines + i * LINE_LEN
+            lid = _u16(b, o)
+            if lid <= prev:
+                _bad("lines not sorted")
+            prev = lid
+            ind, ns, fare, mo = b[o + 2], b[o + 3], _u16(b, o + 4), _u32(b, o + 8)
+            if ind not in (IND_RAIL, IND_BUS):
+                _bad("industry")
+            if ns == 0:
+                if mo != 0:
+                    _bad("flat line with matrix")
+                continue
+            cells = ns * (ns + 1) // 2
+            if mo < end or mo + 2 * cells > clen or mo & 1:
+                _bad("matrix offset")
+            hi = 0
+            for k in range(cells):
+                v = _u16(b, mo + 2 * k)
+                if v > hi:
+                    hi = v
+            if hi != fare:
+                _bad("section max fare != matrix max")
+        for i in range(self.n_pol):
+            o = self.o_pol + i * POLICY_LEN
+            if b[o + 1] > SCOPE_ANY or b[o + 2] > PAY_REFUSE:
+                _bad("policy")
+            if b[o + 2] == PAY_PERCENT and _u16(b, o + 4) > 100:
+                _bad("policy percent")
+
+    # --- lookups (tap path: no allocation) ---
+
+    def line_index(self, line):
+        """Index of line id in the sorted line section, or -1."""
+        b = self.b
+        lo, hi = 0, self.n_lines - 1
+        while lo <= hi:
+            mid = (lo + hi) >> 1
+            v = _u16(b, self.o_lines + mid * LINE_LEN)
+            if v == line:
+                return mid
+            if v < line:
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        return -1
+
+    def line_industry(self, li):
+        return self.b[self.o_lines + li * LINE_LEN + 2]
+
+    def line_stops(self, li):
+        """Stop count of a section line; 0 for a flat-fare line."""
+        return self.b[self.o_lines + li * LINE_LEN + 3]
+
+    def line_fare(self, li):
+        """Flat fare, or the maximum section fare of a section line (fen)."""
+        return _u16(self.b, self.o_lines + li * LINE_LEN + 4)
+
+    def section_fare(self, li, a, b_):
+        """Matrix fare between stops a and b (symmetric upper triangle incl. diagonal)."""
+        o = self.o_lines + li * LINE_LEN
+        n = self.b[o + 3]
+        if a > b_:
+            a, b_ = b_, a
+        k = a * n - (a * (a - 1) >> 1) + (b_ - a)
+        return _u16(self.b, _u32(self.b, o + 8) + 2 * k)
+
+    def policy(self, card_type, local):
+        """Offset of the first policy matching (card type, local/visiting); -1 = none."""
+        b = self.b
+        want = SCOPE_LOCAL if local else SCOPE_VISITING
+        for i in range(self.n_pol):
+            o = self.o_pol + i * POLICY_LEN
+            t = b[o]
+            s = b[o + 1]
+            if (t == card_type or t == ANY_TYPE) and (s == want or s == SCOPE_ANY):
+                return o
+        return -1
+
+    def accepted(self, org, city):
+        """Interconnect whitelist: (issuer org, city) listed, 0xFFFF = wildcard."""
+        b = self.b
+        for i in range(self.n_acc):
+            o = self.o_acc + i * ACCEPT_LEN
+            ao = _u16(b, o)
+            ac = _u16(b, o + 2)
+            if (ao == org or ao == ANY_CODE) and (ac == city or ac == ANY_CODE):
+                return True
+        return False
+
+    def needs(self, line):
+        """Card records decide() wants for a tap on this line (NEED_* bits).
+
+        EF1E record 1 only if transfers are on; EF1A record 2 only for section lines or
+        when the daily cap is on (its accumulator lives there). A flat line with neither
+        needs no READ RECORD at all.
+        """
+        m = 0
+        if self.xfer_kind != XFER_NONE:
+            m |= NEED_1E
+        li = self.line_index(line)
+        if self.cap or (li >= 0 and self.line_stops(li)):
+            m |= NEED_1A
+        return m
+
+
+class FareTables:
+    """Active + pending table; a refused blob never replaces what is active."""
+
+    def __init__(self):
+        self.active = None
+        self.pending = None
+
+    def offer(self, blob, verify, now):
+        """Verify, parse and stage a new table blob. Returns T_* (negative = refused).
+
+        verify(blob) -> truthy is the back-office check (bind the key:
+        ``lambda b: auth.verify_content(key, b)``). A table whose activation time has
+        come becomes active at once; a later one waits in `pending`. A version not newer
+        than the active (or pending) one is refused: no rollback by replay.
+        """
+        try:
+            ok = verify(blob)
+        except Exception:
+            ok = False
+        if not ok:
+            return T_BAD_AUTH
+        try:
+            t = FareTable(bytes(blob))
+        except (SyncError, IndexError, ValueError):
+            return T_BAD_FORMAT
+        if self.active is not None and t.version <= self.active.version:
+            return T_OLD_VERSION
+        if t.activation <= now:
+            self.active = t
+            if self.pending is not None and self.pending.version <= t.version:
+                self.pending = None
+            return T_ACTIVE
+        self.pending = t
+        return T_PENDING
+
+    def current(self, now):
+        """The table in force at device time now (promotes a due pending table)."""
+        p = self.pending
+        if p is not None and p.activation <= now:
+            self.active = p
+            self.pending = None
+        return self.active
+
+
+def header_fields(t):
+    """Small summary tuple for tools/logs (allocates; not for the tap path)."""
+    return (t.version, t.activation, t.city, t.n_lines, t.n_pol, t.n_acc, t.cap)
+
