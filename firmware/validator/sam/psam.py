@@ -1,0 +1,136 @@
+# validator.sam.psam: the MOT PSAM command set and boot sequence (card-protocol.md §4).
+# SPDX-License-Identifier: MIT
+#
+# Boot (§4 start-up, S2/S5/S6): READ BINARY EF16 -> 6-byte terminal number; SELECT DF
+# 8011; READ BINARY EF17 byte 0 -> purchase key index. Per tap: 8070 (MAC1 + TTSN) and
+# 8072 (MAC2 check). For APPLICATION BLOCK: 801A 45 02 (general DES init with the card's
+# two diversification factors) + 80FA 05 00 (MAC with IV).
+#
+# `link` is anything with transmit(cmd, n, resp) -> int, normally link.iso7816.Iso7816.
+# An unexpected status word is a fault (SamError); the transaction turns it into
+# R_SAM_FAULT. A missing or wrong PSAM leaves `ready` False: the app must not accept taps.
+from micropython import const
+
+from validator.errors import SamError
+from validator.link import apdu
+
+_DF_MOT = b"\x80\x11"
+TERM_LEN = const(6)
+# 8070 data layout (§4 table), 36 bytes
+_M_RAND = const(0)
+_M_ATC = const(4)
+_M_AMOUNT = const(6)
+_M_TYPE = const(10)
+_M_DT = const(11)
+_M_KEYVER = const(18)
+_M_ALG = const(19)
+_M_F1 = const(20)
+_M_F2 = const(28)
+_M_LEN = const(36)
+_BLOCK_KEY_USAGE = const(0x45)  # 801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)
+_BLOCK_KEY_VER = const(0x02)
+
+MAC2_BAD = const(1)  # SamError.code for a refused MAC2
+STATUS = ((0x9000, 0),)
+
+
+class Psam:
+    """PSAM session on one slot. Psam(link, reset=None): reset() re-powers the slot and
+    returns the ATR length (the Iso7816 object's reset); None when the slot has no reset.
+
+    After boot(): terminal (bytearray 6), key_index (int), ready (bool).
+    After mac1(): ttsn (4) and mac1 (4) in self.out[0:4], self.out[4:8]."""
+
+    def __init__(self, link, reset=None):
+        self.link = link
+        self._reset = reset
+        self.terminal = bytearray(TERM_LEN)
+        self.key_index = 0
+        self.ready = False
+        self.cmd = bytearray(64)
+        self.resp = bytearray(260)
+        self.out = bytearray(8)  # TTSN(4) MAC1(4) after 8070; MAC(4) after 80FA
+        # id of the tap whose 8070 the PSAM holds the session for (set by the caller)
+        self.session_tag = 0
+
+    def _x(self, n):
+        """Exchange self.cmd[:n]; return response data length; SamError on SW != 9000."""
+        r = self.link.transmit(self.cmd, n, self.resp)
+        sw = apdu.sw(self.resp, r)
+        if apdu.lookup(STATUS, sw) != 0:
+            raise SamError(sw, self.cmd[1])
+        return r - 2
+
+    def boot(self):
+        """Reset (if possible), read the terminal number, select DF 8011, read the key
+        index. Raises SamError for a missing/wrong PSAM; sets ready on success."""
+        self.ready = False
+        self.session_tag = 0
+        if self._reset is not None:
+            self._reset()
+        c = self.cmd
+        apdu.case2(c, 0x00, 0xB0, 0x96, 0x00, TERM_LEN)  # EF16, SFI 16
+        if self._x(5) != TERM_LEN:
+            raise SamError(0x9000, 0xB0)
+        apdu.copy(self.terminal, 0, self.resp, 0, TERM_LEN)
+        apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, _DF_MOT, 2)  # SELECT DF 8011 by FID
+        self._x(7)
+        apdu.case2(c, 0x00, 0xB0, 0x97, 0x00, 1)  # EF17 byte 0 = key index
+        if self._x(5) < 1:
+            raise SamError(0x9000, 0xB0)
+        self.key_index = self.resp[0]
+        self.ready = True
+
+    def mac1(self, rand, rand_off, atc, amount, ttype, dt, dt_off, keyver, alg, ef15, ef15_off):
+        """8070: MAC1 + TTSN for a purchase; result TTSN(4) MAC1(4) in self.out.
+
+        Factor 1 = EF15[12..19] (card serial), factor 2 = EF15[0..7] (issuer) (§4)."""
+        c = self.cmd
+        apdu.header(c, 0x80, 0x70, 0x00, 0x00)
+        c[4] = _M_LEN
+        d = 5
+        apdu.copy(c, d + _M_RAND, rand, rand_off, 4)
+        c[d + _M_ATC] = (atc >> 8) & 0xFF
+        c[d + _M_ATC + 1] = atc & 0xFF
+        apdu.put_u32(c, d + _M_AMOUNT, amount)
+        c[d + _M_TYPE] = ttype
+        apdu.copy(c, d + _M_DT, dt, dt_off, 7)
+        c[d + _M_KEYVER] = keyver
+        c[d + _M_ALG] = alg
+        apdu.copy(c, d + _M_F1, ef15, ef15_off + 12, 8)
+        apdu.copy(c, d + _M_F2, ef15, ef15_off, 8)
+        c[d + _M_LEN] = 8  # Le: TTSN + MAC1 (arrives via 61 08 on T=0)
+        if self._x(6 + _M_LEN) < 8:
+            raise SamError(0x9000, 0x70)
+        apdu.copy(self.out, 0, self.resp, 0, 8)
+
+    def verify_mac2(self, mac2, off):
+        """8072: True if the PSAM accepts the card's MAC2 (§4). A refusal is returned, not
+        raised: after a debit the record must still be written (the TAC proves it)."""
+        c = self.cmd
+        apdu.header(c, 0x80, 0x72, 0x00, 0x00)
+        c[4] = 4
+        apdu.copy(c, 5, mac2, off, 4)
+        r = self.link.transmit(c, 9, self.resp)
+        return apdu.sw(self.resp, r) == 0x9000
+
+    def block_mac(self, ef15, ef15_off, challenge, ch_off, data, data_off, n):
+        """MAC for a secure-messaging command (APPLICATION BLOCK): 801A 45 02 with the
+        card's factors, then 80FA 05 00 IV(challenge || 00000000) || data[:n]; the MAC is
+        left in self.out[0:4] (§4)."""
+        c = self.cmd
+        apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_VER)
+        c[4] = 16
+        apdu.copy(c, 5, ef15, ef15_off + 12, 8)
+        apdu.copy(c, 13, ef15, ef15_off, 8)
+        self._x(21)
+        apdu.header(c, 0x80, 0xFA, 0x05, 0x00)
+        c[4] = 8 + n
+        apdu.copy(c, 5, challenge, ch_off, 4)
+        for i in range(4):
+            c[9 + i] = 0
+        apdu.copy(c, 13, data, data_off, n)
+        c[13 + n] = 4
+        if self._x(14 + n) < 4:
+            raise SamError(0x9000, 0xFA)
+        apdu.copy(self.out, 0, self.resp, 0, 4)

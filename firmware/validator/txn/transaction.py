@@ -1,0 +1,549 @@
+# validator.txn.transaction: one tap = one card + PSAM session (card-protocol.md §9, §6).
+# SPDX-License-Identifier: MIT
+#
+# Flow of a flat-fare T-Union tap (6 exchanges for a local card, 7 for a visitor):
+#   SELECT A000000632010105 (EF15 from FCI tag 9F0C; PPSE then READ BINARY as fallbacks)
+#   [READ BINARY EF17 for visitors] [READ RECORD 1E/1A if the fare policy needs them]
+#   checks: dates, repeat window, tear context, blacklist (-> APPLICATION BLOCK)
+#   policy.decide -> fare + EF1E record
+#   INITIALIZE FOR CAPP PURCHASE (balance, ATC, key version, alg, random)
+#   PSAM 8070 (TTSN, MAC1)
+#   UPDATE CAPP DATA CACHE 80DC 1E (and 1A when the policy asks)
+#   persist tear context + gray record
+#   DEBIT 8054 (TAC, MAC2)        <- no answer: tear, R_TAP_AGAIN, context kept
+#   PSAM 8072 (MAC2)
+#   final record committed, tear context cleared, THEN the result says R_OK.
+# Cards without the compound application fall back to INITIALIZE FOR PURCHASE (type 06).
+#
+# Faults (NfcError, SamError, StorageError) are caught here, at the transaction boundary,
+# and become reason codes in the preallocated Result; refusals never raise. The tap path
+# allocates nothing: every buffer below is made in __init__.
+from micropython import const
+
+from validator.card import block, capp, purse, read, select
+from validator.errors import (
+    R_ALREADY_PAID,
+    R_BLACKLISTED,
+    R_CARD_ERROR,
+    R_COMM_ERROR,
+    R_EXPIRED,
+    R_FAULT,
+    R_NOT_INTERCONNECT,
+    R_NOT_YET_VALID,
+    R_OK,
+    R_RECOVERED,
+    R_SAM_FAULT,
+    R_TAP_AGAIN,
+    R_UNSUPPORTED_CARD,
+    NfcError,
+    NfcTimeout,
+    SamError,
+    StorageError,
+)
+from validator.link import apdu
+from validator.util import bcdtime
+
+# policy.needs() bits (the same values as validator.rules.table.NEED_*)
+NEED_1E = const(1)
+NEED_1A = const(2)
+NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
+
+# Record status (records.csv `status`)
+ST_NORMAL = const(1)
+ST_GRAY = const(2)
+ST_RECOVERED = const(3)
+ST_BLOCKED = const(4)
+ST_REFUSED = const(5)
+STATUS_NAMES = ("", "normal", "gray", "recovered", "blocked", "refused")
+
+# Record flags
+FL_MAC2_UNVERIFIED = const(1)  # recovered after the PSAM lost the session (reboot/other tap)
+FL_MAC2_BAD = const(2)  # the PSAM refused the card's MAC2 (the TAC will tell clearing)
+FL_PROVE_FAILED = const(4)
+
+# Record image (payload handed to records.append; the log adds magic/seq/device/CRC).
+# Every field that entered MAC1/TAC is stored exactly as sent (§7, §5.3).
+I_STATUS = const(0)
+I_TYPE = const(1)  # 06 / 09
+I_REASON = const(2)  # R_* for refused/blocked
+I_FLAGS = const(3)
+I_SERIAL = const(4)  # 10, EF15[10..19]
+I_ISSUER = const(14)  # 8, EF15[0..7]
+I_CARDTYPE = const(22)  # EF15[28]
+I_AMOUNT = const(23)  # u32 BE fen
+I_BAL_BEFORE = const(27)  # u32 BE
+I_BAL_AFTER = const(31)  # u32 BE
+I_ATC = const(35)  # u16, offline ATC from INIT (before the debit)
+I_TERMINAL = const(37)  # 6, PSAM terminal number (sent in 8050)
+I_TTSN = const(43)  # 4, from 8070 (sent in 8054)
+I_DATETIME = const(47)  # 7 BCD (sent in 8070 and 8054)
+I_TAC = const(54)  # 4
+I_KEYVER = const(58)
+I_ALG = const(59)
+I_LINE = const(60)  # u16
+I_VEHICLE = const(62)  # u32
+I_LEN = const(66)
+# Tear context = record image + saved-at time (u32) (§6.1)
+_C_SAVED = const(66)
+CTX_LEN = const(70)
+
+_SEEN = const(8)  # repeat-window ring entries
+_SER = const(10)  # serial length
+_CMD = const(144)
+_RSP = const(262)
+
+
+class Result:
+    """What a tap produced; one instance, overwritten per tap."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self.reason = R_OK
+        self.amount = 0  # fen debited (or recovered)
+        self.balance = -1  # balance after, fen; -1 unknown
+        self.status = 0  # ST_* of the record written, 0 = none
+        self.seq = -1  # record sequence number from the log, -1 = none
+        self.exchanges = 0  # card + PSAM APDUs in this tap
+        self.sw = 0  # last card status word (diagnostics)
+        self.capp = False  # True: compound purchase (type 09)
+
+
+class Transaction:
+    """The tap engine.
+
+    Transaction(reader, psam, clock, policy, records, tears, blacklist,
+                local_city=0x0000, line=0, vehicle=0, repeat_window_s=60,
+                tear_keep_s=600, log_refusals=True)
+
+    reader     transmit(cmd, n, resp) -> int; NfcTimeout when the card is gone
+    psam       validator.sam.psam.Psam, booted (ready, terminal, key_index)
+    clock      now() -> device seconds
+    policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
+               with reason, amount, rec1e (48 bytes), write1a, rec1a (128 bytes)
+    records    append(img) -> seq; last(buf) -> length of the newest payload (0: empty)
+    tears      save(buf) (persist CTX_LEN bytes), load(buf) -> bool, clear()
+    blacklist  contains(buf, off) -> bool; key = 10-byte application serial
+    """
+
+    def __init__(self, reader, psam, clock, policy, records, tears, blacklist,
+                 local_city=0, line=0, vehicle=0, repeat_window_s=60, tear_keep_s=600,
+                 log_refusals=True):
+        self.reader = reader
+        self.psam = psam
+        self.clock = clock
+        self.policy = policy
+        self.records = records
+        self.tears = tears
+        self.blacklist = blacklist
+        self.local_city = local_city
+        self.line = line
+        self.vehicle = vehicle
+        self.repeat_window_s = repeat_window_s
+        self.tear_keep_s = tear_keep_s
+        self.log_refusals = log_refusals
+        self.result = Result()
+        self.cmd = bytearray(_CMD)
+        self.resp = bytearray(_RSP)
+        self.ef15 = bytearray(select.EF15_LEN)
+        self.ef17 = bytearray(11)
+        self.rec1e = bytearray(capp.REC1E_LEN)
+        self.rec1a = bytearray(128)
+        self.init = bytearray(purse.INIT_LEN)
+        self.dt = bytearray(7)
+        self.img = bytearray(I_LEN)
+        self.ctx = bytearray(CTX_LEN)
+        self.has_ctx = False
+        self.ch = bytearray(8)
+        self._seen = bytearray(_SEEN * _SER)
+        self._seen_t = [0] * _SEEN
+        self._seen_i = 0
+        self._tag = 0  # tap counter; the PSAM session belongs to psam.session_tag
+        self._ctx_tag = -1
+        self.sw = 0
+        self.resume()
+
+    # ---- boot ------------------------------------------------------------------------------
+    def resume(self):
+        """Reload the tear context after a reboot (§6.1). If the newest record already is
+        the final record of that context (power lost between commit and clear), drop it."""
+        self.has_ctx = False
+        try:
+            if not self.tears.load(self.ctx):
+                return
+        except StorageError:
+            return
+        self.has_ctx = True
+        self._ctx_tag = -1  # the PSAM session did not survive the reboot
+        img = self.img
+        ctx = self.ctx
+        n = self.records.last(img)
+        if (
+            n >= I_LEN
+            and (img[I_STATUS] == ST_NORMAL or img[I_STATUS] == ST_RECOVERED)
+            and apdu.equal(img, I_SERIAL, ctx, I_SERIAL, _SER)
+            and apdu.equal(img, I_ATC, ctx, I_ATC, 2)
+            and apdu.equal(img, I_TTSN, ctx, I_TTSN, 4)
+        ):
+            self._drop_ctx()
+
+    # ---- exchanges --------------------------------------------------------------------------
+    def _card(self, n):
+        """Send self.cmd[:n] to the card; returns data length, status word in self.sw."""
+        r = self.reader.transmit(self.cmd, n, self.resp)
+        self.result.exchanges += 1
+        sw = apdu.sw(self.resp, r)
+        if sw >> 8 == 0x6C and n == 5:
+            self.cmd[4] = sw & 0xFF  # wrong Le: resend with Le = SW2 (§2, S1/S13)
+            r = self.reader.transmit(self.cmd, n, self.resp)
+            self.result.exchanges += 1
+            sw = apdu.sw(self.resp, r)
+        if r < 2:
+            raise NfcError()
+        self.sw = sw
+        self.result.sw = sw
+        return r - 2
+
+    # ---- the tap ------------------------------------------------------------------------------
+    def tap(self, card=None):
+        """Run one tap for the card in the field; returns self.result (R_* in .reason)."""
+        res = self.result
+        res.clear()
+        self._tag += 1
+        if not self.psam.ready:
+            res.reason = R_SAM_FAULT
+            return res
+        try:
+            res.reason = self._tap()
+        except NfcTimeout:
+            res.reason = R_COMM_ERROR
+        except NfcError:
+            res.reason = R_COMM_ERROR
+        except SamError:
+            res.reason = R_SAM_FAULT
+        except StorageError:
+            res.reason = R_FAULT
+        return res
+
+    def _select(self):
+        """SELECT the EP; EF15 into self.ef15. Returns R_OK or a refusal."""
+        c = self.cmd
+        n = self._card(select.build(c, select.AID_TUNION, 8))
+        code = apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR)
+        if code == R_UNSUPPORTED_CARD:
+            # PPSE fallback (§1): a phone or SE may carry a longer AID
+            n = self._card(select.build(c, select.PPSE, len(select.PPSE)))
+            if self.sw != 0x9000:
+                return R_UNSUPPORTED_CARD
+            a = select.ppse_aid(self.resp, n + 2)
+            if a < 0:
+                return R_UNSUPPORTED_CARD
+            ln = a >> 16
+            if ln > 16:
+                return R_UNSUPPORTED_CARD
+            apdu.copy(c, 5, self.resp, a & 0xFFFF, ln)
+            apdu.header(c, 0x00, 0xA4, 0x04, 0x00)
+            c[4] = ln
+            c[5 + ln] = 0
+            n = self._card(6 + ln)
+            code = apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR)
+        if code != R_OK:
+            return code
+        off = select.fci_ef15(self.resp, n + 2)
+        if off >= 0:
+            apdu.copy(self.ef15, 0, self.resp, off, select.EF15_LEN)
+            return R_OK
+        n = self._card(read.binary(c, read.SFI_EF15, 0, select.EF15_LEN))
+        if self.sw != 0x9000 or n < select.EF15_LEN:
+            return R_CARD_ERROR
+        apdu.copy(self.ef15, 0, self.resp, 0, select.EF15_LEN)
+        return R_OK
+
+    def _tap(self):
+        code = self._select()
+        if code != R_OK:
+            return code
+        e = self.ef15
+        now = self.clock.now()
+        bcdtime.pack_datetime(now, self.dt, 0)
+        self._img_card(now)
+        # -- dates (§2.1 EF15[20..27]); the expiry day itself is still valid
+        start = bcdtime.unpack_date(e, 20)
+        end = bcdtime.unpack_date(e, 24)
+        if start < 0 or end < 0:
+            return self._refuse(R_CARD_ERROR)
+        if now < start:
+            return self._refuse(R_NOT_YET_VALID)
+        if now >= end + 86400:
+            return self._refuse(R_EXPIRED)
+        # -- repeat window: the same card again right after paying is not charged (§7, S5)
+        if self._seen_recently(now):
+            return R_ALREADY_PAID
+        # -- tear context: expire it, or note that this is the torn card (§6.3)
+        torn = False
+        if self.has_ctx:
+            if now - apdu.get_u32(self.ctx, _C_SAVED) > self.tear_keep_s or now < apdu.get_u32(
+                self.ctx, _C_SAVED
+            ) - 60:
+                self._drop_ctx()
+            elif apdu.equal(self.ctx, I_SERIAL, e, 10, _SER):
+                torn = True
+        # -- blacklist -> APPLICATION BLOCK + "blocked" record (§3, §7)
+        if self.blacklist.contains(e, 10):
+            return self._block()
+        # -- interconnect (EF17[8..9], §2.3): visitors must be interconnect cards
+        needs = self.policy.needs()
+        city = (e[2] << 8) | e[3]
+        ef17 = None
+        if city != self.local_city or needs & NEED_EF17:
+            n = self._card(read.binary(self.cmd, read.SFI_EF17, 0, 11))
+            if self.sw != 0x9000 or n < 11:
+                return self._refuse(R_CARD_ERROR)
+            apdu.copy(self.ef17, 0, self.resp, 0, 11)
+            ef17 = self.ef17
+            if city != self.local_city and ef17[8] == 0 and ef17[9] == 0:
+                return self._refuse(R_NOT_INTERCONNECT)
+        r1e = None
+        if needs & NEED_1E:
+            n = self._card(read.record(self.cmd, 1, read.SFI_EF1E, capp.REC1E_LEN))
+            if self.sw == 0x9000 and n >= capp.REC1E_LEN:
+                apdu.copy(self.rec1e, 0, self.resp, 0, capp.REC1E_LEN)
+                r1e = self.rec1e
+        r1a = None
+        if needs & NEED_1A:
+            n = self._card(read.record(self.cmd, 2, 0x1A, 128))
+            if self.sw == 0x9000 and n >= 128:
+                apdu.copy(self.rec1a, 0, self.resp, 0, 128)
+                r1a = self.rec1a
+        # -- fare
+        d = self.policy.decide(now, e, ef17, r1e, r1a)
+        if d.reason != R_OK:
+            return self._refuse(d.reason)
+        amount = d.amount
+        self.img[I_TYPE] = purse.TYPE_CAPP
+        capp_ok = True
+        for _ in range(2):  # second round only for the simple-purchase fallback
+            code = self._initialize(capp_ok, amount)
+            if code == purse.NO_CAPP and capp_ok:
+                capp_ok = False
+                continue
+            if torn:
+                r = self._recover(code)
+                if r >= 0:
+                    return r
+                torn = False  # the torn debit did not happen: go on with a fresh purchase
+            if code != R_OK:
+                return self._refuse(code)
+            code = self._purchase(capp_ok, amount, d, now)
+            if code == purse.NO_CAPP and capp_ok:
+                capp_ok = False
+                continue
+            return code
+        return self._refuse(R_CARD_ERROR)
+
+    def _initialize(self, capp_ok, amount):
+        n = self._card(purse.init_purchase(self.cmd, capp_ok, self.psam.key_index, amount,
+                                           self.psam.terminal, 0))
+        code = apdu.lookup(purse.STATUS_INIT, self.sw, R_CARD_ERROR)
+        if code == R_OK:
+            if n < purse.INIT_LEN:
+                return R_CARD_ERROR
+            apdu.copy(self.init, 0, self.resp, 0, purse.INIT_LEN)
+        return code
+
+    def _purchase(self, capp_ok, amount, d, now):
+        """INIT done: 8070, 80DC, persist, 8054, 8072, final record."""
+        res = self.result
+        psam = self.psam
+        ini = self.init
+        ttype = purse.TYPE_CAPP if capp_ok else purse.TYPE_EP
+        res.capp = capp_ok
+        atc = apdu.get_u16(ini, purse.INIT_ATC)
+        bal = apdu.get_u32(ini, purse.INIT_BAL)
+        # PSAM 8070: MAC1 over amount, type, terminal, date-time (§4, §5.3)
+        psam.mac1(ini, purse.INIT_RAND, atc, amount, ttype, self.dt, 0, ini[purse.INIT_KEYVER],
+                  ini[purse.INIT_ALG], self.ef15, 0)
+        res.exchanges += 1
+        psam.session_tag = self._tag
+        img = self.img
+        img[I_TYPE] = ttype
+        apdu.put_u32(img, I_AMOUNT, amount)
+        apdu.put_u32(img, I_BAL_BEFORE, bal)
+        apdu.put_u32(img, I_BAL_AFTER, bal - amount)
+        img[I_ATC] = ini[purse.INIT_ATC]
+        img[I_ATC + 1] = ini[purse.INIT_ATC + 1]
+        apdu.copy(img, I_TTSN, psam.out, 0, 4)
+        img[I_KEYVER] = ini[purse.INIT_KEYVER]
+        img[I_ALG] = ini[purse.INIT_ALG]
+        if capp_ok:
+            # the trip records (§2.5, §2.6); the engine owns amount/balance/time/terminal
+            if d.write1a:
+                c = self.cmd
+                apdu.header(c, 0x80, 0xDC, 0x02, 0xD0)
+                c[4] = 128
+                apdu.copy(c, 5, d.rec1a, 0, 128)
+                self._card(133)
+                code = apdu.lookup(capp.STATUS, self.sw, R_CARD_ERROR)
+                if code != R_OK:
+                    return code
+            r = d.rec1e
+            r[capp.R1E_TERM] = 0
+            r[capp.R1E_TERM + 1] = 0
+            apdu.copy(r, capp.R1E_TERM + 2, psam.terminal, 0, 6)
+            apdu.put_u32(r, capp.R1E_AMOUNT, amount)
+            apdu.put_u32(r, capp.R1E_BALANCE, bal - amount)
+            apdu.copy(r, capp.R1E_DATETIME, self.dt, 0, 7)
+            self._card(capp.update_1e(self.cmd, r, 0))
+            code = apdu.lookup(capp.STATUS, self.sw, R_CARD_ERROR)
+            if code != R_OK:
+                return code
+        # persist the recovery context and the gray record BEFORE the debit (§6.1)
+        img[I_STATUS] = ST_GRAY
+        ctx = self.ctx
+        apdu.copy(ctx, 0, img, 0, I_LEN)
+        apdu.put_u32(ctx, _C_SAVED, now)
+        self.tears.save(ctx)
+        self.has_ctx = True
+        self._ctx_tag = self._tag
+        gray = self.records.append(img)
+        # DEBIT (§3): no answer = tear, the card may or may not have debited
+        try:
+            n = self._card(purse.debit(self.cmd, psam.out, 0, self.dt, 0, psam.out, 4))
+        except NfcTimeout:
+            res.seq = gray
+            res.status = ST_GRAY
+            return R_TAP_AGAIN
+        code = apdu.lookup(purse.STATUS_DEBIT, self.sw, R_CARD_ERROR)
+        if code != R_OK or n < purse.DEBIT_LEN:
+            # any status word: the card did not debit (§6.2); the gray record stays and
+            # clearing closes it by (serial, ATC) never appearing as normal
+            self._drop_ctx()
+            return self._refuse(code if code != R_OK else R_CARD_ERROR)
+        apdu.copy(img, I_TAC, self.resp, purse.DEBIT_TAC, 4)
+        img[I_FLAGS] = 0
+        ok2 = psam.verify_mac2(self.resp, purse.DEBIT_MAC2)
+        res.exchanges += 1
+        if not ok2:
+            img[I_FLAGS] = FL_MAC2_BAD
+        img[I_STATUS] = ST_NORMAL
+        res.seq = self.records.append(img)
+        res.status = ST_NORMAL
+        self._drop_ctx()
+        res.amount = amount
+        res.balance = bal - amount
+        if not ok2:
+            return R_CARD_ERROR
+        self._remember(now)
+        return R_OK
+
+    def _recover(self, code):
+        """The torn card is back (§6.4-6.6). Returns a reason, or -1 when the debit did not
+        happen and a fresh purchase should follow with the INIT just made."""
+        res = self.result
+        ctx = self.ctx
+        s = apdu.get_u16(ctx, I_ATC)
+        if code == R_OK:
+            atc = apdu.get_u16(self.init, purse.INIT_ATC)
+            if atc == s:
+                self._drop_ctx()
+                return -1  # ATC unchanged: the debit never happened
+            if atc != ((s + 1) & 0xFFFF):
+                self._drop_ctx()  # used elsewhere since: clearing resolves the gray record
+                return -1
+        elif code == purse.NO_CAPP:
+            return -1
+        # ATC moved by one (or INIT refused, e.g. 9401 after the debit): ask for the proof
+        n = self._card(purse.prove(self.cmd, ctx[I_TYPE], (s + 1) & 0xFFFF))
+        pc = apdu.lookup(purse.STATUS_PROVE, self.sw, R_CARD_ERROR)
+        if pc == purse.NO_PROVE:
+            self._drop_ctx()
+            return -1 if code == R_OK else self._refuse(code)
+        if pc != R_OK or n < purse.PROVE_LEN:
+            return self._refuse(R_CARD_ERROR)
+        img = self.img
+        apdu.copy(img, 0, ctx, 0, I_LEN)
+        apdu.copy(img, I_TAC, self.resp, purse.PROVE_TAC, 4)
+        img[I_FLAGS] = 0
+        if self.psam.session_tag == self._ctx_tag:
+            # the PSAM still holds the torn session: check MAC2 (§6.5)
+            ok2 = self.psam.verify_mac2(self.resp, purse.PROVE_MAC2)
+            res.exchanges += 1
+            if not ok2:
+                img[I_FLAGS] = FL_MAC2_BAD
+        else:
+            img[I_FLAGS] = FL_MAC2_UNVERIFIED
+        img[I_STATUS] = ST_RECOVERED
+        res.seq = self.records.append(img)
+        res.status = ST_RECOVERED
+        self._drop_ctx()
+        res.amount = apdu.get_u32(img, I_AMOUNT)
+        res.balance = apdu.get_u32(img, I_BAL_AFTER)
+        res.capp = img[I_TYPE] == purse.TYPE_CAPP
+        self._remember(self.clock.now())
+        return R_RECOVERED
+
+    def _block(self):
+        """Blacklisted: lock the application with a PSAM MAC, record it, refuse."""
+        res = self.result
+        n = self._card(block.get_challenge(self.cmd))
+        if self.sw == 0x9000 and n >= 4:
+            apdu.copy(self.ch, 0, self.resp, 0, 4)
+            block.mac_input(self.resp, 0, block.BLOCK_TEMPORARY)
+            self.psam.block_mac(self.ef15, 0, self.ch, 0, self.resp, 0, 8)
+            res.exchanges += 2
+            self._card(block.app_block(self.cmd, block.BLOCK_TEMPORARY, self.psam.out, 0))
+        img = self.img
+        img[I_STATUS] = ST_BLOCKED
+        img[I_REASON] = R_BLACKLISTED
+        res.seq = self.records.append(img)
+        res.status = ST_BLOCKED
+        return R_BLACKLISTED
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _img_card(self, now):
+        """Start the record image with what identifies the card and the tap."""
+        img = self.img
+        for i in range(I_LEN):
+            img[i] = 0
+        e = self.ef15
+        apdu.copy(img, I_SERIAL, e, 10, _SER)
+        apdu.copy(img, I_ISSUER, e, 0, 8)
+        img[I_CARDTYPE] = e[28]
+        apdu.copy(img, I_TERMINAL, self.psam.terminal, 0, 6)
+        apdu.copy(img, I_DATETIME, self.dt, 0, 7)
+        img[I_LINE] = (self.line >> 8) & 0xFF
+        img[I_LINE + 1] = self.line & 0xFF
+        apdu.put_u32(img, I_VEHICLE, self.vehicle)
+
+    def _refuse(self, code):
+        if self.log_refusals:
+            img = self.img
+            img[I_STATUS] = ST_REFUSED
+            img[I_REASON] = code
+            for i in range(I_TTSN, I_KEYVER):
+                img[i] = 0  # nothing of a refused tap entered a MAC
+            self.result.seq = self.records.append(img)
+            self.result.status = ST_REFUSED
+        return code
+
+    def _drop_ctx(self):
+        if self.has_ctx:
+            self.tears.clear()
+        self.has_ctx = False
+        self._ctx_tag = -1
+
+    def _seen_recently(self, now):
+        s = self._seen
+        e = self.ef15
+        for k in range(_SEEN):
+            t = self._seen_t[k]
+            if t and 0 <= now - t < self.repeat_window_s and apdu.equal(s, k * _SER, e, 10, _SER):
+                return True
+        return False
+
+    def _remember(self, now):
+        k = self._seen_i
+        apdu.copy(self._seen, k * _SER, self.ef15, 10, _SER)
+        self._seen_t[k] = now or 1
+        self._seen_i = (k + 1) % _SEEN
