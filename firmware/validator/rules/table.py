@@ -118,6 +118,7 @@ class FareTable:
         if end > clen:
             _bad("sections overrun")
         prev = -1
+        self.any_section = False
         for i in range(self.n_lines):
             o = self.o_lines + i * LINE_LEN
             lid = _u16(b, o)
@@ -131,6 +132,7 @@ class FareTable:
                 if mo != 0:
                     _bad("flat line with matrix")
                 continue
+            self.any_section = True
             cells = ns * (ns + 1) // 2
             if mo < end or mo + 2 * cells > clen or mo & 1:
                 _bad("matrix offset")
@@ -211,15 +213,14 @@ class FareTable:
     def needs(self, line):
         """Card records decide() wants for a tap on this line (NEED_* bits).
 
-        EF1E record 1 only if transfers are on; EF1A record 2 only for section lines or
-        when the daily cap is on (its accumulator lives there). A flat line with neither
-        needs no READ RECORD at all.
+        EF1E record 1 only if transfers are on; EF1A record 2 only when the table has a
+        section line (an open boarding may be pending anywhere) or a daily cap (its
+        accumulator lives there). A flat-only table with neither needs no READ RECORD.
         """
         m = 0
         if self.xfer_kind != XFER_NONE:
             m |= NEED_1E
-        li = self.line_index(line)
-        if self.cap or (li >= 0 and self.line_stops(li)):
+        if self.cap or self.any_section:
             m |= NEED_1A
         return m
 
