@@ -1,0 +1,151 @@
+# validator.sync.target: ready-made sync targets over a record log and content handlers.
+# SPDX-License-Identifier: MIT
+#
+# The session only needs the duck-typed interface in README.md. This module gives the app
+# a target built from the storage service objects without sync importing storage:
+#   LogTarget(log, device_id, fw_version, content_key, clock, handlers, versions)
+# where `log` is a record log with first_seq / acked_seq / next_seq (attributes or
+# methods), read(seq, buf) -> n and ack(seq) (storage issue 5's RecordLog), and
+# handlers maps a content kind to apply(kind, version, body_memoryview) -> wire code.
+# Pushed content is buffered in RAM up to `push_limit` bytes (fare tables, whitelists,
+# configuration and blacklist deltas); a full million-entry blacklist is streamed by a
+# handler object that has begin(kind, total) / write(off, data) / end() (see README.md).
+from micropython import const
+
+from validator.sync import auth, wire
+
+_PUSH_LIMIT = const(16384)
+
+
+def _val(x):
+    return x() if callable(x) else x
+
+
+class BufferedPush:
+    """push_begin/push_write/push_end/push_abort over a RAM buffer -> self.apply(kind, blob).
+
+    apply(kind, blob) -> (wire code, version). Subclasses set self.push_limit.
+    """
+
+    push_limit = _PUSH_LIMIT
+
+    def push_begin(self, kind, total):
+        self._pbuf = None
+        if total > self.push_limit:
+            return wire.E_RANGE
+        if total < auth.CONTENT_HDR + auth.DIGEST:
+            return wire.E_CONTENT
+        self._pbuf = bytearray(total)
+        self._pkind = kind
+        return wire.OK
+
+    def push_write(self, off, data):
+        b = self._pbuf
+        if b is None or off + len(data) > len(b):
+            return wire.E_RANGE
+        b[off : off + len(data)] = data
+        return wire.OK
+
+    def push_end(self):
+        b = self._pbuf
+        self._pbuf = None
+        if b is None:
+            return wire.E_PROTO, 0
+        return self.apply(self._pkind, b)
+
+    def push_abort(self):
+        self._pbuf = None
+
+
+def check_content(content_key, kind, blob, current_version):
+    """Shared acceptance rule: -> (code, version, body memoryview or None).
+
+    Refuses a container whose MAC is wrong (E_CONTENT), whose kind is not the kind pushed
+    (E_CONTENT: a fare table cannot pose as a blacklist), or whose version is not newer
+    than the active one (E_VERSION: a depot cannot roll a device back)."""
+    if not auth.verify_content(content_key, blob):
+        return wire.E_CONTENT, 0, None
+    k, version, blen = auth.content_header(blob)
+    if k != kind:
+        return wire.E_CONTENT, 0, None
+    if version <= current_version:
+        return wire.E_VERSION, version, None
+    return wire.OK, version, memoryview(blob)[auth.CONTENT_HDR : auth.CONTENT_HDR + blen]
+
+
+# INFO version slots per kind (PROTOCOL.md §4.1): blacklist, fares, whitelist, config
+_SLOT = (0, 0, 0, 1, 2, 3)
+
+
+class LogTarget(BufferedPush):
+    def __init__(
+        self, log, device_id, fw_version, content_key, clock, handlers, versions=None,
+        rec_size=64, faults=None,
+    ):
+        self.log = log
+        self.device_id = device_id
+        self.fw_version = fw_version
+        self._kc = content_key
+        self.clock = clock
+        self.handlers = handlers
+        self.versions = versions if versions is not None else [0, 0, 0, 0]
+        self.rec_size = rec_size
+        self._faults = faults
+
+    def info(self):
+        lg = self.log
+        v = self.versions
+        nf = len(self._faults) if self._faults is not None else 0
+        return (
+            self.device_id, self.fw_version, _val(lg.first_seq), _val(lg.acked_seq),
+            _val(lg.next_seq), self.rec_size, v[0], v[1], v[2], v[3], self.clock.now(), nf,
+        )
+
+    def read_records(self, from_seq, buf, max_n):
+        """-> (first_seq, count): consecutive records from max(from_seq, first_seq)."""
+        lg = self.log
+        first = _val(lg.first_seq)
+        nxt = _val(lg.next_seq)
+        seq = from_seq if from_seq > first else first
+        rs = self.rec_size
+        n = 0
+        mv = memoryview(buf)
+        while n < max_n and seq + n < nxt:
+            lg.read(seq + n, mv[n * rs : (n + 1) * rs])
+            n += 1
+        return seq, n
+
+    def ack(self, seq):
+        self.log.ack(seq)
+
+    def set_clock(self, secs):
+        self.clock.set_time(secs)
+        return wire.OK
+
+    def faults(self, buf):
+        if not self._faults:
+            return 0
+        n = 0
+        for f in self._faults:
+            b = f if isinstance(f, (bytes, bytearray)) else str(f).encode()
+            if n + len(b) + 1 > len(buf):
+                break
+            buf[n : n + len(b)] = b
+            buf[n + len(b)] = 10
+            n += len(b) + 1
+        return n
+
+    def apply(self, kind, blob):
+        if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
+            return wire.E_KIND, 0
+        slot = _SLOT[kind]
+        code, version, body = check_content(self._kc, kind, blob, self.versions[slot])
+        if code != wire.OK:
+            return code, version
+        try:
+            code = self.handlers[kind](kind, version, body)
+        except Exception:
+            return wire.E_STORAGE, version
+        if code == wire.OK:
+            self.versions[slot] = version
+        return code, version

@@ -1,0 +1,264 @@
+# validator.sync.wire: sync frame codec, shared by the firmware and the host tools.
+# SPDX-License-Identifier: MIT
+#
+# Common subset (MicroPython + CPython): this is the ONLY implementation of the frame
+# format in PROTOCOL.md §1; ykt sync imports it too. Layout:
+#   SOF "YK" | type | flags | seq(4) | len(2) | hchk | payload | [mac(16)] | crc32(4)
+# The decoder keeps one preallocated buffer of one maximum frame + 1 KiB; bytes are read into its
+# free tail (rx_space/rx_commit, or feed) and frames are parsed in place, so a decoded
+# payload is a window of that buffer valid until the next rx_space/feed call.
+import struct
+from binascii import crc32
+
+from micropython import const
+
+SOF0 = const(0x59)  # "Y"
+SOF1 = const(0x4B)  # "K"
+HDR = const(11)
+MAC_LEN = const(16)
+CRC_LEN = const(4)
+MAX_PAYLOAD = const(4096)
+MAX_FRAME = const(4127)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
+F_MAC = const(1)
+F_DEFLATE = const(2)
+_F_KNOWN = const(3)
+_SLACK = const(1024)  # decoder room beyond one maximum frame
+
+# Message types (PROTOCOL.md §4)
+T_HELLO = const(0x01)
+T_CHALLENGE = const(0x02)
+T_AUTH = const(0x03)
+T_INFO = const(0x04)
+T_INFO_REQ = const(0x05)
+T_PULL = const(0x10)
+T_RECORDS = const(0x11)
+T_ACK = const(0x12)
+T_PULL_END = const(0x13)
+T_PUSH_BEGIN = const(0x20)
+T_PUSH_DATA = const(0x21)
+T_PUSH_END = const(0x22)
+T_PUSH_ACK = const(0x23)
+T_SET_CLOCK = const(0x30)
+T_GET_FAULTS = const(0x31)
+T_FAULTS = const(0x32)
+T_RESULT = const(0x3F)
+T_BYE = const(0x7E)
+T_ERROR = const(0x7F)
+
+# Result / error codes (PROTOCOL.md §4.4)
+OK = const(0)
+E_AUTH = const(1)
+E_MAC = const(2)
+E_REPLAY = const(3)
+E_PROTO = const(4)
+E_RANGE = const(5)
+E_CONTENT = const(6)
+E_VERSION = const(7)
+E_STORAGE = const(8)
+E_BUSY = const(9)
+E_KIND = const(10)
+
+CODE_NAMES = (
+    "ok",
+    "authentication failed",
+    "frame MAC wrong",
+    "replayed frame",
+    "protocol error",
+    "out of range",
+    "content refused (MAC/format)",
+    "content version not newer",
+    "storage fault",
+    "busy",
+    "unknown content kind",
+)
+
+# Content kinds (PROTOCOL.md §4.3)
+K_BLACKLIST_FULL = const(1)
+K_BLACKLIST_DELTA = const(2)
+K_FARES = const(3)
+K_WHITELIST = const(4)
+K_CONFIG = const(5)
+KIND_NAMES = ("", "blacklist", "blacklist-delta", "fares", "whitelist", "config")
+
+PROTO_VERSION = const(1)
+INFO_LEN = const(44)
+INFO_FMT = ">IIIIIHIIIIIH"
+
+
+def code_name(code):
+    if 0 <= code < len(CODE_NAMES):
+        return CODE_NAMES[code]
+    return "code %d" % code
+
+
+def encode(buf, ftype, flags, seq, plen, mac=None):
+    """Finish a frame whose payload the caller already placed at buf[HDR:HDR+plen].
+
+    mac: an object with tag_into(hdr_mv, payload_mv, out_mv) (auth.FrameMac) or None.
+    Returns the frame length. buf must hold HDR + plen + MAC_LEN + CRC_LEN bytes.
+    """
+    if plen > MAX_PAYLOAD:
+        raise ValueError("payload too long")
+    if mac is not None:
+        flags |= F_MAC
+    buf[0] = SOF0
+    buf[1] = SOF1
+    struct.pack_into(">BBIH", buf, 2, ftype, flags, seq, plen)
+    mv = memoryview(buf)
+    buf[10] = crc32(mv[2:10]) & 0xFF
+    end = HDR + plen
+    if mac is not None:
+        mac.tag_into(mv[2:10], mv[HDR:end], mv[end : end + MAC_LEN])
+        end += MAC_LEN
+    struct.pack_into(">I", buf, end, crc32(mv[2:end]))
+    return end + CRC_LEN
+
+
+def frame(ftype, payload=b"", seq=0, flags=0, mac=None):
+    """Allocate and return one encoded frame (host side, tests)."""
+    buf = bytearray(HDR + len(payload) + MAC_LEN + CRC_LEN)
+    buf[HDR : HDR + len(payload)] = payload
+    n = encode(buf, ftype, flags, seq, len(payload), mac)
+    return bytes(buf[:n])
+
+
+class Decoder:
+    """Incremental, resynchronising frame parser over one preallocated buffer.
+
+    After next() returns True: type, flags, seq, plen, payload (memoryview), and
+    hdr (memoryview of bytes 2..9, the MAC'd header) and tag (memoryview or None)
+    describe the frame until the next rx_space()/feed().
+    Counters: bad_header, bad_crc, dropped (bytes skipped while hunting).
+    """
+
+    def __init__(self, cap=MAX_FRAME + _SLACK):
+        if cap < MAX_FRAME:
+            raise ValueError("decoder buffer too small")
+        self.buf = bytearray(cap)
+        self.mv = memoryview(self.buf)
+        self.lo = 0
+        self.hi = 0
+        self.type = 0
+        self.flags = 0
+        self.seq = 0
+        self.plen = 0
+        self.payload = None
+        self.hdr = None
+        self.tag = None
+        self.bad_header = 0
+        self.bad_crc = 0
+        self.dropped = 0
+        self.frames = 0
+
+    def reset(self):
+        self.lo = self.hi = 0
+
+    def pending(self):
+        """Bytes held that are not yet a complete frame."""
+        return self.hi - self.lo
+
+    def _compact(self):
+        lo, hi = self.lo, self.hi
+        if lo:
+            if hi > lo:
+                self.mv[0 : hi - lo] = self.mv[lo:hi]
+            self.hi = hi - lo
+            self.lo = 0
+
+    def rx_space(self):
+        """Writable window for link.readinto(); then call rx_commit(n)."""
+        # an incomplete frame starts at lo and is < MAX_FRAME, so after compaction at
+        # least _SLACK bytes are free
+        if self.lo and len(self.buf) - self.hi < _SLACK:
+            self._compact()
+        return self.mv[self.hi :]
+
+    def rx_commit(self, n):
+        if n:
+            self.hi += n
+
+    def feed(self, data):
+        """Copy bytes in; returns how many were taken (all unless the buffer is full)."""
+        sp = self.rx_space()
+        n = len(data)
+        if n > len(sp):
+            n = len(sp)
+        sp[:n] = data[:n] if n < len(data) else data
+        self.hi += n
+        return n
+
+    def next(self):
+        buf = self.buf
+        while True:
+            lo, hi = self.lo, self.hi
+            if hi - lo < 2:
+                if hi - lo == 1 and buf[lo] != SOF0:
+                    self.lo = hi
+                    self.dropped += 1
+                return False
+            if buf[lo] != SOF0 or buf[lo + 1] != SOF1:
+                i = buf.find(b"YK", lo + 1, hi)
+                if i < 0:
+                    # keep a trailing "Y": it may be the start of the next SOF
+                    i = hi - 1 if buf[hi - 1] == SOF0 else hi
+                self.dropped += i - lo
+                self.lo = i
+                continue
+            if hi - lo < HDR:
+                return False
+            mv = self.mv
+            flags = buf[lo + 3]
+            plen = (buf[lo + 8] << 8) | buf[lo + 9]
+            if (
+                crc32(mv[lo + 2 : lo + 10]) & 0xFF != buf[lo + 10]
+                or plen > MAX_PAYLOAD
+                or flags & ~_F_KNOWN
+            ):
+                self.bad_header += 1
+                self.lo = lo + 1
+                self.dropped += 1
+                continue
+            end = lo + HDR + plen
+            if flags & F_MAC:
+                end += MAC_LEN
+            if hi < end + CRC_LEN:
+                return False
+            c = (buf[end] << 24) | (buf[end + 1] << 16) | (buf[end + 2] << 8) | buf[end + 3]
+            if crc32(mv[lo + 2 : end]) != c:
+                self.bad_crc += 1
+                self.lo = lo + 1
+                self.dropped += 1
+                continue
+            self.type = buf[lo + 2]
+            self.flags = flags
+            self.seq = (buf[lo + 4] << 24) | (buf[lo + 5] << 16) | (buf[lo + 6] << 8) | buf[lo + 7]
+            self.plen = plen
+            p = lo + HDR
+            self.hdr = mv[lo + 2 : lo + 10]
+            self.payload = mv[p : p + plen]
+            self.tag = mv[p + plen : end] if flags & F_MAC else None
+            self.lo = end + CRC_LEN
+            self.frames += 1
+            return True
+
+
+def pack_info(buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, vcfg, clk, nf):
+    struct.pack_into(
+        INFO_FMT, buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, vcfg, clk, nf
+    )
+
+
+def unpack_info(payload):
+    """-> dict (host side)."""
+    if len(payload) < INFO_LEN:
+        raise ValueError("INFO too short")
+    v = struct.unpack_from(INFO_FMT, payload, 0)
+    keys = (
+        "device_id", "firmware", "first_seq", "acked_seq", "next_seq", "rec_size",
+        "blacklist_version", "fares_version", "whitelist_version", "config_version",
+        "clock", "faults",
+    )
+    d = {}
+    for i in range(len(keys)):
+        d[keys[i]] = v[i]
+    return d

@@ -1,0 +1,195 @@
+# sync_fixtures: in-memory links, record log and a minimal host for the sync tests.
+# SPDX-License-Identifier: MIT
+#
+# Common subset (runs under pytest and tests/mprun.py). Not a test module (no test_ prefix).
+# MemLog has the shape of storage's RecordLog (first_seq/acked_seq/next_seq, read, ack);
+# the integration tests in tests/host use the real RecordLog when it exists.
+import struct
+
+from validator.sync import auth, wire
+from validator.sync.target import LogTarget
+
+DEVICE_ID = 0x1234ABCD
+KD = bytes(range(32))
+KC = bytes(range(100, 132))
+KEYS = (DEVICE_ID, KD, KC)
+REC_SIZE = 64
+
+
+class Pipe:
+    """One direction of a byte link; `budget` bytes may pass before the link is cut."""
+
+    def __init__(self):
+        self.q = bytearray()
+        self.budget = -1
+        self.passed = 0
+
+    def put(self, data):
+        n = len(data)
+        if self.budget >= 0:
+            if self.budget == 0:
+                return n  # cut: bytes vanish, the writer cannot tell (a pulled cable)
+            if n > self.budget:
+                data = data[: self.budget]
+            self.budget -= len(data)
+        self.q.extend(data)
+        self.passed += len(data)
+        return n
+
+
+class MemLink:
+    """The device end of a link (hal ByteLink)."""
+
+    def __init__(self, rx, tx, max_write=4096):
+        self.rx = rx
+        self.tx = tx
+        self.max_write = max_write
+
+    def write(self, buf, n):
+        if n > self.max_write:
+            n = self.max_write
+        return self.tx.put(bytes(buf[:n]))
+
+    def readinto(self, buf):
+        q = self.rx.q
+        n = min(len(buf), len(q))
+        if n:
+            buf[:n] = q[:n]
+            self.rx.q = q[n:]
+        return n
+
+    def wait(self, ms):
+        return len(self.rx.q) > 0
+
+    def drain(self):
+        self.rx.q = bytearray()
+
+
+def link_pair():
+    """-> (device_link, h2d pipe, d2h pipe)."""
+    h2d = Pipe()
+    d2h = Pipe()
+    return MemLink(h2d, d2h), h2d, d2h
+
+
+class FakeClock:
+    def __init__(self):
+        self.ms = 0
+        self.secs = 800000000
+
+    def ticks_ms(self):
+        return self.ms
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def now(self):
+        return self.secs
+
+    def set_time(self, s):
+        self.secs = s
+
+
+class MemLog:
+    def __init__(self, rec_size=REC_SIZE):
+        self.rec_size = rec_size
+        self.recs = {}
+        self.first_seq = 1
+        self.next_seq = 1
+        self.acked_seq = 0
+
+    def append(self, data):
+        self.recs[self.next_seq] = bytes(data)
+        self.next_seq += 1
+        return self.next_seq - 1
+
+    def read(self, seq, buf):
+        r = self.recs[seq]
+        buf[: len(r)] = r
+        return len(r)
+
+    def ack(self, seq):
+        if seq > self.acked_seq:
+            self.acked_seq = seq
+
+
+def make_record(seq, rec_size=REC_SIZE):
+    b = bytearray(rec_size)
+    struct.pack_into(">II", b, 0, seq, seq * 2654435761 & 0xFFFFFFFF)
+    for i in range(8, rec_size):
+        b[i] = (seq + i) & 0xFF
+    return bytes(b)
+
+
+class Applied:
+    """Content handler that records what was activated."""
+
+    def __init__(self):
+        self.active = {}
+
+    def __call__(self, kind, version, body):
+        self.active[kind] = (version, bytes(body))
+        return wire.OK
+
+
+def make_target(n_records=0, log=None, clock=None):
+    log = log if log is not None else MemLog()
+    for _ in range(n_records):
+        log.append(make_record(log.next_seq))
+    clock = clock if clock is not None else FakeClock()
+    applied = Applied()
+    handlers = {}
+    for k in (1, 2, 3, 4, 5):
+        handlers[k] = applied
+    t = LogTarget(log, DEVICE_ID, 0x000100, KC, clock, handlers, faults=["boot", "nfc timeout"])
+    t.applied = applied
+    return t
+
+
+class MiniHost:
+    """Just enough host to drive a device Session in tier-1 tests (no depot, no sqlite)."""
+
+    def __init__(self, session, h2d, d2h, kd=KD):
+        self.s = session
+        self.h2d = h2d
+        self.d2h = d2h
+        self.kd = kd
+        self.dec = wire.Decoder()
+        self.tx_mac = None
+        self.rx_mac = None
+        self.seq = 0
+        self.frames = []
+
+    def send(self, ftype, payload=b"", flags=0, seq=None):
+        if self.tx_mac is not None and seq is None:
+            self.seq += 1
+        f = wire.frame(ftype, payload, self.seq if seq is None else seq, flags, self.tx_mac)
+        self.h2d.put(f)
+        return f
+
+    def pump(self, steps=2000):
+        for _ in range(steps):
+            self.s.step()
+            if self.d2h.q:
+                self.dec.feed(self.d2h.q)
+                self.d2h.q = bytearray()
+            if self.dec.next():
+                d = self.dec
+                return d.type, bytes(d.payload), d
+        return None, None, None
+
+    def handshake(self, nh=b"N" * 16):
+        self.send(wire.T_HELLO, bytes([1]) + nh)
+        t, p, _ = self.pump()
+        if t != wire.T_CHALLENGE:
+            return t, p
+        nd = p[5:21]
+        dev = struct.unpack_from(">I", p, 1)[0]
+        if not auth.equal(p[21:53], auth.device_proof(self.kd, dev, nh, nd)):
+            return "bad device proof", p
+        self.send(wire.T_AUTH, auth.host_proof(self.kd, dev, nh, nd))
+        self.tx_mac, self.rx_mac = auth.session_macs(self.kd, nh, nd, False)
+        t, p, d = self.pump()
+        if t == wire.T_INFO and not self.rx_mac.check(d.hdr, d.payload, d.tag):
+            return "bad MAC", p
+        return t, p

@@ -1,0 +1,230 @@
+# test_sync_session: the device session state machine over an in-memory link (PROTOCOL.md §3-4).
+# SPDX-License-Identifier: MIT
+import struct
+
+from fw.sync_fixtures import (
+    DEVICE_ID,
+    KC,
+    KD,
+    KEYS,
+    REC_SIZE,
+    MiniHost,
+    link_pair,
+    make_record,
+    make_target,
+)
+from validator.sync import auth, wire
+from validator.sync.session import Session
+
+_N = [0]
+
+
+def _rand(n):
+    _N[0] += 1
+    return bytes([(_N[0] * 7 + i) & 0xFF for i in range(n)])
+
+
+def _setup(n_records=0, kd=KD):
+    link, h2d, d2h = link_pair()
+    t = make_target(n_records)
+    s = Session(link, t, KEYS, _rand, t.clock)
+    return s, t, MiniHost(s, h2d, d2h, kd)
+
+
+def _pull_all(h, window=2, maxr=10):
+    h.send(wire.T_PULL, struct.pack(">IBH", 0, window, maxr))
+    got = []
+    while True:
+        t, p, d = h.pump()
+        assert t is not None, "device went silent"
+        assert h.rx_mac.check(d.hdr, d.payload, d.tag)
+        if t == wire.T_PULL_END:
+            return got, struct.unpack(">I", p)[0]
+        assert t == wire.T_RECORDS, t
+        first, count, rs = struct.unpack_from(">IHH", p, 0)
+        for i in range(count):
+            got.append((first + i, p[8 + i * rs : 8 + (i + 1) * rs]))
+        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+
+
+def test_session_when_host_knows_key_info_describes_device():
+    s, t, h = _setup(5)
+    typ, p = h.handshake()
+    assert typ == wire.T_INFO
+    i = wire.unpack_info(p)
+    assert i["device_id"] == DEVICE_ID and i["next_seq"] == 6 and i["acked_seq"] == 0
+    assert i["rec_size"] == REC_SIZE
+    assert s.authenticated()
+
+
+def test_session_when_pulled_and_acked_all_records_move_and_watermark_advances():
+    s, t, h = _setup(37)
+    h.handshake()
+    got, nxt = _pull_all(h)
+    assert [g[0] for g in got] == list(range(1, 38))
+    assert all(g[1] == make_record(g[0]) for g in got)
+    assert nxt == 38
+    for _ in range(20):
+        s.step()
+    assert t.log.acked_seq == 37
+
+
+def test_session_when_second_pull_nothing_new_only_pull_end():
+    s, t, h = _setup(3)
+    h.handshake()
+    _pull_all(h)
+    for _ in range(10):
+        s.step()
+    got, nxt = _pull_all(h)
+    assert got == [] and nxt == 4
+
+
+def test_session_when_wrong_key_nothing_read_nothing_changed():
+    s, t, h = _setup(5, kd=b"\x99" * 32)
+    typ, p = h.handshake()
+    assert typ == "bad device proof"  # the host sees the device does not share its key
+    # an impostor host that ignores that and answers anyway is refused
+    h.send(wire.T_AUTH, b"\x00" * 32)
+    typ, p, _ = h.pump()
+    assert typ == wire.T_ERROR and p[0] == wire.E_AUTH
+    assert not s.authenticated()
+    h.send(wire.T_PULL, struct.pack(">IBH", 0, 1, 10))
+    typ, p, _ = h.pump()
+    assert typ == wire.T_ERROR and p[0] == wire.E_AUTH
+    h.send(wire.T_SET_CLOCK, struct.pack(">I", 5))
+    h.pump()
+    assert t.clock.secs == 800000000 and t.log.acked_seq == 0
+
+
+def test_session_when_frame_replayed_refused_and_session_ends():
+    s, t, h = _setup(5)
+    h.handshake()
+    f = h.send(wire.T_SET_CLOCK, struct.pack(">I", 900000000))
+    typ, p, _ = h.pump()
+    assert typ == wire.T_RESULT and p[1] == wire.OK and t.clock.secs == 900000000
+    t.clock.secs = 1
+    h.h2d.put(f)  # the same frame again
+    typ, p, _ = h.pump()
+    assert typ == wire.T_ERROR and p[0] == wire.E_REPLAY
+    assert t.clock.secs == 1
+    for _ in range(5):
+        s.step()
+    assert not s.authenticated()
+
+
+def test_session_when_frame_from_old_session_replayed_mac_refuses():
+    s, t, h = _setup(5)
+    h.handshake()
+    f = h.send(wire.T_SET_CLOCK, struct.pack(">I", 900000000))
+    h.pump()
+    t.clock.secs = 1
+    h2 = MiniHost(s, h.h2d, h.d2h)
+    h2.handshake(nh=b"M" * 16)
+    h.h2d.put(f)  # seq 1 from the old session: MAC under the old keys
+    typ, p, _ = h2.pump()
+    assert typ == wire.T_ERROR and p[0] == wire.E_MAC
+    assert t.clock.secs == 1
+
+
+def test_session_when_signed_fare_table_pushed_activated():
+    s, t, h = _setup()
+    h.handshake()
+    body = bytes(range(256)) * 20
+    blob = auth.make_content(KC, wire.K_FARES, 3, body)
+    _push(h, wire.K_FARES, blob)
+    typ, p, _ = h.pump()
+    assert typ == wire.T_RESULT and p[0] == wire.T_PUSH_END and p[1] == wire.OK, p
+    assert t.applied.active[wire.K_FARES] == (3, body)
+    assert t.versions[1] == 3
+
+
+def _push(h, kind, blob, chunk=1000):
+    h.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
+    typ, p, _ = h.pump()
+    assert typ == wire.T_RESULT and p[1] == wire.OK, p
+    off = 0
+    while off < len(blob):
+        c = blob[off : off + chunk]
+        h.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c)
+        typ, p, _ = h.pump()
+        assert typ == wire.T_PUSH_ACK, (typ, p)
+        off = struct.unpack(">I", p)[0]
+    h.send(wire.T_PUSH_END)
+
+
+def test_session_when_forged_blacklist_pushed_refused_nothing_changed():
+    s, t, h = _setup()
+    h.handshake()
+    forged = auth.make_content(b"\x66" * 32, wire.K_BLACKLIST_FULL, 9, b"\x01" * 80)
+    _push(h, wire.K_BLACKLIST_FULL, forged)
+    typ, p, _ = h.pump()
+    assert typ == wire.T_RESULT and p[1] == wire.E_CONTENT
+    assert t.applied.active == {} and t.versions == [0, 0, 0, 0]
+    # a genuine fare table offered as a blacklist is refused too (kind is signed)
+    fares = auth.make_content(KC, wire.K_FARES, 9, b"\x01" * 80)
+    _push(h, wire.K_BLACKLIST_FULL, fares)
+    typ, p, _ = h.pump()
+    assert p[1] == wire.E_CONTENT and t.applied.active == {}
+
+
+def test_session_when_old_version_pushed_refused():
+    s, t, h = _setup()
+    h.handshake()
+    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"w" * 40))
+    h.pump()
+    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"x" * 40))
+    typ, p, _ = h.pump()
+    assert p[1] == wire.E_VERSION and t.applied.active[wire.K_WHITELIST][1] == b"w" * 40
+
+
+def test_session_when_faults_requested_log_returned():
+    s, t, h = _setup()
+    h.handshake()
+    h.send(wire.T_GET_FAULTS)
+    typ, p, _ = h.pump()
+    assert typ == wire.T_FAULTS and p == b"boot\nnfc timeout\n"
+
+
+def test_session_when_garbage_sent_device_survives_and_still_serves():
+    s, t, h = _setup(4)
+    seed = 12345
+    junk = bytearray(3000)
+    for i in range(len(junk)):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        junk[i] = (seed >> 16) & 0xFF
+    h.h2d.put(bytes(junk) + b"YK")
+    for _ in range(50):
+        s.step()
+    typ, p = h.handshake()
+    assert typ == wire.T_INFO
+
+
+def test_session_when_idle_too_long_session_dropped():
+    s, t, h = _setup()
+    h.handshake()
+    t.clock.ms += 31000
+    s.step()
+    assert not s.authenticated()
+
+
+def test_session_when_step_called_work_bounded_per_step():
+    # a step writes at most 512 bytes and reads at most 8 records (PROTOCOL.md Req. 1)
+    s, t, h = _setup(100)
+    h.handshake()
+    h.send(wire.T_PULL, struct.pack(">IBH", 0, 4, 60))
+    reads = [0]
+    orig = t.log.read
+
+    def counting(seq, buf):
+        reads[0] += 1
+        return orig(seq, buf)
+
+    t.log.read = counting
+    for _ in range(200):
+        before_r = reads[0]
+        before_w = h.d2h.passed
+        s.step()
+        assert reads[0] - before_r <= 8
+        assert h.d2h.passed - before_w <= 512
+        h.d2h.q = bytearray()  # the host reads everything
+    assert h.d2h.passed > 100 * 64  # and it really streamed every record
