@@ -169,3 +169,15 @@ def compile_table(d):
     if len(hdr) != hdr_len:
         raise TableError("internal: header %d" % len(hdr))
     return hdr + body_lines + body_pol + body_acc + mats
+
+
+def container(body, sign=None):
+    """Wrap a compiled table in a sync content container (PROTOCOL.md §5, kind 3).
+
+    sign(bytes) -> 32-byte tag; the back office uses validator.sync.auth (HMAC-SHA256
+    under the content key). Without sign the tag is 32 zero bytes: only for tests that
+    hand FareTables.offer an accept-all verifier.
+    """
+    version = struct.unpack(">I", body[8:12])[0]
+    c = b"YKC1" + struct.pack(">BBII", 3, 0, version, len(body)) + body
+    return c + (sign(c) if sign is not None else bytes(32))

@@ -47,13 +47,13 @@ def make_card(spec):
                     1 if spec.get("interconnect", True) else 0)
 
 
-def run(table_desc, scenario, verify=None):
+def run(table_desc, scenario):
     """Outcome rows (dicts, CSV_COLUMNS) of every validator tap in the scenario."""
-    blob = farec.compile_table(table_desc)
+    blob = farec.container(farec.compile_table(table_desc))
     ts = table.FareTables()
     day = scenario.get("day")
     first = tap_time(scenario["taps"][0]["at"], day) if scenario["taps"] else 0
-    code = ts.offer(blob, verify or (lambda b: True), first)
+    code = ts.offer(blob, lambda b: True, first)  # unsigned: trust the local file
     if code < 0:
         raise ValueError("fare table refused: %d" % code)
     cards = {}

@@ -280,3 +280,33 @@ def test_fares_when_any_path_decided_allocates_nothing():
         n, k = _alloc_case(over, steps, last)
         assert k == kind, (last, k)
         assert n == 0, (last, n)
+
+
+def test_fare_policy_when_engine_calls_it_decides_and_allocates_nothing():
+    ts = table.FareTables()
+    d = _base()
+    d["cap"] = {"daily": 1000}
+    assert ts.offer(farec.container(farec.compile_table(d)), lambda b: True, 0) == 0
+    where = fares.Position(801, 1, 0, E, bytes.fromhex("000000123456"))
+    pol = fares.FarePolicy(ts, where)
+    assert pol.needs() == table.NEED_1E | table.NEED_1A
+    c = FareCard()
+    res = pol.decide(T, c.ef15, None, None, c.rec1a)
+    assert res.reason == R_OK and res.kind == fares.K_BOARD and res.write1a
+    c.commit(res)
+    where.stop, where.door = 3, X
+    r1a, r1e = c.rec1a, c.rec1e()
+    res = pol.decide(T + 600, c.ef15, None, r1e, r1a)
+    assert res.amount == 300 and res.kind == fares.K_SECTION
+    if MICROPYTHON:
+        call = _PolicyCall(pol, T + 600, c.ef15, r1e, r1a)
+        assert heap_locked(call.run) == 0
+    assert fares.FarePolicy(table.FareTables(), where).needs() == 0
+
+
+class _PolicyCall:
+    def __init__(self, pol, now, e15, r1e, r1a):
+        self.pol, self.now, self.e15, self.r1e, self.r1a = pol, now, e15, r1e, r1a
+
+    def run(self):
+        self.pol.decide(self.now, self.e15, None, self.r1e, self.r1a)

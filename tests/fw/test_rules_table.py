@@ -1,6 +1,7 @@
 # Tier 1: fare-table v1 parsing, verification before activation, versioning (rules/FORMAT.md).
 # SPDX-License-Identifier: MIT
 import hashlib
+import struct
 
 from emu import farec
 from fwtest import raises
@@ -27,10 +28,14 @@ def _desc(version=1, activation=0, **kw):
     return d
 
 
-def _sign(content):
-    # Test trailer: sha256(key || content). The real trailer is sync's (FORMAT.md); the
-    # table code only ever sees a verify(blob) callable, so any keyed check exercises it.
-    return content + hashlib.sha256(KEY + content).digest()
+def _sign(content, kind=3, version=None):
+    # A content container (sync/PROTOCOL.md §5) with a test tag sha256(key || container).
+    # The real tag is sync's HMAC; the table code only ever sees a verify(blob) callable,
+    # so any keyed check exercises it without tying these tests to the sync package.
+    if version is None:
+        version = struct.unpack(">I", content[8:12])[0]
+    c = b"YKC1" + struct.pack(">BBII", kind, 0, version, len(content)) + content
+    return c + hashlib.sha256(KEY + c).digest()
 
 
 def _verify(blob):
@@ -140,3 +145,13 @@ def test_table_when_needs_asked_reads_only_what_rules_use():
     assert tb.needs(15) == t.NEED_1E | t.NEED_1A  # cap on: accumulator is in EF1A
     sec = _desc(cap={}, transfer={})
     assert t.FareTable(farec.compile_table(sec)).needs(15) == t.NEED_1A  # open boarding?
+
+
+def test_tables_when_container_kind_or_version_wrong_refused():
+    ts = t.FareTables()
+    body = farec.compile_table(_desc(version=4))
+    assert ts.offer(_sign(body, kind=1), _verify, T0) == t.T_BAD_FORMAT  # a blacklist
+    assert ts.offer(_sign(body, version=9), _verify, T0) == t.T_BAD_FORMAT
+    assert ts.current(T0) is None
+    assert t.unwrap(_sign(body)[:-1]) is None
+    assert ts.offer(_sign(body), _verify, T0) == t.T_ACTIVE

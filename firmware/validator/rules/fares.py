@@ -363,3 +363,32 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     r.put16(a, r.A_DAY_CITY, tb.city)
     r.seal_bus_record(a)
     return res
+
+
+class FarePolicy:
+    """The fare policy object the tap engine (validator.txn.transaction) calls.
+
+    FarePolicy(tables, where)
+      tables  rules.table.FareTables (the app offers pushed containers to it)
+      where   Position, updated in place by the app (line, stop, direction, door, terminal)
+    needs() -> NEED_* bits for the current table and line (which records to READ)
+    decide(now, ef15, ef17, rec1e, rec1a) -> the Decision (reason, amount, rec1e, write1a,
+      rec1a, ...). `balance` is -1 (unknown) unless the app sets it before the tap: the
+      card's own INITIALIZE refuses an amount above the balance anyway.
+    """
+
+    def __init__(self, tables, where):
+        self.tables = tables
+        self.where = where
+        self.res = Decision()
+        self.balance = -1
+
+    def needs(self):
+        tb = self.tables.active
+        if tb is None:
+            return 0
+        return tb.needs(self.where.line)
+
+    def decide(self, now, ef15, ef17, rec1e, rec1a):
+        return decide(self.res, self.tables.current(now), now, self.where, ef15, ef17, rec1e,
+                      rec1a, self.balance)

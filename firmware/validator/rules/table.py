@@ -62,6 +62,13 @@ T_BAD_FORMAT = const(-2)
 T_OLD_VERSION = const(-3)
 
 
+# content container framing (sync/PROTOCOL.md §5): "YKC1" kind flags version(4) len(4)
+_C_MAGIC = b"YKC1"
+_C_HDR = const(14)
+_C_TAG = const(32)
+KIND_FARE_TABLE = const(3)
+
+
 def _u16(b, o):
     return (b[o] << 8) | b[o + 1]
 
@@ -225,6 +232,23 @@ class FareTable:
         return m
 
 
+def unwrap(blob):
+    """Fare-table body of a content container (sync/PROTOCOL.md §5), or None.
+
+    Only the framing is checked here (magic, kind 3, flags 0, lengths); the tag is the
+    verifier's business. Copies the body once (install time, not the tap path).
+    """
+    n = len(blob)
+    if n < _C_HDR + _C_TAG or bytes(blob[0:4]) != _C_MAGIC:
+        return None
+    if blob[4] != KIND_FARE_TABLE or blob[5] != 0:
+        return None
+    blen = _u32(blob, 10)
+    if _C_HDR + blen + _C_TAG != n:
+        return None
+    return bytes(blob[_C_HDR:_C_HDR + blen])
+
+
 class FareTables:
     """Active + pending table; a refused blob never replaces what is active."""
 
@@ -233,12 +257,15 @@ class FareTables:
         self.pending = None
 
     def offer(self, blob, verify, now):
-        """Verify, parse and stage a new table blob. Returns T_* (negative = refused).
+        """Verify, unwrap, parse and stage a pushed fare table. Returns T_* (< 0 = refused).
 
-        verify(blob) -> truthy is the back-office check (bind the key:
-        ``lambda b: auth.verify_content(key, b)``). A table whose activation time has
-        come becomes active at once; a later one waits in `pending`. A version not newer
-        than the active (or pending) one is refused: no rollback by replay.
+        blob is the back-office content container (sync/PROTOCOL.md §5, kind 3) holding
+        the table (FORMAT.md) as its body. verify(blob) -> truthy is the content check;
+        bind the key: ``lambda b: auth.verify_content(kc, b)``. A table whose activation
+        time has come becomes active at once; a later one waits in `pending`. A version
+        not newer than the active one is refused (no rollback by replaying an old
+        container). Refused -> nothing changes. Sync result codes: T_BAD_AUTH and
+        T_BAD_FORMAT -> E_CONTENT, T_OLD_VERSION -> E_VERSION.
         """
         try:
             ok = verify(blob)
@@ -246,10 +273,15 @@ class FareTables:
             ok = False
         if not ok:
             return T_BAD_AUTH
+        body = unwrap(blob)
+        if body is None:
+            return T_BAD_FORMAT
         try:
-            t = FareTable(bytes(blob))
+            t = FareTable(body)
         except (SyncError, IndexError, ValueError):
             return T_BAD_FORMAT
+        if t.version != _u32(blob, 6):
+            return T_BAD_FORMAT  # container and table disagree on the version
         if self.active is not None and t.version <= self.active.version:
             return T_OLD_VERSION
         if t.activation <= now:

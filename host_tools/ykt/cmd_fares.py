@@ -1,0 +1,156 @@
+# ykt fares: compile a city fare table (JSON) into the signed binary the validator loads.
+# SPDX-License-Identifier: MIT
+#
+#   ykt fares compile TABLE.json -o TABLE.bin   table v1 (rules/FORMAT.md) wrapped in a
+#                                               content container signed with the
+#                                               back-office content key (PROTOCOL.md §5)
+#   ykt fares show TABLE.bin                    verify and print what the validator will use
+#
+# The content key comes from --key HEX, else env YKT_CONTENT_KEY (hex), else the
+# development key shared with the sync test fixtures (never for a real deployment).
+import json
+import os
+
+from emu import farec
+from validator.errors import SyncError
+from validator.rules import table as ft
+from validator.sync import auth
+from validator.util import bcdtime
+from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_USAGE, CommandError
+
+DEV_CONTENT_KEY = bytes(range(100, 132))  # tests/fw/sync_fixtures.py KC
+KIND_NAMES = dict((v, k) for k, v in farec.CARD_TYPES)
+
+
+def _key(args):
+    h = args.key or os.environ.get("YKT_CONTENT_KEY")
+    if not h:
+        return DEV_CONTENT_KEY, "development key"
+    try:
+        k = bytes.fromhex(h)
+    except ValueError:
+        raise CommandError("content key: not hex", EXIT_USAGE)
+    if len(k) != 32:
+        raise CommandError("content key: need 32 bytes", EXIT_USAGE)
+    return k, "given key"
+
+
+def build(desc, key):
+    """Signed container bytes for a table description (dict)."""
+    body = farec.compile_table(desc)
+    ft.FareTable(body)  # the firmware parser must accept what we ship
+    return auth.make_content(key, ft.KIND_FARE_TABLE, ft.FareTable(body).version, body)
+
+
+def do_compile(args):
+    try:
+        with open(args.table) as f:
+            desc = json.load(f)
+    except OSError as e:
+        raise CommandError("%s: %s" % (args.table, e.strerror), EXIT_IO)
+    except ValueError as e:
+        raise CommandError("%s: not JSON: %s" % (args.table, e), EXIT_USAGE)
+    key, kname = _key(args)
+    try:
+        blob = build(desc, key)
+    except (farec.TableError, KeyError, TypeError, SyncError) as e:
+        raise CommandError("%s: %s" % (args.table, e), EXIT_FAIL)
+    out = args.output or (args.table.rsplit(".", 1)[0] + ".bin")
+    with open(out, "wb") as f:
+        f.write(blob)
+    t = ft.FareTable(ft.unwrap(blob))
+    print("%s: fare table v%d for city %04X, %d lines, %d policies, %d accepted issuers, "
+          "%d bytes (body %d), signed with the %s"
+          % (out, t.version, t.city, t.n_lines, t.n_pol, t.n_acc, len(blob), t.content_len,
+             kname))
+    return 0
+
+
+def _when(s):
+    b = bytearray(7)
+    bcdtime.pack_datetime(s, b, 0)
+    h = b.hex()
+    return "%s-%s-%s %s:%s:%s" % (h[0:4], h[4:6], h[6:8], h[8:10], h[10:12], h[12:14])
+
+
+def describe(t):
+    """Human-readable lines for a parsed FareTable."""
+    out = ["version %d  activation %s  city %04X  acquirer %s" % (
+        t.version, _when(t.activation), t.city, bytes(t.acq).hex().upper())]
+    out.append("transfer: %s value %d window %ds%s%s" % (
+        farec.XFER_KINDS[t.xfer_kind], t.xfer_value, t.xfer_window,
+        "  same-line-other-vehicle" if t.flags & ft.FLAG_XFER_SAME_LINE else "",
+        "  other-city" if t.flags & ft.FLAG_XFER_OTHER_CITY else ""))
+    out.append("tap-off: missing -> %s, window %ds%s" % (
+        farec.MISSING[t.tapoff_policy], t.tapoff_window,
+        "  boarding needs max" if t.flags & ft.FLAG_BOARD_NEEDS_MAX else ""))
+    out.append("daily cap: %s  service day starts %02d:%02d" % (
+        "%d fen" % t.cap if t.cap else "none", t.day_start // 3600, t.day_start // 60 % 60))
+    for li in range(t.n_lines):
+        o = t.o_lines + li * ft.LINE_LEN
+        lid = (t.b[o] << 8) | t.b[o + 1]
+        mode = "rail" if t.line_industry(li) == ft.IND_RAIL else "bus"
+        ns = t.line_stops(li)
+        if not ns:
+            out.append("line %d (%s): flat %d fen" % (lid, mode, t.line_fare(li)))
+            continue
+        out.append("line %d (%s): %d stops, max %d fen" % (lid, mode, ns, t.line_fare(li)))
+        for a in range(ns):
+            out.append("  %2d: " % a + " ".join("%5d" % t.section_fare(li, a, b)
+                                                for b in range(ns)))
+    for i in range(t.n_pol):
+        o = t.o_pol + i * ft.POLICY_LEN
+        b = t.b
+        pay = farec.PAYS[b[o + 2]]
+        val = (b[o + 4] << 8) | b[o + 5]
+        out.append("policy %d: type %s (%02X) %s: %s%s%s%s" % (
+            i, KIND_NAMES.get(b[o], "?"), b[o], farec.SCOPES[b[o + 1]], pay,
+            " %d%%" % val if pay == "percent" else (" %d fen" % val if pay == "fixed" else ""),
+            "" if b[o + 3] & ft.POL_TRANSFER else ", no transfer",
+            "" if b[o + 3] & ft.POL_CAP else ", no cap"))
+    for i in range(t.n_acc):
+        o = t.o_acc + i * ft.ACCEPT_LEN
+        org = (t.b[o] << 8) | t.b[o + 1]
+        city = (t.b[o + 2] << 8) | t.b[o + 3]
+        out.append("accept: org %s city %s" % ("any" if org == 0xFFFF else "%04X" % org,
+                                               "any" if city == 0xFFFF else "%04X" % city))
+    return out
+
+
+def do_show(args):
+    try:
+        with open(args.table, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise CommandError("%s: %s" % (args.table, e.strerror), EXIT_IO)
+    key, kname = _key(args)
+    body = ft.unwrap(blob)
+    if body is None:
+        raise CommandError("%s: not a fare-table content container" % args.table, EXIT_FAIL)
+    ok = auth.verify_content(key, blob)
+    try:
+        t = ft.FareTable(body)
+    except SyncError as e:
+        raise CommandError("%s: %s" % (args.table, e), EXIT_FAIL)
+    print("%s: %d bytes, tag %s (%s)" % (args.table, len(blob), "ok" if ok else "BAD", kname))
+    for line in describe(t):
+        print(line)
+    if not ok:
+        raise CommandError("%s: content tag does not verify: the validator would refuse it"
+                           % args.table, EXIT_FAIL)
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("fares", help="compile / inspect fare tables")
+    s = p.add_subparsers(dest="fares_cmd", metavar="CMD")
+    c = s.add_parser("compile", help="JSON fare table -> signed binary")
+    c.add_argument("table")
+    c.add_argument("-o", "--output")
+    c.add_argument("--key", help="content key, 64 hex digits (default: $YKT_CONTENT_KEY)")
+    c.set_defaults(func=do_compile)
+    w = s.add_parser("show", help="verify and print a compiled fare table")
+    w.add_argument("table")
+    w.add_argument("--key", help="content key, 64 hex digits (default: $YKT_CONTENT_KEY)")
+    w.set_defaults(func=do_show)
+    p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])
