@@ -193,3 +193,44 @@ class MiniHost:
         if t == wire.T_INFO and not self.rx_mac.check(d.hdr, d.payload, d.tag):
             return "bad MAC", p
         return t, p
+
+
+class PumpPort:
+    """Serial-like host end of an in-process link: read() runs device steps until bytes
+    arrive (or `steps` steps pass, like a read timeout). For depot.client in tests."""
+
+    def __init__(self, session, h2d, d2h, steps=64):
+        self.s = session
+        self.h2d = h2d
+        self.d2h = d2h
+        self.steps = steps
+        self.in_waiting = 0
+
+    def write(self, b):
+        self.h2d.put(b)
+        return len(b)
+
+    def read(self, n):
+        for _ in range(self.steps):
+            if self.d2h.q:
+                break
+            self.s.step()
+        q = self.d2h.q
+        r = bytes(q[:n])
+        self.d2h.q = q[n:]
+        return r
+
+
+def real_log_or_none(size=256 * 1024):
+    """The storage RecordLog on an emulated NOR flash when it exists (issue 5), else None."""
+    try:
+        from validator.storage.recordlog import RecordLog
+    except ImportError:
+        return None
+    from emu.nor import NorFlash
+
+    log = RecordLog(NorFlash(size), 0, size)
+    if hasattr(log, "format"):
+        log.format()
+    log.mount()
+    return log

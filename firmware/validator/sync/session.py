@@ -158,6 +158,13 @@ class Session:
         self._pushing = False
         self._push_off = 0
 
+    def attach(self, link):
+        """Switch to a new link (a new TCP connection); the old session state is dropped."""
+        self.link = link
+        self._reset()
+        self.dec.reset()
+        self._tx_len = self._tx_off = 0
+
     def authenticated(self):
         return self.state == _S_READY
 

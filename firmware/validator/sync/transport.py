@@ -1,0 +1,168 @@
+# validator.sync.transport: ByteLinks for sync over a tty (UART / USB-CDC / pty) or TCP.
+# SPDX-License-Identifier: MIT
+#
+# Board glue builds these (house style §3.3: socket/select appear only in board glue or the
+# sync transports). Common subset: MicroPython unix port and CPython. Both links never
+# block the event loop: reads return what is there (a tty is put in VMIN=0/VTIME=0 mode,
+# toolchain.md §1 P4, sockets are non-blocking, P5), writes are attempted only when poll
+# says the channel is writable and are short (the session writes <= 512 bytes a step).
+# No flush() on a tty: it raises EINVAL on the unix port.
+import select
+
+from micropython import const
+
+_EAGAIN = const(11)
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_BAD = select.POLLHUP | select.POLLERR
+
+
+class StreamLink:
+    """hal ByteLink over a pollable stream (file object or socket)."""
+
+    def __init__(self, stream, close_with=None):
+        self.s = stream
+        self._close_with = close_with
+        self._pin = select.poll()
+        self._pin.register(stream, _POLLIN)
+        self._pout = select.poll()
+        self._pout.register(stream, _POLLOUT)
+        ri = getattr(stream, "readinto", None)
+        if ri is None:
+            ri = stream.recv_into  # CPython socket
+        self._readinto = ri
+        self._cpy_sock = not hasattr(stream, "readinto") and hasattr(stream, "send")
+        self.closed = False
+
+    def _ready(self, p, ms):
+        for ev in p.poll(ms):
+            if ev[1] & _BAD and not ev[1] & _POLLIN:
+                self.closed = True
+                return False
+            return True
+        return False
+
+    def readinto(self, buf):
+        if self.closed or not self._ready(self._pin, 0):
+            return 0
+        try:
+            n = self._readinto(buf)
+        except OSError as e:
+            if e.args and e.args[0] == _EAGAIN:
+                return 0
+            self.closed = True
+            return 0
+        if n is None:
+            return 0
+        if n == 0:  # readable but nothing: the peer closed (socket EOF / tty hang-up)
+            self.closed = True
+        return n
+
+    def write(self, buf, n):
+        if self.closed or not self._ready(self._pout, 0):
+            return 0
+        try:
+            if self._cpy_sock:
+                return self.s.send(memoryview(buf)[:n])
+            try:
+                w = self.s.write(buf, n)
+            except TypeError:  # CPython file objects take no length
+                w = self.s.write(memoryview(buf)[:n])
+            return w or 0
+        except OSError as e:
+            if e.args and e.args[0] == _EAGAIN:
+                return 0
+            self.closed = True
+            return 0
+
+    def wait(self, ms):
+        return self._ready(self._pin, ms)
+
+    def drain(self):
+        b = bytearray(64)
+        while self.readinto(b):
+            pass
+
+    def close(self):
+        self.closed = True
+        try:
+            self.s.close()
+        except Exception:
+            pass
+        if self._close_with is not None:
+            try:
+                self._close_with.close()
+            except Exception:
+                pass
+
+
+def open_tty(path):
+    """A tty (real UART device or a pty) in raw, non-blocking-read mode."""
+    import termios
+
+    f = open(path, "r+b", 0) if _cpython() else open(path, "r+b")
+    fd = f.fileno()
+    termios.setraw(fd)
+    a = termios.tcgetattr(fd)
+    a[6][6] = 0  # VMIN: return what is there
+    a[6][5] = 0  # VTIME: do not wait
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+    return StreamLink(f)
+
+
+def _cpython():
+    import sys
+
+    return sys.implementation.name != "micropython"
+
+
+def _addr(host, port):
+    import socket
+
+    return socket.getaddrinfo(host, port)[0][-1]
+
+
+def tcp_connect(host, port, tls=False):
+    """Device connects out to a depot (Wi-Fi). tls=True wraps with ssl where the board has
+    it (the unix port has Mbed TLS; certificate checking is the board's configuration)."""
+    import socket
+
+    s = socket.socket()
+    s.connect(_addr(host, port))
+    if tls:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s, server_hostname=host)
+    s.setblocking(False)
+    return StreamLink(s)
+
+
+class TcpListener:
+    """Device accepts a depot connection; binds loopback unless told otherwise."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(_addr(host, port))
+        self.sock.listen(1)
+        self.sock.setblocking(False)
+        self._p = select.poll()
+        self._p.register(self.sock, _POLLIN)
+
+    def accept(self):
+        """-> StreamLink or None when nobody is connecting (never blocks)."""
+        if not self._p.poll(0):
+            return None
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return None
+        c.setblocking(False)
+        return StreamLink(c)
+
+    def close(self):
+        self.sock.close()

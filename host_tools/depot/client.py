@@ -1,0 +1,259 @@
+# depot.client: the host side of the sync protocol (PROTOCOL.md), over any serial-like port.
+# SPDX-License-Identifier: MIT
+#
+# The port is a pyserial object from serial_for_url() (a tty, socket://, loop://) or any
+# object with write(bytes) and read(n) -> bytes honouring a timeout (tests use an in-process
+# pump). The frame codec and the crypto are the firmware's own modules.
+import os
+import struct
+import time
+import zlib
+
+from validator.errors import SyncError
+from validator.sync import auth, wire
+
+DEFLATE_WBITS = 10  # PROTOCOL.md §6
+
+
+class SyncFailure(SyncError):
+    """Sync refused or failed; .code is a wire code (E_*) or None for timeouts/garbage."""
+
+    def __init__(self, msg, code=None):
+        super().__init__(msg)
+        self.code = code
+
+
+class Keyring:
+    """Device keys: a master (Kd derived per device) and/or explicit per-device keys."""
+
+    def __init__(self, master=None, devices=None):
+        self.master = master
+        self.devices = dict(devices or {})
+
+    def key_for(self, device_id):
+        if device_id in self.devices:
+            return self.devices[device_id]
+        if self.master is not None:
+            return auth.derive_device_key(self.master, device_id)
+        return None
+
+    @classmethod
+    def load(cls, path):
+        """JSON: {"master": "<64 hex>", "devices": {"1234ABCD": "<64 hex>"}} (either part)."""
+        import json
+
+        with open(path) as f:
+            j = json.load(f)
+        master = bytes.fromhex(j["master"]) if j.get("master") else None
+        devs = {int(k, 16): bytes.fromhex(v) for k, v in (j.get("devices") or {}).items()}
+        return cls(master, devs)
+
+
+class SyncClient:
+    def __init__(self, port, keyring, timeout=2.0, urandom=os.urandom):
+        self.port = port
+        self.keyring = keyring
+        self.timeout = timeout
+        self._urandom = urandom
+        self.dec = wire.Decoder()
+        self.tx_mac = None
+        self.rx_mac = None
+        self.tx_seq = 0
+        self.rx_seq = 0
+        self.info = None
+        self.device_id = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._pending = b""
+
+    # -- frames -----------------------------------------------------------------------
+    def send(self, ftype, payload=b"", flags=0):
+        if self.tx_mac is not None:
+            self.tx_seq += 1
+        f = wire.frame(ftype, payload, self.tx_seq, flags, self.tx_mac)
+        self.port.write(f)
+        self.bytes_out += len(f)
+
+    def recv(self, timeout=None):
+        """-> (type, payload bytes, flags). Checks MAC and seq once authenticated."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        d = self.dec
+        while True:
+            if d.next():
+                t, p, fl = d.type, bytes(d.payload), d.flags
+                if self.rx_mac is not None:
+                    if not self.rx_mac.check(d.hdr, d.payload, d.tag):
+                        if t == wire.T_ERROR and d.tag is None and len(p) == 1:
+                            raise SyncFailure("device: " + wire.code_name(p[0]), p[0])
+                        raise SyncFailure("frame MAC wrong: not our device or tampered line",
+                                          wire.E_MAC)
+                    if d.seq <= self.rx_seq:
+                        raise SyncFailure("replayed frame from device", wire.E_REPLAY)
+                    self.rx_seq = d.seq
+                if t == wire.T_ERROR:
+                    code = p[0] if p else wire.E_PROTO
+                    raise SyncFailure("device refused: " + wire.code_name(code), code)
+                return t, p, fl
+            if self._pending:
+                k = d.feed(self._pending)
+                self._pending = self._pending[k:]
+                continue
+            if time.monotonic() > deadline:
+                raise SyncFailure("no answer from device (timeout)")
+            n = getattr(self.port, "in_waiting", 0) or 1
+            data = self.port.read(min(n, 65536))
+            if data:
+                self.bytes_in += len(data)
+                self._pending = data
+
+    def expect(self, want, timeout=None):
+        t, p, fl = self.recv(timeout)
+        if t != want:
+            if t == wire.T_RESULT and len(p) >= 2 and p[1] != wire.OK:
+                raise SyncFailure("device refused: " + wire.code_name(p[1]), p[1])
+            raise SyncFailure("unexpected message 0x%02x (wanted 0x%02x)" % (t, want),
+                              wire.E_PROTO)
+        return p
+
+    def result(self, req, timeout=None):
+        p = self.expect(wire.T_RESULT, timeout)
+        r, code, arg = struct.unpack_from(">BBI", p, 0)
+        if r != req:
+            raise SyncFailure("result for 0x%02x, wanted 0x%02x" % (r, req), wire.E_PROTO)
+        return code, arg
+
+    # -- session ----------------------------------------------------------------------
+    def connect(self):
+        """Mutual authentication (PROTOCOL.md §3.1); -> INFO dict."""
+        nh = self._urandom(auth.NONCE_LEN)
+        self.tx_mac = self.rx_mac = None
+        self.tx_seq = self.rx_seq = 0
+        self.send(wire.T_HELLO, bytes([wire.PROTO_VERSION]) + nh)
+        while True:
+            t, p, _ = self.recv()
+            if t == wire.T_CHALLENGE:
+                break  # skip stale frames of an earlier session still in flight
+        if len(p) != 53 or p[0] != wire.PROTO_VERSION:
+            raise SyncFailure("bad CHALLENGE", wire.E_PROTO)
+        dev = struct.unpack_from(">I", p, 1)[0]
+        nd = p[5:21]
+        kd = self.keyring.key_for(dev)
+        if kd is None:
+            raise SyncFailure("no key for device %08X" % dev, wire.E_AUTH)
+        if not auth.equal(p[21:53], auth.device_proof(kd, dev, nh, nd)):
+            raise SyncFailure("device %08X failed authentication (wrong key?)" % dev, wire.E_AUTH)
+        self.device_id = dev
+        self.send(wire.T_AUTH, auth.host_proof(kd, dev, nh, nd))
+        self.tx_mac, self.rx_mac = auth.session_macs(kd, nh, nd, False)
+        try:
+            p = self.expect(wire.T_INFO)
+        except SyncFailure as e:
+            if e.code == wire.E_AUTH:
+                raise SyncFailure("device refused our key", wire.E_AUTH)
+            raise
+        self.info = wire.unpack_info(p)
+        return self.info
+
+    def refresh_info(self):
+        self.send(wire.T_INFO_REQ)
+        self.info = wire.unpack_info(self.expect(wire.T_INFO))
+        return self.info
+
+    def bye(self):
+        try:
+            self.send(wire.T_BYE)
+            self.result(wire.T_BYE, timeout=1.0)
+        except SyncError:
+            pass
+        self.tx_mac = self.rx_mac = None
+
+    # -- operations -------------------------------------------------------------------
+    def pull(self, db, window=4, max_records=0, progress=None):
+        """Pull every record past the device's watermark into db; -> (new, dup)."""
+        dev = self.device_id
+        info = self.info
+        rs = info["rec_size"]
+        # Resume: records committed before a lost ACK are ACKed first (PROTOCOL.md §4.2).
+        have = db.contiguous_upto(dev, info["acked_seq"])
+        if have > info["acked_seq"]:
+            self.send(wire.T_ACK, struct.pack(">I", have))
+            self.send(wire.T_INFO_REQ)
+            while True:
+                t, p, _ = self.recv()
+                if t == wire.T_INFO:
+                    info = self.info = wire.unpack_info(p)
+                    break
+                # RESULT(ACK, E_RANGE): the device rebooted since; it simply resends
+        start = info["acked_seq"] + 1
+        total = max(0, info["next_seq"] - start)
+        self.send(wire.T_PULL, struct.pack(">IBH", start, window, max_records))
+        new = dup = 0
+        if progress:
+            progress(0, total)
+        while True:
+            t, p, _ = self.recv()
+            if t == wire.T_RECORDS:
+                first, count, size = struct.unpack_from(">IHH", p, 0)
+                if size != rs or len(p) != 8 + count * size:
+                    raise SyncFailure("malformed RECORDS batch", wire.E_PROTO)
+                a, b = db.ingest(dev, first, size, memoryview(p)[8:])
+                new += a
+                dup += b
+                self.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+                if progress:
+                    progress(first + count - start, max(total, first + count - start))
+            elif t == wire.T_PULL_END:
+                nxt = struct.unpack(">I", p)[0]
+                if progress:
+                    progress(max(0, nxt - start), max(0, nxt - start))
+                return new, dup
+            elif t == wire.T_RESULT:
+                r, code, arg = struct.unpack_from(">BBI", p, 0)
+                raise SyncFailure("device refused ACK: " + wire.code_name(code), code)
+            else:
+                raise SyncFailure("unexpected message 0x%02x during pull" % t, wire.E_PROTO)
+
+    def push(self, kind, blob, compress=True, progress=None, chunk=4000):
+        """Send one signed content container; -> activated version. Raises SyncFailure."""
+        self.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
+        code, _ = self.result(wire.T_PUSH_BEGIN)
+        if code != wire.OK:
+            what = wire.KIND_NAMES[kind] if kind < len(wire.KIND_NAMES) else "kind %d" % kind
+            raise SyncFailure("push %s refused: %s" % (what, wire.code_name(code)), code)
+        off = 0
+        while off < len(blob):
+            c = bytes(blob[off : off + chunk])
+            flags = 0
+            if compress:
+                z = zlib.compressobj(9, zlib.DEFLATED, -DEFLATE_WBITS)
+                zc = z.compress(c) + z.flush()
+                if len(zc) * 8 <= len(c) * 7:
+                    c, flags = zc, wire.F_DEFLATE
+            self.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c, flags)
+            t, p, _ = self.recv()
+            if t == wire.T_RESULT:
+                code = p[1]
+                raise SyncFailure("push refused: " + wire.code_name(code), code)
+            if t != wire.T_PUSH_ACK:
+                raise SyncFailure("unexpected message 0x%02x during push" % t, wire.E_PROTO)
+            off = struct.unpack(">I", p)[0]
+            if progress:
+                progress(off, len(blob))
+        self.send(wire.T_PUSH_END)
+        code, version = self.result(wire.T_PUSH_END, timeout=max(self.timeout, 10.0))
+        if code != wire.OK:
+            raise SyncFailure(
+                "%s refused by device: %s" % (wire.KIND_NAMES[kind], wire.code_name(code)), code
+            )
+        return version
+
+    def set_clock(self, secs):
+        self.send(wire.T_SET_CLOCK, struct.pack(">I", secs))
+        code, _ = self.result(wire.T_SET_CLOCK)
+        if code != wire.OK:
+            raise SyncFailure("set clock refused: " + wire.code_name(code), code)
+
+    def faults(self):
+        self.send(wire.T_GET_FAULTS)
+        return self.expect(wire.T_FAULTS)
+

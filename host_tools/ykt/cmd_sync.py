@@ -1,0 +1,189 @@
+"""ykt sync: pull records into the depot database, push lists/tables, set the clock.
+
+PORT is a serial device (/dev/ttyUSB0, /dev/pts/N), socket://host:port or tcp://host:port
+(pyserial serial_for_url). Pushed files are content containers signed by the back office
+(firmware/validator/sync/PROTOCOL.md §5); the depot cannot make or alter them.
+"""
+
+import json
+import os
+import sys
+import time
+
+from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_PROTOCOL, CommandError
+
+DEFAULT_DB = os.path.join("build", "depot", "depot.sqlite")
+DEFAULT_KEYS = os.path.join("build", "depot", "keys.json")
+
+# wire codes -> exit codes: who is at fault decides the code
+_PROTOCOL_CODES = (1, 2, 3, 4)  # E_AUTH, E_MAC, E_REPLAY, E_PROTO
+
+
+def register(sub):
+    p = sub.add_parser("sync", help="sync one validator (records, lists, tables, clock)",
+                       description=__doc__)
+    p.add_argument("--port", required=True, help="serial device, socket://h:p or tcp://h:p")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--db", default=DEFAULT_DB, help="depot SQLite file (default %(default)s)")
+    p.add_argument("--keys", default=None,
+                   help="depot key file JSON {master|devices} (default %s)" % DEFAULT_KEYS)
+    p.add_argument("--test-keys", action="store_true",
+                   help="use the built-in TEST master key (emulated validators only)")
+    for k in ("blacklist", "blacklist-delta", "fares", "whitelist", "config"):
+        p.add_argument("--" + k, metavar="FILE", help="push a signed %s container" % k)
+    p.add_argument("--no-pull", action="store_true", help="do not pull records")
+    p.add_argument("--no-clock", action="store_true", help="do not set the device clock")
+    p.add_argument("--faults", action="store_true", help="print the device fault log")
+    p.add_argument("--window", type=int, default=4, help="batches in flight (1-8)")
+    p.add_argument("--timeout", type=float, default=3.0, help="response timeout, seconds")
+    p.add_argument("--export-csv", metavar="PATH", help="write the clearing CSV afterwards")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(func=do_sync)
+
+
+def _keyring(args):
+    from depot.client import Keyring
+
+    if args.test_keys:
+        from depot.devsim import TEST_MASTER
+
+        return Keyring(master=TEST_MASTER)
+    path = args.keys or DEFAULT_KEYS
+    try:
+        return Keyring.load(path)
+    except FileNotFoundError:
+        raise CommandError("key file %s not found (use --keys FILE)" % path, EXIT_IO)
+    except (ValueError, KeyError) as e:
+        raise CommandError("key file %s unreadable: %s" % (path, e), EXIT_FAIL)
+
+
+def open_port(url, baud, timeout=0.05):
+    import serial
+
+    if url.startswith("tcp://"):
+        url = "socket://" + url[len("tcp://") :]
+    try:
+        return serial.serial_for_url(url, baudrate=baud, timeout=timeout)
+    except (serial.SerialException, ValueError, OSError) as e:
+        raise CommandError("cannot open %s: %s" % (url, e), EXIT_IO)
+
+
+class Bar:
+    def __init__(self, mode, label):
+        self.on = mode == "always" or (mode == "auto" and sys.stderr.isatty())
+        self.label = label
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done, total):
+        if not self.on:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        w = 30
+        f = int(w * done / total) if total else w
+        rate = done / max(now - self.t0, 1e-6)
+        sys.stderr.write("\r%-10s [%s%s] %d/%d %.0f/s " % (
+            self.label, "#" * f, "." * (w - f), done, total, rate))
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _local_secs_since_2000():
+    t = time.localtime()
+    return int(time.mktime(t) - time.mktime((2000, 1, 1, 0, 0, 0, 0, 0, t.tm_isdst)))
+
+
+def do_sync(args):
+    from depot.client import SyncClient, SyncFailure
+    from depot.db import DepotDB
+    from validator.sync import wire
+
+    pushes = []
+    for opt, kind in (("blacklist", wire.K_BLACKLIST_FULL), ("blacklist_delta",
+                      wire.K_BLACKLIST_DELTA), ("fares", wire.K_FARES),
+                      ("whitelist", wire.K_WHITELIST), ("config", wire.K_CONFIG)):
+        path = getattr(args, opt)
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    pushes.append((kind, path, f.read()))
+            except OSError as e:
+                raise CommandError("cannot read %s: %s" % (path, e), EXIT_IO)
+    keyring = _keyring(args)
+    port = open_port(args.port, args.baud)
+    db = DepotDB(args.db)
+    summary = {"port": args.port, "db": args.db}
+    started = time.time()
+    client = SyncClient(port, keyring, timeout=args.timeout)
+    stage = "connect"
+    try:
+        info = client.connect()
+        summary["device_id"] = "%08X" % info["device_id"]
+        summary["info"] = info
+        db.note_device(info)
+        if not args.no_pull:
+            stage = "pull"
+            new, dup = client.pull(db, window=max(1, min(8, args.window)),
+                                   progress=Bar(args.progress, "records"))
+            summary["records_new"] = new
+            summary["records_dup"] = dup
+        pushed = []
+        for kind, path, blob in pushes:
+            stage = "push " + wire.KIND_NAMES[kind]
+            v = client.push(kind, blob, progress=Bar(args.progress, wire.KIND_NAMES[kind]))
+            pushed.append({"kind": wire.KIND_NAMES[kind], "file": path, "version": v})
+        summary["pushed"] = pushed
+        if not args.no_clock:
+            stage = "clock"
+            secs = _local_secs_since_2000()
+            client.set_clock(secs)
+            summary["clock_set"] = secs
+        if args.faults:
+            stage = "faults"
+            summary["faults"] = client.faults().decode("utf-8", "replace").splitlines()
+        summary["info_after"] = client.refresh_info()
+        db.note_device(summary["info_after"])
+        client.bye()
+        db.note_sync(client.device_id, started, summary.get("records_new", 0),
+                     summary.get("records_dup", 0), "ok")
+    except SyncFailure as e:
+        if client.device_id is not None:
+            db.note_sync(client.device_id, started, 0, 0, "%s: %s" % (stage, e))
+        if e.code is None:
+            code = EXIT_IO
+        elif e.code in _PROTOCOL_CODES:
+            code = EXIT_PROTOCOL
+        else:
+            code = EXIT_FAIL
+        raise CommandError("sync %s failed: %s" % (stage, e), code)
+    finally:
+        try:
+            port.close()
+        except Exception:
+            pass
+    if args.export_csv:
+        summary["csv_rows"] = db.export_csv(args.export_csv)
+    db.close()
+    summary["bytes_in"] = client.bytes_in
+    summary["bytes_out"] = client.bytes_out
+    summary["seconds"] = round(time.time() - started, 3)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        i = summary["info_after"]
+        print("device %s fw %d.%d.%d: %d new records (%d already in depot), watermark %d, "
+              "next %d" % (summary["device_id"], i["firmware"] >> 16, i["firmware"] >> 8 & 255,
+                           i["firmware"] & 255, summary.get("records_new", 0),
+                           summary.get("records_dup", 0), i["acked_seq"], i["next_seq"]))
+        for p in summary["pushed"]:
+            print("pushed %s v%d from %s" % (p["kind"], p["version"], p["file"]))
+        if "clock_set" in summary:
+            print("clock set")
+        for line in summary.get("faults", []):
+            print("fault: " + line)
+    return 0
