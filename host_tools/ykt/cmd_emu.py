@@ -1,0 +1,131 @@
+"""ykt emu: emulator self-test (one CAPP purchase through the card and PSAM emulators)."""
+
+import sys
+
+from emu import crypto, issuer, t0
+from emu.psam import Psam
+from ykt.cli import EXIT_FAIL, EXIT_OK, CommandError
+
+AMOUNT = 200  # fen
+DATETIME = bytes.fromhex("20250601083000")
+
+
+def register(sub):
+    p = sub.add_parser("emu", help="card/PSAM emulators")
+    s = p.add_subparsers(dest="emu_cmd", metavar="CMD")
+    st = s.add_parser("selftest", help="one CAPP purchase through card + PSAM (T=0) emulators")
+    st.add_argument("--alg", choices=("3des", "sm4"), default="3des")
+    st.add_argument("--keys", default=None, help="master key file (default: the test keys)")
+    st.add_argument("--wrong-psam", action="store_true", help="PSAM with other master keys")
+    st.set_defaults(func=do_selftest)
+
+
+def _find_tag(tlv, tag):
+    """First occurrence of a (1- or 2-byte) tag in a BER-TLV tree; enough for an FCI."""
+    i = 0
+    while i < len(tlv):
+        t = tlv[i : i + 1]
+        i += 1
+        if t[0] & 0x1F == 0x1F:
+            t += tlv[i : i + 1]
+            i += 1
+        if i >= len(tlv):
+            return None
+        n = tlv[i]
+        i += 1
+        v = tlv[i : i + n]
+        if t == tag:
+            return v
+        if t[0] & 0x20:  # constructed: search inside
+            r = _find_tag(v, tag)
+            if r is not None:
+                return r
+        i += n
+    return None
+
+
+def selftest(alg="3des", keys_path=None, wrong_psam=False, out=None):
+    """Run the flow of card-protocol.md §9 once; return (ok, lines)."""
+    path = keys_path or issuer.KEYS_PATH
+    keys = issuer.load_master_keys(path)
+    lines = ["keys: " + path]
+    pk = issuer.wrong_keys(keys) if wrong_psam else keys
+    card = issuer.issue_card(keys, alg=alg, balance=5000, seed=3)
+    psam = t0.T0Card(Psam(pk, ttsn=0x0F))
+
+    def log(c, r):
+        lines.append(">> " + bytes(c).hex().upper())
+        lines.append("<< " + bytes(r).hex().upper())
+
+    def cardx(c):
+        r = card.apdu(c)
+        log(c, r)
+        return r
+
+    def psamx(c):
+        return t0.transceive(psam, c, log)
+
+    def need(r, what):
+        if r[-2:] != b"\x90\x00":
+            raise CommandError("%s failed: SW %s" % (what, r[-2:].hex().upper()), EXIT_FAIL)
+        return r[:-2]
+
+    if not psam.reset():
+        raise CommandError("PSAM gives no ATR", EXIT_FAIL)
+    terminal = need(psamx(bytes.fromhex("00B0960006")), "PSAM read EF16")
+    need(psamx(bytes.fromhex("00A40000028011")), "PSAM select DF 8011")
+    key_index = need(psamx(bytes.fromhex("00B0970001")), "PSAM read EF17")[0]
+    fci = need(cardx(bytes.fromhex("00A4040008A00000063201010500")), "card SELECT")
+    ef15 = _find_tag(fci, b"\x9f\x0c")
+    if ef15 is None or len(ef15) != 30:
+        raise CommandError("FCI without 9F0C/EF15", EXIT_FAIL)
+    need(cardx(bytes.fromhex("805C030204")), "GET BALANCE")
+    amount4 = AMOUNT.to_bytes(4, "big")
+    init = need(
+        cardx(b"\x80\x50\x03\x02\x0b" + bytes((key_index,)) + amount4 + terminal + b"\x0f"),
+        "INITIALIZE FOR CAPP PURCHASE",
+    )
+    atc, keyver, alg_id, rnd = init[4:6], init[9], init[10], init[11:15]
+    d8070 = rnd + atc + amount4 + b"\x09" + DATETIME + bytes((keyver, alg_id))
+    d8070 += ef15[12:20] + ef15[0:8]
+    r = need(psamx(b"\x80\x70\x00\x00\x24" + d8070), "PSAM 8070")
+    ttsn, mac1 = r[0:4], r[4:8]
+    rec = bytearray(48)  # §2.6 EF1E bus record
+    rec[0] = 0x06
+    rec[3:9] = terminal
+    rec[9] = 0x02
+    rec[17:21] = amount4
+    rec[21:25] = (card.balance - AMOUNT).to_bytes(4, "big")
+    rec[25:32] = DATETIME
+    rec[32:34] = ef15[2:4]
+    rec[34:42] = ef15[0:8]
+    need(cardx(b"\x80\xdc\x00\xf0\x30" + bytes(rec)), "UPDATE CAPP DATA CACHE")
+    r = cardx(b"\x80\x54\x01\x00\x0f" + ttsn + DATETIME + mac1 + b"\x08")
+    if r[-2:] != b"\x90\x00":
+        lines.append("verdict: FAIL debit refused with SW " + r[-2:].hex().upper())
+        return False, lines
+    tac, mac2 = r[0:4], r[4:8]
+    r2 = psamx(b"\x80\x72\x00\x00\x04" + mac2)
+    ok = crypto.verify_purchase_tac(
+        keys, alg_id, ef15[0:8], ef15[12:20], AMOUNT, 0x09, terminal, ttsn, DATETIME, tac
+    )
+    mac2_ok = r2[-2:] == b"\x90\x00"
+    lines.append(
+        "verdict: %s issuer-side TAC check (%s, alg %02X, TAC %s)%s"
+        % (
+            "PASS" if ok else "FAIL",
+            "verified" if ok else "does not verify",
+            alg_id,
+            tac.hex().upper(),
+            "" if mac2_ok else "; PSAM rejected MAC2",
+        )
+    )
+    return ok and mac2_ok, lines
+
+
+def do_selftest(args):
+    ok, lines = selftest(args.alg, args.keys, args.wrong_psam)
+    for ln in lines:
+        print(ln)
+    sys.stdout.flush()
+    return EXIT_OK if ok else EXIT_FAIL
