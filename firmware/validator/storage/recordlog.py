@@ -1,0 +1,626 @@
+# validator.storage.recordlog: power-safe append-only record log on raw NOR + ping-pong journals.
+# SPDX-License-Identifier: MIT
+#
+# Format, recovery procedure and bounds: FORMAT.md §3 (log) and §4 (journal). Design:
+# fixed 128-byte slots in 4 KiB blocks used in physical order; the record body is
+# programmed before its commit word, so a cut leaves a torn slot that is skipped (it
+# never got a sequence number) or a whole record. Blocks are erased only by maintain(),
+# and only when every record in them is at or below the depot watermark.
+# append() is the tap path: no erase, no allocation (buffers/memoryviews made here).
+import binascii
+import struct
+
+from micropython import const
+
+from validator.errors import StorageError
+from validator.storage import record
+
+_SLOT = const(128)
+_VERSION = const(1)
+_AHEAD = const(2)  # prepared empty blocks maintain() keeps ahead of the current block
+_HDR_LEN = const(16)
+
+# slot classes
+BLANK = const(0)
+VALID = const(1)
+CORRUPT = const(2)
+TORN = const(3)
+
+_LOG_MAGIC = b"YKLB"
+_J_MAGIC = b"YKJ1"
+_J_COMMIT = b"YKJE"
+
+
+def seq_newer(a, b, bits):
+    """True when counter a is newer than b (0 < (a - b) mod 2^bits < 2^(bits-1))."""
+    d = (a - b) & ((1 << bits) - 1)
+    return 0 < d < (1 << (bits - 1))
+
+
+def _is_blank(buf, n):
+    for i in range(n):
+        if buf[i] != 0xFF:
+            return False
+    return True
+
+
+def classify(buf):
+    """Class of a 128-byte slot image (FORMAT.md §2): BLANK, VALID, CORRUPT or TORN."""
+    if _is_blank(buf, _SLOT):
+        return BLANK
+    if record.crc_ok(buf):
+        return VALID
+    if buf[0] == 0xFF and buf[1] == 0xFF and buf[2] == 0xFF and buf[3] == 0xFF:
+        return TORN
+    return CORRUPT
+
+
+def _slot_seq(buf):
+    return struct.unpack_from(">I", buf, record.O_SEQ)[0]
+
+
+class RecordLog:
+    """Record log over flash region log=(offset, length), watermark journal wm=(offset, length).
+
+    mount() once at boot; append(img) on the tap path; maintain() in idle time;
+    read(seq, buf) / ack(seq) for the sync engine. first_seq, acked_seq, next_seq and
+    full are attributes; corrupt counts damaged records met by read() and mount().
+    """
+
+    def __init__(self, flash, log, wm):
+        off, length = log
+        bs = flash.block_size
+        if off % bs or length % bs or bs % _SLOT or length // bs < 3:
+            raise StorageError("log geometry")
+        self.flash = flash
+        self._off = off
+        self._bs = bs
+        self._B = length // bs
+        self._S = bs // _SLOT
+        self.capacity = self._B * (self._S - 1)
+        self._wm = Journal(flash, wm[0], wm[1], 16, 8)
+        self._wmbuf = bytearray(4)
+        # tap-path buffers, made once
+        self._buf = bytearray(_SLOT)
+        mv = memoryview(self._buf)
+        self._mv = mv
+        self._body = mv[4:]
+        self._crcmv = mv[4 : record.O_CRC]
+        self._cw = mv[0:4]
+        self._sb = bytearray(_SLOT)  # scan buffer (mount, read, maintain)
+        self._hb = bytearray(_HDR_LEN)
+        self.corrupt = 0
+        self.torn = 0
+        self.reads_at_mount = 0
+        self._acked = 0
+        self._mounted = False
+
+    # -- addresses and small readers ------------------------------------------
+    def _addr(self, b, s):
+        return self._off + b * self._bs + s * _SLOT
+
+    def _hdr(self, b):
+        """Lap of block b, or -1 when its header is not valid."""
+        h = self._hb
+        self.flash.read(self._addr(b, 0), h)
+        if h[0:4] != _LOG_MAGIC:
+            return -1
+        if binascii.crc32(memoryview(h)[0:12]) != struct.unpack_from(">I", h, 12)[0]:
+            return -1
+        if h[4] != _VERSION:
+            raise StorageError("log format version %d" % h[4])
+        return struct.unpack_from(">I", h, 8)[0]
+
+    def _cls(self, b, s):
+        self.flash.read(self._addr(b, s), self._sb)
+        return classify(self._sb)
+
+    def _next_blk(self, b):
+        b += 1
+        return 0 if b == self._B else b
+
+    def _prev_blk(self, b):
+        return self._B - 1 if b == 0 else b - 1
+
+    def _has_records(self, b):
+        """b lies in the run of blocks that hold records (oldest .. current)."""
+        if self._old < 0:
+            return False
+        return (b - self._old) % self._B <= (self._blk - self._old) % self._B and not (
+            b == self._blk and self._empty_cur
+        )
+
+    # -- mount / recovery (FORMAT.md §3) ----------------------------------------
+    def mount(self):
+        fl = self.flash
+        r0 = fl.reads
+        self._wm.mount()
+        self._acked = 0
+        if self._wm.latest(self._wmbuf):
+            self._acked = struct.unpack_from(">I", self._wmbuf, 0)[0]
+        B, S = self._B, self._S
+        h0 = self._hdr(0)
+        if h0 >= 0:
+            lap = h0
+            lo, hi = 0, B - 1  # blocks 0..f carry lap; find f
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._hdr(mid) == lap:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            f = lo
+        else:
+            hl = self._hdr(B - 1)
+            f = B - 1
+            lap = hl  # -1: nothing prepared yet (fresh region)
+        self._f = f
+        self._L = lap
+        acked = self.acked_seq
+        # current block: walk back from f over prepared, empty blocks
+        ready = 0
+        cur = f
+        found = False
+        if lap >= 0:
+            for _ in range(B):
+                if self._hdr(cur) < 0:
+                    break
+                if self._cls(cur, 1) != BLANK:
+                    found = True
+                    break
+                ready += 1
+                cur = self._prev_blk(cur)
+        self._ready = ready
+        self._blk = cur
+        self._empty_cur = not found
+        self.corrupt = 0
+        nxt = acked + 1
+        if not found:
+            self._slot = S
+            self._old = -1
+            self._first = nxt
+            self._next = nxt
+        else:
+            lo, hi = 1, S  # slot lo is not blank; first blank in (lo, hi]
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self._cls(cur, mid) == BLANK:
+                    hi = mid
+                else:
+                    lo = mid
+            self._slot = hi
+            self._old = self._find_oldest(f, lap)
+            last = self._last_seq_before(cur, hi)
+            if last >= 0 and last + 1 > nxt:
+                nxt = last + 1
+            self._next = nxt
+            self._first = self._first_seq_from(self._old)
+            if self._first < 0 or self._first > nxt:
+                self._first = nxt
+        self._cseq = -1
+        self._mounted = True
+        self.reads_at_mount = fl.reads - r0
+        return self
+
+    def _find_oldest(self, f, lap):
+        B = self._B
+        if lap == 0 and f < B - 1 and self._hdr(f + 1) < 0:
+            o = 0  # no wrap yet (FORMAT.md §3 step 4)
+        else:
+            o = self._next_blk(f)
+            if self._hdr(o) < 0:
+                o = self._next_blk(o)  # the block being prepared at the cut
+        # prepared-but-empty blocks only follow the current one: if o is empty, the
+        # current block is the oldest
+        if o != self._blk and self._cls(o, 1) == BLANK:
+            o = self._blk
+        return o
+
+    def _last_seq_before(self, b, s):
+        """Seq of the last committed record before slot s of block b (walks back)."""
+        ncor = 0
+        for _ in range(self._B):
+            for i in range(s - 1, 0, -1):
+                c = self._cls(b, i)
+                if c == VALID:
+                    return _slot_seq(self._sb) + ncor
+                if c == CORRUPT:
+                    ncor += 1
+                    self.corrupt += 1
+                elif c == TORN:
+                    self.torn += 1
+            if b == self._old:
+                break
+            b = self._prev_blk(b)
+            if self._hdr(b) < 0:
+                break
+            s = self._S
+        return -1
+
+    def _first_seq_in(self, b):
+        """Seq of the first committed record in block b, -1 if it has no valid record."""
+        ncor = 0
+        for i in range(1, self._S):
+            c = self._cls(b, i)
+            if c == VALID:
+                return _slot_seq(self._sb) - ncor
+            if c == CORRUPT:
+                ncor += 1
+            elif c == BLANK:
+                break
+        return -1
+
+    def _first_seq_from(self, b):
+        for _ in range(self._B):
+            v = self._first_seq_in(b)
+            if v >= 0 or b == self._blk:
+                return v
+            b = self._next_blk(b)
+        return -1
+
+    # -- public state -------------------------------------------------------------
+    @property
+    def next_seq(self):
+        return self._next
+
+    @property
+    def first_seq(self):
+        return self._first
+
+    @property
+    def acked_seq(self):
+        return self._acked
+
+    @property
+    def full(self):
+        return self._slot >= self._S and self._ready == 0
+
+    @property
+    def image(self):
+        """The log's own preallocated 128-byte image (fill it, then append())."""
+        return self._buf
+
+    # -- tap path -------------------------------------------------------------------
+    def append(self, img=None):
+        """Commit one 128-byte record image; return its seq. No erase, no allocation.
+
+        Stamps commit word, version, length, seq and CRC (FORMAT.md §2). Raises
+        StorageError when the log is full (refuse the tap: R_STORAGE_FULL)."""
+        if self._slot >= self._S:
+            if self._ready == 0:
+                raise StorageError("log full")
+            self._blk = self._next_blk(self._blk)
+            self._slot = 1
+            self._ready -= 1
+            if self._empty_cur:
+                self._empty_cur = False
+                self._old = self._blk
+        b = self._buf
+        if img is not None and img is not b:
+            self._mv[:] = img
+        seq = self._next
+        b[record.O_VERSION] = _VERSION
+        struct.pack_into(">HI", b, record.O_LENGTH, _SLOT, seq)
+        struct.pack_into(">I", b, record.O_CRC, binascii.crc32(self._crcmv))
+        b[0] = 0x59  # "YKR1"
+        b[1] = 0x4B
+        b[2] = 0x52
+        b[3] = 0x31
+        a = self._addr(self._blk, self._slot)
+        self._slot += 1
+        self.flash.program(a + 4, self._body)  # body first ...
+        self.flash.program(a, self._cw)  # ... commit word last
+        self._next = seq + 1
+        return seq
+
+    # -- idle time ------------------------------------------------------------------
+    def maintain(self):
+        """Prepare blocks ahead of need (erase + header). Returns erases done."""
+        n = 0
+        while self._ready < _AHEAD:
+            x = self._next_blk(self._f)
+            if x == self._blk:
+                break
+            if self._has_records(x):
+                if x != self._old:
+                    break  # cannot happen: records are contiguous from the oldest
+                cnt = 0
+                for i in range(1, self._S):
+                    c = self._cls(x, i)
+                    if c == VALID or c == CORRUPT:
+                        cnt += 1
+                last = self._first + cnt - 1
+                if last > self.acked_seq:
+                    break  # unacknowledged: never overwrite (FORMAT.md §0.6)
+                self._old = self._next_blk(x)
+                self._first = last + 1
+            lap = self._L + 1 if x == 0 else self._L
+            self._prepare(x, lap)
+            self._f = x
+            self._L = lap
+            self._ready += 1
+            n += 1
+        n += self._wm.maintain()
+        return n
+
+    def _prepare(self, x, lap):
+        self.flash.erase(self._off // self._bs + x)
+        h = self._hb
+        for i in range(4):
+            h[i] = _LOG_MAGIC[i]
+        h[4] = _VERSION
+        h[5] = h[6] = h[7] = 0xFF
+        struct.pack_into(">I", h, 8, lap)
+        struct.pack_into(">I", h, 12, binascii.crc32(memoryview(h)[0:12]))
+        self.flash.program(self._addr(x, 0), h)
+
+    # -- sync side --------------------------------------------------------------------
+    def ack(self, seq):
+        """The depot holds every record up to seq: advance the persistent watermark."""
+        if seq >= self._next:
+            raise StorageError("ack beyond the log")
+        if seq <= self.acked_seq:
+            return
+        struct.pack_into(">I", self._wmbuf, 0, seq)
+        self._wm.write(self._wmbuf)
+        self._acked = seq
+
+    def read(self, seq, buf):
+        """Copy record seq into buf (128 bytes); -> 128, or 0 when absent or corrupt."""
+        if seq < self._first or seq >= self._next:
+            return 0
+        if seq == self._cseq:
+            b, s, at = self._cblk, self._cslot, seq
+        else:
+            b = self._find_block(seq)
+            s = 1
+            at = self._first_seq_in(b)
+            if at < 0:
+                return 0
+        for _ in range(self._B * self._S):
+            if s >= self._S:
+                if b == self._blk:
+                    return 0
+                b = self._next_blk(b)
+                s = 1
+            c = self._cls(b, s)
+            s += 1
+            if c == BLANK:
+                return 0
+            if c == TORN:
+                continue
+            if c == VALID:
+                at = _slot_seq(self._sb)
+            if at == seq:
+                self._cseq, self._cblk, self._cslot = seq + 1, b, s
+                if c == CORRUPT:
+                    self.corrupt += 1
+                    return 0
+                for i in range(_SLOT):
+                    buf[i] = self._sb[i]
+                return _SLOT
+            at += 1
+            if at > seq:
+                return 0
+        return 0
+
+    def _find_block(self, seq):
+        """Block holding seq: binary search over the blocks oldest .. current."""
+        B = self._B
+        n = (self._blk - self._old) % B + 1
+        lo, hi = 0, n - 1  # block lo starts at or before seq
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            v = self._first_seq_in((self._old + mid) % B)
+            if 0 <= v <= seq:
+                lo = mid
+            else:
+                hi = mid - 1
+        return (self._old + lo) % B
+
+
+class Journal:
+    """Ping-pong journal of fixed-size entries (FORMAT.md §4): the newest entry wins."""
+
+    def __init__(self, flash, off, length, esize, reserve, magic=_J_MAGIC):
+        bs = flash.block_size
+        half = length // 2
+        if off % bs or half % bs or half < bs or esize < 16 or half % esize:
+            raise StorageError("journal geometry")
+        self.flash = flash
+        self._off = off
+        self._half = half
+        self._bpb = half // bs  # blocks per half
+        self._n = half // esize
+        self._E = esize
+        self._reserve = reserve
+        self._magic = magic
+        self._e = bytearray(esize)
+        mv = memoryview(self._e)
+        self._ebody = mv[4:]
+        self._ecw = mv[0:4]
+        self._edata = mv[8 : esize - 4]
+        self._eclr = mv[4:8]
+        self._zero4 = bytearray(4)
+        self._hb = bytearray(16)
+        self.inline_switches = 0
+        self.dsize = esize - 12
+
+    def _a(self, h, s):
+        return self._off + h * self._half + s * self._E
+
+    def _gen(self, h):
+        b = self._hb
+        self.flash.read(self._a(h, 0), b)
+        if b[0:4] != self._magic:
+            return -1
+        if binascii.crc32(memoryview(b)[0:8]) != struct.unpack_from(">I", b, 12)[0]:
+            return -1
+        if struct.unpack_from(">H", b, 6)[0] != self._E:
+            raise StorageError("journal format")
+        return struct.unpack_from(">H", b, 4)[0]
+
+    def _ecls(self, h, s):
+        """Read entry slot s of half h into self._e: BLANK, VALID, CORRUPT or TORN."""
+        e = self._e
+        self.flash.read(self._a(h, s), e)
+        if _is_blank(e, self._E):
+            return BLANK
+        if binascii.crc32(self._edata) == struct.unpack_from(">I", e, self._E - 4)[0]:
+            return VALID
+        if e[0] == 0xFF and e[1] == 0xFF and e[2] == 0xFF and e[3] == 0xFF:
+            return TORN
+        return CORRUPT
+
+    def mount(self):
+        g0 = self._gen(0)
+        g1 = self._gen(1)
+        if g0 < 0 and g1 < 0:
+            self.flash.program(self._a(0, 0), self._fmt(0, 0))
+            self._act, self._g, self._free, self._cur = 0, 0, 1, -1
+            return self
+        if g0 < 0 or (g1 >= 0 and seq_newer(g1, g0, 16)):
+            self._act, self._g = 1, g1
+        else:
+            self._act, self._g = 0, g0
+        h = self._act
+        lo, hi = 0, self._n
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._ecls(h, mid) == BLANK:
+                hi = mid
+            else:
+                lo = mid
+        self._free = hi
+        self._cur = -1
+        for s in range(hi - 1, 0, -1):
+            if self._ecls(h, s) == VALID:
+                self._cur = s
+                break
+        return self
+
+    def _fmt(self, h, gen):
+        bs = self.flash.block_size
+        first = (self._off + h * self._half) // bs
+        for i in range(self._bpb):  # header block first: the half stops validating at once
+            self.flash.erase(first + i)
+        b = self._hb
+        for i in range(4):
+            b[i] = self._magic[i]
+        struct.pack_into(">HH", b, 4, gen & 0xFFFF, self._E)
+        b[8] = b[9] = b[10] = b[11] = 0xFF
+        struct.pack_into(">I", b, 12, binascii.crc32(memoryview(b)[0:8]))
+        return b
+
+    def latest(self, data):
+        """Copy the current entry's data into data; False when there is none or it is cleared."""
+        if self._cur < 0:
+            return False
+        if self._ecls(self._act, self._cur) != VALID:
+            return False
+        e = self._e
+        if e[4] != 0xFF or e[5] != 0xFF or e[6] != 0xFF or e[7] != 0xFF:
+            return False
+        n = len(data)
+        if n > self.dsize:
+            n = self.dsize
+        for i in range(n):
+            data[i] = e[8 + i]
+        return True
+
+    def write(self, data):
+        """Append a new current entry (data ≤ dsize bytes, rest zero). No allocation."""
+        if self._free >= self._n:
+            self.inline_switches += 1
+            self._switch(False)
+        e = self._e
+        n = len(data)
+        if n > self.dsize:
+            raise StorageError("journal entry too big")
+        for i in range(n):
+            e[8 + i] = data[i]
+        for i in range(8 + n, self._E - 4):
+            e[i] = 0
+        for i in range(4, 8):
+            e[i] = 0xFF
+        struct.pack_into(">I", e, self._E - 4, binascii.crc32(self._edata))
+        for i in range(4):
+            e[i] = _J_COMMIT[i]
+        a = self._a(self._act, self._free)
+        self._cur = self._free
+        self._free += 1
+        self._prog_entry(a)
+
+    def _prog_entry(self, a):
+        fl = self.flash
+        p = fl.prog_size
+        e = self._E
+        if e - 4 <= p:
+            fl.program(a + 4, self._ebody)
+        else:  # entries are E-aligned; split the body at page boundaries
+            o = 4
+            while o < e:
+                k = p - (a + o) % p
+                if k > e - o:
+                    k = e - o
+                fl.program(a + o, memoryview(self._e)[o : o + k])
+                o += k
+        fl.program(a, self._ecw)
+
+    def clear(self):
+        """Mark the current entry cleared (programs its clear word to 0)."""
+        if self._cur >= 0:
+            self.flash.program(self._a(self._act, self._cur) + 4, self._zero4)
+
+    def maintain(self):
+        if self._n - self._free < self._reserve:
+            self._switch(True)
+            return self._bpb
+        return 0
+
+    def _switch(self, _idle):
+        h = self._act
+        o = 1 - h
+        live = self._cur >= 0 and self._ecls(h, self._cur) == VALID and self._e[4] == 0xFF
+        hdr = self._fmt(o, self._g + 1)
+        free = 1
+        if live:  # self._e still holds the current entry
+            self._prog_entry(self._a(o, 1))
+            free = 2
+        self.flash.program(self._a(o, 0), hdr)
+        self._act = o
+        self._g = (self._g + 1) & 0xFFFF
+        self._free = free
+        self._cur = 1 if live else -1
+
+
+class TearStore:
+    """Pending torn-transaction context (FORMAT.md §4, E = 256): survives reboot.
+
+    save(ctx) before DEBIT (tap path: no erase, no allocation when maintain() runs between
+    taps); load(buf) -> True when a context is pending; clear() once resolved."""
+
+    SIZE = const(244)
+
+    def __init__(self, flash, region):
+        self._j = Journal(flash, region[0], region[1], 256, 8)
+
+    def mount(self):
+        self._j.mount()
+        return self
+
+    def save(self, ctx):
+        self._j.write(ctx)
+
+    def load(self, buf):
+        return self._j.latest(buf)
+
+    def clear(self):
+        self._j.clear()
+
+    def maintain(self):
+        return self._j.maintain()
+
+    @property
+    def inline_switches(self):
+        return self._j.inline_switches
