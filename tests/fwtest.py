@@ -43,6 +43,7 @@ def heap_locked(fn):
     """
     need_micropython("allocation check")
     import gc
+
     import micropython
 
     gc.collect()

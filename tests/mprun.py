@@ -1,7 +1,8 @@
 # mprun: run the tier-1 firmware tests (tests/fw/test_*.py) on MicroPython.
 # SPDX-License-Identifier: MIT
 #
-#   MICROPYPATH=firmware:host_tools:tests:.frozen micropython -X heapsize=128k tests/mprun.py [name-filter ...]
+#   MICROPYPATH=firmware:host_tools:tests:.frozen \
+#       micropython -X heapsize=128k tests/mprun.py [name-filter ...]
 #
 # Each module's test_* functions run in name order; a test passes unless it raises.
 # fwtest.Skipped marks a skip. The last line is "N passed, N failed, N skipped", which CI reads.
@@ -16,7 +17,9 @@ _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 
 def main():
     filters = sys.argv[1:]
-    names = sorted(n[:-3] for n in os.listdir(_HERE + "/fw") if n.startswith("test_") and n.endswith(".py"))
+    names = sorted(
+        n[:-3] for n in os.listdir(_HERE + "/fw") if n.startswith("test_") and n.endswith(".py")
+    )
     passed = failed = skipped = 0
     for mod_name in names:
         if filters and not any(f in mod_name for f in filters):

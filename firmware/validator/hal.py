@@ -6,9 +6,10 @@
 # firmware receives them through constructors.
 #
 # ByteLink  -- a UART-like byte channel (PN532 HSU, PSAM I/O line, sync serial)
-#     write(buf) -> int                 queue all of buf (may block briefly)
-#     readinto(buf) -> int              copy what is available now, 0 when nothing;
-#                                       never blocks longer than a few ms
+#     write(buf, n) -> int              send buf[:n] (MicroPython streams take the length
+#                                       argument, so no slice is allocated)
+#     readinto(buf) -> int              copy what is available now, 0 (or None) when
+#                                       nothing; never blocks longer than a few ms
 #     wait(ms) -> bool                  block up to ms until readable; True if readable
 #     drain()                           drop everything pending in the receive direction
 #

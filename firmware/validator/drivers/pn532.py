@@ -1,0 +1,321 @@
+# validator.drivers.pn532: NXP PN532 host-controller frames and commands.
+# SPDX-License-Identifier: MIT
+#
+# Reference: NXP UM0701-02 "PN532 User Manual" rev 02:
+#   §6.2.1.1 normal information frame  00 00 FF LEN LCS TFI PD0..PDn DCS 00
+#   §6.2.1.2 extended information frame 00 00 FF FF FF LENm LENl LCS TFI PD.. DCS 00
+#   §6.2.1.3 ACK 00 00 FF 00 FF 00, NACK 00 00 FF FF 00 00
+#   §6.2.1.5 error frame (syntax error)  00 00 FF 01 FF 7F 81 00
+#   §7 commands; §7.1 status byte error codes.
+# LEN counts TFI + PD bytes; LEN + LCS == 0 (mod 256); TFI + PD.. + DCS == 0 (mod 256).
+# TFI is D4 host -> PN532 and D5 PN532 -> host; the answer code is the command + 1.
+#
+# The driver is transport-agnostic (validator.drivers.pn532_link: HSU or SPI) and knows
+# nothing about cards: ISO 14443-4 lives in validator.link.iso14443. All buffers are
+# allocated once; command() allocates nothing, so it can sit on the tap path.
+from micropython import const
+
+from validator.errors import NfcError, NfcTimeout
+
+CMD_DIAGNOSE = const(0x00)
+CMD_GET_FIRMWARE_VERSION = const(0x02)
+CMD_SAM_CONFIGURATION = const(0x14)
+CMD_RF_CONFIGURATION = const(0x32)
+CMD_IN_DATA_EXCHANGE = const(0x40)
+CMD_IN_DESELECT = const(0x44)
+CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
+CMD_IN_RELEASE = const(0x52)
+
+_TFI_HOST = const(0xD4)
+_TFI_CHIP = const(0xD5)
+_MAX_DATA = const(264)  # TFI + PD bytes in one extended frame (UM0701 §6.2.1.2)
+_FRAME_BUF = const(_MAX_DATA + 10)
+_ACK_TIMEOUT_MS = const(30)  # the chip ACKs within ~1 ms of a good frame
+_NACK_RETRIES = const(2)
+_RESYNC_LIMIT = const(600)  # bytes of garbage tolerated while hunting a start code
+
+# Frame kinds returned by _read_frame
+_K_ACK = const(1)
+_K_NACK = const(2)
+_K_DATA = const(3)
+_K_ERROR = const(4)
+
+# Status-byte error codes (UM0701 §7.1, Table 5), kept as a tuple pair table in flash.
+ERR_TIMEOUT = const(0x01)
+ERR_CRC = const(0x02)
+ERR_PARITY = const(0x03)
+ERR_TARGET_RELEASED = const(0x29)
+ERR_CARD_GONE = const(0x2B)
+STATUS_ERRORS = (
+    (0x01, "target did not answer"),
+    (0x02, "CRC error"),
+    (0x03, "parity error"),
+    (0x04, "bit count error in anticollision"),
+    (0x05, "framing error"),
+    (0x06, "abnormal bit collision"),
+    (0x07, "communication buffer too small"),
+    (0x09, "RF buffer overflow"),
+    (0x0A, "RF field not switched on in time"),
+    (0x0B, "RF protocol error"),
+    (0x0D, "temperature error"),
+    (0x0E, "internal buffer overflow"),
+    (0x10, "invalid parameter"),
+    (0x12, "DEP unsupported command"),
+    (0x13, "data format does not match the specification"),
+    (0x14, "MIFARE authentication error"),
+    (0x23, "UID check byte wrong"),
+    (0x25, "invalid device state"),
+    (0x26, "operation not allowed in this configuration"),
+    (0x27, "command not acceptable in the current context"),
+    (0x29, "target released by initiator"),
+    (0x2A, "card ID does not match"),
+    (0x2B, "card previously activated has disappeared"),
+    (0x2C, "NFCID3 mismatch"),
+    (0x2D, "over-current"),
+    (0x2E, "NAD missing in DEP frame"),
+)
+
+
+def status_text(code):
+    for c, t in STATUS_ERRORS:
+        if c == code:
+            return t
+    return "unknown status"
+
+
+class Pn532:
+    """One PN532 behind a transport (pn532_link.Hsu or pn532_link.Spi).
+
+    `command(cmd, n_params, timeout_ms)` sends `cmd` with `self.params[:n_params]` and
+    returns the number of answer bytes placed in `self.resp` (the bytes after D5 cmd+1).
+    Counters (frames_sent, nacks_sent, resyncs, garbage_bytes) help tests and benches.
+    """
+
+    def __init__(self, transport, clock):
+        self.t = transport
+        self.clock = clock
+        self._tx = bytearray(_FRAME_BUF)
+        self._body = bytearray(_MAX_DATA + 2)  # TFI..PDn, DCS
+        self.params = bytearray(_MAX_DATA)  # caller fills parameters here
+        self.resp = bytearray(_MAX_DATA)  # answer data after D5 (cmd+1)
+        self._chunk = bytearray(64)
+        self._pos = 0
+        self._avail = 0
+        self.frames_sent = 0
+        self.nacks_sent = 0
+        self.resyncs = 0
+        self.garbage_bytes = 0
+        self.last_error = 0
+
+    # -- frames out ---------------------------------------------------------------
+    def _build(self, cmd, n):
+        """Frame TFI D4, cmd, params[:n] into _tx; return the frame length."""
+        tx = self._tx
+        ln = n + 2  # TFI + cmd + params
+        if ln > _MAX_DATA:
+            raise NfcError("PN532 frame too long")
+        tx[0] = 0x00
+        tx[1] = 0x00
+        tx[2] = 0xFF
+        if ln <= 255:
+            tx[3] = ln
+            tx[4] = (-ln) & 0xFF
+            i = 5
+        else:  # extended frame, §6.2.1.2
+            tx[3] = 0xFF
+            tx[4] = 0xFF
+            tx[5] = ln >> 8
+            tx[6] = ln & 0xFF
+            tx[7] = (-(tx[5] + tx[6])) & 0xFF
+            i = 8
+        tx[i] = _TFI_HOST
+        tx[i + 1] = cmd
+        s = _TFI_HOST + cmd
+        p = self.params
+        for k in range(n):
+            b = p[k]
+            tx[i + 2 + k] = b
+            s += b
+        i += 2 + n
+        tx[i] = (-s) & 0xFF
+        tx[i + 1] = 0x00
+        return i + 2
+
+    def _send_nack(self):
+        tx = self._tx
+        tx[0] = 0
+        tx[1] = 0
+        tx[2] = 0xFF
+        tx[3] = 0xFF
+        tx[4] = 0
+        tx[5] = 0
+        self.nacks_sent += 1
+        self.t.write(tx, 6)
+
+    def abort(self):
+        """Send an ACK frame: cancels the command the chip is processing (§6.2.1.3)."""
+        tx = self._tx
+        tx[0] = 0
+        tx[1] = 0
+        tx[2] = 0xFF
+        tx[3] = 0
+        tx[4] = 0xFF
+        tx[5] = 0
+        self.t.write(tx, 6)
+
+    # -- bytes in -----------------------------------------------------------------
+    def _byte(self, deadline):
+        while self._pos >= self._avail:
+            left = self.clock.ticks_diff(deadline, self.clock.ticks_ms())
+            if left <= 0:
+                raise NfcTimeout("PN532 did not answer")
+            self._avail = self.t.fill(self._chunk, left)
+            self._pos = 0
+        b = self._chunk[self._pos]
+        self._pos += 1
+        return b
+
+    def _drop_pending(self):
+        self._pos = 0
+        self._avail = 0
+
+    def _read_frame(self, timeout_ms):
+        """Read one frame; return its kind. Data frames leave TFI..PDn in _body and the
+        data length in self._blen. Garbage before a start code is skipped (resync); a
+        frame with a bad LCS/DCS raises NfcError('checksum') so the caller can NACK."""
+        clk = self.clock
+        deadline = clk.ticks_add(clk.ticks_ms(), timeout_ms)
+        if not self.t.begin_read(timeout_ms):
+            raise NfcTimeout("PN532 not ready")
+        try:
+            skipped = 0
+            prev = -1
+            while True:  # hunt for the start code 00 FF
+                b = self._byte(deadline)
+                if prev == 0x00 and b == 0xFF:
+                    break
+                if b != 0x00:
+                    skipped += 1
+                prev = b
+                if skipped > _RESYNC_LIMIT:
+                    raise NfcError("no PN532 start code in garbage")
+            if skipped:
+                self.resyncs += 1
+                self.garbage_bytes += skipped
+            ln = self._byte(deadline)
+            lcs = self._byte(deadline)
+            if ln == 0x00 and lcs == 0xFF:
+                return _K_ACK
+            if ln == 0xFF and lcs == 0x00:
+                return _K_NACK
+            if ln == 0xFF and lcs == 0xFF:  # extended frame
+                hi = self._byte(deadline)
+                lo = self._byte(deadline)
+                c = self._byte(deadline)
+                if (hi + lo + c) & 0xFF:
+                    raise NfcError("checksum")
+                ln = (hi << 8) | lo
+            elif (ln + lcs) & 0xFF:
+                raise NfcError("checksum")
+            if ln < 1 or ln > _MAX_DATA:
+                raise NfcError("checksum")
+            body = self._body
+            s = 0
+            for i in range(ln + 1):  # TFI..PDn, DCS
+                b = self._byte(deadline)
+                body[i] = b
+                s += b
+            if s & 0xFF:
+                raise NfcError("checksum")
+            self._blen = ln
+            if ln == 1 and body[0] == 0x7F:
+                return _K_ERROR
+            return _K_DATA
+        finally:
+            self.t.end_read()
+
+    # -- commands -------------------------------------------------------------------
+    def command(self, cmd, n_params, timeout_ms):
+        """Run one command; return the length of the answer data in self.resp."""
+        n = self._build(cmd, n_params)
+        self._drop_pending()
+        self.t.write(self._tx, n)
+        self.frames_sent += 1
+        try:
+            k = self._read_frame(_ACK_TIMEOUT_MS)
+        except NfcError as e:
+            if isinstance(e, NfcTimeout):
+                raise NfcTimeout("PN532 sent no ACK")
+            raise NfcError("PN532 ACK garbled")
+        if k == _K_NACK:
+            raise NfcError("PN532 answered NACK")
+        if k == _K_ERROR:
+            raise NfcError("PN532 rejected the frame (syntax error)")
+        if k != _K_ACK:
+            raise NfcError("PN532 sent data instead of ACK")
+        tries = 0
+        while True:
+            try:
+                k = self._read_frame(timeout_ms)
+            except NfcTimeout:
+                self.abort()
+                raise
+            except NfcError as e:
+                if e.args[0] != "checksum" or tries >= _NACK_RETRIES:
+                    raise
+                tries += 1
+                self._drop_pending()
+                self._send_nack()  # ask the chip to repeat its last frame (§6.2.1.3)
+                continue
+            if k == _K_DATA:
+                break
+            if k == _K_ERROR:
+                raise NfcError("PN532 error frame: syntax error (UM0701 §6.2.1.5)")
+            # a stray ACK/NACK here is ignored; keep waiting for the answer
+        body = self._body
+        ln = self._blen
+        if ln < 2 or body[0] != _TFI_CHIP or body[1] != ((cmd + 1) & 0xFF):
+            raise NfcError("PN532 answered another command")
+        r = self.resp
+        for i in range(ln - 2):
+            r[i] = body[2 + i]
+        return ln - 2
+
+    def begin(self):
+        """Wake the chip (HSU preamble), normal SAM mode, return (ic, ver, rev, support)."""
+        self.t.wakeup()
+        p = self.params
+        p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
+        p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
+        p[2] = 0x00 if not self.t.uses_irq else 0x01
+        self.command(CMD_SAM_CONFIGURATION, 3, 100)
+        return self.firmware_version()
+
+    def firmware_version(self):
+        n = self.command(CMD_GET_FIRMWARE_VERSION, 0, 100)
+        if n != 4:
+            raise NfcError("bad GetFirmwareVersion answer")
+        r = self.resp
+        return (r[0], r[1], r[2], r[3])
+
+    def rf_field(self, on):
+        p = self.params
+        p[0] = 0x01  # CfgItem 1: RF field (§7.3.1)
+        p[1] = 0x01 if on else 0x00
+        self.command(CMD_RF_CONFIGURATION, 2, 100)
+
+    def rf_timing(self, atr_res_timeout=0x0B, timeout=0x0A):
+        p = self.params
+        p[0] = 0x02  # CfgItem 2: various timings; RFU, ATR_RES timeout, RetryTimeout code
+        p[1] = 0x00
+        p[2] = atr_res_timeout
+        p[3] = timeout  # 0x0A = 51.2 ms (§7.3.1 Table 12)
+        self.command(CMD_RF_CONFIGURATION, 4, 100)
+
+    def rf_retries(self, atr=0xFF, psl=0x01, passive=0x01):
+        p = self.params
+        p[0] = 0x05  # CfgItem 5: MxRtyATR, MxRtyPSL, MxRtyPassiveActivation (0xFF = forever)
+        p[1] = atr
+        p[2] = psl
+        p[3] = passive
+        self.command(CMD_RF_CONFIGURATION, 4, 100)

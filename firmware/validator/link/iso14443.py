@@ -1,0 +1,188 @@
+# validator.link.iso14443: the reader contract (poll / transmit / release) over a PN532.
+# SPDX-License-Identifier: MIT
+#
+# The PN532 runs the ISO/IEC 14443-4 block protocol itself (I-blocks, WTX, chaining on
+# air, FSD/FSC from the ATS), so this layer maps APDUs onto InDataExchange and chains
+# host <-> chip transfers with the MI bit when an APDU is bigger than one frame
+# (UM0701 §7.3.8). Card detection uses InListPassiveTarget with MaxTg = 2 so two cards in
+# the field are seen and refused (DB31/T 239-2020 §6.4.1), type A first, then type B.
+# Nothing on the path allocates: CardInfo and every buffer are created once.
+from micropython import const
+
+from validator.drivers import pn532 as _p
+from validator.errors import NfcError, NfcTimeout
+
+_BR_TYPE_A = const(0x00)
+_BR_TYPE_B = const(0x03)
+_CHUNK = const(250)  # APDU bytes per InDataExchange frame (normal frame: 255 - TFI, cmd, Tg)
+_MI = const(0x40)
+_POLL_TIMEOUT_MS = const(150)
+_EXCHANGE_TIMEOUT_MS = const(1500)  # chip gives up first (RF timeout / FWT from the ATS)
+_SAK_ISO14443_4 = const(0x20)
+
+KIND_A = const(1)
+KIND_B = const(2)
+
+
+class CardInfo:
+    """What polling found. `count` > 1 means several cards in the field."""
+
+    def __init__(self):
+        self.kind = 0
+        self.count = 0
+        self.uid = bytearray(10)
+        self.uid_len = 0
+        self.sak = 0
+        self.iso_dep = False
+
+    def same_uid(self, other):
+        if other.uid_len != self.uid_len:
+            return False
+        for i in range(self.uid_len):
+            if other.uid[i] != self.uid[i]:
+                return False
+        return True
+
+    def copy_from(self, other):
+        self.kind = other.kind
+        self.count = other.count
+        self.uid_len = other.uid_len
+        self.sak = other.sak
+        self.iso_dep = other.iso_dep
+        for i in range(other.uid_len):
+            self.uid[i] = other.uid[i]
+
+
+class Iso14443Reader:
+    def __init__(self, pn532, type_b=True):
+        self.chip = pn532
+        self.type_b = type_b
+        self.card = CardInfo()
+        self._tg = 1
+        self.exchanges = 0
+        self.version = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def begin(self):
+        self.version = self.chip.begin()
+        # One passive-activation retry: InListPassiveTarget answers NbTg = 0 at once when
+        # the field is empty instead of blocking (UM0701 §7.3.1 CfgItem 5).
+        self.chip.rf_retries(0xFF, 0x01, 0x01)
+        self.chip.rf_timing()
+        return self.version
+
+    def field_on(self):
+        self.chip.rf_field(True)
+
+    def field_off(self):
+        self.chip.rf_field(False)
+
+    # -- detection --------------------------------------------------------------------
+    def poll(self):
+        """Activate the card(s) in the field; CardInfo or None when the field is empty."""
+        if self._list(_BR_TYPE_A):
+            return self.card
+        if self.type_b and self._list(_BR_TYPE_B):
+            return self.card
+        return None
+
+    def _list(self, brty):
+        chip = self.chip
+        p = chip.params
+        p[0] = 2  # MaxTg: two, so a second card is noticed
+        p[1] = brty
+        n = 2
+        if brty == _BR_TYPE_B:
+            p[2] = 0x00  # AFI: all families
+            n = 3
+        ln = chip.command(_p.CMD_IN_LIST_PASSIVE_TARGET, n, _POLL_TIMEOUT_MS)
+        r = chip.resp
+        if ln < 1 or r[0] == 0:
+            return False
+        c = self.card
+        c.count = r[0]
+        self._tg = r[1]
+        if brty == _BR_TYPE_A:
+            # Tg, SENS_RES(2), SEL_RES, NFCIDLength, NFCID1, [ATS] (UM0701 §7.3.5)
+            if ln < 6:
+                raise NfcError("short target data")
+            c.kind = KIND_A
+            c.sak = r[4]
+            k = r[5]
+            if k > 10 or 6 + k > ln:
+                raise NfcError("bad NFCID length")
+            c.uid_len = k
+            for i in range(k):
+                c.uid[i] = r[6 + i]
+            c.iso_dep = bool(c.sak & _SAK_ISO14443_4)
+        else:
+            # Tg, ATQB(12: 50 PUPI(4) AppData(4) ProtInfo(3)), ATTRIB_RES len, ATTRIB_RES
+            if ln < 14 or r[2] != 0x50:
+                raise NfcError("bad ATQB")
+            c.kind = KIND_B
+            c.sak = 0
+            c.uid_len = 4
+            for i in range(4):
+                c.uid[i] = r[3 + i]
+            c.iso_dep = bool(r[12] & 0x01)  # ProtInfo: ISO 14443-4 compliant bit
+        return True
+
+    # -- APDUs ------------------------------------------------------------------------
+    def transmit(self, cmd, n, resp):
+        """Send cmd[:n] as one APDU; response data + SW into resp; return its length."""
+        chip = self.chip
+        p = chip.params
+        r = chip.resp
+        off = 0
+        while True:  # host -> chip, MI chaining for long commands
+            k = n - off
+            more = k > _CHUNK
+            if more:
+                k = _CHUNK
+            p[0] = self._tg | (_MI if more else 0)
+            for i in range(k):
+                p[1 + i] = cmd[off + i]
+            ln = chip.command(_p.CMD_IN_DATA_EXCHANGE, 1 + k, _EXCHANGE_TIMEOUT_MS)
+            st = self._status(ln, r)
+            off += k
+            if not more:
+                break
+            if ln != 1:
+                raise NfcError("data in a chained-send acknowledgement")
+        got = 0
+        while True:  # chip -> host, MI set while more answer data waits in the chip
+            k = ln - 1
+            if got + k > len(resp):
+                raise NfcError("card answer too long")
+            for i in range(k):
+                resp[got + i] = r[1 + i]
+            got += k
+            if not (st & _MI):
+                break
+            p[0] = self._tg
+            ln = chip.command(_p.CMD_IN_DATA_EXCHANGE, 1, _EXCHANGE_TIMEOUT_MS)
+            st = self._status(ln, r)
+        self.exchanges += 1
+        if got < 2:
+            raise NfcError("answer without status word")
+        return got
+
+    def _status(self, ln, r):
+        if ln < 1:
+            raise NfcError("empty InDataExchange answer")
+        st = r[0]
+        e = st & 0x3F
+        if e:
+            if e == _p.ERR_TIMEOUT or e == _p.ERR_CARD_GONE or e == _p.ERR_TARGET_RELEASED:
+                raise NfcTimeout("card did not answer")
+            raise NfcError("PN532 status 0x%02x: %s" % (e, _p.status_text(e)))
+        return st
+
+    def release(self):
+        """InRelease all targets: DESELECT sent, card left in HALT (UM0701 §7.3.11)."""
+        p = self.chip.params
+        p[0] = 0x00
+        try:
+            self.chip.command(_p.CMD_IN_RELEASE, 1, _POLL_TIMEOUT_MS)
+        except NfcTimeout:
+            pass

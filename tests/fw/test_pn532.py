@@ -1,0 +1,198 @@
+# Tier 1: the firmware PN532 driver + reader against the byte-level PN532 emulator,
+# over HSU and SPI. Runs on MicroPython and CPython.
+from emu import pn532 as emu
+from emu.wires import HsuWire, SimClock, SpiWire
+from fwtest import raises
+from validator.drivers.pn532 import Pn532
+from validator.drivers.pn532_link import Hsu, Spi
+from validator.errors import NfcError, NfcTimeout
+from validator.link.iso14443 import KIND_A, KIND_B, Iso14443Reader
+
+
+class EchoCard:
+    """Minimal ISO 14443-4 responder: answers SELECT with 9000, echoes other APDUs."""
+
+    kind = "A"
+    atqa = b"\x00\x04"
+    sak = 0x20
+    ats = b"\x05\x78\x80\x70\x02"
+
+    def __init__(self, uid=b"\x01\x02\x03\x04", answer_len=None):
+        self.uid = uid
+        self.answer_len = answer_len
+        self.apdus = []
+        self.deselects = 0
+
+    def apdu(self, cmd):
+        self.apdus.append(cmd)
+        if self.answer_len is not None:
+            return bytes((i & 0xFF for i in range(self.answer_len))) + b"\x90\x00"
+        if cmd[1] == 0xA4:
+            return b"\x6f\x00\x90\x00"
+        return bytes(cmd) + b"\x90\x00"
+
+    def deselect(self):
+        self.deselects += 1
+
+
+class TypeBCard(EchoCard):
+    kind = "B"
+    atqb = b"\x50\xaa\xbb\xcc\xdd\x00\x00\x00\x00\x00\x71\x71"
+    attrib_resp = b"\x00"
+
+
+def rig(spi=False):
+    field = emu.Field()
+    clock = SimClock()
+    core = emu.Pn532Core(field, hsu=not spi)
+    if spi:
+        wire = SpiWire(emu.Pn532SpiSlave(core))
+        transport = Spi(wire, wire.cs, clock, msb_only=True)
+    else:
+        wire = HsuWire(core, clock)
+        transport = Hsu(wire)
+    reader = Iso14443Reader(Pn532(transport, clock))
+    reader.begin()
+    return field, core, wire, reader
+
+
+def _tap_roundtrip(spi):
+    field, core, wire, reader = rig(spi)
+    assert reader.version == (0x32, 0x01, 0x06, 0x07)
+    assert reader.poll() is None
+    card = EchoCard()
+    field.place(card)
+    info = reader.poll()
+    assert info is not None and info.kind == KIND_A and info.count == 1 and info.iso_dep
+    assert bytes(info.uid[: info.uid_len]) == b"\x01\x02\x03\x04"
+    cmd = bytearray(b"\x00\xb0\x95\x00\x1e")
+    resp = bytearray(300)
+    n = reader.transmit(cmd, len(cmd), resp)
+    assert bytes(resp[:n]) == bytes(cmd) + b"\x90\x00"
+    reader.release()
+    assert card.deselects >= 1
+
+
+def test_pn532_when_hsu_tap_roundtrip_works():
+    _tap_roundtrip(False)
+
+
+def test_pn532_when_spi_tap_roundtrip_works():
+    _tap_roundtrip(True)
+
+
+def test_pn532_when_hsu_chip_not_woken_times_out():
+    field = emu.Field()
+    clock = SimClock()
+    core = emu.Pn532Core(field, hsu=True)
+    wire = HsuWire(core, clock)
+    chip = Pn532(Hsu(wire), clock)
+    raises(NfcTimeout, chip.firmware_version)  # no 0x55 preamble: the chip sleeps
+    chip.t.wakeup()
+    assert chip.firmware_version()[0] == 0x32
+
+
+def test_pn532_when_two_cards_in_field_count_is_two():
+    field, core, wire, reader = rig()
+    field.place(EchoCard(b"\x01\x02\x03\x04"))
+    field.place(EchoCard(b"\x05\x06\x07\x08"))
+    info = reader.poll()
+    assert info.count == 2
+
+
+def test_pn532_when_type_b_card_polls_as_kind_b():
+    field, core, wire, reader = rig()
+    field.place(TypeBCard())
+    info = reader.poll()
+    assert info.kind == KIND_B and bytes(info.uid[:4]) == b"\xaa\xbb\xcc\xdd" and info.iso_dep
+
+
+def _chaining(spi):
+    field, core, wire, reader = rig(spi)
+    card = EchoCard(answer_len=600)
+    field.place(card)
+    reader.poll()
+    cmd = bytearray(bytes((0x80, 0xDC, 0x02, 0xD0, 0xFF)) + bytes(range(255)) + bytes(300))
+    resp = bytearray(700)
+    n = reader.transmit(cmd, len(cmd), resp)
+    assert card.apdus[-1] == bytes(cmd)  # reassembled from MI-chained frames
+    assert n == 602 and resp[599] == 599 & 0xFF and bytes(resp[600:602]) == b"\x90\x00"
+
+
+def test_pn532_when_long_apdu_and_answer_chain_with_mi_hsu():
+    _chaining(False)
+
+
+def test_pn532_when_long_apdu_and_answer_chain_with_mi_spi():
+    _chaining(True)
+
+
+def test_pn532_when_card_removed_after_n_exchanges_times_out():
+    field, core, wire, reader = rig()
+    card = EchoCard()
+    field.place(card)
+    reader.poll()
+    field.remove_after(card, 1)
+    resp = bytearray(300)
+    cmd = bytearray(b"\x00\x84\x00\x00\x04")
+    reader.transmit(cmd, 5, resp)
+    raises(NfcTimeout, reader.transmit, cmd, 5, resp)
+    assert reader.poll() is None
+
+
+def test_pn532_when_answer_corrupted_driver_nacks_and_recovers():
+    field, core, wire, reader = rig()
+    field.place(EchoCard())
+    reader.poll()
+    core.fault_corrupt = True
+    resp = bytearray(300)
+    cmd = bytearray(b"\x00\x84\x00\x00\x04")
+    n = reader.transmit(cmd, 5, resp)
+    assert bytes(resp[:n]) == bytes(cmd) + b"\x90\x00"
+    assert reader.chip.nacks_sent == 1 and core.nacks == 1
+
+
+def test_pn532_when_garbage_precedes_frames_driver_resyncs():
+    field, core, wire, reader = rig()
+    field.place(EchoCard())
+    wire.noise = b"\x13\x37\xff\x00\x42" * 5
+    assert reader.poll() is not None
+    assert reader.chip.resyncs >= 1
+
+
+def test_pn532_when_ack_lost_raises_then_next_command_works():
+    field, core, wire, reader = rig()
+    core.fault_no_ack = True
+    e = raises(NfcError, reader.chip.firmware_version)
+    assert "ACK" in e.args[0] or "data instead" in e.args[0]
+    assert reader.chip.firmware_version()[0] == 0x32
+
+
+def test_pn532_when_chip_mute_times_out_and_aborts():
+    field, core, wire, reader = rig()
+    core.fault_mute = True
+    raises(NfcTimeout, reader.chip.firmware_version)
+    assert core.aborts == 1
+    assert reader.chip.firmware_version()[0] == 0x32
+
+
+def test_pn532_when_unknown_command_gets_syntax_error_frame():
+    field, core, wire, reader = rig()
+    e = raises(NfcError, reader.chip.command, 0x99, 0, 50)
+    assert "syntax" in e.args[0]
+
+
+def test_pn532_when_exchange_with_no_target_reports_context_error():
+    field, core, wire, reader = rig()
+    resp = bytearray(300)
+    e = raises(NfcError, reader.transmit, bytearray(b"\x00\x84\x00\x00\x04"), 5, resp)
+    assert "0x27" in e.args[0]
+
+
+def test_pn532_when_field_off_no_card_is_found():
+    field, core, wire, reader = rig()
+    field.place(EchoCard())
+    reader.field_off()
+    assert reader.poll() is None
+    reader.field_on()
+    assert reader.poll() is not None
