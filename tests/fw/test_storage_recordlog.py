@@ -1,0 +1,210 @@
+# Tier 1: the record log, watermark and tear store on the emulated NOR (FORMAT.md §2-§4).
+import struct
+
+import fwtest
+from emu.nor import NorFlash
+from fwtest import raises
+from validator.errors import StorageError
+from validator.storage import record
+from validator.storage.recordlog import RecordLog, TearStore
+
+# small erase blocks keep the RAM image small enough for the 128 KiB MicroPython heap:
+# 8 log blocks x 7 records, watermark 2 x 1 KiB, tear store 2 x 2 KiB
+_BS = 1024
+_LOG = (0, 8 * _BS)
+_WM = (8 * _BS, 2 * _BS)
+_TEAR = (10 * _BS, 4 * _BS)
+_SPB = 7  # records per block
+
+
+def _flash():
+    return NorFlash(14 * _BS, block_size=_BS, prog_size=256)
+
+
+def _log(fl):
+    lg = RecordLog(fl, _LOG, _WM).mount()
+    lg.maintain()
+    return lg
+
+
+def _fill(img, seq):
+    record.reset(img)
+    img[record.O_STATUS] = record.ST_NORMAL
+    img[record.O_TXN_TYPE] = 0x09
+    struct.pack_into(">I", img, record.O_AMOUNT, seq * 7)
+    for i in range(10):
+        img[record.O_SERIAL + i] = (seq + i) & 0xFF
+
+
+def _ok(buf, seq):
+    d = record.decode(buf)
+    return record.crc_ok(buf) and d["seq"] == seq and d["amount"] == seq * 7 and buf[
+        record.O_SERIAL + 3
+    ] == (seq + 3) & 0xFF
+
+
+def test_recordlog_when_appended_reads_back_after_remount():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    for q in range(1, 51):
+        _fill(img, q)
+        assert lg.append(img) == q
+        lg.maintain()
+    lg2 = RecordLog(fl, _LOG, _WM).mount()
+    assert lg2.first_seq == 1 and lg2.next_seq == 51 and lg2.acked_seq == 0
+    b = bytearray(128)
+    for q in range(1, 51):
+        assert lg2.read(q, b) == 128 and _ok(b, q)
+    assert lg2.read(51, b) == 0 and lg2.read(0, b) == 0
+
+
+def test_recordlog_when_fresh_needs_maintain_before_append():
+    fl = _flash()
+    lg = RecordLog(fl, _LOG, _WM).mount()
+    assert lg.full  # nothing prepared: no erase happens inside append
+    raises(StorageError, lg.append, record.new_image())
+    lg.maintain()
+    assert not lg.full and lg.append(record.new_image()) == 1
+
+
+def test_recordlog_when_full_of_unacked_refuses_and_never_overwrites():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    n = 0
+    while not lg.full:
+        n += 1
+        _fill(img, n)
+        lg.append(img)
+        lg.maintain()
+    assert n == lg.capacity == 8 * _SPB
+    raises(StorageError, lg.append, img)
+    b = bytearray(128)
+    assert lg.read(1, b) == 128 and _ok(b, 1)
+    lg.ack(20)  # depot took 1..20: blocks 0 and 1 (1..14) become reusable, not 2 (15..21)
+    lg.maintain()
+    assert not lg.full
+    _fill(img, n + 1)
+    assert lg.append(img) == n + 1
+    assert lg.first_seq == 15
+    lg2 = RecordLog(fl, _LOG, _WM).mount()
+    assert lg2.first_seq == 15 and lg2.next_seq == n + 2 and lg2.acked_seq == 20
+    for q in range(15, n + 2):
+        assert lg2.read(q, b) == 128 and _ok(b, q)
+
+
+def test_recordlog_when_wrapping_many_laps_keeps_sequence():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    b = bytearray(128)
+    for q in range(1, 701):
+        _fill(img, q)
+        assert lg.append(img) == q
+        if q % 25 == 0:
+            lg.ack(q - 5)
+        lg.maintain()
+        if q % 97 == 0:
+            lg = RecordLog(fl, _LOG, _WM).mount()
+            assert lg.next_seq == q + 1 and lg.first_seq <= q - 30
+            lg.maintain()
+    assert lg.read(700, b) == 128 and _ok(b, 700)
+    for q in range(lg.first_seq, 701):
+        assert lg.read(q, b) == 128 and _ok(b, q)
+
+
+def test_recordlog_when_bit_flipped_reports_and_later_records_stay_readable():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    for q in range(1, 41):
+        _fill(img, q)
+        lg.append(img)
+        lg.maintain()
+    # record 10 is block 1 slot 3; record 40 (the newest) is block 5 slot 5
+    fl.flip_bit(_BS + 3 * 128 + 50, 3)
+    fl.flip_bit(5 * _BS + 5 * 128 + 70, 0)
+    lg2 = RecordLog(fl, _LOG, _WM).mount()
+    assert lg2.next_seq == 41  # the damaged newest record still holds its number
+    b = bytearray(128)
+    assert lg2.read(10, b) == 0 and lg2.corrupt >= 1
+    for q in range(11, 40):
+        assert lg2.read(q, b) == 128 and _ok(b, q)
+    assert lg2.read(40, b) == 0
+    lg2.maintain()
+    assert lg2.append(img) == 41
+
+
+def test_recordlog_when_mounted_reads_a_bounded_number_of_slots():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    for q in range(1, 50):
+        _fill(img, q)
+        lg.append(img)
+        lg.maintain()
+    lg2 = RecordLog(fl, _LOG, _WM).mount()
+    # FORMAT.md §3: 2 + log2(B) headers + 3 + 3 + 1 + 2 + 1 slots + watermark (2 + 6 + few)
+    assert lg2.reads_at_mount <= 2 + 3 + 10 + 10, lg2.reads_at_mount
+
+
+def test_recordlog_when_append_runs_heap_locked_allocates_nothing():
+    fwtest.need_micropython()
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    _fill(img, 1)
+    lg.append(img)
+
+    def tap():
+        lg.append(img)
+
+    assert fwtest.heap_locked(tap) == 0
+    lg.maintain()
+    assert fwtest.heap_locked(tap) == 0
+
+
+def test_tearstore_when_saved_survives_remount_until_cleared():
+    fl = _flash()
+    ts = TearStore(fl, _TEAR).mount()
+    buf = bytearray(TearStore.SIZE)
+    assert not ts.load(buf)
+    ctx = bytearray(range(200))
+    ts.save(ctx)
+    ts2 = TearStore(fl, _TEAR).mount()
+    assert ts2.load(buf) and bytes(buf[:200]) == bytes(ctx)
+    ts2.clear()
+    assert not TearStore(fl, _TEAR).mount().load(buf)
+
+
+def test_tearstore_when_maintained_between_taps_never_erases_on_save():
+    fl = _flash()
+    ts = TearStore(fl, _TEAR).mount()
+    buf = bytearray(TearStore.SIZE)
+    ctx = bytearray(64)
+    for i in range(100):  # 7 entries per 2 KiB half: many switches
+        ctx[0] = i
+        e0 = fl.erases
+        ts.save(ctx)
+        assert fl.erases == e0
+        if i % 3:
+            ts.clear()
+        ts.maintain()
+    assert ts.inline_switches == 0
+    ts2 = TearStore(fl, _TEAR).mount()
+    assert ts2.load(buf) == (99 % 3 == 0) and (99 % 3 or buf[0] == 99)
+
+
+def test_tearstore_when_save_runs_heap_locked_allocates_nothing():
+    fwtest.need_micropython()
+    fl = _flash()
+    ts = TearStore(fl, _TEAR).mount()
+    ctx = bytearray(128)
+    ts.save(ctx)
+
+    def tap():
+        ts.save(ctx)
+        ts.clear()
+
+    assert fwtest.heap_locked(tap) == 0
