@@ -162,7 +162,7 @@ class SyncClient:
     def bye(self):
         try:
             self.send(wire.T_BYE)
-            self.result(wire.T_BYE, timeout=1.0)
+            self.result(wire.T_BYE, timeout=min(self.timeout, 1.0))
         except SyncError:
             pass
         self.tx_mac = self.rx_mac = None

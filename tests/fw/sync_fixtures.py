@@ -135,13 +135,16 @@ class Applied:
 def make_target(n_records=0, log=None, clock=None):
     log = log if log is not None else MemLog()
     for _ in range(n_records):
-        log.append(make_record(log.next_seq))
+        add_record(log)
     clock = clock if clock is not None else FakeClock()
     applied = Applied()
     handlers = {}
     for k in (1, 2, 3, 4, 5):
         handlers[k] = applied
-    t = LogTarget(log, DEVICE_ID, 0x000100, KC, clock, handlers, faults=["boot", "nfc timeout"])
+    t = LogTarget(
+        log, DEVICE_ID, 0x000100, KC, clock, handlers, faults=["boot", "nfc timeout"],
+        rec_size=getattr(log, "rec_size", REC_SIZE),
+    )
     t.applied = applied
     return t
 
@@ -221,16 +224,34 @@ class PumpPort:
         return r
 
 
-def real_log_or_none(size=256 * 1024):
-    """The storage RecordLog on an emulated NOR flash when it exists (issue 5), else None."""
+def real_log_or_none():
+    """The storage RecordLog (issue 5) on a 64 KiB emulated NOR when it exists, else None."""
     try:
         from validator.storage.recordlog import RecordLog
     except ImportError:
         return None
     from emu.nor import NorFlash
 
-    log = RecordLog(NorFlash(size), 0, size)
-    if hasattr(log, "format"):
-        log.format()
+    log = RecordLog(NorFlash(64 * 1024), (0, 48 * 1024), (48 * 1024, 16 * 1024))
     log.mount()
+    log.maintain()
+    log.rec_size = 128
     return log
+
+
+def add_record(log):
+    """Append one record the way the tap path does (then idle-time maintenance)."""
+    rs = getattr(log, "rec_size", REC_SIZE)
+    seq = log.append(make_record(log.next_seq, rs))
+    m = getattr(log, "maintain", None)
+    if m is not None:
+        m()
+    return seq
+
+
+def stored(log, seq):
+    """The bytes the log holds for seq (what the depot must receive)."""
+    rs = getattr(log, "rec_size", REC_SIZE)
+    b = bytearray(rs)
+    n = log.read(seq, b)
+    return bytes(b) if n else None

@@ -102,7 +102,11 @@ class LogTarget(BufferedPush):
         )
 
     def read_records(self, from_seq, buf, max_n):
-        """-> (first_seq, count): consecutive records from max(from_seq, first_seq)."""
+        """-> (first_seq, count): consecutive readable records from max(from_seq, first_seq).
+
+        The log's read() returns 0 for a record it cannot vouch for (CRC damage, FORMAT.md):
+        such a record is skipped when it would open a batch and ends a batch otherwise, so
+        the depot sees a gap in seq (reported by ykt sync) instead of garbage."""
         lg = self.log
         first = _val(lg.first_seq)
         nxt = _val(lg.next_seq)
@@ -111,7 +115,11 @@ class LogTarget(BufferedPush):
         n = 0
         mv = memoryview(buf)
         while n < max_n and seq + n < nxt:
-            lg.read(seq + n, mv[n * rs : (n + 1) * rs])
+            if not lg.read(seq + n, mv[n * rs : (n + 1) * rs]):
+                if n:
+                    break
+                seq += 1  # unreadable record at the head: skip it
+                continue
             n += 1
         return seq, n
 
