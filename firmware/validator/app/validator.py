@@ -1,0 +1,154 @@
+# validator.app.validator: the detection state machine and the tasks around it.
+# SPDX-License-Identifier: MIT
+#
+# Card detection follows the four states of house-style principle 3 (Keyple's observable
+# reader): start -> wait for a card -> process -> wait for removal -> wait for a card.
+# A card still in the field after its tap is never processed twice; two cards in the field
+# are refused with R_MULTIPLE_CARDS (DB31/T 239-2020 §6.4.1). The card transaction is plain
+# synchronous code (short, must not interleave); asyncio only schedules the card loop, the
+# board's console and the sync task around it (principle 13).
+from micropython import const
+
+from validator import errors as E
+
+_S_WAIT_CARD = const(0)
+_S_WAIT_REMOVAL = const(1)
+_REMOVAL_MISSES = const(2)  # empty polls in a row that mean "card gone"
+POLL_MS = const(30)
+
+
+class Result:
+    """Preallocated outcome of one tap; the processor fills it."""
+
+    def __init__(self):
+        self.reason = E.R_OK
+        self.amount = 0
+        self.balance = 0
+        self.seq = -1
+
+    def set(self, reason, amount=0, balance=0, seq=-1):
+        self.reason = reason
+        self.amount = amount
+        self.balance = balance
+        self.seq = seq
+        return self
+
+
+class SelectProcessor:
+    """Fallback processor: SELECT the T-Union EP application, charge nothing.
+
+    Used until a transaction engine is configured (and by the foundation tests).
+    """
+
+    _AID = b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05"
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.result = Result()
+        self._cmd = bytearray(self._AID + b"\x00")
+        self._resp = bytearray(260)
+
+    def process(self, card):
+        n = self.reader.transmit(self._cmd, len(self._cmd), self._resp)
+        if self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00:
+            return self.result.set(E.R_OK)
+        return self.result.set(E.R_UNSUPPORTED_CARD)
+
+
+class Validator:
+    def __init__(self, board, reader, processor):
+        self.board = board
+        self.reader = reader
+        self.processor = processor
+        self.state = _S_WAIT_CARD
+        self._misses = 0
+        self._fault = Result()
+        from validator.link.iso14443 import CardInfo
+
+        self._last = CardInfo()
+        self.taps = 0
+        self.faults = 0
+        self.fault_state = E.R_OK  # non-zero: refuse every tap with this reason
+
+    def step(self):
+        """One pass of the detection state machine; returns a Result when a tap ended."""
+        try:
+            info = self.reader.poll()
+        except E.NfcError:
+            self.faults += 1
+            return None
+        if self.state == _S_WAIT_REMOVAL:
+            if info is None:
+                self._misses += 1
+                if self._misses >= _REMOVAL_MISSES:
+                    self.state = _S_WAIT_CARD
+                    self.board.indicator.idle()
+                return None
+            self._misses = 0
+            if info.count == 1 and info.same_uid(self._last):
+                self.reader.release()
+                return None  # the same card is still there: wait for removal
+        if info is None:
+            return None
+        self._last.copy_from(info)
+        self.state = _S_WAIT_REMOVAL
+        self._misses = 0
+        if info.count > 1:
+            r = self._fault.set(E.R_MULTIPLE_CARDS)
+        elif self.fault_state:
+            r = self._fault.set(self.fault_state)
+        else:
+            try:
+                r = self.processor.process(info)
+            except E.NfcError:
+                r = self._fault.set(E.R_COMM_ERROR)
+            except E.SamError:
+                r = self._fault.set(E.R_SAM_FAULT)
+            except E.StorageError:
+                r = self._fault.set(E.R_STORAGE_FULL)
+            except E.ValidatorError:
+                r = self._fault.set(E.R_CARD_ERROR)
+        self.reader.release()
+        self.taps += 1
+        self.board.indicator.show(r.reason, r.amount, r.balance)
+        return r
+
+    async def card_task(self):
+        import asyncio
+
+        while True:
+            self.step()
+            await asyncio.sleep_ms(POLL_MS)
+
+
+def run(board, processor=None, extra_tasks=()):
+    """Build the reader on the board's PN532, then run the card loop and board tasks."""
+    import asyncio
+
+    from validator.drivers.pn532 import Pn532
+    from validator.link.iso14443 import Iso14443Reader
+
+    reader = Iso14443Reader(Pn532(board.pn532, board.clock))
+    try:
+        reader.begin()
+        reader.field_on()
+    except E.NfcError:
+        board.indicator.show(E.R_FAULT, 0, 0)
+        raise
+    if processor is None:
+        processor = SelectProcessor(reader)
+    v = Validator(board, reader, processor)
+    board.indicator.idle()
+
+    async def main():
+        tasks = [asyncio.create_task(v.card_task())]
+        for t in extra_tasks:
+            tasks.append(asyncio.create_task(t(v)))
+        console = getattr(board, "console_task", None)
+        if console is not None:
+            await console(v)
+        else:
+            await tasks[0]
+
+    asyncio.run(main())
+    return v

@@ -1,0 +1,268 @@
+"""emu.world: the emulated bus around one validator process (CPython only).
+
+Creates the ptys the unix board opens (PN532 HSU or SPI bridge, PSAM I/O lines, a gpio
+channel for the PSAM reset lines), runs the PN532 core with its RF field and the PSAM T=0
+engines behind them in a service thread, and starts the real firmware on the MicroPython
+unix port (`micropython -X heapsize=128k firmware/main.py`). The firmware reports results
+as "@..." lines on stdout; the simulator drives it through stdin ("T secs", "C n", "Q").
+Wire formats of the bridge are described in boards/unix/board.py.
+"""
+
+import json
+import os
+import pty
+import queue
+import selectors
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tty
+
+from emu import pn532 as pn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _pty():
+    m, s = pty.openpty()
+    tty.setraw(s)
+    tty.setraw(m)
+    os.set_blocking(m, False)
+    return m, s, os.ttyname(s)
+
+
+def micropython_bin():
+    return shutil.which("micropython") or os.path.join(sys.prefix, "bin", "micropython")
+
+
+def mp_env(extra=None):
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(
+        os.path.join(ROOT, p) for p in ("boards/unix", "firmware", "host_tools")
+    ) + ":.frozen"
+    env.update(extra or {})
+    return env
+
+
+class World:
+    def __init__(self, workdir, device_id="00000001", psams=(), spi=False, flash_size=64 << 20,
+                 heap="128k", time_secs=None, main=None, log=None, extra_cfg=None):
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.field = pn.Field()
+        self.core = pn.Pn532Core(self.field, hsu=not spi)
+        self.spi = pn.Pn532SpiSlave(self.core) if spi else None
+        self.psams = list(psams)  # emu.t0.T0Card per slot
+        self.device_id = device_id
+        self.events = queue.Queue()
+        self.lines = []
+        self.log = log
+        self._stop = threading.Event()
+        self._fds = {}
+        self._spi_buf = b""
+        self._gpio_buf = b""
+        self._rst = {}
+        self.flash_path = os.path.join(workdir, "flash-%s.bin" % device_id)
+        m, s, name = _pty()
+        self._fds[m] = ("pn532", None)
+        self._slaves = [s]
+        cfg = {
+            "device_id": device_id,
+            "pn532": name,
+            "pn532_mode": "spi" if spi else "hsu",
+            "flash": self.flash_path,
+            "flash_size": flash_size,
+            "psam": [],
+        }
+        if time_secs is not None:
+            cfg["time"] = time_secs
+        m, s, name = _pty()
+        self._fds[m] = ("gpio", None)
+        self._slaves.append(s)
+        cfg["gpio"] = name
+        for i, _ in enumerate(self.psams):
+            m, s, name = _pty()
+            self._fds[m] = ("psam", i)
+            self._slaves.append(s)
+            cfg["psam"].append(name)
+        cfg.update(extra_cfg or {})
+        self.cfg = cfg
+        self.cfg_path = os.path.join(workdir, "board-%s.json" % device_id)
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f, indent=1)
+        self.heap = heap
+        self.main = main or os.path.join(ROOT, "firmware", "main.py")
+        self.proc = None
+
+    # -- the service thread (emulated chips) ------------------------------------------
+    def _serve(self):
+        sel = selectors.DefaultSelector()
+        for fd in self._fds:
+            sel.register(fd, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(0.005):
+                fd = key.fd
+                try:
+                    data = os.read(fd, 4096)
+                except (BlockingIOError, OSError):
+                    continue
+                if data:
+                    self._on_bytes(fd, data)
+            if self.spi is None:
+                self.core.service()
+                out = self.core.take()
+                if out:
+                    self._write(self._pn532_fd(), out)
+
+    def _pn532_fd(self):
+        for fd, (kind, _) in self._fds.items():
+            if kind == "pn532":
+                return fd
+
+    def _write(self, fd, data):
+        while data:
+            try:
+                n = os.write(fd, data)
+                data = data[n:]
+            except BlockingIOError:
+                time.sleep(0.0005)
+
+    def _on_bytes(self, fd, data):
+        kind, idx = self._fds[fd]
+        if kind == "pn532":
+            if self.spi is None:
+                self.core.feed(data)
+                out = self.core.take()
+                if out:
+                    self._write(fd, out)
+            else:
+                self._spi_bytes(fd, data)
+        elif kind == "gpio":
+            self._gpio_buf += data
+            while len(self._gpio_buf) >= 3:
+                op, slot, level = self._gpio_buf[:3]
+                self._gpio_buf = self._gpio_buf[3:]
+                if op == 0x52 and slot < len(self.psams):  # "R": reset line of a slot
+                    prev = self._rst.get(slot, 1)
+                    self._rst[slot] = level
+                    if level and not prev:  # RST released: the card answers its ATR
+                        atr = self.psams[slot].reset()
+                        if atr:
+                            self._write(self._psam_fd(slot), atr)
+        elif kind == "psam":
+            out = self.psams[idx].feed(data)
+            if out:
+                self._write(fd, out)
+
+    def _psam_fd(self, slot):
+        for fd, (kind, i) in self._fds.items():
+            if kind == "psam" and i == slot:
+                return fd
+
+    def _spi_bytes(self, fd, data):
+        self._spi_buf += data
+        b = self._spi_buf
+        while b:
+            op = b[0]
+            if op == 0x53:  # S: NSS low
+                self.spi.cs(0)
+                b = b[1:]
+            elif op == 0x44:  # D: NSS high
+                self.spi.cs(1)
+                b = b[1:]
+            elif op == 0x58:  # X len data
+                if len(b) < 2 or len(b) < 2 + b[1]:
+                    break
+                n = b[1]
+                rx = self.spi.exchange(b[2:2 + n])
+                b = b[2 + n:]
+                self._write(fd, rx)
+            else:
+                b = b[1:]  # stray byte on the bridge: drop
+        self._spi_buf = b
+
+    # -- the firmware process ------------------------------------------------------------
+    def start(self, wait_ready=True, timeout=20):
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        args = [micropython_bin(), "-X", "heapsize=" + self.heap, self.main]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=mp_env({"YKT_BOARD_CONFIG": self.cfg_path}), cwd=ROOT,
+        )
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        if wait_ready:
+            self.wait("READY", timeout)
+        return self
+
+    def _read_stdout(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            if self.log:
+                self.log(line)
+            if line.startswith("@"):
+                self.events.put(line[1:])
+        self.events.put("EXIT %s" % self.proc.wait())
+
+    def send(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+    def wait(self, prefix, timeout=10):
+        """Next event starting with prefix (other events are kept in self.seen)."""
+        end = time.time() + timeout
+        while True:
+            left = end - time.time()
+            if left <= 0:
+                raise TimeoutError("no @%s from the firmware; last lines:\n%s"
+                                   % (prefix, "\n".join(self.lines[-15:])))
+            try:
+                ev = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if ev.startswith(prefix):
+                return ev
+            if ev.startswith("EXIT"):
+                raise RuntimeError("firmware exited (%s); last lines:\n%s"
+                                   % (ev, "\n".join(self.lines[-25:])))
+
+    def set_time(self, secs):
+        self.send("T %d" % secs)
+        self.wait("TIME")
+
+    def tap(self, card, timeout=10, remove=True):
+        """Place a card, wait for the firmware's result, take the card away again."""
+        self.field.place(card)
+        ev = self.wait("TAP", timeout)
+        if remove:
+            self.field.remove(card)
+            self.wait("IDLE", timeout)
+        _, reason, amount, balance, seq = ev.split()
+        return int(reason), int(amount), int(balance), int(seq)
+
+    def stop(self, timeout=10):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.send("Q")
+                self.proc.wait(timeout)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self._stop.set()
+        for fd in list(self._fds) + self._slaves:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+        self._slaves = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *a):
+        self.stop()
