@@ -95,7 +95,9 @@ def run(table_desc, scenario):
                      "fare": res.fare if res.reason == R_OK else 0,
                      "penalty": res.penalty if res.reason == R_OK else 0,
                      "amount": res.amount if res.reason == R_OK else 0,
-                     "balance": c.balance})
+                     "balance": c.balance,
+                     "flags": res.flags if res.reason == R_OK else 0,
+                     "txtype": res.txtype if res.reason == R_OK else 0})
     return rows
 
 
