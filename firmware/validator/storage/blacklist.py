@@ -1,0 +1,499 @@
+# validator.storage.blacklist: million-entry card blacklist on NOR, 2 flash reads per lookup.
+# SPDX-License-Identifier: MIT
+#
+# FORMAT.md §5. Keys are a lossless 8-byte reduction of the application serial
+# (key_of); a bank stores groups of up to 64 keys sharing a 2-byte prefix as 6-byte
+# suffixes (6.125 bytes per entry), a fence of each group's first key, and a RAM index of
+# the first key of every 64-group fence chunk. Two banks ping-pong: updates (full list or
+# delta merged with the active bank) are built in the inactive bank and switched by
+# programming its header last, only after the injected verifier accepted the content.
+# contains() is on the tap path: buffers made once, no allocation.
+import binascii
+import struct
+
+from micropython import const
+
+from validator.errors import StorageError
+from validator.storage.journal import seq_newer
+
+_VERSION = const(1)
+_HDR = const(64)
+_G = const(64)  # keys per group
+_SUF = const(6)
+_LEAF = const(384)  # _G * _SUF
+_CHUNK = const(512)  # fence entries per chunk (64) * 8
+_MAGIC = b"YKBL"
+_CMAGIC = b"YKC1"
+_CHDR = const(14)  # content container header (sync/PROTOCOL.md §5)
+_TAG = const(32)
+
+KIND_FULL = const(1)
+KIND_DELTA = const(2)
+OP_REMOVE = const(0)
+OP_ADD = const(1)
+
+# apply()/end() results (business outcomes, not faults)
+OK = const(0)
+REJ_VERIFY = const(1)  # MAC/signature refused
+REJ_FORMAT = const(2)  # malformed container or unsorted keys
+REJ_VERSION = const(3)  # not newer than the active list
+REJ_BASE = const(4)  # delta base is not the active version
+REJ_FULL = const(5)  # more groups than a bank holds
+
+
+def key_of(serial, out):
+    """8-byte key of a 10-byte BCD application serial (FORMAT.md §5), allocation-free."""
+    ok = (serial[0] >> 4) == 0
+    if ok:
+        for i in range(10):
+            b = serial[i]
+            if (b >> 4) > 9 or (b & 15) > 9:
+                ok = False
+                break
+    if not ok:
+        out[0] = 0xFF
+        for i in range(7):
+            out[1 + i] = serial[3 + i]
+        return out
+    for i in range(8):
+        out[i] = 0
+    for n in range(1, 20):  # digits 1..19, most significant first: out = out * 10 + d
+        b = serial[n >> 1]
+        c = (b & 15) if n & 1 else (b >> 4)
+        for j in range(7, -1, -1):
+            v = out[j] * 10 + c
+            out[j] = v & 0xFF
+            c = v >> 8
+    return out
+
+
+def _cmp(a, ao, b, bo, n):
+    for i in range(n):
+        x = a[ao + i]
+        y = b[bo + i]
+        if x != y:
+            return -1 if x < y else 1
+    return 0
+
+
+class Blacklist:
+    """Blacklist store on region (offset, length): two banks.
+
+    verifier(blob) -> bool checks a whole content container (apply); stream_verifier(total)
+    -> object with update(chunk) / final() -> bool checks one streamed through
+    begin_stream/write/end. Without a verifier nothing is ever accepted."""
+
+    def __init__(self, flash, region, verifier=None, stream_verifier=None):
+        off, length = region
+        bs = flash.block_size
+        bank = (length // 2) // bs * bs
+        if off % bs or bank < 3 * bs:
+            raise StorageError("blacklist geometry")
+        self.flash = flash
+        self._off = off
+        self._bs = bs
+        self._bank = bank
+        g = (bank - bs) // (_LEAF + 8) + 1
+        while g > 0:
+            ch = (g + _G - 1) // _G
+            fence = (ch * _CHUNK + bs - 1) // bs * bs
+            if bs + fence + g * _LEAF <= bank and ch * 8 <= bs - _HDR:
+                break
+            g -= 1
+        self.max_groups = g
+        self._fence_off = bs
+        self._leaf_off = bs + fence
+        self._verify = verifier
+        self._sverify = stream_verifier
+        self._maxch = (g + _G - 1) // _G
+        self._idx = bytearray(self._maxch * 8)
+        self._fb = bytearray(_CHUNK)
+        self._lb = bytearray(_LEAF)
+        self._k = bytearray(8)
+        self._hb = bytearray(_HDR)
+        self._act = -1
+        self._gen = 0
+        self.version = 0
+        self.entries = 0
+        self._groups = 0
+        self._b = None  # build state
+
+    # -- mount ---------------------------------------------------------------------
+    def _base(self, bank):
+        return self._off + bank * self._bank
+
+    def _read_hdr(self, bank):
+        """-> (gen, version, entries, groups, idx_crc) or None."""
+        h = self._hb
+        self.flash.read(self._base(bank), h)
+        if h[0:4] != _MAGIC:
+            return None
+        if binascii.crc32(memoryview(h)[0:60]) != struct.unpack_from(">I", h, 60)[0]:
+            return None
+        if h[4] != _VERSION:
+            raise StorageError("blacklist format version %d" % h[4])
+        gen, ver, ent, grp, fo, lo, icrc = struct.unpack_from(">IIIIIII", h, 8)
+        if fo != self._fence_off or lo != self._leaf_off or grp > self.max_groups:
+            return None  # another geometry: not ours
+        return gen, ver, ent, grp, icrc
+
+    def mount(self):
+        a = self._read_hdr(0)
+        b = self._read_hdr(1)
+        order = (0, 1) if b is None or (a is not None and seq_newer(a[0], b[0], 32)) else (1, 0)
+        self._act = -1
+        self.version = self.entries = self._groups = 0
+        for bank in order:
+            h = a if bank == 0 else b
+            if h is None:
+                continue
+            ch = (h[3] + _G - 1) // _G
+            idx = memoryview(self._idx)[0 : ch * 8]
+            self.flash.read(self._base(bank) + _HDR, idx)
+            if binascii.crc32(idx) != h[4]:
+                continue  # damaged index: fall back to the older list
+            self._act = bank
+            self._gen, self.version, self.entries, self._groups = h[0], h[1], h[2], h[3]
+            break
+        return self
+
+    # -- lookup (tap path) ------------------------------------------------------------
+    def contains(self, serial):
+        """True when the card with this 10-byte application serial is blacklisted."""
+        return self.contains_key(key_of(serial, self._k))
+
+    def contains_key(self, k):
+        """Two flash reads: fence chunk, then leaf (FORMAT.md §5). No allocation."""
+        ng = self._groups
+        if self._act < 0 or ng == 0:
+            return False
+        idx = self._idx
+        if _cmp(k, 0, idx, 0, 8) < 0:
+            return False
+        lo = 0
+        hi = (ng + _G - 1) // _G - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _cmp(k, 0, idx, mid * 8, 8) >= 0:
+                lo = mid
+            else:
+                hi = mid - 1
+        base = self._base(self._act)
+        g0 = lo * _G
+        fb = self._fb
+        self.flash.read(base + self._fence_off + g0 * 8, fb)  # read 1
+        n = ng - g0
+        if n > _G:
+            n = _G
+        lo = 0
+        hi = n - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _cmp(k, 0, fb, mid * 8, 8) >= 0:
+                lo = mid
+            else:
+                hi = mid - 1
+        if k[0] != fb[lo * 8] or k[1] != fb[lo * 8 + 1]:
+            return False  # a group never spans two prefixes
+        lb = self._lb
+        self.flash.read(base + self._leaf_off + (g0 + lo) * _LEAF, lb)  # read 2
+        lo = 0
+        hi = _G - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            c = _cmp(k, 2, lb, mid * _SUF, _SUF)
+            if c == 0:
+                return True
+            if c < 0:
+                hi = mid - 1
+            else:
+                lo = mid + 1
+        return False
+
+    # -- iteration (host tools, delta merge) -------------------------------------------
+    def keys(self, bank=None):
+        """Yield every key of a bank (default: the active one) as bytes. Not for the tap path."""
+        bank = self._act if bank is None else bank
+        if bank < 0:
+            return
+        h = self._read_hdr(bank)
+        if h is None:
+            return
+        base = self._base(bank)
+        f = bytearray(8)
+        leaf = bytearray(_LEAF)
+        for g in range(h[3]):
+            self.flash.read(base + self._fence_off + g * 8, f)
+            self.flash.read(base + self._leaf_off + g * _LEAF, leaf)
+            prev = None
+            for j in range(_G):
+                s = bytes(leaf[j * _SUF : j * _SUF + _SUF])
+                if s == prev:
+                    break  # padding repeats the last suffix
+                prev = s
+                yield bytes(f[0:2]) + s
+
+    # -- building (never on the tap path) ----------------------------------------------
+    def begin(self, kind, version, base=0):
+        """Start building a new list in the inactive bank. Callers must verify the content
+        (apply/end do); commit() is what makes it active."""
+        if kind == KIND_DELTA and (self._act < 0 or base != self.version):
+            return REJ_BASE
+        if version <= self.version and self._act >= 0:
+            return REJ_VERSION
+        t = 0 if self._act < 0 else 1 - self._act
+        b = {
+            "kind": kind, "version": version, "bank": t, "ng": 0, "ne": 0, "gn": 0,
+            "gk": bytearray(8), "leaf": bytearray(_LEAF), "fence": bytearray(_CHUNK),
+            "idx": bytearray(len(self._idx)), "last": None, "erased": 1, "err": OK,
+            "old": self.keys() if kind == KIND_DELTA else None, "ok": None,
+        }
+        self._b = b
+        # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
+        self.flash.erase(self._base(t) // self._bs)
+        if b["old"] is not None:
+            b["ok"] = next(b["old"], None)
+        return OK
+
+    def add(self, key, op=OP_ADD):
+        """Feed the next key (ascending). Delta: op OP_ADD or OP_REMOVE."""
+        b = self._b
+        if b is None or b["err"]:
+            return
+        k = bytes(key)
+        if len(k) != 8 or (b["last"] is not None and k <= b["last"]):
+            b["err"] = REJ_FORMAT
+            return
+        b["last"] = k
+        if b["kind"] == KIND_FULL:
+            if op != OP_ADD:
+                b["err"] = REJ_FORMAT
+                return
+            self._emit(k)
+            return
+        while b["ok"] is not None and b["ok"] < k:
+            self._emit(b["ok"])
+            b["ok"] = next(b["old"], None)
+        if b["ok"] == k:
+            b["ok"] = next(b["old"], None)
+        if op == OP_ADD:
+            self._emit(k)
+
+    def _emit(self, k):
+        b = self._b
+        if b["err"]:
+            return
+        gn = b["gn"]
+        gk = b["gk"]
+        if gn and (gn == _G or gk[0] != k[0] or gk[1] != k[1]):
+            self._flush_group()
+            gn = 0
+        if gn == 0:
+            gk[:] = k
+        leaf = b["leaf"]
+        leaf[gn * _SUF : gn * _SUF + _SUF] = k[2:8]
+        b["gn"] = gn + 1
+        b["ne"] += 1
+
+    def _prog(self, addr, data):
+        """Program data at addr (page splits; erase each block before its first program)."""
+        fl = self.flash
+        bs = self._bs
+        b = self._b
+        base = self._base(b["bank"]) // bs
+        end_blk = (addr + len(data) - 1) // bs - base
+        while b["erased"] <= end_blk:
+            fl.erase(base + b["erased"])
+            b["erased"] += 1
+        mv = memoryview(data)
+        p = fl.prog_size
+        o = 0
+        while o < len(data):
+            k = p - (addr + o) % p
+            if k > len(data) - o:
+                k = len(data) - o
+            fl.program(addr + o, mv[o : o + k])
+            o += k
+
+    def _flush_group(self):
+        b = self._b
+        gn = b["gn"]
+        if gn == 0:
+            return
+        g = b["ng"]
+        if g >= self.max_groups:
+            b["err"] = REJ_FULL
+            return
+        leaf = b["leaf"]
+        for j in range(gn, _G):  # pad with the last suffix
+            leaf[j * _SUF : j * _SUF + _SUF] = leaf[(gn - 1) * _SUF : gn * _SUF]
+        base = self._base(b["bank"])
+        # one erase frontier for the whole bank: fence blocks precede the leaf blocks, so
+        # every block is erased once, before its first program, whichever stream gets there
+        self._prog(base + self._leaf_off + g * _LEAF, leaf)
+        fence = b["fence"]
+        c = g % _G
+        fence[c * 8 : c * 8 + 8] = b["gk"]
+        if c == 0:
+            i = (g // _G) * 8
+            b["idx"][i : i + 8] = b["gk"]
+        if c == _G - 1:
+            self._prog(base + self._fence_off + (g - c) * 8, fence)
+        b["ng"] = g + 1
+        b["gn"] = 0
+
+    def commit(self):
+        """Finish the build and switch atomically (header programmed last). -> OK or REJ_*."""
+        b = self._b
+        if b is None:
+            return REJ_FORMAT
+        if b["kind"] == KIND_DELTA:
+            while b["ok"] is not None:
+                self._emit(b["ok"])
+                b["ok"] = next(b["old"], None)
+        self._flush_group()
+        if b["err"]:
+            self._b = None
+            return b["err"]
+        base = self._base(b["bank"])
+        ng = b["ng"]
+        c = ng % _G
+        if c:
+            self._prog(base + self._fence_off + (ng - c) * 8, memoryview(b["fence"])[0 : c * 8])
+        ch = (ng + _G - 1) // _G
+        idx = memoryview(b["idx"])[0 : ch * 8]
+        if ch:
+            self._prog(base + _HDR, idx)
+        h = bytearray(_HDR)
+        h[0:4] = _MAGIC
+        h[4] = _VERSION
+        gen = (self._gen + 1) & 0xFFFFFFFF
+        struct.pack_into(
+            ">IIIIIII", h, 8, gen, b["version"], b["ne"], ng, self._fence_off,
+            self._leaf_off, binascii.crc32(idx),
+        )
+        struct.pack_into(">I", h, 60, binascii.crc32(memoryview(h)[0:60]))
+        self.flash.program(base, h)  # the switch
+        self._b = None
+        self._act = b["bank"]
+        self._gen = gen
+        self.version = b["version"]
+        self.entries = b["ne"]
+        self._groups = ng
+        self._idx[0 : ch * 8] = idx
+        return OK
+
+    def abort(self):
+        self._b = None
+
+    # -- verified content (sync/PROTOCOL.md §5 container) ------------------------------
+    def apply(self, blob):
+        """Verify and apply a whole content container (kind 1 full / 2 delta). -> OK/REJ_*."""
+        if self._verify is None or not self._verify(blob):
+            return REJ_VERIFY
+        mv = memoryview(blob)
+        r = self.begin_stream(len(blob), verified=True)
+        if r == OK:
+            self.write(mv)
+        return self.end()
+
+    def begin_stream(self, total, verified=False):
+        self._sv = None
+        if not verified:
+            if self._sverify is None:
+                return REJ_VERIFY
+            self._sv = self._sverify(total)
+        self._st = {"total": total, "seen": 0, "hdr": bytearray(), "ent": bytearray(),
+                    "need": 0, "kind": 0, "err": OK, "count": 0}
+        return OK
+
+    def write(self, chunk):
+        """Next bytes of the streamed container, in order."""
+        st = self._st
+        if self._sv is not None:
+            self._sv.update(chunk)
+        for x in bytes(chunk):
+            st["seen"] += 1
+            if st["err"]:
+                continue
+            if st["seen"] > st["total"] - _TAG:
+                continue  # the tag: checked by the verifier
+            h = st["hdr"]
+            if st["kind"] == 0:
+                h.append(x)
+                self._parse_header(st)
+                continue
+            e = st["ent"]
+            e.append(x)
+            if len(e) == st["esz"]:
+                if st["count"] == 0:
+                    st["err"] = REJ_FORMAT
+                    continue
+                st["count"] -= 1
+                if st["esz"] == 8:
+                    self.add(e, OP_ADD)
+                else:
+                    if e[0] > OP_ADD:
+                        st["err"] = REJ_FORMAT
+                    self.add(memoryview(e)[1:9], e[0])
+                st["ent"] = bytearray()
+
+    def _parse_header(self, st):
+        h = st["hdr"]
+        if len(h) == 4 and bytes(h) != _CMAGIC:
+            st["err"] = REJ_FORMAT
+        if len(h) < _CHDR + 4:
+            return
+        kind, flags, ver, blen = struct.unpack_from(">BBII", h, 4)
+        if kind not in (KIND_FULL, KIND_DELTA) or flags or _CHDR + blen + _TAG != st["total"]:
+            st["err"] = REJ_FORMAT
+            return
+        if kind == KIND_DELTA and len(h) < _CHDR + 8:
+            return
+        if kind == KIND_FULL:
+            base, count, esz, hb = 0, struct.unpack_from(">I", h, _CHDR)[0], 8, 4
+        else:
+            base, count = struct.unpack_from(">II", h, _CHDR)
+            esz, hb = 9, 8
+        if hb + count * esz != blen:
+            st["err"] = REJ_FORMAT
+            return
+        st["kind"], st["esz"], st["count"] = kind, esz, count
+        st["err"] = self.begin(kind, ver, base)
+
+    def end(self):
+        """Finish a streamed container: verify, then switch. -> OK or REJ_*."""
+        st = self._st
+        self._st = None
+        sv = self._sv
+        self._sv = None
+        if st is None:
+            return REJ_FORMAT
+        err = st["err"]
+        if not err and (st["seen"] != st["total"] or st["kind"] == 0 or st["count"]):
+            err = REJ_FORMAT
+        if not err and sv is not None and not sv.final():
+            err = REJ_VERIFY
+        if err:
+            if self._b is not None and not self._b["err"]:
+                self._b["err"] = err
+            self.abort()
+            return err
+        if self._b is not None and self._b["err"]:
+            e = self._b["err"]
+            self.abort()
+            return e
+        return self.commit()
+
+
+def make_body(kind, keys, base=0):
+    """Host side: container body for sorted keys (full) or sorted (op, key) pairs (delta)."""
+    if kind == KIND_FULL:
+        return struct.pack(">I", len(keys)) + b"".join(bytes(k) for k in keys)
+    return struct.pack(">II", base, len(keys)) + b"".join(bytes([op]) + bytes(k) for op, k in keys)
+
+
+def container(kind, version, body, sign):
+    """Host side: wrap body as a sync/PROTOCOL.md §5 container; sign(bytes) -> 32-byte tag."""
+    b = _CMAGIC + struct.pack(">BBII", kind, 0, version, len(body)) + bytes(body)
+    return b + sign(b)
