@@ -1,6 +1,8 @@
 # Tier 1: the firmware PN532 driver + reader against the byte-level PN532 emulator,
 # over HSU and SPI. Runs on MicroPython and CPython.
 from emu import pn532 as emu
+from emu.echo_card import EchoCard as _Echo
+from emu.echo_card import TypeBEchoCard as TypeBCard
 from emu.wires import HsuWire, SimClock, SpiWire
 from fwtest import raises
 from validator.drivers.pn532 import Pn532
@@ -9,36 +11,12 @@ from validator.errors import NfcError, NfcTimeout
 from validator.link.iso14443 import KIND_A, KIND_B, Iso14443Reader
 
 
-class EchoCard:
-    """Minimal ISO 14443-4 responder: answers SELECT with 9000, echoes other APDUs."""
-
-    kind = "A"
-    atqa = b"\x00\x04"
-    sak = 0x20
-    ats = b"\x05\x78\x80\x70\x02"
-
-    def __init__(self, uid=b"\x01\x02\x03\x04", answer_len=None):
-        self.uid = uid
-        self.answer_len = answer_len
-        self.apdus = []
-        self.deselects = 0
-
-    def apdu(self, cmd):
-        self.apdus.append(cmd)
-        if self.answer_len is not None:
-            return bytes((i & 0xFF for i in range(self.answer_len))) + b"\x90\x00"
-        if cmd[1] == 0xA4:
+class EchoCard(_Echo):
+    def apdu(self, cmd):  # echo everything, SELECT included
+        if self.answer_len is None and cmd[1] == 0xA4:
+            self.apdus.append(bytes(cmd))
             return b"\x6f\x00\x90\x00"
-        return bytes(cmd) + b"\x90\x00"
-
-    def deselect(self):
-        self.deselects += 1
-
-
-class TypeBCard(EchoCard):
-    kind = "B"
-    atqb = b"\x50\xaa\xbb\xcc\xdd\x00\x00\x00\x00\x00\x71\x71"
-    attrib_resp = b"\x00"
+        return _Echo.apdu(self, cmd)
 
 
 def rig(spi=False):

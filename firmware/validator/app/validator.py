@@ -118,7 +118,7 @@ class Validator:
 
         while True:
             self.step()
-            await asyncio.sleep_ms(POLL_MS)
+            await asyncio.sleep_ms(POLL_MS)  # type: ignore[attr-defined]  # MicroPython API
 
 
 def run(board, processor=None, extra_tasks=()):
