@@ -133,14 +133,18 @@ def issue_card(master_keys, alg="3des", city="2900", province=None, serial=None,
 
 
 class _Rand:
-    """Small seeded LCG: the same seed gives the same population on every interpreter."""
+    """Small seeded xorshift32: the same seed gives the same population on every interpreter."""
 
     def __init__(self, seed):
-        self.x = (seed * 2654435761 + 1) & 0x7FFFFFFF
+        self.x = ((seed * 2654435761) ^ 0x9E3779B9) & 0xFFFFFFFF or 1
 
     def below(self, n):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.x >> 8) % n
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return (x >> 3) % n
 
 
 def population(master_keys, seed=1, count=50, today="20250601"):

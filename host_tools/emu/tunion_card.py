@@ -10,63 +10,49 @@
 # tear_after(n) (card leaves the field on the n-th next APDU), to_dict()/from_dict().
 from emu import crypto
 from emu.field import CardGone
-
-AID_EP = bytes.fromhex("A000000632010105")  # §1 MOT_T_EP
-PPSE = b"2PAY.SYS.DDF01"
-LABEL_EP = b"MOT_T_EP"
-
-BLOCK_NONE = 0
-BLOCK_TEMP = 1  # 841E P2=00 [INF §10.8]
-BLOCK_PERM = 2  # 841E P2=01
-
-# [INF §10.8] what a blocked card says. One constant each.
-SW_SELECT_BLOCKED = 0x6283  # temporarily blocked: FCI + 6283 (S5 treats as blacklisted)
-SW_PERM_LOCKED = 0x9303  # permanently locked: SELECT answers 9303 without FCI
-SW_TXN_BLOCKED = 0x9303  # INIT/DEBIT/CREDIT/PROVE/DC on a blocked application
-
-SW_OK = 0x9000
-SW_WRONG_LENGTH = 0x6700
-SW_NO_CURRENT_EF = 0x6986
-SW_INCOMPATIBLE_FILE = 0x6981
-SW_CONDITIONS = 0x6985
-SW_SM_MAC = 0x6988  # [INF] ISO 7816-4 incorrect secure-messaging data (bad 841E/8418 MAC)
-SW_BAD_DATA = 0x6A80
-SW_NOT_FOUND = 0x6A82
-SW_RECORD_NOT_FOUND = 0x6A83
-SW_P1P2 = 0x6A86
-SW_OFFSET = 0x6B00
-SW_INS = 0x6D00
-SW_CLA = 0x6E00
-SW_INSUFFICIENT = 0x9401
-SW_MAC = 0x9302
-SW_KEY_INDEX = 0x9403  # [INF] PBOC "key index not supported"
-SW_NO_PROVE = 0x9406
-
-EF18_RECORDS = 10  # §2.4
-EF18_LEN = 23
-EF1E_RECORDS = 30  # §2.6
-EF1E_LEN = 48
-EF1A_LEN = 128  # §2.5
-
-TEAR_MODES = ("before_commit", "after_commit")
-
-_SERIAL_OFF = 12  # §2.1 EF15[12..19]: diversification factor 1
-
-
-def _sw(sw):
-    return bytes((sw >> 8, sw & 0xFF))
-
-
-def _u32(b):
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
-
-
-def _h(b):
-    return bytes(b).hex()
-
-
-def _tlv(tag, value):
-    return bytes(tag) + bytes((len(value),)) + bytes(value)
+from emu.tunion_ep import (  # noqa: F401  (constants re-exported for users of the card)
+    _SERIAL_OFF,
+    AID_EP,
+    BLOCK_NONE,
+    BLOCK_PERM,
+    BLOCK_TEMP,
+    EF1A_LEN,
+    EF1E_LEN,
+    EF1E_RECORDS,
+    EF18_LEN,
+    EF18_RECORDS,
+    EP_COMMANDS,
+    LABEL_EP,
+    PPSE,
+    SM_COMMANDS,
+    SW_BAD_DATA,
+    SW_CLA,
+    SW_CONDITIONS,
+    SW_INCOMPATIBLE_FILE,
+    SW_INS,
+    SW_INSUFFICIENT,
+    SW_KEY_INDEX,
+    SW_MAC,
+    SW_NO_CURRENT_EF,
+    SW_NO_PROVE,
+    SW_NOT_FOUND,
+    SW_OFFSET,
+    SW_OK,
+    SW_P1P2,
+    SW_PERM_LOCKED,
+    SW_RECORD_NOT_FOUND,
+    SW_SELECT_BLOCKED,
+    SW_SM_MAC,
+    SW_TXN_BLOCKED,
+    SW_WRONG_LENGTH,
+    TEAR_MODES,
+    _h,
+    _out,
+    _parse,
+    _sw,
+    _tlv,
+)
+from emu.tunion_iso import ISO_COMMANDS
 
 
 class _Rng:
@@ -82,32 +68,6 @@ class _Rng:
         x ^= (x << 5) & 0xFFFFFFFF
         self.s = x
         return x.to_bytes(4, "big")
-
-
-def _parse(cmd):
-    """ISO 7816-4 short APDU -> (data, le) with le None when absent, 256 for 00; or SW int."""
-    n = len(cmd)
-    if n < 4:
-        return SW_WRONG_LENGTH
-    if n == 4:
-        return (b"", None)
-    if n == 5:
-        return (b"", cmd[4] or 256)
-    lc = cmd[4]
-    if lc == 0:  # extended-length APDUs are not supported by the card
-        return SW_WRONG_LENGTH
-    if n == 5 + lc:
-        return (bytes(cmd[5:]), None)
-    if n == 6 + lc:
-        return (bytes(cmd[5 : 5 + lc]), cmd[-1] or 256)
-    return SW_WRONG_LENGTH
-
-
-def _out(data, le):
-    """Response data against Le: absent or 00 takes all; any other mismatch -> 6Cxx."""
-    if le is None or le == 256 or le == len(data):
-        return bytes(data) + b"\x90\x00"
-    return bytes((0x6C, len(data) & 0xFF))
 
 
 class TUnionCard:
@@ -273,316 +233,6 @@ class TUnionCard:
         challenge, self._challenge = self._challenge, None
         return h(self, cmd, p1, p2, data, le, challenge)
 
-    # ---- ISO commands ----------------------------------------------------------------------
-    def _fci(self):
-        a5 = _tlv(b"\x50", LABEL_EP) + _tlv(b"\x87", b"\x02") + _tlv(b"\x9f\x08", b"\x02")
-        if self.fci_ef15:
-            a5 += _tlv(b"\x9f\x0c", self.ef15)  # §1: 9F0C = EF15
-        return _tlv(b"\x6f", _tlv(b"\x84", AID_EP) + _tlv(b"\xa5", a5))
-
-    def _ppse(self):
-        entry = _tlv(b"\x4f", AID_EP) + _tlv(b"\x50", LABEL_EP) + _tlv(b"\x87", b"\x02")
-        bf0c = _tlv(b"\xbf\x0c", _tlv(b"\x61", entry))  # §1 / S17 directory entry
-        return _tlv(b"\x6f", _tlv(b"\x84", PPSE) + _tlv(b"\xa5", bf0c))
-
-    def _select(self, cmd, p1, p2, data, le, ch):
-        if p1 != 0x04 or p2 != 0x00:
-            return _sw(SW_P1P2)
-        if not data:
-            return _sw(SW_WRONG_LENGTH)
-        if data == PPSE:
-            self._selected = False
-            return _out(self._ppse(), le)
-        if data != AID_EP:
-            return _sw(SW_NOT_FOUND)
-        if self.blocked == BLOCK_PERM:
-            self._selected = False
-            return _sw(SW_PERM_LOCKED)
-        self._selected = True
-        r = _out(self._fci(), le)
-        if self.blocked and r[-2:] == b"\x90\x00":
-            return r[:-2] + _sw(SW_SELECT_BLOCKED)
-        return r
-
-    def _binary_file(self, sfi):
-        if sfi == 0x15:
-            return self.ef15
-        if sfi == 0x16:
-            return self.ef16
-        if sfi == 0x17:
-            return self.ef17
-        return None
-
-    def _record_file(self, sfi):
-        if sfi == 0x18:
-            return self.ef18
-        if sfi == 0x1E:
-            return self.ef1e
-        if sfi == 0x1A and self.capp:
-            return self.ef1a
-        return None
-
-    def _read_binary(self, cmd, p1, p2, data, le, ch):
-        if not self._selected:
-            return _sw(SW_CONDITIONS)
-        if data or le is None:
-            return _sw(SW_WRONG_LENGTH)
-        if not (p1 & 0x80):
-            return _sw(SW_NO_CURRENT_EF)  # offset form needs a current EF: none kept
-        if p1 & 0x60:
-            return _sw(SW_P1P2)
-        sfi = p1 & 0x1F
-        f = self._binary_file(sfi)
-        if f is None:
-            other = self._record_file(sfi) is not None
-            return _sw(SW_INCOMPATIBLE_FILE if other else SW_NOT_FOUND)
-        if p2 >= len(f):
-            return _sw(SW_OFFSET)
-        rest = len(f) - p2
-        if le == 256:
-            return f[p2:] + b"\x90\x00"
-        if le > rest:
-            return bytes((0x6C, rest))
-        return f[p2 : p2 + le] + b"\x90\x00"
-
-    def _read_record(self, cmd, p1, p2, data, le, ch):
-        if not self._selected:
-            return _sw(SW_CONDITIONS)
-        if data or le is None:
-            return _sw(SW_WRONG_LENGTH)
-        if (p2 & 7) != 4 or p1 == 0:
-            return _sw(SW_P1P2)  # only "record P1" addressing by SFI (§2)
-        sfi = p2 >> 3
-        f = self._record_file(sfi)
-        if f is None:
-            other = self._binary_file(sfi) is not None
-            return _sw(SW_INCOMPATIBLE_FILE if other else SW_NOT_FOUND)
-        if sfi == 0x1A:
-            rec = f.get(p1)
-        else:
-            rec = f[p1 - 1] if p1 <= len(f) else None
-        if rec is None:
-            return _sw(SW_RECORD_NOT_FOUND)
-        if le != 256 and le != len(rec):
-            return bytes((0x6C, len(rec)))  # §2: resend with Le = xx
-        return rec + b"\x90\x00"
-
-    def _get_challenge(self, cmd, p1, p2, data, le, ch):
-        if p1 or p2:
-            return _sw(SW_P1P2)
-        if data or le not in (4, 8):
-            return _sw(SW_WRONG_LENGTH)
-        c = self._rng.next4()
-        if le == 8:
-            c += self._rng.next4()
-        self._challenge = c[:4]  # secure messaging IV = challenge(4) || 00.. (§5.1)
-        return c + b"\x90\x00"
-
-    # ---- EP commands (§3) -------------------------------------------------------------------
-    def _ep_state(self):
-        if not self._selected:
-            return SW_CONDITIONS
-        if self.blocked:
-            return SW_TXN_BLOCKED
-        return 0
-
-    def _get_balance(self, cmd, p1, p2, data, le, ch):
-        if not self._selected:
-            return _sw(SW_CONDITIONS)
-        if p2 != 0x02 or p1 > 3:
-            return _sw(SW_P1P2)
-        if data or le is None:
-            return _sw(SW_WRONG_LENGTH)
-        # §3: P1 00 balance, 01 overdraft limit, 02 used overdraft, 03 available excl. overdraft
-        v = (self.balance, self.overdraft_limit, 0, self.balance)[p1]
-        return _out(v.to_bytes(4, "big"), le)
-
-    def _initialize(self, cmd, p1, p2, data, le, ch):
-        s = self._ep_state()
-        if s:
-            return _sw(s)
-        if p2 != 0x02 or p1 not in (0x00, 0x01, 0x03):
-            return _sw(SW_P1P2)
-        if p1 == 0x03 and not self.capp:
-            return _sw(SW_P1P2)  # no compound file: terminal falls back to P1=01 (type 06)
-        if len(data) != 11:
-            return _sw(SW_WRONG_LENGTH)
-        if data[0] != self.key_index:
-            return _sw(SW_KEY_INDEX)
-        amount = _u32(data[1:5])
-        terminal = data[5:11]
-        rnd = self._rng.next4()
-        if p1 == 0x00:  # INITIALIZE FOR LOAD (§3, §5.4)
-            if self.balance + amount > 0x7FFFFFFF:
-                return _sw(SW_BAD_DATA)
-            atc = self.online_atc.to_bytes(2, "big")
-            seslk = crypto.load_session_key(self.alg, self.keys["load"], rnd, atc)
-            mac1 = crypto.load_mac1(
-                self.alg, seslk, self.balance.to_bytes(4, "big"), data[1:5], terminal
-            )
-            self._init = ("load", amount, terminal, rnd, seslk)
-            resp = self.balance.to_bytes(4, "big") + atc + bytes((self.key_version, self.alg))
-            return _out(resp + rnd + mac1, le)
-        if amount > self.balance:
-            return _sw(SW_INSUFFICIENT)
-        ttype = 0x09 if p1 == 0x03 else 0x06
-        self._init = ("purchase", amount, terminal, rnd, ttype)
-        resp = self.balance.to_bytes(4, "big") + self.offline_atc.to_bytes(2, "big")
-        resp += self.overdraft_limit.to_bytes(3, "big") + bytes((self.key_version, self.alg))
-        return _out(resp + rnd, le)
-
-    def _update_cache(self, cmd, p1, p2, data, le, ch):
-        s = self._ep_state()
-        if s:
-            return _sw(s)
-        if not self.capp:
-            return _sw(SW_INS)
-        if self._init is None or self._init[0] != "purchase" or self._init[4] != 0x09:
-            return _sw(SW_CONDITIONS)  # only inside a CAPP purchase (§3)
-        if p2 == 0xF0:  # EF1E, §2.6
-            if p1 != 0:
-                return _sw(SW_P1P2)
-            if len(data) != EF1E_LEN:
-                return _sw(SW_WRONG_LENGTH)
-            self._cache1e = data
-            return _sw(SW_OK)
-        if p2 == 0xD0:  # EF1A record P1, §2.5
-            if len(data) != EF1A_LEN:
-                return _sw(SW_WRONG_LENGTH)
-            if p1 not in self.ef1a:
-                return _sw(SW_RECORD_NOT_FOUND)
-            if data[0] != 0x27 or data[1] != p1:
-                return _sw(SW_BAD_DATA)  # record ID 27 0N must name the record written
-            self._cache1a = (p1, data)
-            return _sw(SW_OK)
-        return _sw(SW_P1P2)
-
-    def _debit(self, cmd, p1, p2, data, le, ch):
-        s = self._ep_state()
-        if s:
-            return _sw(s)
-        if p1 != 0x01 or p2 != 0x00:
-            return _sw(SW_P1P2)
-        if len(data) != 15:
-            return _sw(SW_WRONG_LENGTH)
-        if le is not None and le != 256 and le != 8:
-            return _sw(0x6C08)
-        init = self._init
-        if init is None or init[0] != "purchase":
-            return _sw(SW_CONDITIONS)
-        _, amount, terminal, rnd, ttype = init
-        cache1e, cache1a = self._cache1e, self._cache1a
-        self._init = None
-        self._cache1e = self._cache1a = None
-        ttsn, dt, mac1 = data[0:4], data[4:11], data[11:15]
-        atc = self.offline_atc.to_bytes(2, "big")
-        amount4 = amount.to_bytes(4, "big")
-        sespk = crypto.purchase_session_key(self.alg, self.keys["purchase"], rnd, atc, ttsn)
-        if crypto.purchase_mac1(self.alg, sespk, amount4, ttype, terminal, dt) != mac1:
-            return _sw(SW_MAC)  # §3: 9302, card did not debit
-        tear, self._tear = self._tear, None
-        if tear == "before_commit":
-            raise CardGone()
-        mac2 = crypto.purchase_mac2(self.alg, sespk, amount4)
-        tac = crypto.purchase_tac(self.alg, self.keys["tac"], amount4, ttype, terminal, ttsn, dt)
-        # Commit: every change below happens together or not at all (§6 simulator reqs).
-        atc_after = (self.offline_atc + 1) & 0xFFFF
-        rec = atc_after.to_bytes(2, "big") + bytes(3) + amount4 + bytes((ttype,)) + terminal + dt
-        ef18 = [rec] + self.ef18[: EF18_RECORDS - 1]
-        ef1e = self.ef1e
-        if cache1e is not None:
-            ef1e = [cache1e] + self.ef1e[: EF1E_RECORDS - 1]
-        self.balance -= amount
-        self.offline_atc = atc_after
-        self.ef18 = ef18
-        self.ef1e = ef1e
-        if cache1a is not None:
-            self.ef1a[cache1a[0]] = cache1a[1]
-        self.last = (ttype, atc_after, mac2, tac)
-        if tear == "after_commit":
-            raise CardGone()
-        return tac + mac2 + b"\x90\x00"  # §3: TAC then MAC2
-
-    def _credit(self, cmd, p1, p2, data, le, ch):
-        s = self._ep_state()
-        if s:
-            return _sw(s)
-        if p1 != 0x00 or p2 != 0x00:
-            return _sw(SW_P1P2)
-        if len(data) != 11:
-            return _sw(SW_WRONG_LENGTH)
-        if le is not None and le != 256 and le != 4:
-            return _sw(0x6C04)
-        init = self._init
-        self._init = None
-        if init is None or init[0] != "load":
-            return _sw(SW_CONDITIONS)
-        _, amount, terminal, rnd, seslk = init
-        amount4 = amount.to_bytes(4, "big")
-        dt, mac2 = data[0:7], data[7:11]
-        if crypto.load_mac2(self.alg, seslk, amount4, terminal, dt) != mac2:
-            return _sw(SW_MAC)
-        nb = (self.balance + amount).to_bytes(4, "big")
-        atc = self.online_atc.to_bytes(2, "big")
-        tac = crypto.load_tac(self.alg, self.keys["tac"], nb, atc, amount4, terminal, dt)
-        atc_after = (self.online_atc + 1) & 0xFFFF
-        rec = atc_after.to_bytes(2, "big") + bytes(3) + amount4 + b"\x02" + terminal + dt
-        self.ef18 = [rec] + self.ef18[: EF18_RECORDS - 1]
-        self.balance += amount
-        self.online_atc = atc_after
-        # [INF] GET TRANSACTION PROVE for a load answers the host MAC2 it accepted, then TAC
-        self.last = (0x02, atc_after, bytes(mac2), tac)
-        return tac + b"\x90\x00"
-
-    def _prove(self, cmd, p1, p2, data, le, ch):
-        s = self._ep_state()
-        if s:
-            return _sw(s)
-        if p1 != 0x00 or p2 not in (0x02, 0x06, 0x09):
-            return _sw(SW_P1P2)
-        if len(data) != 2:
-            return _sw(SW_WRONG_LENGTH)
-        atc = (data[0] << 8) | data[1]
-        last = self.last
-        if last is None or last[0] != p2 or last[1] != atc:
-            return _sw(SW_NO_PROVE)  # §6: no such completed transaction
-        return _out(last[2] + last[3], le)  # §3: MAC2 then TAC
-
-    # ---- secure messaging: APPLICATION BLOCK / UNBLOCK (§3, §5.1) -----------------------
-    def _sm_check(self, cmd, data, ch):
-        if len(data) != 4:
-            return SW_WRONG_LENGTH
-        if ch is None:
-            return SW_CONDITIONS  # no GET CHALLENGE right before
-        want = crypto.sm_mac(self.alg, self.keys["maintenance"], cmd[:5], ch)
-        if want != data:
-            return SW_SM_MAC
-        return 0
-
-    def _app_block(self, cmd, p1, p2, data, le, ch):
-        if not self._selected:
-            return _sw(SW_CONDITIONS)
-        if p1 != 0 or p2 not in (0, 1):
-            return _sw(SW_P1P2)
-        s = self._sm_check(cmd, data, ch)
-        if s:
-            return _sw(s)
-        self.blocked = BLOCK_PERM if p2 == 1 else max(self.blocked, BLOCK_TEMP)
-        return _sw(SW_OK)
-
-    def _app_unblock(self, cmd, p1, p2, data, le, ch):
-        if not self._selected:
-            return _sw(SW_CONDITIONS)
-        if p1 != 0 or p2 != 0:
-            return _sw(SW_P1P2)
-        if self.blocked == BLOCK_PERM:
-            return _sw(SW_PERM_LOCKED)
-        s = self._sm_check(cmd, data, ch)
-        if s:
-            return _sw(s)
-        self.blocked = BLOCK_NONE
-        return _sw(SW_OK)
-
     # ---- persistence -----------------------------------------------------------------------
     def to_dict(self):
         d = {
@@ -650,21 +300,6 @@ class TUnionCard:
         return c
 
 
-_ISO = {
-    0xA4: TUnionCard._select,
-    0xB0: TUnionCard._read_binary,
-    0xB2: TUnionCard._read_record,
-    0x84: TUnionCard._get_challenge,
-}
-_EP = {
-    0x5C: TUnionCard._get_balance,
-    0x50: TUnionCard._initialize,
-    0xDC: TUnionCard._update_cache,
-    0x54: TUnionCard._debit,
-    0x52: TUnionCard._credit,
-    0x5A: TUnionCard._prove,
-}
-_SM = {
-    0x1E: TUnionCard._app_block,
-    0x18: TUnionCard._app_unblock,
-}
+_ISO = ISO_COMMANDS
+_EP = EP_COMMANDS
+_SM = SM_COMMANDS

@@ -1,0 +1,149 @@
+# Tier 1: emu.tunion_card tears + GET TRANSACTION PROVE, load, JSON state, cyclic EF18.
+# SPDX-License-Identifier: MIT
+# The PSAM side of each purchase is the real emu.psam (APDU level), so MACs are real.
+from emu import crypto, issuer
+from emu.field import CardGone
+from emu.psam import Psam
+from emu.tunion_card import TUnionCard
+from fwtest import raises
+
+h = bytes.fromhex
+KEYS = issuer.load_master_keys()
+SELECT = h("00A4040008A00000063201010500")
+SELECT_PPSE = b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00"
+TERM = h("000000123456")
+DT = h("20250601083000")
+
+
+def sw(r):
+    return r[-2:].hex().upper()
+
+
+def new_card(**kw):
+    kw.setdefault("balance", 1000)
+    return issuer.issue_card(KEYS, **kw)
+
+
+def new_psam(keys=KEYS):
+    p = Psam(keys, terminal_no=TERM)
+    assert p.apdu(h("00A40000028011")) == h("9000")
+    return p
+
+
+def init_cmd(p1, amount, key_index=1, term=TERM):
+    head = bytes((0x80, 0x50, p1, 0x02, 0x0B, key_index))
+    return head + amount.to_bytes(4, "big") + term + b"\x0f"
+
+
+def purchase(card, psam, amount=100, capp=True, rec1e=None, rec1a=None, tear=None):
+    """One purchase per §9; returns (debit response, ttsn, init response)."""
+    assert card.apdu(SELECT)[-2:] == h("9000")
+    r = card.apdu(init_cmd(0x03 if capp else 0x01, amount))
+    assert sw(r) == "9000", sw(r)
+    ttype = 0x09 if capp else 0x06
+    d = r[11:15] + r[4:6] + amount.to_bytes(4, "big") + bytes((ttype,)) + DT + r[9:11]
+    d += card.ef15[12:20] + card.ef15[0:8]
+    p = psam.apdu(b"\x80\x70\x00\x00\x24" + d)
+    assert sw(p) == "9000", sw(p)
+    if rec1e is not None:
+        assert card.apdu(b"\x80\xdc\x00\xf0\x30" + rec1e) == h("9000")
+    if rec1a is not None:
+        assert card.apdu(bytes((0x80, 0xDC, rec1a[1], 0xD0, 0x80)) + rec1a) == h("9000")
+    if tear:
+        card.arm_tear(tear)
+    deb = b"\x80\x54\x01\x00\x0f" + p[0:4] + DT + p[4:8] + b"\x08"
+    return card.apdu(deb), p[0:4], r
+
+
+def test_tear_when_before_commit_then_no_debit_and_prove_9406():
+    c = new_card(balance=1000)
+    e = raises(CardGone, purchase, c, new_psam(), 100, True, bytes(48), None, "before_commit")
+    assert e is not None and c.balance == 1000 and c.offline_atc == 0
+    c.apdu(SELECT)
+    assert sw(c.apdu(h("805A000902000108"))) == "9406"
+    assert sw(c.apdu(h("00B201F400"))) == "6A83"
+
+
+def test_tear_when_after_commit_then_debit_done_and_prove_recovers():
+    c = new_card(balance=1000)
+    p = new_psam()
+    raises(CardGone, purchase, c, p, 100, True, bytes(48), None, "after_commit")
+    assert c.balance == 900 and c.offline_atc == 1
+    c.deselect()
+    c.apdu(SELECT)
+    r = c.apdu(h("805A000902000108"))  # §6: saved ATC 0000 + 1
+    assert sw(r) == "9000" and len(r) == 10
+    assert p.apdu(b"\x80\x72\x00\x00\x04" + r[0:4]) == h("9000")  # MAC2 first here
+    assert crypto.verify_purchase_tac(KEYS, 0, c.ef15[0:8], c.ef15[12:20], 100, 9, TERM,
+                                      p.ttsn.to_bytes(4, "big"), DT, r[4:8])
+    assert sw(c.apdu(h("805A000602000108"))) == "9406"  # wrong type
+    assert sw(c.apdu(h("805A000902000008"))) == "9406"  # wrong ATC
+    assert sw(c.apdu(h("805A000902000110"))) == "6C08"
+    assert sw(c.apdu(h("805A010902000108"))) == "6A86"
+    assert sw(c.apdu(h("805A00090100")) ) == "6700"
+
+
+def test_arm_tear_when_unknown_mode_then_valueerror():
+    raises(ValueError, new_card().arm_tear, "sometime")
+
+
+def test_tear_after_when_nth_apdu_then_card_gone():
+    c = new_card()
+    c.tear_after(2)
+    assert sw(c.apdu(SELECT)) == "9000"
+    raises(CardGone, c.apdu, h("805C000204"))
+    assert sw(c.apdu(h("805C000204"))) == "6985"  # deselected by the tear
+
+
+def test_load_when_host_mac2_good_then_credit_and_tac():
+    c = new_card(balance=100)
+    c.apdu(SELECT)
+    r = c.apdu(h("805000020B0100000064") + TERM + h("10"))
+    assert sw(r) == "9000" and len(r) == 18
+    rnd, atc, mac1 = r[8:12], r[4:6], r[12:16]
+    dlk = issuer.card_keys(KEYS, 0, c.ef15)["load"]
+    ses = crypto.load_session_key(0, dlk, rnd, atc)
+    assert crypto.load_mac1(0, ses, (100).to_bytes(4, "big"), h("00000064"), TERM) == mac1
+    mac2 = crypto.load_mac2(0, ses, h("00000064"), TERM, DT)
+    r = c.apdu(h("805200000B") + DT + mac2 + h("04"))
+    assert sw(r) == "9000" and c.balance == 200 and c.online_atc == 1
+    dtk = issuer.card_keys(KEYS, 0, c.ef15)["tac"]
+    assert r[:4] == crypto.load_tac(0, dtk, (200).to_bytes(4, "big"), atc, h("00000064"),
+                                    TERM, DT)
+    assert c.apdu(h("00B201C400"))[:-2] == h("0001000000") + h("0000006402") + TERM + DT
+    assert c.apdu(h("805A000202000108"))[:-2] == mac2 + r[:4]
+
+
+def test_load_when_mac2_wrong_or_no_init_then_9302_6985():
+    c = new_card(balance=100)
+    c.apdu(SELECT)
+    assert sw(c.apdu(h("805200000B") + DT + bytes(4))) == "6985"
+    c.apdu(h("805000020B0100000064") + TERM + h("10"))
+    assert sw(c.apdu(h("805200000B") + DT + bytes(4))) == "9302"
+    assert c.balance == 100
+    assert sw(c.apdu(h("805201000B") + DT + bytes(4))) == "6A86"
+
+
+def test_state_when_saved_and_loaded_then_same_behaviour():
+    import json
+
+    c = new_card(balance=1000, seed=5)
+    purchase(c, new_psam(), 100, rec1e=bytes(range(48)))
+    s = json.dumps(c.to_dict())
+    a = TUnionCard.from_dict(json.loads(s))
+    b = TUnionCard.from_dict(json.loads(s))
+    assert a.to_dict() == c.to_dict()
+    ra, _, _ = purchase(a, new_psam(), 50)
+    rb, _, _ = purchase(b, new_psam(), 50)
+    assert ra == rb and a.to_dict() == b.to_dict() and a.balance == 850
+
+
+def test_ef18_when_more_than_10_purchases_then_cyclic_newest_first():
+    c = new_card(balance=10000)
+    p = new_psam()
+    for i in range(12):
+        assert sw(purchase(c, p, 1 + i)[0]) == "9000"
+    c.apdu(SELECT)
+    assert c.apdu(h("00B201C400"))[5:9] == (12).to_bytes(4, "big")
+    assert c.apdu(h("00B20AC400"))[5:9] == (3).to_bytes(4, "big")
+    assert sw(c.apdu(h("00B20BC400"))) == "6A83"
