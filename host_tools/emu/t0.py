@@ -211,16 +211,18 @@ def transceive(dev, apdu, log=None, max_bytes=600):
 
 
 def _exchange(dev, hdr, body, max_bytes):
-    rx = bytearray(dev.feed(hdr))
-    data = bytearray()
+    rx = bytes(dev.feed(hdr))
+    pos = 0
+    data = b""
     sent = 0
     ins = hdr[1]
     budget = max_bytes
     while budget > 0:
         budget -= 1
-        if not rx:
+        if pos >= len(rx):
             raise T0Error("card mute")
-        p = rx.pop(0)
+        p = rx[pos]
+        pos += 1
         if p == 0x60:
             continue
         if p == ins or p == (ins ^ 0xFF):
@@ -228,19 +230,20 @@ def _exchange(dev, hdr, body, max_bytes):
             if sent < len(body):
                 chunk = body[sent : sent + 1] if one else body[sent:]
                 sent += len(chunk)
-                rx.extend(dev.feed(chunk))
+                rx = rx[pos:] + bytes(dev.feed(chunk))
+                pos = 0
                 continue
             want = 256 if hdr[4] == 0 else hdr[4]
             take = 1 if one else want - len(data)
-            while take and rx:
-                data.append(rx.pop(0))
-                take -= 1
-            if take and not one:
+            got = rx[pos : pos + take]
+            data += got
+            pos += len(got)
+            if len(got) < take:
                 raise T0Error("short data")
             continue
         if (p & 0xF0) in (0x60, 0x90):
-            if not rx:
+            if pos >= len(rx):
                 raise T0Error("SW1 without SW2")
-            return bytes(data) + bytes((p, rx.pop(0)))
+            return data + bytes((p, rx[pos]))
         raise T0Error("bad procedure byte %02X" % p)
     raise T0Error("no status")
