@@ -11,8 +11,10 @@
 #   flash       emu.nor.NorFlash backed by a file (NOR semantics, counters, power cut)
 #   clock       ticks_ms from the OS; wall time settable by the simulator (b"T secs")
 #   indicator   result lines on stdout: "@TAP reason amount balance seq" / "@IDLE"
-# Control lines on stdin: "T <secs>" set the clock, "C <n>" cut power after n flash
-# operations, "Q" quit. Configuration: JSON file named by $YKT_BOARD_CONFIG.
+# Control lines on stdin: "T <secs>" set the clock, "C <n> [torn]" cut power after n
+# flash operations, "A" run the next tap with the heap locked, "a" report its allocation
+# ("@ALLOC n", -1 if it tried to allocate), "S" state, "Q" quit.
+# Configuration: JSON file named by $YKT_BOARD_CONFIG.
 import json
 import os
 import select
@@ -224,6 +226,11 @@ class Board:
             elif c == "C":
                 self.flash.cut_after(int(parts[1]), parts[2] if len(parts) > 2 else "drop")
                 self.emit("CUT ARMED")
+            elif c == "A":  # probe: run the next tap with the heap locked
+                v.probe_alloc = True
+                self.emit("ALLOC ARMED")
+            elif c == "a":
+                self.emit("ALLOC %d" % v.last_alloc)
             elif c == "Q":
                 self.quit = True
             elif c == "S":

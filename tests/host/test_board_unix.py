@@ -66,3 +66,12 @@ def test_board_unix_when_control_line_quits_firmware_exits_cleanly(tmp_path):
     assert w.wait("BYE").startswith("BYE")
     assert w.proc.wait(10) == 0
     w.stop()
+
+
+def test_board_unix_when_tap_runs_with_heap_locked_it_allocates_nothing(world):
+    world.tap(EchoCard())  # warm-up: first-use allocations happen here
+    world.send("A")
+    world.wait("ALLOC ARMED")
+    assert world.tap(EchoCard())[0] == E.R_OK
+    world.send("a")
+    assert world.wait("ALLOC ").split() == ["ALLOC", "0"]

@@ -69,6 +69,10 @@ class Validator:
         self.taps = 0
         self.faults = 0
         self.fault_state = E.R_OK  # non-zero: refuse every tap with this reason
+        self.probe_alloc = False  # next tap runs under heap_lock (MicroPython); see _process
+        self.last_alloc = -1  # bytes the probed tap allocated (-1: not probed / failed)
+        self._locked = False
+        self._before = 0
 
     def step(self):
         """One pass of the detection state machine; returns a Result when a tap ended."""
@@ -99,7 +103,10 @@ class Validator:
             r = self._fault.set(self.fault_state)
         else:
             try:
-                r = self.processor.process(info)
+                r = self._process(info)
+            except MemoryError:
+                self.last_alloc = -1  # the probed tap allocated: heap_lock refused it
+                r = self._fault.set(E.R_FAULT)
             except E.NfcError:
                 r = self._fault.set(E.R_COMM_ERROR)
             except E.SamError:
@@ -108,10 +115,50 @@ class Validator:
                 r = self._fault.set(E.R_STORAGE_FULL)
             except E.ValidatorError:
                 r = self._fault.set(E.R_CARD_ERROR)
-        self.reader.release()
+            if self._locked:
+                self._finish(r)  # release + feedback still under the heap lock
+                self._end_probe()
+                self.taps += 1
+                return r
+        self._finish(r)
         self.taps += 1
-        self.board.indicator.show(r.reason, r.amount, r.balance)
         return r
+
+    def _finish(self, r):
+        """Release the card and start the feedback: the end of the tap path."""
+        self.reader.release()
+        self.board.indicator.show(r.reason, r.amount, r.balance)
+
+    def _process(self, info):
+        if not self.probe_alloc:
+            return self.processor.process(info)
+        # Allocation probe (house style principle 6): the whole tap -- card, PSAM, flash
+        # commit, release, feedback -- with the heap locked; any allocation raises
+        # MemoryError. The lock ends in step() after the feedback started.
+        import gc
+
+        import micropython
+
+        self.probe_alloc = False
+        gc.collect()
+        self._before = gc.mem_alloc()
+        self._locked = True
+        micropython.heap_lock()
+        try:
+            return self.processor.process(info)
+        except MemoryError:
+            micropython.heap_unlock()
+            self._locked = False
+            raise
+
+    def _end_probe(self):
+        import gc
+
+        import micropython
+
+        self._locked = False
+        micropython.heap_unlock()
+        self.last_alloc = gc.mem_alloc() - self._before
 
     async def card_task(self):
         import asyncio
