@@ -1,7 +1,7 @@
 # test_iso7816: the T=0 PSAM link byte by byte against an emulated contact card.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig
+from fw import rig, stubs
 from validator.errors import SamError
 from validator.link import apdu
 from validator.link.iso7816 import SAM_BAD_ATR, SAM_ECHO, SAM_NO_ATR, SAM_TIMEOUT, Iso7816
@@ -12,8 +12,8 @@ SEL_8011_CMD = b"\x00\xa4\x00\x00\x02\x80\x11"
 
 def _slot(echo=False, **kw):
     clock = rig.Clock()
-    dev = rig.StubPsam()
-    t0 = rig.StubT0(dev, **kw)
+    dev = stubs.StubPsam()
+    t0 = stubs.StubT0(dev, **kw)
     port = rig.T0Port(t0, clock, echo=echo)
     return Iso7816(port, clock), port, dev, clock
 
@@ -152,7 +152,7 @@ def test_iso7816_when_transmit_heap_locked_no_allocation():
     fwtest.need_micropython()
     j = rig.Journal()
     clock = rig.Clock()
-    port = rig.JournalLink(rig.T0Port(rig.StubT0(rig.StubPsam()), clock), j)
+    port = rig.JournalLink(rig.T0Port(stubs.StubT0(stubs.StubPsam()), clock), j)
     link = Iso7816(port, clock)
     link.reset()
     resp = bytearray(260)

@@ -41,51 +41,43 @@ from validator.errors import (
     StorageError,
 )
 from validator.link import apdu
+from validator.txn.record import (
+    C_SAVED,
+    FL_MAC2_BAD,
+    FL_MAC2_UNVERIFIED,
+    I_ALG,
+    I_AMOUNT,
+    I_ATC,
+    I_BAL_AFTER,
+    I_BAL_BEFORE,
+    I_CARDTYPE,
+    I_DATETIME,
+    I_FLAGS,
+    I_ISSUER,
+    I_KEYVER,
+    I_LEN,
+    I_LINE,
+    I_REASON,
+    I_SERIAL,
+    I_STATUS,
+    I_TAC,
+    I_TERMINAL,
+    I_TTSN,
+    I_TYPE,
+    I_VEHICLE,
+    ST_BLOCKED,
+    ST_GRAY,
+    ST_NORMAL,
+    ST_RECOVERED,
+    ST_REFUSED,
+)
+from validator.txn.tears import TearTable
 from validator.util import bcdtime
 
 # policy.needs() bits (the same values as validator.rules.table.NEED_*)
 NEED_1E = const(1)
 NEED_1A = const(2)
 NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
-
-# Record status (records.csv `status`)
-ST_NORMAL = const(1)
-ST_GRAY = const(2)
-ST_RECOVERED = const(3)
-ST_BLOCKED = const(4)
-ST_REFUSED = const(5)
-STATUS_NAMES = ("", "normal", "gray", "recovered", "blocked", "refused")
-
-# Record flags
-FL_MAC2_UNVERIFIED = const(1)  # recovered after the PSAM lost the session (reboot/other tap)
-FL_MAC2_BAD = const(2)  # the PSAM refused the card's MAC2 (the TAC will tell clearing)
-FL_PROVE_FAILED = const(4)
-
-# Record image (payload handed to records.append; the log adds magic/seq/device/CRC).
-# Every field that entered MAC1/TAC is stored exactly as sent (§7, §5.3).
-I_STATUS = const(0)
-I_TYPE = const(1)  # 06 / 09
-I_REASON = const(2)  # R_* for refused/blocked
-I_FLAGS = const(3)
-I_SERIAL = const(4)  # 10, EF15[10..19]
-I_ISSUER = const(14)  # 8, EF15[0..7]
-I_CARDTYPE = const(22)  # EF15[28]
-I_AMOUNT = const(23)  # u32 BE fen
-I_BAL_BEFORE = const(27)  # u32 BE
-I_BAL_AFTER = const(31)  # u32 BE
-I_ATC = const(35)  # u16, offline ATC from INIT (before the debit)
-I_TERMINAL = const(37)  # 6, PSAM terminal number (sent in 8050)
-I_TTSN = const(43)  # 4, from 8070 (sent in 8054)
-I_DATETIME = const(47)  # 7 BCD (sent in 8070 and 8054)
-I_TAC = const(54)  # 4
-I_KEYVER = const(58)
-I_ALG = const(59)
-I_LINE = const(60)  # u16
-I_VEHICLE = const(62)  # u32
-I_LEN = const(66)
-# Tear context = record image + saved-at time (u32) (§6.1)
-_C_SAVED = const(66)
-CTX_LEN = const(70)
 
 _SEEN = const(8)  # repeat-window ring entries
 _SER = const(10)  # serial length
@@ -123,7 +115,7 @@ class Transaction:
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
                with reason, amount, rec1e (48 bytes), write1a, rec1a (128 bytes)
     records    append(img) -> seq; last(buf) -> length of the newest payload (0: empty)
-    tears      save(buf) (persist CTX_LEN bytes), load(buf) -> bool, clear()
+    tears      save(buf) (persist CTX_TABLE_LEN bytes), load(buf) -> bool, clear()
     blacklist  contains(buf, off) -> bool; key = 10-byte application serial
     """
 
@@ -135,13 +127,11 @@ class Transaction:
         self.clock = clock
         self.policy = policy
         self.records = records
-        self.tears = tears
         self.blacklist = blacklist
         self.local_city = local_city
         self.line = line
         self.vehicle = vehicle
         self.repeat_window_s = repeat_window_s
-        self.tear_keep_s = tear_keep_s
         self.log_refusals = log_refusals
         self.result = Result()
         self.cmd = bytearray(_CMD)
@@ -153,40 +143,20 @@ class Transaction:
         self.init = bytearray(purse.INIT_LEN)
         self.dt = bytearray(7)
         self.img = bytearray(I_LEN)
-        self.ctx = bytearray(CTX_LEN)
-        self.has_ctx = False
+        self.tears = TearTable(tears, tear_keep_s)
+        self.ctx = self.tears.ctx
         self.ch = bytearray(8)
         self._seen = bytearray(_SEEN * _SER)
         self._seen_t = [0] * _SEEN
         self._seen_i = 0
         self._tag = 0  # tap counter; the PSAM session belongs to psam.session_tag
-        self._ctx_tag = -1
         self.sw = 0
         self.resume()
 
     # ---- boot ------------------------------------------------------------------------------
     def resume(self):
-        """Reload the tear context after a reboot (§6.1). If the newest record already is
-        the final record of that context (power lost between commit and clear), drop it."""
-        self.has_ctx = False
-        try:
-            if not self.tears.load(self.ctx):
-                return
-        except StorageError:
-            return
-        self.has_ctx = True
-        self._ctx_tag = -1  # the PSAM session did not survive the reboot
-        img = self.img
-        ctx = self.ctx
-        n = self.records.last(img)
-        if (
-            n >= I_LEN
-            and (img[I_STATUS] == ST_NORMAL or img[I_STATUS] == ST_RECOVERED)
-            and apdu.equal(img, I_SERIAL, ctx, I_SERIAL, _SER)
-            and apdu.equal(img, I_ATC, ctx, I_ATC, 2)
-            and apdu.equal(img, I_TTSN, ctx, I_TTSN, 4)
-        ):
-            self._drop_ctx()
+        """Reload the tear contexts after a reboot (§6.1)."""
+        self.tears.resume(self.records, self.img)
 
     # ---- exchanges --------------------------------------------------------------------------
     def _card(self, n):
@@ -281,14 +251,7 @@ class Transaction:
         if self._seen_recently(now):
             return R_ALREADY_PAID
         # -- tear context: expire it, or note that this is the torn card (§6.3)
-        torn = False
-        if self.has_ctx:
-            if now - apdu.get_u32(self.ctx, _C_SAVED) > self.tear_keep_s or now < apdu.get_u32(
-                self.ctx, _C_SAVED
-            ) - 60:
-                self._drop_ctx()
-            elif apdu.equal(self.ctx, I_SERIAL, e, 10, _SER):
-                torn = True
+        torn = self.tears.lookup(e, 10, now)
         # -- blacklist -> APPLICATION BLOCK + "blocked" record (§3, §7)
         if self.blacklist.contains(e, 10):
             return self._block()
@@ -402,10 +365,8 @@ class Transaction:
         img[I_STATUS] = ST_GRAY
         ctx = self.ctx
         apdu.copy(ctx, 0, img, 0, I_LEN)
-        apdu.put_u32(ctx, _C_SAVED, now)
-        self.tears.save(ctx)
-        self.has_ctx = True
-        self._ctx_tag = self._tag
+        apdu.put_u32(ctx, C_SAVED, now)
+        self.tears.persist(self._tag)
         gray = self.records.append(img)
         # DEBIT (§3): no answer = tear, the card may or may not have debited
         try:
@@ -418,7 +379,7 @@ class Transaction:
         if code != R_OK or n < purse.DEBIT_LEN:
             # any status word: the card did not debit (§6.2); the gray record stays and
             # clearing closes it by (serial, ATC) never appearing as normal
-            self._drop_ctx()
+            self.tears.drop()
             return self._refuse(code if code != R_OK else R_CARD_ERROR)
         apdu.copy(img, I_TAC, self.resp, purse.DEBIT_TAC, 4)
         img[I_FLAGS] = 0
@@ -429,7 +390,7 @@ class Transaction:
         img[I_STATUS] = ST_NORMAL
         res.seq = self.records.append(img)
         res.status = ST_NORMAL
-        self._drop_ctx()
+        self.tears.drop()
         res.amount = amount
         res.balance = bal - amount
         if not ok2:
@@ -446,10 +407,10 @@ class Transaction:
         if code == R_OK:
             atc = apdu.get_u16(self.init, purse.INIT_ATC)
             if atc == s:
-                self._drop_ctx()
+                self.tears.drop()
                 return -1  # ATC unchanged: the debit never happened
             if atc != ((s + 1) & 0xFFFF):
-                self._drop_ctx()  # used elsewhere since: clearing resolves the gray record
+                self.tears.drop()  # used elsewhere since: clearing resolves the gray record
                 return -1
         elif code == purse.NO_CAPP:
             return -1
@@ -457,7 +418,7 @@ class Transaction:
         n = self._card(purse.prove(self.cmd, ctx[I_TYPE], (s + 1) & 0xFFFF))
         pc = apdu.lookup(purse.STATUS_PROVE, self.sw, R_CARD_ERROR)
         if pc == purse.NO_PROVE:
-            self._drop_ctx()
+            self.tears.drop()
             return -1 if code == R_OK else self._refuse(code)
         if pc != R_OK or n < purse.PROVE_LEN:
             return self._refuse(R_CARD_ERROR)
@@ -465,7 +426,7 @@ class Transaction:
         apdu.copy(img, 0, ctx, 0, I_LEN)
         apdu.copy(img, I_TAC, self.resp, purse.PROVE_TAC, 4)
         img[I_FLAGS] = 0
-        if self.psam.session_tag == self._ctx_tag:
+        if self.tears.session(self.psam.session_tag):
             # the PSAM still holds the torn session: check MAC2 (§6.5)
             ok2 = self.psam.verify_mac2(self.resp, purse.PROVE_MAC2)
             res.exchanges += 1
@@ -476,7 +437,7 @@ class Transaction:
         img[I_STATUS] = ST_RECOVERED
         res.seq = self.records.append(img)
         res.status = ST_RECOVERED
-        self._drop_ctx()
+        self.tears.drop()
         res.amount = apdu.get_u32(img, I_AMOUNT)
         res.balance = apdu.get_u32(img, I_BAL_AFTER)
         res.capp = img[I_TYPE] == purse.TYPE_CAPP
@@ -526,12 +487,6 @@ class Transaction:
             self.result.seq = self.records.append(img)
             self.result.status = ST_REFUSED
         return code
-
-    def _drop_ctx(self):
-        if self.has_ctx:
-            self.tears.clear()
-        self.has_ctx = False
-        self._ctx_tag = -1
 
     def _seen_recently(self, now):
         s = self._seen
