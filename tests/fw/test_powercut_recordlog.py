@@ -12,9 +12,9 @@ from validator.errors import StorageError
 from validator.storage import record
 from validator.storage.recordlog import RecordLog
 
-_BS = 1024
-_LOG = (0, 8 * _BS)  # 8 blocks x 7 records: the workload wraps the log 3 times
-_WM = (8 * _BS, 2 * _BS)
+_BS = 512  # small blocks keep the RAM image small for the 128 KiB MicroPython heap
+_LOG = (0, 16 * _BS)  # 16 blocks x 3 records: the workload wraps the log 4 times
+_WM = (16 * _BS, 2 * _BS)
 _N = 210
 
 
@@ -91,7 +91,7 @@ def _check(fl, st, img, b):
 
 def campaign(stride, modes=("drop", "torn")):
     """-> (cases, failures list). Also used by host_tools/bench/bench_storage.py."""
-    fl = NorFlash(10 * _BS, block_size=_BS, prog_size=256)
+    fl = NorFlash(18 * _BS, block_size=_BS, prog_size=256)
     img = record.new_image()
     b = bytearray(128)
     st = [0, 0, 0, 0]

@@ -9,12 +9,12 @@ from validator.storage import record
 from validator.storage.recordlog import RecordLog, TearStore
 
 # small erase blocks keep the RAM image small enough for the 128 KiB MicroPython heap:
-# 8 log blocks x 7 records, watermark 2 x 1 KiB, tear store 2 x 2 KiB
-_BS = 1024
+# 8 log blocks x 3 records, watermark 2 x 512 B, tear store 2 x 1 KiB (3 entries a half)
+_BS = 512
 _LOG = (0, 8 * _BS)
 _WM = (8 * _BS, 2 * _BS)
 _TEAR = (10 * _BS, 4 * _BS)
-_SPB = 7  # records per block
+_SPB = 3  # records per block
 
 
 def _flash():
@@ -47,16 +47,16 @@ def test_recordlog_when_appended_reads_back_after_remount():
     fl = _flash()
     lg = _log(fl)
     img = record.new_image()
-    for q in range(1, 51):
+    for q in range(1, 21):
         _fill(img, q)
         assert lg.append(img) == q
         lg.maintain()
     lg2 = RecordLog(fl, _LOG, _WM).mount()
-    assert lg2.first_seq == 1 and lg2.next_seq == 51 and lg2.acked_seq == 0
+    assert lg2.first_seq == 1 and lg2.next_seq == 21 and lg2.acked_seq == 0
     b = bytearray(128)
-    for q in range(1, 51):
+    for q in range(1, 21):
         assert lg2.read(q, b) == 128 and _ok(b, q)
-    assert lg2.read(51, b) == 0 and lg2.read(0, b) == 0
+    assert lg2.read(21, b) == 0 and lg2.read(0, b) == 0
 
 
 def test_recordlog_when_fresh_needs_maintain_before_append():
@@ -82,15 +82,15 @@ def test_recordlog_when_full_of_unacked_refuses_and_never_overwrites():
     raises(StorageError, lg.append, img)
     b = bytearray(128)
     assert lg.read(1, b) == 128 and _ok(b, 1)
-    lg.ack(20)  # depot took 1..20: blocks 0 and 1 (1..14) become reusable, not 2 (15..21)
+    lg.ack(8)  # depot took 1..8: blocks 0 and 1 (1..6) become reusable, not 2 (7..9)
     lg.maintain()
     assert not lg.full
     _fill(img, n + 1)
     assert lg.append(img) == n + 1
-    assert lg.first_seq == 15
+    assert lg.first_seq == 7
     lg2 = RecordLog(fl, _LOG, _WM).mount()
-    assert lg2.first_seq == 15 and lg2.next_seq == n + 2 and lg2.acked_seq == 20
-    for q in range(15, n + 2):
+    assert lg2.first_seq == 7 and lg2.next_seq == n + 2 and lg2.acked_seq == 8
+    for q in range(7, n + 2):
         assert lg2.read(q, b) == 128 and _ok(b, q)
 
 
@@ -102,12 +102,12 @@ def test_recordlog_when_wrapping_many_laps_keeps_sequence():
     for q in range(1, 701):
         _fill(img, q)
         assert lg.append(img) == q
-        if q % 25 == 0:
-            lg.ack(q - 5)
+        if q % 5 == 0:
+            lg.ack(q - 2)
         lg.maintain()
         if q % 97 == 0:
             lg = RecordLog(fl, _LOG, _WM).mount()
-            assert lg.next_seq == q + 1 and lg.first_seq <= q - 30
+            assert lg.next_seq == q + 1 and lg.first_seq <= lg.acked_seq + 1
             lg.maintain()
     assert lg.read(700, b) == 128 and _ok(b, 700)
     for q in range(lg.first_seq, 701):
@@ -118,29 +118,30 @@ def test_recordlog_when_bit_flipped_reports_and_later_records_stay_readable():
     fl = _flash()
     lg = _log(fl)
     img = record.new_image()
-    for q in range(1, 41):
+    for q in range(1, 21):
         _fill(img, q)
         lg.append(img)
         lg.maintain()
-    # record 10 is block 1 slot 3; record 40 (the newest) is block 5 slot 5
-    fl.flip_bit(_BS + 3 * 128 + 50, 3)
-    fl.flip_bit(5 * _BS + 5 * 128 + 70, 0)
+    # record 10 is block 3 slot 1; record 20 (the newest) is block 6 slot 2
+    fl.flip_bit(3 * _BS + 128 + 50, 3)
+    fl.flip_bit(6 * _BS + 2 * 128 + 70, 0)
     lg2 = RecordLog(fl, _LOG, _WM).mount()
-    assert lg2.next_seq == 41  # the damaged newest record still holds its number
+    assert lg2.next_seq == 21  # the damaged newest record still holds its number
     b = bytearray(128)
     assert lg2.read(10, b) == 0 and lg2.corrupt >= 1
-    for q in range(11, 40):
+    for q in range(11, 20):
         assert lg2.read(q, b) == 128 and _ok(b, q)
-    assert lg2.read(40, b) == 0
+    assert lg2.read(20, b) == 0
+    assert lg2.read(9, b) == 128 and _ok(b, 9)
     lg2.maintain()
-    assert lg2.append(img) == 41
+    assert lg2.append(img) == 21
 
 
 def test_recordlog_when_mounted_reads_a_bounded_number_of_slots():
     fl = _flash()
     lg = _log(fl)
     img = record.new_image()
-    for q in range(1, 50):
+    for q in range(1, 20):
         _fill(img, q)
         lg.append(img)
         lg.maintain()
@@ -183,7 +184,7 @@ def test_tearstore_when_maintained_between_taps_never_erases_on_save():
     ts = TearStore(fl, _TEAR).mount()
     buf = bytearray(TearStore.SIZE)
     ctx = bytearray(64)
-    for i in range(100):  # 7 entries per 2 KiB half: many switches
+    for i in range(100):  # 3 entries per 1 KiB half: many switches
         ctx[0] = i
         e0 = fl.erases
         ts.save(ctx)

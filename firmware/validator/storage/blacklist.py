@@ -237,10 +237,10 @@ class Blacklist:
     def begin(self, kind, version, base=0):
         """Start building a new list in the inactive bank. Callers must verify the content
         (apply/end do); commit() is what makes it active."""
+        if version <= self.version and self._act >= 0:
+            return REJ_VERSION  # stale or replayed content first: it is never applicable
         if kind == KIND_DELTA and (self._act < 0 or base != self.version):
             return REJ_BASE
-        if version <= self.version and self._act >= 0:
-            return REJ_VERSION
         t = 0 if self._act < 0 else 1 - self._act
         b = {
             "kind": kind, "version": version, "bank": t, "ng": 0, "ne": 0, "gn": 0,
