@@ -65,26 +65,39 @@ def tables(draw):
 def days(draw):
     cards = {}
     for i in range(draw(st.integers(1, 3))):
-        cards["c%d" % i] = {"issuer": draw(st.sampled_from(ISSUERS)),
-                            "type": draw(st.sampled_from(TYPES)),
-                            "balance": draw(st.integers(0, 3000)),
-                            "interconnect": draw(st.booleans())}
+        # weighted towards accepted, funded cards so most taps exercise the fare rules
+        cards["c%d" % i] = {"issuer": draw(st.sampled_from(ISSUERS[:1] * 4 + ISSUERS)),
+                            "type": draw(st.sampled_from(TYPES[:1] * 3 + TYPES)),
+                            "balance": draw(st.sampled_from((0, 150, 450, 3000, 3000, 3000))),
+                            "interconnect": draw(st.sampled_from((True, True, True, False)))}
     taps = []
     t = T0
     for _ in range(draw(st.integers(1, 30))):
         t += draw(st.sampled_from((0, 1, 5, 20, 45, 95, 200, 600))) * 60
         c = draw(st.sampled_from(sorted(cards)))
-        if draw(st.integers(0, 9)) == 0:
+        step = draw(st.integers(0, 9))
+        if step == 0:
             taps.append({"at": t, "card": c, "foreign": {
                 "mode": draw(st.sampled_from(("rail", "bus"))),
                 "type": draw(st.sampled_from((3, 4, 6, 8))), "line": draw(st.integers(1, 3)),
                 "amount": 0, "city": draw(st.sampled_from(("2900", "1000"))),
                 "flags": draw(st.integers(0, 1))}})
             continue
-        taps.append({"at": t, "card": c, "line": draw(st.sampled_from((12, 15, 20, 801, 99))),
+        term = "0000000000%02d" % draw(st.integers(1, 3))
+        if step <= 3:  # a section ride: boarding, then (usually) an alighting
+            taps.append({"at": t, "card": c, "line": 801, "stop": draw(st.integers(0, 6)),
+                         "door": draw(st.sampled_from(("any", "entry"))), "terminal": term})
+            if draw(st.integers(0, 4)):
+                t += draw(st.sampled_from((1, 10, 30, 90, 200))) * 60
+                taps.append({"at": t, "card": c, "line": 801,
+                             "stop": draw(st.integers(0, 6)),
+                             "door": draw(st.sampled_from(("any", "exit"))), "terminal": term})
+            continue
+        taps.append({"at": t, "card": c,
+                     "line": draw(st.sampled_from((12, 15, 20, 801, 12, 15, 99))),
                      "stop": draw(st.integers(0, 6)),
                      "door": draw(st.sampled_from(("any", "entry", "exit"))),
-                     "terminal": "0000000000%02d" % draw(st.integers(1, 3))})
+                     "terminal": term})
     return {"day": DAY, "cards": cards, "taps": taps}
 
 
