@@ -23,6 +23,16 @@ class SyncFailure(SyncError):
         self.code = code
 
 
+def _need(p, n, what):
+    if len(p) < n:
+        raise SyncFailure("malformed %s from device (%d bytes)" % (what, len(p)), wire.E_PROTO)
+
+
+def _info(p):
+    _need(p, wire.INFO_LEN, "INFO")
+    return wire.unpack_info(p)
+
+
 class Keyring:
     """Device keys: a master (Kd derived per device) and/or explicit per-device keys."""
 
@@ -84,7 +94,7 @@ class SyncClient:
                 if self.rx_mac is not None:
                     if not self.rx_mac.check(d.hdr, d.payload, d.tag):
                         if t == wire.T_ERROR and d.tag is None and len(p) == 1:
-                            raise SyncFailure("device: " + wire.code_name(p[0]), p[0])
+                            raise SyncFailure("device refused: " + wire.code_name(p[0]), p[0])
                         raise SyncFailure("frame MAC wrong: not our device or tampered line",
                                           wire.E_MAC)
                     if d.seq <= self.rx_seq:
@@ -117,6 +127,7 @@ class SyncClient:
 
     def result(self, req, timeout=None):
         p = self.expect(wire.T_RESULT, timeout)
+        _need(p, 6, "RESULT")
         r, code, arg = struct.unpack_from(">BBI", p, 0)
         if r != req:
             raise SyncFailure("result for 0x%02x, wanted 0x%02x" % (r, req), wire.E_PROTO)
@@ -129,10 +140,12 @@ class SyncClient:
         self.tx_mac = self.rx_mac = None
         self.tx_seq = self.rx_seq = 0
         self.send(wire.T_HELLO, bytes([wire.PROTO_VERSION]) + nh)
-        while True:
+        for _ in range(64):
             t, p, _ = self.recv()
             if t == wire.T_CHALLENGE:
                 break  # skip stale frames of an earlier session still in flight
+        else:
+            raise SyncFailure("device does not answer HELLO", wire.E_PROTO)
         if len(p) != 53 or p[0] != wire.PROTO_VERSION:
             raise SyncFailure("bad CHALLENGE", wire.E_PROTO)
         dev = struct.unpack_from(">I", p, 1)[0]
@@ -151,12 +164,12 @@ class SyncClient:
             if e.code == wire.E_AUTH:
                 raise SyncFailure("device refused our key", wire.E_AUTH)
             raise
-        self.info = wire.unpack_info(p)
+        self.info = _info(p)
         return self.info
 
     def refresh_info(self):
         self.send(wire.T_INFO_REQ)
-        self.info = wire.unpack_info(self.expect(wire.T_INFO))
+        self.info = _info(self.expect(wire.T_INFO))
         return self.info
 
     def bye(self):
@@ -181,7 +194,7 @@ class SyncClient:
             while True:
                 t, p, _ = self.recv()
                 if t == wire.T_INFO:
-                    info = self.info = wire.unpack_info(p)
+                    info = self.info = _info(p)
                     break
                 # RESULT(ACK, E_RANGE): the device rebooted since; it simply resends
         start = info["acked_seq"] + 1
@@ -193,8 +206,9 @@ class SyncClient:
         while True:
             t, p, _ = self.recv()
             if t == wire.T_RECORDS:
+                _need(p, 8, "RECORDS")
                 first, count, size = struct.unpack_from(">IHH", p, 0)
-                if size != rs or len(p) != 8 + count * size:
+                if size != rs or count == 0 or len(p) != 8 + count * size or first < start:
                     raise SyncFailure("malformed RECORDS batch", wire.E_PROTO)
                 a, b = db.ingest(dev, first, size, memoryview(p)[8:])
                 new += a
@@ -203,11 +217,13 @@ class SyncClient:
                 if progress:
                     progress(first + count - start, max(total, first + count - start))
             elif t == wire.T_PULL_END:
-                nxt = struct.unpack(">I", p)[0]
+                _need(p, 4, "PULL_END")
+                nxt = struct.unpack_from(">I", p, 0)[0]
                 if progress:
                     progress(max(0, nxt - start), max(0, nxt - start))
                 return new, dup
             elif t == wire.T_RESULT:
+                _need(p, 6, "RESULT")
                 r, code, arg = struct.unpack_from(">BBI", p, 0)
                 raise SyncFailure("device refused ACK: " + wire.code_name(code), code)
             else:
@@ -221,6 +237,8 @@ class SyncClient:
             what = wire.KIND_NAMES[kind] if kind < len(wire.KIND_NAMES) else "kind %d" % kind
             raise SyncFailure("push %s refused: %s" % (what, wire.code_name(code)), code)
         off = 0
+        last = -1
+        stalls = 0  # PUSH_ACKs that did not advance (device resyncing or misbehaving)
         while off < len(blob):
             c = bytes(blob[off : off + chunk])
             flags = 0
@@ -232,11 +250,19 @@ class SyncClient:
             self.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c, flags)
             t, p, _ = self.recv()
             if t == wire.T_RESULT:
+                _need(p, 2, "RESULT")
                 code = p[1]
                 raise SyncFailure("push refused: " + wire.code_name(code), code)
             if t != wire.T_PUSH_ACK:
                 raise SyncFailure("unexpected message 0x%02x during push" % t, wire.E_PROTO)
-            off = struct.unpack(">I", p)[0]
+            _need(p, 4, "PUSH_ACK")
+            off = struct.unpack_from(">I", p, 0)[0]
+            if off > len(blob):
+                raise SyncFailure("device acknowledged beyond the content", wire.E_PROTO)
+            stalls = stalls + 1 if off == last else 0
+            last = off
+            if stalls > 3:
+                raise SyncFailure("push makes no progress", wire.E_PROTO)
             if progress:
                 progress(off, len(blob))
         self.send(wire.T_PUSH_END)

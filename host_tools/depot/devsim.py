@@ -104,11 +104,26 @@ def main(argv):
     clock = Clock()
     applied = {}
 
-    def handler(kind, version, body):
-        applied[kind] = version
-        return 0
+    class Shadow:
+        """Streaming content handler: where storage would fill a flash shadow area."""
 
-    handlers = {1: handler, 2: handler, 3: handler, 4: handler, 5: handler}
+        def begin(self, kind, total):
+            self.n = 0
+            return 0
+
+        def write(self, off, data):
+            self.n += len(data)
+            return 0
+
+        def commit(self, version):
+            applied[version] = self.n
+            return 0
+
+        def abort(self):
+            self.n = 0
+
+    sh = Shadow()
+    handlers = {1: sh, 2: sh, 3: sh, 4: sh, 5: sh}
     target = LogTarget(log, dev, 0x000100, TEST_CONTENT_KEY, clock, handlers)
     listener = None
     if a["tty"]:
@@ -177,7 +192,7 @@ def main(argv):
     asyncio.run(both())
     out = {
         "acked": log.acked_seq, "next": log.next_seq, "sessions": sess.sessions,
-        "refused": sess.refused, "taps": stats["taps"],
+        "refused": sess.refused, "taps": stats["taps"], "last_fault": repr(sess.last_fault),
         "max_tap_delay_ms": stats["max_tap_delay_ms"], "clock": clock.now(),
         "applied": [k for k in applied], "versions": target.versions,
     }

@@ -1,8 +1,9 @@
 """ykt sync: pull records into the depot database, push lists/tables, set the clock.
 
 PORT is a serial device (/dev/ttyUSB0, /dev/pts/N), socket://host:port or tcp://host:port
-(pyserial serial_for_url). Pushed files are content containers signed by the back office
-(firmware/validator/sync/PROTOCOL.md §5); the depot cannot make or alter them.
+(pyserial serial_for_url), or listen://host:port to wait for a validator that connects
+out. Pushed files are content containers signed by the back office
+(firmware/validator/sync/PROTOCOL.md section 5); the depot cannot make or alter them.
 """
 
 import json
@@ -24,6 +25,8 @@ def register(sub):
                        description=__doc__)
     p.add_argument("--port", required=True, help="serial device, socket://h:p or tcp://h:p")
     p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--accept-timeout", type=float, default=30.0,
+                   help="with listen://h:p, how long to wait for the validator to connect")
     p.add_argument("--db", default=DEFAULT_DB, help="depot SQLite file (default %(default)s)")
     p.add_argument("--keys", default=None,
                    help="depot key file JSON {master|devices} (default %s)" % DEFAULT_KEYS)
@@ -58,9 +61,63 @@ def _keyring(args):
         raise CommandError("key file %s unreadable: %s" % (path, e), EXIT_FAIL)
 
 
-def open_port(url, baud, timeout=0.05):
+class SocketPort:
+    """Serial-like wrapper of a connected TCP socket (for listen://, where the validator
+    connects out to the depot)."""
+
+    def __init__(self, sock, timeout):
+        import socket
+
+        self.sock = sock
+        self.in_waiting = 0
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+
+    def read(self, n):
+        import socket
+
+        try:
+            return self.sock.recv(n)
+        except socket.timeout:
+            return b""
+
+    def write(self, b):
+        self.sock.sendall(b)
+        return len(b)
+
+    def close(self):
+        self.sock.close()
+
+
+def accept_port(hostport, wait_s, timeout=0.05):
+    import socket
+
+    host, _, port = hostport.rpartition(":")
+    try:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host or "127.0.0.1", int(port)))
+        srv.listen(1)
+        srv.settimeout(wait_s)
+        c, _ = srv.accept()
+    except socket.timeout:
+        raise CommandError("no validator connected to %s within %g s" % (hostport, wait_s),
+                           EXIT_IO)
+    except (OSError, ValueError) as e:
+        raise CommandError("cannot listen on %s: %s" % (hostport, e), EXIT_IO)
+    finally:
+        try:
+            srv.close()
+        except Exception:
+            pass
+    return SocketPort(c, timeout)
+
+
+def open_port(url, baud, timeout=0.05, wait_s=30.0):
     import serial
 
+    if url.startswith("listen://"):
+        return accept_port(url[len("listen://") :], wait_s, timeout)
     if url.startswith("tcp://"):
         url = "socket://" + url[len("tcp://") :]
     try:
@@ -115,7 +172,7 @@ def do_sync(args):
             except OSError as e:
                 raise CommandError("cannot read %s: %s" % (path, e), EXIT_IO)
     keyring = _keyring(args)
-    port = open_port(args.port, args.baud)
+    port = open_port(args.port, args.baud, wait_s=args.accept_timeout)
     db = DepotDB(args.db)
     summary = {"port": args.port, "db": args.db}
     started = time.time()
@@ -152,6 +209,8 @@ def do_sync(args):
         db.note_sync(client.device_id, started, summary.get("records_new", 0),
                      summary.get("records_dup", 0), "ok")
     except SyncFailure as e:
+        if client.tx_mac is not None and e.code not in _PROTOCOL_CODES and e.code is not None:
+            client.bye()  # a refused push leaves a sound session: end it cleanly
         if client.device_id is not None:
             db.note_sync(client.device_id, started, 0, 0, "%s: %s" % (stage, e))
         if e.code is None:

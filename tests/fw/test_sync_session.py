@@ -228,3 +228,45 @@ def test_session_when_step_called_work_bounded_per_step():
         assert h.d2h.passed - before_w <= 512
         h.d2h.q = bytearray()  # the host reads everything
     assert h.d2h.passed > 100 * 64  # and it really streamed every record
+
+
+class _Shadow:
+    """Streaming handler as storage provides: fills a shadow, switches on commit()."""
+
+    def __init__(self):
+        self.shadow = bytearray()
+        self.active = None
+        self.aborts = 0
+
+    def begin(self, kind, total):
+        self.shadow = bytearray()
+        return wire.OK
+
+    def write(self, off, data):
+        self.shadow[off : off + len(data)] = data
+        return wire.OK
+
+    def commit(self, version):
+        self.active = (version, bytes(self.shadow))
+        return wire.OK
+
+    def abort(self):
+        self.aborts += 1
+        self.shadow = bytearray()
+
+
+def test_session_when_streaming_handler_genuine_content_committed_forged_aborted():
+    s, t, h = _setup()
+    sh = _Shadow()
+    t.handlers[wire.K_BLACKLIST_FULL] = sh
+    h.handshake()
+    good = auth.make_content(KC, wire.K_BLACKLIST_FULL, 4, b"\x07" * 3000)
+    _push(h, wire.K_BLACKLIST_FULL, good)
+    typ, p, _ = h.pump()
+    assert p[1] == wire.OK and sh.active == (4, good) and t.versions[0] == 4
+    forged = bytearray(auth.make_content(KC, wire.K_BLACKLIST_FULL, 5, b"\x08" * 3000))
+    forged[100] ^= 1
+    _push(h, wire.K_BLACKLIST_FULL, bytes(forged))
+    typ, p, _ = h.pump()
+    assert p[1] == wire.E_CONTENT and sh.active == (4, good) and sh.aborts == 1
+    assert t.versions[0] == 4

@@ -192,6 +192,13 @@ class ContentVerifier:
                 self._tag[p] = chunk[i]
         self._seen = s + n
 
+    def header(self):
+        """-> (kind, version, body_len) from the bytes seen so far, or None."""
+        if self._seen < CONTENT_HDR or bytes(self._hdr[:4]) != _CONTENT_MAGIC:
+            return None
+        kind, flags, version, blen = struct.unpack_from(">BBII", self._hdr, 4)
+        return kind, version, blen
+
     def final(self):
         if self._seen != self._total or self._total < CONTENT_HDR + DIGEST:
             return False

@@ -6,10 +6,13 @@
 #   LogTarget(log, device_id, fw_version, content_key, clock, handlers, versions)
 # where `log` is a record log with first_seq / acked_seq / next_seq (attributes or
 # methods), read(seq, buf) -> n and ack(seq) (storage issue 5's RecordLog), and
-# handlers maps a content kind to apply(kind, version, body_memoryview) -> wire code.
-# Pushed content is buffered in RAM up to `push_limit` bytes (fare tables, whitelists,
-# configuration and blacklist deltas); a full million-entry blacklist is streamed by a
-# handler object that has begin(kind, total) / write(off, data) / end() (see README.md).
+# handlers maps a content kind to either
+#   a function apply(kind, version, body_memoryview) -> wire code: the container is
+#   buffered in RAM (up to push_limit bytes; one contiguous allocation), verified, applied;
+#   or a streaming object with begin(kind, total) -> code, write(off, data) -> code,
+#   commit(version) -> code, abort(): the container bytes go straight to it (into a flash
+#   shadow area), the MAC is checked incrementally (auth.ContentVerifier) and commit()
+#   -- the atomic switch -- is called only for a verified, newer container of that kind.
 from micropython import const
 
 from validator.sync import auth, wire
@@ -35,7 +38,13 @@ class BufferedPush:
             return wire.E_RANGE
         if total < auth.CONTENT_HDR + auth.DIGEST:
             return wire.E_CONTENT
-        self._pbuf = bytearray(total)
+        import gc
+
+        gc.collect()  # one contiguous block of `total` bytes: collect first (128 KiB heap)
+        try:
+            self._pbuf = bytearray(total)
+        except MemoryError:
+            return wire.E_STORAGE
         self._pkind = kind
         return wire.OK
 
@@ -78,6 +87,8 @@ _SLOT = (0, 0, 0, 1, 2, 3)
 
 
 class LogTarget(BufferedPush):
+    """Sync target over a record log + content handlers (module comment)."""
+
     def __init__(
         self, log, device_id, fw_version, content_key, clock, handlers, versions=None,
         rec_size=64, faults=None,
@@ -91,6 +102,7 @@ class LogTarget(BufferedPush):
         self.versions = versions if versions is not None else [0, 0, 0, 0]
         self.rec_size = rec_size
         self._faults = faults
+        self._stream = None
 
     def info(self):
         lg = self.log
@@ -142,6 +154,58 @@ class LogTarget(BufferedPush):
             buf[n + len(b)] = 10
             n += len(b) + 1
         return n
+
+    # -- push: streaming handlers, else BufferedPush -> apply() -----------------------
+    def push_begin(self, kind, total):
+        self._stream = None
+        h = self.handlers.get(kind) if 0 < kind < len(_SLOT) else None
+        if h is None:
+            return wire.E_KIND
+        if not hasattr(h, "begin"):
+            return BufferedPush.push_begin(self, kind, total)
+        if total < auth.CONTENT_HDR + auth.DIGEST:
+            return wire.E_CONTENT
+        code = h.begin(kind, total)
+        if code == wire.OK:
+            self._stream = h
+            self._pkind = kind
+            self._ver = auth.ContentVerifier(self._kc, total)
+        return code
+
+    def push_write(self, off, data):
+        h = self._stream
+        if h is None:
+            return BufferedPush.push_write(self, off, data)
+        self._ver.update(data)
+        return h.write(off, data)
+
+    def push_end(self):
+        h = self._stream
+        if h is None:
+            return BufferedPush.push_end(self)
+        self._stream = None
+        hdr = self._ver.header()
+        if not self._ver.final() or hdr is None or hdr[0] != self._pkind:
+            h.abort()
+            return wire.E_CONTENT, 0
+        slot = _SLOT[self._pkind]
+        if hdr[1] <= self.versions[slot]:
+            h.abort()
+            return wire.E_VERSION, hdr[1]
+        try:
+            code = h.commit(hdr[1])
+        except Exception:
+            h.abort()
+            return wire.E_STORAGE, hdr[1]
+        if code == wire.OK:
+            self.versions[slot] = hdr[1]
+        return code, hdr[1]
+
+    def push_abort(self):
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
+        BufferedPush.push_abort(self)
 
     def apply(self, kind, blob):
         if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
