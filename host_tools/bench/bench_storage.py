@@ -1,0 +1,159 @@
+"""Storage benchmark (issue 5): record log cost and capacity, boot scan, blacklist size and
+lookup reads, power-cut campaign totals. Runs under CPython on RAM NorFlash devices with
+the board geometries of firmware/validator/storage/plan.py (FORMAT.md §1)."""
+
+import importlib.util
+import os
+import random
+import struct
+import sys
+
+from emu.nor import NorFlash
+from validator.storage import plan, record
+from validator.storage.blacklist import KIND_FULL, OK, Blacklist
+from validator.storage.recordlog import RecordLog, TearStore
+
+
+def _fill(img, seq):
+    record.reset(img)
+    img[record.O_STATUS] = record.ST_NORMAL
+    img[record.O_TXN_TYPE] = 0x09
+    struct.pack_into(">I", img, record.O_AMOUNT, 200)
+
+
+def _log_metrics(quick):
+    """Steady-state appends with acks and a tear-context save per tap; then a boot scan of
+    a completely full sim log (no acknowledgement: the worst case for recovery)."""
+    p = plan.PLAN_SIM
+    size = p["log"][0] + p["log"][1]
+    if quick:  # 1/16 of the sim log: same code, same bound formula, less time
+        log = (p["log"][0], p["log"][1] // 16)
+        size = log[0] + log[1]
+    else:
+        log = p["log"]
+    fl = NorFlash(size, block_size=4096, prog_size=256)
+    lg = RecordLog(fl, log, p["watermark"]).mount()
+    ts = TearStore(fl, p["tear"]).mount()
+    lg.maintain()
+    img = record.new_image()
+    ctx = bytearray(TearStore.SIZE)
+    taps = 5000
+    tap_erases = 0
+    log_prog = 0
+    for q in range(1, taps + 1):
+        _fill(img, q)
+        e0 = fl.erases
+        ts.save(ctx)
+        b0 = fl.bytes_programmed
+        lg.append(img)
+        log_prog += fl.bytes_programmed - b0
+        ts.clear()
+        tap_erases += fl.erases - e0
+        if q % 64 == 0:  # a sync every 64 taps
+            b0 = fl.bytes_programmed
+            lg.ack(q)
+            log_prog += fl.bytes_programmed - b0
+        b0 = fl.bytes_programmed
+        lg.maintain()
+        ts.maintain()
+        log_prog += fl.bytes_programmed - b0  # block headers
+    # fill the rest without acks until full, then mount: the full-log boot scan
+    q = taps
+    while not lg.full:
+        q += 1
+        _fill(img, q)
+        lg.append(img)
+        lg.maintain()
+    lg2 = RecordLog(fl, log, p["watermark"]).mount()
+    cap = RecordLog(_Geo(), p["log"], p["watermark"]).capacity
+    return {
+        "flash_bytes_per_record_byte": round(log_prog / (taps * record.REC_SIZE), 4),
+        "tap_path_erases": tap_erases,
+        "log_capacity_records": cap,
+        "log_capacity_records_esp32s3": RecordLog(
+            _Geo(), plan.PLAN_ESP32S3_16M["log"], plan.PLAN_ESP32S3_16M["watermark"]
+        ).capacity,
+        "boot_scan_reads_full_log": lg2.reads_at_mount,
+        "boot_scan_log_blocks": lg2._B,
+        "log_full_records_checked": lg2.next_seq - lg2.first_seq,
+    }
+
+
+class _Geo:
+    block_size = 4096
+    prog_size = 256
+
+
+def _blacklist_keys(n, seed=5):
+    """n sorted keys shaped like real serials: 19-digit numbers = 4-digit issuer code,
+    4 digits of issuer data, 11 digits of card sequence; 250 issuers (FORMAT.md §5)."""
+    rnd = random.Random(seed)
+    issuers = sorted(rnd.sample(range(1000, 9999), 250))
+    per = n // len(issuers)
+    keys = []
+    for i, iss in enumerate(issuers):
+        m = per + (1 if i < n - per * len(issuers) else 0)
+        base = (iss * 10**4 + 7700) * 10**11
+        for s in sorted(rnd.sample(range(10**11), m)):
+            keys.append((base + s).to_bytes(8, "big"))
+    return keys
+
+
+def _blacklist_metrics(quick):
+    p = plan.PLAN_ESP32S3_16M  # the 16 MiB board is the one that must hold a million
+    n = 1_000_000 if not quick else 100_000
+    fl = NorFlash(plan.ESP32S3_FLASH_SIZE, block_size=4096, prog_size=256)
+    bl = Blacklist(fl, p["blacklist"], verifier=lambda b: True).mount()
+    keys = _blacklist_keys(n)
+    if bl.begin(KIND_FULL, 1) != OK:
+        raise RuntimeError("begin")
+    for k in keys:
+        bl.add(k)
+    if bl.commit() != OK:
+        raise RuntimeError("blacklist build refused (groups %d)" % bl.max_groups)
+    bl = Blacklist(fl, p["blacklist"]).mount()
+    rnd = random.Random(9)
+    worst = 0
+    hits = 0
+    probes = rnd.sample(keys, 2000) + [
+        (int.from_bytes(k, "big") + 1).to_bytes(8, "big") for k in rnd.sample(keys, 2000)
+    ]
+    for k in probes:
+        r0 = fl.reads
+        hits += bl.contains_key(k)
+        worst = max(worst, fl.reads - r0)
+    if hits < 2000:
+        raise RuntimeError("blacklist lost keys")
+    used = 4096 + ((bl._groups + 63) // 64) * 512 + bl._groups * 384
+    return {
+        "blacklist_entries": bl.entries,
+        "blacklist_groups": bl._groups,
+        "blacklist_capacity_groups_esp32s3": bl.max_groups,
+        "blacklist_bytes_per_entry": round(used / bl.entries, 3),
+        "blacklist_reads_per_lookup": worst,
+        "blacklist_ram_bytes": len(bl._idx) + len(bl._fb) + len(bl._lb) + len(bl._k),
+    }
+
+
+def _load(root, name):
+    sys.path.insert(0, os.path.join(root, "tests"))
+    path = os.path.join(root, "tests", "fw", name + ".py")
+    spec = importlib.util.spec_from_file_location("bench_" + name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _powercut(root, quick):
+    stride = 5 if quick else 1
+    c1, f1, _ = _load(root, "test_powercut_recordlog").campaign(stride)
+    c2, f2 = _load(root, "test_powercut_blacklist").campaign(stride)
+    return {"powercut_cases": c1 + c2, "powercut_failures": len(f1) + len(f2)}
+
+
+def run(ctx):
+    r = {}
+    r.update(_log_metrics(ctx.quick))
+    r.update(_blacklist_metrics(ctx.quick))
+    r.update(_powercut(ctx.root, ctx.quick))
+    return r
