@@ -22,7 +22,9 @@ def main():
     )
     passed = failed = skipped = 0
     for mod_name in names:
-        if filters and not any(f in mod_name for f in filters):
+        if filters and mod_name not in filters and not any(
+            f in mod_name for f in filters if f not in names
+        ):
             continue
         try:
             mod = __import__("fw." + mod_name, None, None, ["x"])

@@ -59,8 +59,9 @@ def main(argv):
         for f in os.listdir(os.path.join(ROOT, "tests", "fw"))
         if f.startswith("test_") and f.endswith(".py")
     )
-    if argv:
-        names = [n for n in names if any(a in n for a in argv)]
+    if argv:  # exact module names, else substrings
+        exact = [n for n in names if n in argv]
+        names = exact if exact else [n for n in names if any(a in n for a in argv)]
     tp = tf = ts = 0
     with concurrent.futures.ThreadPoolExecutor(jobs) as ex:
         for name, p, f, s, out in ex.map(run_module, names):

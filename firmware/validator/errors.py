@@ -68,6 +68,8 @@ R_SAM_FAULT = const(15)
 R_STORAGE_FULL = const(16)
 R_COMM_ERROR = const(17)
 R_FAULT = const(18)
+R_NO_TARIFF = const(19)  # no active fare table, or the line is not in it
+R_CARD_TYPE_REFUSED = const(20)  # the city policy refuses this card type
 
 NAMES = (
     "ok",
@@ -89,6 +91,8 @@ NAMES = (
     "storage_full",
     "comm_error",
     "fault",
+    "no_tariff",
+    "card_type_refused",
 )
 
 

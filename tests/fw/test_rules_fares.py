@@ -82,7 +82,7 @@ CASES = (
      [(0, 12, 1, A), (300, 20, 1, A)], [(OK, "flat", 180, 0), (OK, "flat", 150, 0)]),
     ("senior rides free", {}, {"type": 1}, [(0, 12, 1, A)], [(OK, "free", 0, 0)]),
     ("card type refused by policy", {}, {"type": 0x85}, [(0, 12, 1, A)],
-     [("unsupported_card", "none", 0, 0)]),
+     [("card_type_refused", "none", 0, 0)]),
     ("visitor on the whitelist pays the visitor policy", {}, {"issuer": BEIJING, "type": 1},
      [(0, 12, 1, A), (10, 15, 1, A)], [(OK, "flat", 200, 0), (OK, "flat", 200, 0)]),
     ("visitor not on the whitelist refused", {}, {"issuer": FAR}, [(0, 12, 1, A)],
@@ -170,7 +170,7 @@ CASES = (
      {"tapoff": {"board_needs_max": True}}, {"balance": 350},
      [(0, 801, 0, E), (1, 12, 1, A)], [("insufficient_balance", "none", 0, 0),
                                        (OK, "flat", 200, 0)]),
-    ("unknown line is a fault", {}, {}, [(0, 99, 1, A)], [("fault", "none", 0, 0)]),
+    ("unknown line is a fault", {}, {}, [(0, 99, 1, A)], [("no_tariff", "none", 0, 0)]),
 )
 
 
@@ -185,7 +185,7 @@ def test_fares_when_no_table_is_a_fault():
     res = fares.Decision()
     c = FareCard()
     fares.decide(res, None, T, fares.Position(12), c.ef15, None, None, None, 100)
-    assert reason_name(res.reason) == "fault" and res.amount == 0
+    assert reason_name(res.reason) == "no_tariff" and res.amount == 0
 
 
 def test_fares_when_flat_ride_1e_record_bytes_are_complete():

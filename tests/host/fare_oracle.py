@@ -106,7 +106,7 @@ class Oracle:
         out = {"fare": 0, "penalty": 0, "amount": 0, "kind": "none"}
         ln = self.lines.get(line)
         if ln is None:
-            return dict(out, reason="fault")
+            return dict(out, reason="no_tariff")
         local = card["city"] == self.city
         if not local:
             if not self.accepted(card["org"], card["city"]):
@@ -115,7 +115,7 @@ class Oracle:
                 return dict(out, reason="not_interconnect")
         p = self.policy(card["type"], local)
         if p.get("pay") == "refuse":
-            return dict(out, reason="unsupported_card")
+            return dict(out, reason="card_type_refused")
         mx = self.line_max(ln)
         op = card["open"]
         acc = card["acc"]

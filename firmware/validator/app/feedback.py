@@ -35,8 +35,10 @@ _COLOUR = bytes((
     RED,  # storage_full
     AMBER,  # comm_error
     RED,  # fault
+    RED,  # no_tariff
+    RED,  # card_type_refused
 ))
-_BEEPS = bytes((1, 0, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 1, 3, 3, 3, 3, 2, 3))
+_BEEPS = bytes((1, 0, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 1, 3, 3, 3, 3, 2, 3, 3, 3))
 
 FEEDBACK_MS = const(800)  # how long a result stays on before the idle pattern
 

@@ -11,12 +11,12 @@ from micropython import const
 
 from validator.errors import (
     R_ALREADY_PAID,
-    R_FAULT,
+    R_CARD_TYPE_REFUSED,
     R_INSUFFICIENT,
     R_ISSUER_NOT_ACCEPTED,
     R_NOT_INTERCONNECT,
     R_OK,
-    R_UNSUPPORTED_CARD,
+    R_NO_TARIFF,
 )
 from validator.rules import records as r
 from validator.rules import table as t
@@ -149,7 +149,7 @@ def _refuse(res, code):
 def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     """Fare decision for one tap; fills res (a Decision). Allocates nothing.
 
-    tb       active FareTable (FareTables.current(now)); None -> R_FAULT
+    tb       active FareTable (FareTables.current(now)); None -> R_NO_TARIFF
     now      device seconds (validator.util.bcdtime)
     where    Position (line, stop, direction, door, terminal)
     ef15     EF 0x15, 30 bytes (FCI tag 9F0C): issuer ID [0..7], city [2..3], type [28]
@@ -160,11 +160,11 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     """
     res.clear()
     if tb is None:
-        _refuse(res, R_FAULT)  # proposed R_NO_TARIFF
+        _refuse(res, R_NO_TARIFF)
         return res
     li = tb.line_index(where.line)
     if li < 0:
-        _refuse(res, R_FAULT)  # proposed R_NO_TARIFF
+        _refuse(res, R_NO_TARIFF)
         return res
     # -- acceptance: local by city code, visitors by the interconnect whitelist (§2.1, §2.3, §7)
     org = r.get16(ef15, 0)
@@ -184,7 +184,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         b = tb.b
         method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
     if method == t.PAY_REFUSE:
-        _refuse(res, R_UNSUPPORTED_CARD)  # proposed R_CARD_TYPE_REFUSED
+        _refuse(res, R_CARD_TYPE_REFUSED)
         return res
 
     industry = tb.line_industry(li)
