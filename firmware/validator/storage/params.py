@@ -71,7 +71,7 @@ class ParamStore:
 
     def _scan(self):
         h = self._act
-        t = {}
+        t = {}  # type: dict
         o = _EH
         eh = bytearray(_EH)
         while o + _EH <= self._half:
@@ -179,7 +179,7 @@ class ParamStore:
         first = (self._off + o_h * self._half) // bs
         for i in range(self._bpb):
             self.flash.erase(first + i)
-        t = {}
+        t = {}  # type: dict
         o = _EH
         for nm in sorted(self._t):
             if nm == name:

@@ -75,6 +75,9 @@ class RecordLog:
         self.torn = 0
         self.reads_at_mount = 0
         self._acked = 0
+        self._cseq = -1  # read cursor: seq expected at (_cblk, _cslot)
+        self._cblk = 0
+        self._cslot = 0
         self._mounted = False
 
     # -- addresses and small readers ------------------------------------------
