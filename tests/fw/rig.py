@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 #
 # Not a test module. Runs on CPython and MicroPython. The adapters speak to any object
-# with apdu(cmd) -> resp (cards) or reset()/feed() (T=0 contact cards): the emulators in
-# emu/ or the stand-ins in fw/stubs.py. The PSAM always goes through the firmware's
-# byte-level T=0 link (validator.link.iso7816) via T0Port.
+# with apdu(cmd) -> resp (cards, emu.tunion_card) or reset()/feed() (T=0 contact cards,
+# emu.t0.T0Card). The PSAM always goes through the firmware's byte-level T=0 link
+# (validator.link.iso7816) via T0Port; records, tear contexts and the blacklist go to the
+# real storage classes on an emulated NOR (emu.nor).
 import binascii
 
 from emu.field import CardGone
@@ -235,93 +236,65 @@ class Reader:
         self.ilen = 0
 
 
-# ---- RAM stand-ins for storage (same method names as validator.storage) ---------------------
-class MemRecords:
-    def __init__(self, size=72, cap=32):
-        self.size = size
-        self.cap = cap
-        self.slab = bytearray(size * cap)
-        self.n = 0
-        self.seq = 0
-
-    def append(self, img):
-        k = self.n % self.cap
-        o = k * self.size
-        for i in range(len(img)):
-            self.slab[o + i] = img[i]
-        self.n += 1
-        self.seq += 1
-        return self.seq
-
-    def last(self, buf):
-        if not self.n:
-            return 0
-        o = ((self.n - 1) % self.cap) * self.size
-        for i in range(len(buf)):
-            buf[i] = self.slab[o + i]
-        return len(buf)
-
-    def rows(self):
-        out = []
-        for k in range(max(0, self.n - self.cap), self.n):
-            o = (k % self.cap) * self.size
-            out.append(bytes(self.slab[o:o + self.size]))
-        return out
-
-
-class MemTears:
-    def __init__(self, size=288):
-        self.buf = bytearray(size)
-        self.valid = False
-        self.saves = 0
-
-    def save(self, buf):
-        for i in range(len(buf)):
-            self.buf[i] = buf[i]
-        self.valid = True
-        self.saves += 1
-
-    def load(self, buf):
-        if not self.valid:
-            return False
-        for i in range(len(buf)):
-            buf[i] = self.buf[i]
-        return True
-
-    def clear(self):
-        self.valid = False
-
-
-class MemBlacklist:
-    def __init__(self, serials=()):
-        self.keys = [bytes(s) for s in serials]
-
-    def contains(self, buf, off):
-        for k in self.keys:
-            ok = True
-            for i in range(10):
-                if k[i] != buf[off + i]:
-                    ok = False
-                    break
-            if ok:
-                return True
-        return False
-
-
 # ---- a whole validator core on the bench ----------------------------------------------------
+TERM = b"\x00\x00\x00\x12\x34\x56"
+_BS = 512
+_LOG = (0, 8 * _BS)
+_WM = (8 * _BS, 2 * _BS)
+_TEAR = (10 * _BS, 4 * _BS)
+_BL = (14 * _BS, 16 * _BS)
+_KEYS = []
+
+
+def keys():
+    """The test master keys (emu/test_master_keys.json), loaded once."""
+    if not _KEYS:
+        from emu import issuer
+
+        _KEYS.append(issuer.load_master_keys())
+    return _KEYS[0]
+
+
+def card(**kw):
+    """A freshly issued emulated T-Union card (emu.issuer.issue_card keywords)."""
+    from emu import issuer
+
+    kw.setdefault("balance", 1000)
+    return issuer.issue_card(keys(), **kw)
+
+
+def rows(log):
+    """Every record in the log, decoded (storage.record.decode dicts), oldest first."""
+    from validator.storage import record
+
+    out = []
+    buf = bytearray(record.REC_SIZE)
+    for seq in range(log.first_seq, log.next_seq):
+        if log.read(seq, buf):
+            d = record.decode(buf)
+            d["raw"] = bytes(buf)
+            out.append(d)
+    return out
+
+
 class Rig:
-    """Clock + PSAM (byte-level T=0) + reader + RAM stores + flat fare + Transaction."""
+    """Clock + emulated MOT PSAM behind the byte-level T=0 link + reader + the real record
+    log, tear store and blacklist on an emulated NOR + a flat fare + the Transaction."""
 
     def __init__(self, fare=200, city=0x2900, accept=(), blacklist=(), echo=False,
                  journal=False, psam=None, t0=None, **kw):
-        from fw.stubs import StubPsam, StubT0
+        from emu.nor import NorFlash
+        from emu.psam import Psam as PsamEmu
+        from emu.t0 import T0Card
         from validator.link.iso7816 import Iso7816
         from validator.sam.psam import Psam
+        from validator.storage import blacklist as bl
+        from validator.storage.recordlog import RecordLog, TearStore
         from validator.txn.flat import FlatFare
 
         self.clock = Clock()
-        self.psam_dev = psam or StubPsam()
-        self.t0 = t0 or StubT0(self.psam_dev)
+        self.psam_dev = psam or PsamEmu(keys(), terminal_no=TERM)
+        self.t0 = t0 or T0Card(self.psam_dev)
         self.port = T0Port(self.t0, self.clock, echo=echo)
         port = self.port
         self.pj = self.cj = None
@@ -333,9 +306,17 @@ class Rig:
         self.psam = Psam(self.slot, self.slot.reset)
         self.psam.boot()
         self.reader = Reader(journal=self.cj)
-        self.records = MemRecords()
-        self.tears = MemTears()
-        self.blacklist = MemBlacklist(blacklist)
+        self.flash = NorFlash(30 * _BS, block_size=_BS, prog_size=256)
+        self.records = RecordLog(self.flash, _LOG, _WM).mount()
+        self.records.maintain()
+        self.tears = TearStore(self.flash, _TEAR).mount()
+        self.blacklist = bl.Blacklist(self.flash, _BL).mount()
+        if blacklist:
+            ks = sorted(bytes(bl.key_of(s, bytearray(8))) for s in blacklist)
+            self.blacklist.begin(bl.KIND_FULL, 1)
+            for k in ks:
+                self.blacklist.add(k)
+            assert self.blacklist.commit() == bl.OK
         self.policy = FlatFare(fare, city=city, acquirer=b"\x02\x00\x29\x00\xff\xff\xff\xff",
                                line=0x0101, accept=accept)
         self.kw = kw
@@ -347,13 +328,28 @@ class Rig:
 
         return Transaction(self.reader, self.psam, self.clock, self.policy, self.records,
                            self.tears, self.blacklist, local_city=self.city, line=0x0101,
-                           vehicle=0x12345, **self.kw)
+                           device_id=b"\x00\x00\x00\x07", vehicle=b"\x00\x01\x23\x45\x00\x00",
+                           **self.kw)
+
+    def idle(self):
+        """What the app does between taps: flash housekeeping."""
+        self.records.maintain()
+        self.tears.maintain()
 
     def reboot(self):
-        """Power cycle: RAM state lost, PSAM re-booted, stores kept."""
+        """Power cycle: RAM state lost, PSAM re-booted, stores re-mounted."""
+        from validator.storage.recordlog import RecordLog, TearStore
+
+        self.records = RecordLog(self.flash, _LOG, _WM).mount()
+        self.records.maintain()
+        self.tears = TearStore(self.flash, _TEAR).mount()
         self.psam.boot()
         self.txn = self._new_txn()
 
-    def tap(self, card):
-        self.reader.place(card)
-        return self.txn.tap(card)
+    def rows(self):
+        return rows(self.records)
+
+    def tap(self, c):
+        self.idle()
+        self.reader.place(c)
+        return self.txn.tap(c)

@@ -1,36 +1,44 @@
 # test_iso7816: the T=0 PSAM link byte by byte against an emulated contact card.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig, stubs
+from fw import rig
 from validator.errors import SamError
 from validator.link import apdu
 from validator.link.iso7816 import SAM_BAD_ATR, SAM_ECHO, SAM_NO_ATR, SAM_TIMEOUT, Iso7816
+
+MP_HEAP = "512k"  # fixture: the emulated PSAM with its DES/SM4 code
 
 EF16_CMD = b"\x00\xb0\x96\x00\x06"
 SEL_8011_CMD = b"\x00\xa4\x00\x00\x02\x80\x11"
 
 
 def _slot(echo=False, **kw):
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+
     clock = rig.Clock()
-    dev = stubs.StubPsam()
-    t0 = stubs.StubT0(dev, **kw)
+    dev = Psam(rig.keys(), terminal_no=rig.TERM)
+    t0 = T0Card(dev, **kw)
     port = rig.T0Port(t0, clock, echo=echo)
     return Iso7816(port, clock), port, dev, clock
 
 
 def _boot(link):
     link.reset()
-    resp = bytearray(260)
+    return bytearray(260)
+
+
+def _select_df(link, resp):
     n = link.transmit(bytearray(SEL_8011_CMD), 7, resp)
     assert apdu.sw(resp, n) == 0x9000
-    return resp
 
 
 def test_iso7816_when_reset_atr_parsed_historical_bytes():
     link, _, _, _ = _slot()
-    assert link.reset() == 13
+    assert link.reset() == 12
     assert link.atr[0] == 0x3B
-    assert link.hist_len == 9 and link.hist_off == 4  # T0=69: TB1, TC1, then history
+    assert link.hist_len == 8 and link.hist_off == 4  # T0=68: TB1, TC1, then history
+    assert bytes(link.atr[4:12]) == b"MOTPSM01"
     assert link.protocols == 1
 
 
@@ -75,7 +83,7 @@ def test_iso7816_when_wrong_le_6cxx_resent():
     link, port, _, _ = _slot()
     link.reset()
     resp = bytearray(260)
-    n = link.transmit(bytearray(b"\x00\xb0\x96\x00\x02"), 5, resp)
+    n = link.transmit(bytearray(b"\x00\xb0\x96\x00\x08"), 5, resp)  # 6C06, resend
     assert bytes(resp[:n]) == b"\x00\x00\x00\x12\x34\x56\x90\x00"
     assert link.exchanges == 1
 
@@ -83,13 +91,16 @@ def test_iso7816_when_wrong_le_6cxx_resent():
 def test_iso7816_when_case4_61xx_get_response():
     link, _, _, _ = _slot()
     resp = _boot(link)
+    _select_df(link, resp)
     cmd = bytearray(64)
     apdu.header(cmd, 0x80, 0x70, 0, 0)
     cmd[4] = 36
+    cmd[5 + 10] = 0x09  # CAPP
+    cmd[5 + 18] = 1  # key version
     cmd[5 + 36] = 8
     n = link.transmit(cmd, 42, resp)
     assert n == 10 and apdu.sw(resp, n) == 0x9000
-    assert bytes(resp[:4]) == b"\x00\x00\x00\x11"  # TTSN from the PSAM
+    assert bytes(resp[:4]) == b"\x00\x00\x00\x01"  # TTSN from the PSAM
 
 
 def test_iso7816_when_null_bytes_and_byte_by_byte_still_works():
@@ -152,7 +163,7 @@ def test_iso7816_when_transmit_heap_locked_no_allocation():
     fwtest.need_micropython()
     j = rig.Journal()
     clock = rig.Clock()
-    port = rig.JournalLink(rig.T0Port(stubs.StubT0(stubs.StubPsam()), clock), j)
+    port = rig.JournalLink(_slot()[1], j)
     link = Iso7816(port, clock)
     link.reset()
     resp = bytearray(260)

@@ -1,7 +1,8 @@
-# test_txn: the tap engine end to end -- card APDUs, PSAM over byte-level T=0, RAM stores.
+# test_txn: the tap engine end to end -- emulated T-Union card, emulated MOT PSAM behind the
+# byte-level T=0 link, the real record log / tear store / blacklist on an emulated NOR.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig, stubs
+from fw import rig
 from validator.errors import (
     R_ALREADY_PAID,
     R_APP_BLOCKED,
@@ -17,126 +18,146 @@ from validator.errors import (
     R_TAP_AGAIN,
     SamError,
 )
-from validator.link import apdu
-from validator.txn import transaction as T
+from validator.txn import record as TR
 
-BEIJING = b"\x10\x00"
-OTHER_SERIAL = b"\x03\x10\x47\x70\x04\x00\x99\x99\x99\x01"
+MP_HEAP = "1m"  # fixtures: two emulators with their crypto + a RAM NOR image
 
-
-def _recs(r):
-    return r.records.rows()
+OTHER = "03104770040099999901"
 
 
-def _u32(b, o):
-    return apdu.get_u32(b, o)
+def _tac_ok(r, row):
+    """The issuer-side verifier accepts the record's TAC (card-protocol.md §5.3)."""
+    from emu import crypto
+
+    raw = row["raw"]
+    # issuer id = ISSUER (26..33); serial factor = EF15[12..19] = SERIAL[2..9] (18..25)
+    return crypto.verify_purchase_tac(
+        rig.keys(), raw[38], raw[26:34], raw[18:26], row["amount"], raw[35], raw[54:60],
+        raw[60:64], raw[64:71], raw[71:75])
 
 
 def test_txn_when_local_capp_card_charged_in_six_exchanges():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=1000, atc=5)
+    card = rig.card(balance=1000, offline_atc=5)
     res = r.tap(card)
     assert res.reason == R_OK
     assert res.amount == 200 and res.balance == 800 and res.capp
-    assert card.balance == 800 and card.atc == 6
+    assert card.balance == 800 and card.offline_atc == 6
     assert res.exchanges == 6  # SELECT, 8050, 8070, 80DC, 8054, 8072
-    rows = _recs(r)
-    assert [x[T.I_STATUS] for x in rows] == [T.ST_GRAY, T.ST_NORMAL]
+    rows = r.rows()
+    assert [x["status"] for x in rows] == ["gray", "normal"]
     rec = rows[-1]
-    assert rec[T.I_TYPE] == 0x09
-    assert rec[T.I_SERIAL:T.I_SERIAL + 10] == card.ef15[10:20]
-    assert rec[T.I_ISSUER:T.I_ISSUER + 8] == card.ef15[0:8]
-    assert _u32(rec, T.I_AMOUNT) == 200 and _u32(rec, T.I_BAL_BEFORE) == 1000
-    assert _u32(rec, T.I_BAL_AFTER) == 800 and apdu.get_u16(rec, T.I_ATC) == 5
-    assert rec[T.I_TERMINAL:T.I_TERMINAL + 6] == b"\x00\x00\x00\x12\x34\x56"
-    assert rec[T.I_TAC:T.I_TAC + 4] == card.last[3]  # the card's TAC, stored as received
-    assert rec[T.I_DATETIME:T.I_DATETIME + 7] == b"\x20\x25\x06\x01\x08\x30\x00"
-    assert rec[T.I_FLAGS] == 0 and not r.tears.valid
+    assert rec["seq"] == res.seq and rec["ref_seq"] == rows[0]["seq"]
+    assert rec["txn_type"] == "09" and rec["card_serial"] == "03104770040067442802"
+    assert rec["issuer_id"] == "02002900ffffffff" and rec["device_id"] == "00000007"
+    assert rec["amount"] == 200 and rec["balance_before"] == 1000
+    assert rec["balance_after"] == 800 and rec["atc"] == 5
+    assert rec["terminal_no"] == "000000123456" and rec["datetime"] == "20250601083000"
+    assert rec["raw"][71:75] == card.last[3]  # the card's TAC, stored as received
+    assert _tac_ok(r, rec)
+    assert rows[0]["tac"] == "ffffffff"
+    assert not r.tears.load(bytearray(TR.CTX_TABLE_LEN))
     # the EF1E trip record the card committed (§2.6)
-    e = card.log1e[-1]
+    e = card.ef1e[0]
     assert len(e) == 48 and e[0] == 0x06 and e[9] == 0x02
     assert e[1:9] == b"\x00\x00\x00\x00\x00\x12\x34\x56"
-    assert _u32(e, 17) == 200 and _u32(e, 21) == 800
+    assert e[17:21] == b"\x00\x00\x00\xc8" and e[21:25] == b"\x00\x00\x03\x20"
     assert e[25:32] == b"\x20\x25\x06\x01\x08\x30\x00"
+
+
+def test_txn_when_sm4_card_charged_and_tac_verifies():
+    r = rig.Rig(fare=150)
+    card = rig.card(alg="sm4")
+    res = r.tap(card)
+    assert res.reason == R_OK and card.balance == 850
+    rec = r.rows()[-1]
+    assert rec["alg_id"] == "04" and _tac_ok(r, rec)
 
 
 def test_txn_when_visitor_interconnect_whitelisted_charged_after_ef17():
     r = rig.Rig(accept=((0x0200, 0x1000),))
-    card = stubs.StubCard(ef15=stubs.make_ef15(city=BEIJING))
+    card = rig.card(city="1000")
     res = r.tap(card)
     assert res.reason == R_OK and res.exchanges == 7
+    assert _tac_ok(r, r.rows()[-1])
 
 
 def test_txn_when_visitor_not_whitelisted_refused_without_debit():
     r = rig.Rig(accept=((0x0200, 0x1121),))
-    card = stubs.StubCard(ef15=stubs.make_ef15(city=BEIJING))
+    card = rig.card(city="1000")
     res = r.tap(card)
-    assert res.reason == R_ISSUER_NOT_ACCEPTED
-    assert card.balance == 1000
-    assert _recs(r)[-1][T.I_STATUS] == T.ST_REFUSED
-    assert _recs(r)[-1][T.I_REASON] == R_ISSUER_NOT_ACCEPTED
+    assert res.reason == R_ISSUER_NOT_ACCEPTED and card.balance == 1000
+    rec = r.rows()[-1]
+    assert rec["status"] == "refused" and rec["reason"] == R_ISSUER_NOT_ACCEPTED
+    assert rec["txn_type"] == "00" and rec["tac"] == "ffffffff"
 
 
 def test_txn_when_visitor_not_interconnect_refused():
     r = rig.Rig(accept=((0xFFFF, 0xFFFF),))
-    card = stubs.StubCard(ef15=stubs.make_ef15(city=BEIJING), interconnect=False)
+    card = rig.card(city="1000", interconnect=False)
     assert r.tap(card).reason == R_NOT_INTERCONNECT
     assert card.balance == 1000
 
 
 def test_txn_when_card_expired_or_not_yet_valid_refused():
     r = rig.Rig()
-    old = stubs.StubCard(ef15=stubs.make_ef15(end=b"\x20\x25\x05\x31"))
+    old = rig.card(expiry="20250531")
     assert r.tap(old).reason == R_EXPIRED
-    last_day = stubs.StubCard(ef15=stubs.make_ef15(end=b"\x20\x25\x06\x01"))
+    last_day = rig.card(expiry="20250601", serial=OTHER)
     assert r.tap(last_day).reason == R_OK  # the expiry date itself is still valid
-    young = stubs.StubCard(ef15=stubs.make_ef15(start=b"\x20\x25\x06\x02"))
+    young = rig.card(start="20250602")
     assert r.tap(young).reason == R_NOT_YET_VALID
     assert old.balance == 1000 and young.balance == 1000
 
 
 def test_txn_when_balance_short_insufficient_9401():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=150)
+    card = rig.card(balance=150)
     res = r.tap(card)
     assert res.reason == R_INSUFFICIENT and card.balance == 150
-    assert not r.tears.valid
+    assert r.rows()[-1]["status"] == "refused"
 
 
 def test_txn_when_blacklisted_application_blocked_and_recorded():
-    card = stubs.StubCard()
+    card = rig.card()
     r = rig.Rig(blacklist=(card.ef15[10:20],))
     res = r.tap(card)
     assert res.reason == R_BLACKLISTED
     assert card.blocked and card.balance == 1000
-    assert res.status == T.ST_BLOCKED and _recs(r)[-1][T.I_STATUS] == T.ST_BLOCKED
-    # the PSAM made the MAC: 801A then 80FA (§4)
-    assert r.psam_dev.log[-2:] == [b"\x80\x1a", b"\x80\xfa"]
+    rec = r.rows()[-1]
+    assert rec["status"] == "blocked" and res.status == TR.ST_BLOCKED
     # a locked card is refused at SELECT from then on (6283)
     r2 = rig.Rig()
     assert r2.tap(card).reason == R_APP_BLOCKED
 
 
+def test_txn_when_blacklisted_sm4_card_blocked_with_sm4_mac():
+    card = rig.card(alg="sm4")
+    r = rig.Rig(blacklist=(card.ef15[10:20],))
+    assert r.tap(card).reason == R_BLACKLISTED and card.blocked
+
+
 def test_txn_when_card_has_no_capp_simple_purchase_type06():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(capp=False)
+    card = rig.card(capp=False)
     res = r.tap(card)
     assert res.reason == R_OK and not res.capp
-    assert card.balance == 800 and card.log1e == []
-    assert _recs(r)[-1][T.I_TYPE] == 0x06
-    assert _recs(r)[-1][T.I_TAC:T.I_TAC + 4] == card.last[3]
+    assert card.balance == 800 and card.ef1e == []
+    rec = r.rows()[-1]
+    assert rec["txn_type"] == "06" and _tac_ok(r, rec)
 
 
 def test_txn_when_fci_lacks_ef15_read_binary_fallback():
     r = rig.Rig()
-    card = stubs.StubCard(fci_ef15=False)
+    card = rig.card()
+    card.fci_ef15 = False
     res = r.tap(card)
     assert res.reason == R_OK and res.exchanges == 7
 
 
 def test_txn_when_same_card_again_in_window_already_paid():
     r = rig.Rig(fare=200, repeat_window_s=60)
-    card = stubs.StubCard()
+    card = rig.card()
     assert r.tap(card).reason == R_OK
     r.clock.advance(10)
     res = r.tap(card)
@@ -147,59 +168,60 @@ def test_txn_when_same_card_again_in_window_already_paid():
 
 def test_txn_when_debit_response_lost_then_card_back_recovered_once():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=1000, atc=5)
-    card.tear = "after"  # the card debits, the answer never arrives
+    card = rig.card(balance=1000, offline_atc=5)
+    card.arm_tear("after_commit")  # the card debits, the answer never arrives
     res = r.tap(card)
-    assert res.reason == R_TAP_AGAIN and res.status == T.ST_GRAY
-    assert card.balance == 800 and r.tears.valid
-    gray = _recs(r)[-1]
+    assert res.reason == R_TAP_AGAIN and res.status == TR.ST_GRAY
+    assert card.balance == 800
+    gray = r.rows()[-1]
+    assert gray["status"] == "gray"
     r.clock.advance(3)
     res = r.tap(card)
     assert res.reason == R_RECOVERED
     assert res.amount == 200 and res.balance == 800
     assert card.balance == 800  # charged once
-    rec = _recs(r)[-1]
-    assert rec[T.I_STATUS] == T.ST_RECOVERED
-    assert rec[T.I_TAC:T.I_TAC + 4] == card.last[3]
+    rec = r.rows()[-1]
+    assert rec["status"] == "recovered" and rec["ref_seq"] == gray["seq"]
+    assert rec["raw"][71:75] == card.last[3] and _tac_ok(r, rec)
     # saved TTSN / date-time / ATC, exactly what entered the TAC
-    for f, n in ((T.I_TTSN, 4), (T.I_DATETIME, 7), (T.I_ATC, 2), (T.I_AMOUNT, 4)):
-        assert rec[f:f + n] == gray[f:f + n]
-    assert rec[T.I_FLAGS] == 0  # PSAM still held the session: MAC2 checked by 8072
-    assert not r.tears.valid
+    for f in ("ttsn", "datetime", "atc", "amount", "terminal_no"):
+        assert rec[f] == gray[f], f
+    assert rec["raw"][TR.O_TXFLAGS] == 0  # the PSAM still held the session: 8072 checked
     r.clock.advance(3)
     assert r.tap(card).reason == R_ALREADY_PAID
 
 
 def test_txn_when_debit_lost_before_commit_fresh_purchase():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=1000)
-    card.tear = "before"
+    card = rig.card(balance=1000)
+    card.arm_tear("before_commit")
     assert r.tap(card).reason == R_TAP_AGAIN
     assert card.balance == 1000
     res = r.tap(card)
     assert res.reason == R_OK and card.balance == 800
-    assert _recs(r)[-1][T.I_STATUS] == T.ST_NORMAL
-    assert not r.tears.valid
+    assert r.rows()[-1]["status"] == "normal" and _tac_ok(r, r.rows()[-1])
+    assert not r.txn.tears.any
 
 
 def test_txn_when_other_card_meanwhile_served_and_tear_kept():
     r = rig.Rig(fare=200)
-    torn = stubs.StubCard(balance=1000)
-    torn.tear = "after"
-    other = stubs.StubCard(ef15=stubs.make_ef15(serial=OTHER_SERIAL), balance=500)
+    torn = rig.card(balance=1000)
+    torn.arm_tear("after_commit")
+    other = rig.card(serial=OTHER, balance=500)
     assert r.tap(torn).reason == R_TAP_AGAIN
     assert r.tap(other).reason == R_OK and other.balance == 300
-    assert r.tears.valid
+    assert r.txn.tears.any
     res = r.tap(torn)
     assert res.reason == R_RECOVERED and torn.balance == 800
-    # the PSAM served another card meanwhile: MAC2 could not be re-checked
-    assert _recs(r)[-1][T.I_FLAGS] == T.FL_MAC2_UNVERIFIED
+    rec = r.rows()[-1]
+    # the PSAM served another card meanwhile: MAC2 could not be re-checked; TAC still good
+    assert rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED and _tac_ok(r, rec)
 
 
 def test_txn_when_tear_context_survives_reboot():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=1000)
-    card.tear = "after"
+    card = rig.card(balance=1000)
+    card.arm_tear("after_commit")
     assert r.tap(card).reason == R_TAP_AGAIN
     r.reboot()
     assert r.txn.tears.any
@@ -209,19 +231,18 @@ def test_txn_when_tear_context_survives_reboot():
 
 def test_txn_when_tear_context_older_than_keep_time_dropped():
     r = rig.Rig(fare=200, tear_keep_s=600)
-    card = stubs.StubCard(balance=1000)
-    card.tear = "before"
+    card = rig.card(balance=1000)
+    card.arm_tear("before_commit")
     assert r.tap(card).reason == R_TAP_AGAIN
     r.clock.advance(601)
-    other = stubs.StubCard(ef15=stubs.make_ef15(serial=OTHER_SERIAL))
-    assert r.tap(other).reason == R_OK
-    assert not r.tears.valid and not r.txn.tears.any
+    assert r.tap(rig.card(serial=OTHER)).reason == R_OK
+    assert not r.txn.tears.any
 
 
 def test_txn_when_torn_card_short_after_debit_prove_still_recovers():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard(balance=300)
-    card.tear = "after"
+    card = rig.card(balance=300)
+    card.arm_tear("after_commit")
     assert r.tap(card).reason == R_TAP_AGAIN
     assert card.balance == 100  # INIT now answers 9401: decide by 805A alone
     res = r.tap(card)
@@ -230,12 +251,15 @@ def test_txn_when_torn_card_short_after_debit_prove_still_recovers():
 
 def test_txn_when_power_lost_after_final_record_context_dropped_on_boot():
     r = rig.Rig(fare=200)
-    card = stubs.StubCard()
+    card = rig.card()
     assert r.tap(card).reason == R_OK
-    r.tears.save(r.txn.ctx)  # as if power failed before tears.clear()
-    r.tears.buf[T.I_STATUS] = T.ST_GRAY
+    t = r.txn.tears
+    for i in range(TR.CTX_LEN):
+        t.t[i] = t.ctx[i]  # as if power failed before the context was dropped
+    t.t[TR.C_VALID] = 1
+    r.tears.save(t.t)
     r.reboot()
-    assert not r.txn.tears.any and not r.tears.valid
+    assert not r.txn.tears.any
 
 
 def test_txn_when_psam_missing_boot_fails_and_taps_refused():
@@ -243,24 +267,24 @@ def test_txn_when_psam_missing_boot_fails_and_taps_refused():
     r.port.silent = True
     fwtest.raises(SamError, r.psam.boot)
     assert not r.psam.ready
-    card = stubs.StubCard()
+    card = rig.card()
     assert r.tap(card).reason == R_SAM_FAULT and card.balance == 1000
 
 
 def test_txn_when_purchase_heap_locked_allocates_nothing():
     fwtest.need_micropython()
     r = rig.Rig(journal=True)
-    card = stubs.StubCard()
     r.pj.ntx = r.pj.nrx = 0
-    r.reader.place(card)
+    r.idle()
+    r.reader.place(rig.card())
     t = r.txn
     assert t.tap().reason == R_OK  # warm-up, recorded
+    r.idle()
     r.pj.start_replay()
     r.cj.start_replay()
     r.reader.start_replay()
     for k in range(len(t._seen_t)):
         t._seen_t[k] = 0
-    tap = t.tap
-    assert fwtest.heap_locked(tap) == 0
+    assert fwtest.heap_locked(t.tap) == 0
     assert t.result.reason == R_OK
     assert r.pj.mismatch == 0 and r.cj.mismatch == 0

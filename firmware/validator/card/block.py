@@ -3,7 +3,7 @@
 #
 # APPLICATION BLOCK `84 1E 00 P2 04 MAC(4)` is secure messaging: the MAC is made by the
 # PSAM (801A 45 02 + 80FA 05 00) over the command header `84 1E 00 P2 04` padded with
-# 80 00 00, with IV = card challenge(4) || 00000000 (§4, S1/S4/S5).
+# 80 00.., with IV = card challenge(4) || 00.. (§4, §5.1, S1/S4/S5).
 from micropython import const
 
 from validator.errors import R_APP_BLOCKED, R_OK
@@ -25,17 +25,11 @@ def get_challenge(buf):
     return 5
 
 
-def mac_input(buf, off, p2):
-    """Write the 8 bytes the PSAM MACs for APPLICATION BLOCK at buf[off]; returns 8."""
-    buf[off] = 0x84
-    buf[off + 1] = 0x1E
-    buf[off + 2] = 0x00
-    buf[off + 3] = p2
-    buf[off + 4] = 0x04
-    buf[off + 5] = 0x80  # ISO 9797-1 padding method 2
-    buf[off + 6] = 0x00
-    buf[off + 7] = 0x00
-    return 8
+def header(buf, p2):
+    """The 5 header bytes the PSAM MACs for APPLICATION BLOCK (§4), at buf[0]."""
+    apdu.header(buf, 0x84, 0x1E, 0x00, p2)
+    buf[4] = 0x04
+    return 5
 
 
 def app_block(buf, p2, mac, mac_off):

@@ -29,6 +29,8 @@ _M_F2 = const(28)
 _M_LEN = const(36)
 _BLOCK_KEY_USAGE = const(0x45)  # 801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)
 _BLOCK_KEY_VER = const(0x02)
+_BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
+ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
 MAC2_BAD = const(1)  # SamError.code for a refused MAC2
 STATUS = ((0x9000, 0),)
@@ -114,23 +116,27 @@ class Psam:
         r = self.link.transmit(c, 9, self.resp)
         return apdu.sw(self.resp, r) == 0x9000
 
-    def block_mac(self, ef15, ef15_off, challenge, ch_off, data, data_off, n):
-        """MAC for a secure-messaging command (APPLICATION BLOCK): 801A 45 02 with the
-        card's factors, then 80FA 05 00 IV(challenge || 00000000) || data[:n]; the MAC is
-        left in self.out[0:4] (§4)."""
+    def block_mac(self, ef15, ef15_off, challenge, ch_off, header, alg):
+        """MAC for APPLICATION BLOCK (secure messaging, §4/§5.1): 801A 45 with the card's
+        factors (P2 = maintenance key of the card's algorithm family), then 80FA 05 00 with
+        IV = challenge || 00.. and the command header header[:5] padded (ISO 9797-1 m. 2)
+        to the cipher block (8 for 3DES, 16 for SM4 [INF §10.1]). MAC in self.out[0:4]."""
         c = self.cmd
-        apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_VER)
+        sm4 = alg == ALG_SM4
+        apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_SM4 if sm4 else _BLOCK_KEY_VER)
         c[4] = 16
         apdu.copy(c, 5, ef15, ef15_off + 12, 8)
         apdu.copy(c, 13, ef15, ef15_off, 8)
         self._x(21)
+        bs = 16 if sm4 else 8
         apdu.header(c, 0x80, 0xFA, 0x05, 0x00)
-        c[4] = 8 + n
+        c[4] = 2 * bs
         apdu.copy(c, 5, challenge, ch_off, 4)
-        for i in range(4):
-            c[9 + i] = 0
-        apdu.copy(c, 13, data, data_off, n)
-        c[13 + n] = 4
-        if self._x(14 + n) < 4:
+        for i in range(9, 5 + 2 * bs):
+            c[i] = 0
+        apdu.copy(c, 5 + bs, header, 0, 5)
+        c[10 + bs] = 0x80
+        c[5 + 2 * bs] = 4
+        if self._x(6 + 2 * bs) < 4:
             raise SamError(0x9000, 0xFA)
         apdu.copy(self.out, 0, self.resp, 0, 4)

@@ -31,6 +31,9 @@ class FlatFare:
         self.line = line
         self.accept = accept
         self.reason = R_OK
+        self.base = amount  # list fare (record FARE_LIST)
+        self.kind = 1  # flat (record FARE_RULE; rules.fares.K_FLAT)
+        self.flags = 0
         self.write1a = False
         self.rec1e = bytearray(capp.REC1E_LEN)
         self.rec1a = bytearray(128)

@@ -9,16 +9,15 @@
 # in the log for clearing). The whole table is one blob for the persistent store:
 #   store.save(buf) persists CTX_TABLE_LEN bytes, store.load(buf) -> bool, store.clear().
 from validator.link import apdu
+from validator.storage import record as rec
 from validator.txn.record import (
+    C_ATC,
     C_SAVED,
+    C_SERIAL,
+    C_TTSN,
     C_VALID,
     CTX_LEN,
     CTX_TABLE_LEN,
-    I_ATC,
-    I_LEN,
-    I_SERIAL,
-    I_STATUS,
-    I_TTSN,
     N_CTX,
     ST_NORMAL,
     ST_RECOVERED,
@@ -47,17 +46,19 @@ class TearTable:
         self.slot = -1
         if not self.store.load(t):
             return
-        n = records.last(img)
-        final = n >= I_LEN and (img[I_STATUS] == ST_NORMAL or img[I_STATUS] == ST_RECOVERED)
+        seq = records.next_seq - 1
+        n = records.read(seq, img) if seq >= 0 else 0
+        st = img[rec.O_STATUS]
+        final = n >= rec.REC_SIZE and (st == ST_NORMAL or st == ST_RECOVERED)
         for k in range(N_CTX):
             o = k * CTX_LEN
             if not t[o + C_VALID]:
                 continue
             if (
                 final
-                and apdu.equal(img, I_SERIAL, t, o + I_SERIAL, 10)
-                and apdu.equal(img, I_ATC, t, o + I_ATC, 2)
-                and apdu.equal(img, I_TTSN, t, o + I_TTSN, 4)
+                and apdu.equal(img, rec.O_SERIAL, t, o + C_SERIAL, 10)
+                and apdu.equal(img, rec.O_ATC, t, o + C_ATC, 2)
+                and apdu.equal(img, rec.O_TTSN, t, o + C_TTSN, 4)
             ):
                 self.slot = k
                 self.drop()
@@ -82,7 +83,7 @@ class TearTable:
                 self.slot = k
                 self.drop()  # kept long enough; the gray record stays for clearing
                 continue
-            if not found and apdu.equal(t, o + I_SERIAL, serial, off, 10):
+            if not found and apdu.equal(t, o + C_SERIAL, serial, off, 10):
                 apdu.copy(self.ctx, 0, t, o, CTX_LEN)
                 self.slot = k
                 found = True

@@ -41,30 +41,19 @@ from validator.errors import (
     StorageError,
 )
 from validator.link import apdu
+from validator.storage import record as rec
 from validator.txn.record import (
+    C_AMOUNT,
+    C_ATC,
+    C_BAL_AFTER,
+    C_GRAY,
     C_SAVED,
+    C_TXN_TYPE,
+    CTX_BASE,
+    CTX_IMG,
     FL_MAC2_BAD,
     FL_MAC2_UNVERIFIED,
-    I_ALG,
-    I_AMOUNT,
-    I_ATC,
-    I_BAL_AFTER,
-    I_BAL_BEFORE,
-    I_CARDTYPE,
-    I_DATETIME,
-    I_FLAGS,
-    I_ISSUER,
-    I_KEYVER,
-    I_LEN,
-    I_LINE,
-    I_REASON,
-    I_SERIAL,
-    I_STATUS,
-    I_TAC,
-    I_TERMINAL,
-    I_TTSN,
-    I_TYPE,
-    I_VEHICLE,
+    O_TXFLAGS,
     ST_BLOCKED,
     ST_GRAY,
     ST_NORMAL,
@@ -105,23 +94,27 @@ class Result:
 class Transaction:
     """The tap engine.
 
-    Transaction(reader, psam, clock, policy, records, tears, blacklist,
-                local_city=0x0000, line=0, vehicle=0, repeat_window_s=60,
-                tear_keep_s=600, log_refusals=True)
+    Transaction(reader, psam, clock, policy, records, tears, blacklist, local_city=0,
+                device_id=b"\0" * 4, line=0, position=None, vehicle=b"\0" * 6, psam_slot=0,
+                repeat_window_s=60, tear_keep_s=600, log_refusals=True)
 
     reader     transmit(cmd, n, resp) -> int; NfcTimeout when the card is gone
     psam       validator.sam.psam.Psam, booted (ready, terminal, key_index)
     clock      now() -> device seconds
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
-               with reason, amount, rec1e (48 bytes), write1a, rec1a (128 bytes)
-    records    append(img) -> seq; last(buf) -> length of the newest payload (0: empty)
-    tears      save(buf) (persist CTX_TABLE_LEN bytes), load(buf) -> bool, clear()
-    blacklist  contains(buf, off) -> bool; key = 10-byte application serial
+               with reason, amount, base, kind, flags, rec1e (48 bytes), write1a, rec1a
+               (128 bytes) -- validator.rules.fares.FarePolicy, or txn.flat.FlatFare
+    records    storage.recordlog.RecordLog: append(img) -> seq, next_seq, read(seq, buf)
+    tears      storage.journal.TearStore: save(buf), load(buf) -> bool, clear()
+    blacklist  storage.blacklist.Blacklist: contains(serial10) -> bool
+    local_city BCD city code as an int (0x2900): other cities must show EF17 interconnect
+    position   optional object with line, stop, direction read at each tap (rules Position)
     """
 
     def __init__(self, reader, psam, clock, policy, records, tears, blacklist,
-                 local_city=0, line=0, vehicle=0, repeat_window_s=60, tear_keep_s=600,
-                 log_refusals=True):
+                 local_city=0, device_id=b"\x00\x00\x00\x00", line=0, position=None,
+                 vehicle=b"\x00\x00\x00\x00\x00\x00", psam_slot=0, repeat_window_s=60,
+                 tear_keep_s=600, log_refusals=True):
         self.reader = reader
         self.psam = psam
         self.clock = clock
@@ -130,22 +123,29 @@ class Transaction:
         self.blacklist = blacklist
         self.local_city = local_city
         self.line = line
-        self.vehicle = vehicle
+        self.position = position
+        self.device_id = bytes(device_id)
+        self.vehicle = bytearray(6)
+        for i in range(len(vehicle)):
+            self.vehicle[i] = vehicle[i]
+        self.psam_slot = psam_slot
         self.repeat_window_s = repeat_window_s
         self.log_refusals = log_refusals
         self.result = Result()
         self.cmd = bytearray(_CMD)
         self.resp = bytearray(_RSP)
         self.ef15 = bytearray(select.EF15_LEN)
+        self._serial = memoryview(self.ef15)[10:20]  # blacklist key, made once
         self.ef17 = bytearray(11)
         self.rec1e = bytearray(capp.REC1E_LEN)
         self.rec1a = bytearray(128)
         self.init = bytearray(purse.INIT_LEN)
         self.dt = bytearray(7)
-        self.img = bytearray(I_LEN)
+        self.img = bytearray(rec.REC_SIZE)
         self.tears = TearTable(tears, tear_keep_s)
         self.ctx = self.tears.ctx
-        self.ch = bytearray(8)
+        self.ch = bytearray(8)  # card challenge
+        self.blk = bytearray(5)  # APPLICATION BLOCK header for the PSAM MAC
         self._seen = bytearray(_SEEN * _SER)
         self._seen_t = [0] * _SEEN
         self._seen_i = 0
@@ -237,7 +237,7 @@ class Transaction:
         e = self.ef15
         now = self.clock.now()
         bcdtime.pack_datetime(now, self.dt, 0)
-        self._img_card(now)
+        self._img_card()
         # -- dates (§2.1 EF15[20..27]); the expiry day itself is still valid
         start = bcdtime.unpack_date(e, 20)
         end = bcdtime.unpack_date(e, 24)
@@ -253,7 +253,7 @@ class Transaction:
         # -- tear context: expire it, or note that this is the torn card (§6.3)
         torn = self.tears.lookup(e, 10, now)
         # -- blacklist -> APPLICATION BLOCK + "blocked" record (§3, §7)
-        if self.blacklist.contains(e, 10):
+        if self.blacklist.contains(self._serial):
             return self._block()
         # -- interconnect (EF17[8..9], §2.3): visitors must be interconnect cards
         needs = self.policy.needs()
@@ -284,7 +284,10 @@ class Transaction:
         if d.reason != R_OK:
             return self._refuse(d.reason)
         amount = d.amount
-        self.img[I_TYPE] = purse.TYPE_CAPP
+        apdu.put_u32(self.img, rec.O_FARE_LIST, d.base)
+        self.img[rec.O_FARE_RULE + 1] = d.kind & 0xFF
+        self.img[rec.O_FLAGS] = d.flags & 0xFF
+        self.img[rec.O_TXN_TYPE] = purse.TYPE_CAPP
         capp_ok = True
         for _ in range(2):  # second round only for the simple-purchase fallback
             code = self._initialize(capp_ok, amount)
@@ -296,8 +299,13 @@ class Transaction:
                 if r >= 0:
                     return r
                 torn = False  # the torn debit did not happen: go on with a fresh purchase
+                if r == -2:  # the 805A ended the card's INITIALIZE state: start again
+                    code = self._initialize(capp_ok, amount)
             if code != R_OK:
                 return self._refuse(code)
+            if not capp_ok and d.write1a:
+                # a section boarding lives in EF1A, which only a CAPP purchase can write
+                return self._refuse(R_UNSUPPORTED_CARD)
             code = self._purchase(capp_ok, amount, d, now)
             if code == purse.NO_CAPP and capp_ok:
                 capp_ok = False
@@ -330,15 +338,15 @@ class Transaction:
         res.exchanges += 1
         psam.session_tag = self._tag
         img = self.img
-        img[I_TYPE] = ttype
-        apdu.put_u32(img, I_AMOUNT, amount)
-        apdu.put_u32(img, I_BAL_BEFORE, bal)
-        apdu.put_u32(img, I_BAL_AFTER, bal - amount)
-        img[I_ATC] = ini[purse.INIT_ATC]
-        img[I_ATC + 1] = ini[purse.INIT_ATC + 1]
-        apdu.copy(img, I_TTSN, psam.out, 0, 4)
-        img[I_KEYVER] = ini[purse.INIT_KEYVER]
-        img[I_ALG] = ini[purse.INIT_ALG]
+        img[rec.O_TXN_TYPE] = ttype
+        apdu.put_u32(img, rec.O_AMOUNT, amount)
+        apdu.put_u32(img, rec.O_BAL_BEFORE, bal)
+        apdu.put_u32(img, rec.O_BAL_AFTER, bal - amount)
+        img[rec.O_ATC] = ini[purse.INIT_ATC]
+        img[rec.O_ATC + 1] = ini[purse.INIT_ATC + 1]
+        apdu.copy(img, rec.O_TTSN, psam.out, 0, 4)
+        img[rec.O_KEY_VER] = ini[purse.INIT_KEYVER]
+        img[rec.O_ALG_ID] = ini[purse.INIT_ALG]
         if capp_ok:
             # the trip records (§2.5, §2.6); the engine owns amount/balance/time/terminal
             if d.write1a:
@@ -362,9 +370,10 @@ class Transaction:
             if code != R_OK:
                 return code
         # persist the recovery context and the gray record BEFORE the debit (§6.1)
-        img[I_STATUS] = ST_GRAY
+        img[rec.O_STATUS] = ST_GRAY
         ctx = self.ctx
-        apdu.copy(ctx, 0, img, 0, I_LEN)
+        apdu.copy(ctx, 0, img, CTX_BASE, CTX_IMG)
+        apdu.put_u32(ctx, C_GRAY, self.records.next_seq)  # the gray record's seq
         apdu.put_u32(ctx, C_SAVED, now)
         self.tears.persist(self._tag)
         gray = self.records.append(img)
@@ -381,13 +390,14 @@ class Transaction:
             # clearing closes it by (serial, ATC) never appearing as normal
             self.tears.drop()
             return self._refuse(code if code != R_OK else R_CARD_ERROR)
-        apdu.copy(img, I_TAC, self.resp, purse.DEBIT_TAC, 4)
-        img[I_FLAGS] = 0
+        apdu.copy(img, rec.O_TAC, self.resp, purse.DEBIT_TAC, 4)
+        img[O_TXFLAGS] = 0
         ok2 = psam.verify_mac2(self.resp, purse.DEBIT_MAC2)
         res.exchanges += 1
         if not ok2:
-            img[I_FLAGS] = FL_MAC2_BAD
-        img[I_STATUS] = ST_NORMAL
+            img[O_TXFLAGS] = FL_MAC2_BAD
+        img[rec.O_STATUS] = ST_NORMAL
+        apdu.put_u32(img, rec.O_REF_SEQ, gray)
         res.seq = self.records.append(img)
         res.status = ST_NORMAL
         self.tears.drop()
@@ -400,10 +410,11 @@ class Transaction:
 
     def _recover(self, code):
         """The torn card is back (§6.4-6.6). Returns a reason, or -1 when the debit did not
-        happen and a fresh purchase should follow with the INIT just made."""
+        happen and a fresh purchase should follow with the INIT just made (-2: INIT again,
+        the 805A ended it)."""
         res = self.result
         ctx = self.ctx
-        s = apdu.get_u16(ctx, I_ATC)
+        s = apdu.get_u16(ctx, C_ATC)
         if code == R_OK:
             atc = apdu.get_u16(self.init, purse.INIT_ATC)
             if atc == s:
@@ -415,75 +426,96 @@ class Transaction:
         elif code == purse.NO_CAPP:
             return -1
         # ATC moved by one (or INIT refused, e.g. 9401 after the debit): ask for the proof
-        n = self._card(purse.prove(self.cmd, ctx[I_TYPE], (s + 1) & 0xFFFF))
+        n = self._card(purse.prove(self.cmd, ctx[C_TXN_TYPE], (s + 1) & 0xFFFF))
         pc = apdu.lookup(purse.STATUS_PROVE, self.sw, R_CARD_ERROR)
         if pc == purse.NO_PROVE:
             self.tears.drop()
-            return -1 if code == R_OK else self._refuse(code)
+            return -2 if code == R_OK else self._refuse(code)
         if pc != R_OK or n < purse.PROVE_LEN:
             return self._refuse(R_CARD_ERROR)
         img = self.img
-        apdu.copy(img, 0, ctx, 0, I_LEN)
-        apdu.copy(img, I_TAC, self.resp, purse.PROVE_TAC, 4)
-        img[I_FLAGS] = 0
+        apdu.copy(img, CTX_BASE, ctx, 0, CTX_IMG)  # saved TTSN, date-time, ATC... exact
+        apdu.copy(img, rec.O_REF_SEQ, ctx, C_GRAY, 4)
+        apdu.copy(img, rec.O_TAC, self.resp, purse.PROVE_TAC, 4)
+        img[O_TXFLAGS] = 0
         if self.tears.session(self.psam.session_tag):
             # the PSAM still holds the torn session: check MAC2 (§6.5)
             ok2 = self.psam.verify_mac2(self.resp, purse.PROVE_MAC2)
             res.exchanges += 1
             if not ok2:
-                img[I_FLAGS] = FL_MAC2_BAD
+                img[O_TXFLAGS] = FL_MAC2_BAD
         else:
-            img[I_FLAGS] = FL_MAC2_UNVERIFIED
-        img[I_STATUS] = ST_RECOVERED
+            img[O_TXFLAGS] = FL_MAC2_UNVERIFIED
+        img[rec.O_STATUS] = ST_RECOVERED
         res.seq = self.records.append(img)
         res.status = ST_RECOVERED
         self.tears.drop()
-        res.amount = apdu.get_u32(img, I_AMOUNT)
-        res.balance = apdu.get_u32(img, I_BAL_AFTER)
-        res.capp = img[I_TYPE] == purse.TYPE_CAPP
+        res.amount = apdu.get_u32(ctx, C_AMOUNT)
+        res.balance = apdu.get_u32(ctx, C_BAL_AFTER)
+        res.capp = ctx[C_TXN_TYPE] == purse.TYPE_CAPP
         self._remember(self.clock.now())
         return R_RECOVERED
 
     def _block(self):
-        """Blacklisted: lock the application with a PSAM MAC, record it, refuse."""
+        """Blacklisted: lock the application with a PSAM MAC, record it, refuse (§3, §7).
+
+        INITIALIZE (amount 0, no debit) first: its algorithm id picks the PSAM's
+        maintenance key family and the MAC block size."""
         res = self.result
+        alg = 0
+        n = self._card(purse.init_purchase(self.cmd, False, self.psam.key_index, 0,
+                                           self.psam.terminal, 0))
+        if self.sw == 0x9000 and n >= purse.INIT_LEN:
+            alg = self.resp[purse.INIT_ALG]
+            self.img[rec.O_KEY_VER] = self.resp[purse.INIT_KEYVER]
+            self.img[rec.O_ALG_ID] = alg
         n = self._card(block.get_challenge(self.cmd))
         if self.sw == 0x9000 and n >= 4:
             apdu.copy(self.ch, 0, self.resp, 0, 4)
-            block.mac_input(self.resp, 0, block.BLOCK_TEMPORARY)
-            self.psam.block_mac(self.ef15, 0, self.ch, 0, self.resp, 0, 8)
+            block.header(self.blk, block.BLOCK_TEMPORARY)
+            self.psam.block_mac(self.ef15, 0, self.ch, 0, self.blk, alg)
             res.exchanges += 2
             self._card(block.app_block(self.cmd, block.BLOCK_TEMPORARY, self.psam.out, 0))
         img = self.img
-        img[I_STATUS] = ST_BLOCKED
-        img[I_REASON] = R_BLACKLISTED
+        img[rec.O_STATUS] = ST_BLOCKED
+        img[rec.O_REASON] = R_BLACKLISTED
+        img[rec.O_TXN_TYPE] = 0
         res.seq = self.records.append(img)
         res.status = ST_BLOCKED
         return R_BLACKLISTED
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _img_card(self, now):
-        """Start the record image with what identifies the card and the tap."""
+    def _img_card(self):
+        """Start the record image (FORMAT.md §2) with the card, the place and the time."""
         img = self.img
-        for i in range(I_LEN):
-            img[i] = 0
+        rec.reset(img)
         e = self.ef15
-        apdu.copy(img, I_SERIAL, e, 10, _SER)
-        apdu.copy(img, I_ISSUER, e, 0, 8)
-        img[I_CARDTYPE] = e[28]
-        apdu.copy(img, I_TERMINAL, self.psam.terminal, 0, 6)
-        apdu.copy(img, I_DATETIME, self.dt, 0, 7)
-        img[I_LINE] = (self.line >> 8) & 0xFF
-        img[I_LINE + 1] = self.line & 0xFF
-        apdu.put_u32(img, I_VEHICLE, self.vehicle)
+        apdu.copy(img, rec.O_DEVICE, self.device_id, 0, 4)
+        apdu.copy(img, rec.O_SERIAL, e, 10, _SER)
+        apdu.copy(img, rec.O_ISSUER, e, 0, 8)
+        img[rec.O_CARD_TYPE] = e[28]
+        apdu.copy(img, rec.O_TERMINAL, self.psam.terminal, 0, 6)
+        apdu.copy(img, rec.O_DATETIME, self.dt, 0, 7)
+        pos = self.position
+        line = self.line if pos is None else pos.line
+        img[rec.O_LINE] = (line >> 8) & 0xFF
+        img[rec.O_LINE + 1] = line & 0xFF
+        if pos is not None:
+            img[rec.O_STATION] = (pos.stop >> 8) & 0xFF
+            img[rec.O_STATION + 1] = pos.stop & 0xFF
+            img[rec.O_DIRECTION] = pos.direction & 0xFF
+        apdu.copy(img, rec.O_VEHICLE, self.vehicle, 0, 6)
+        img[rec.O_PSAM_SLOT] = self.psam_slot
+        img[rec.O_KEY_INDEX] = self.psam.key_index
 
     def _refuse(self, code):
         if self.log_refusals:
             img = self.img
-            img[I_STATUS] = ST_REFUSED
-            img[I_REASON] = code
-            for i in range(I_TTSN, I_KEYVER):
-                img[i] = 0  # nothing of a refused tap entered a MAC
+            img[rec.O_STATUS] = ST_REFUSED
+            img[rec.O_REASON] = code
+            img[rec.O_TXN_TYPE] = 0  # no debit (FORMAT.md §2)
+            for i in range(4):
+                img[rec.O_TAC + i] = 0xFF
             self.result.seq = self.records.append(img)
             self.result.status = ST_REFUSED
         return code
