@@ -1,0 +1,90 @@
+"""ykt inspect: decode a validator flash dump (record log, watermark, tear store, blacklist,
+parameters) following firmware/validator/storage/FORMAT.md.
+
+The dump is never modified: it is copied to a temporary file first, because mounting a
+blank journal formats it.
+"""
+
+import csv
+import os
+import shutil
+import sys
+import tempfile
+
+from ykt.cli import EXIT_IO, CommandError
+
+
+def register(sub):
+    p = sub.add_parser("inspect", help="decode a validator flash dump (FORMAT.md)",
+                       description=__doc__)
+    p.add_argument("dump", help="flash image file (e.g. build/sim/flash.bin)")
+    p.add_argument("--board", choices=("sim", "esp32s3"), default="sim",
+                   help="flash plan (default %(default)s); esp32s3 dumps start at 0")
+    p.add_argument("--records", type=int, default=5, help="show the last N records")
+    p.add_argument("--csv", metavar="FILE", help="write every readable record as CSV")
+    p.set_defaults(func=do_inspect)
+
+
+def do_inspect(args):
+    from emu.nor import NorFlash
+    from validator.storage import plan, record
+    from validator.storage.blacklist import Blacklist
+    from validator.storage.params import ParamStore
+    from validator.storage.recordlog import RecordLog, TearStore
+
+    if not os.path.exists(args.dump):
+        raise CommandError("no such dump: %s" % args.dump, EXIT_IO)
+    fp = plan.PLAN_SIM if args.board == "sim" else plan.PLAN_ESP32S3_16M
+    size = os.path.getsize(args.dump)
+    need = max(o + n for o, n in fp.values())
+    if size < need:
+        raise CommandError("dump is %d bytes; the %s plan needs %d" % (size, args.board, need))
+    tmp = tempfile.NamedTemporaryFile(prefix="ykt-inspect-", delete=False)
+    tmp.close()
+    try:
+        shutil.copyfile(args.dump, tmp.name)
+        fl = NorFlash(size, path=tmp.name, create=False)
+        lg = RecordLog(fl, fp["log"], fp["watermark"]).mount()
+        out = sys.stdout
+        print("log: first_seq %d  acked_seq %d  next_seq %d  full %s  capacity %d  "
+              "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq, lg.full,
+                                             lg.capacity, lg.corrupt, lg.reads_at_mount),
+              file=out)
+        buf = bytearray(record.REC_SIZE)
+        rows = []
+        start = lg.first_seq if args.csv else max(lg.first_seq, lg.next_seq - args.records)
+        for q in range(start, lg.next_seq):
+            if lg.read(q, buf):
+                rows.append(record.decode(buf))
+            else:
+                rows.append({"seq": q, "status": "corrupt"})
+        for r in rows[-args.records:] if args.records else []:
+            if r.get("status") == "corrupt":
+                print("  %8d  CORRUPT (CRC)" % r["seq"], file=out)
+                continue
+            print("  %8d  %-9s %s card %s amount %d balance %d->%d tac %s %s" % (
+                r["seq"], r["status"], r["txn_type"], r["card_serial"], r["amount"],
+                r["balance_before"], r["balance_after"], r["tac"], r["datetime"]), file=out)
+        if args.csv:
+            with open(args.csv, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(record.CSV_COLUMNS), extrasaction="ignore")
+                w.writeheader()
+                for r in rows:
+                    w.writerow(r)
+            print("wrote %d records to %s" % (len(rows), args.csv), file=out)
+        ts = TearStore(fl, fp["tear"]).mount()
+        tb = bytearray(TearStore.SIZE)
+        if ts.load(tb):
+            d = record.decode(tb[: record.REC_SIZE])
+            print("tear: PENDING card %s amount %d atc %d ttsn %s" % (
+                d["card_serial"], d["amount"], d["atc"], d["ttsn"]), file=out)
+        else:
+            print("tear: none pending", file=out)
+        bl = Blacklist(fl, fp["blacklist"]).mount()
+        print("blacklist: version %d  entries %d" % (bl.version, bl.entries), file=out)
+        ps = ParamStore(fl, fp["params"]).mount()
+        print("params: %s" % ", ".join("%s(%d)" % (n, ps.size(n)) for n in ps.names()), file=out)
+        fl.close()
+    finally:
+        os.unlink(tmp.name)
+    return 0
