@@ -1,0 +1,145 @@
+# test_card_cmds: card and PSAM command builders/parsers against card-protocol.md vectors.
+# SPDX-License-Identifier: MIT
+from binascii import hexlify, unhexlify
+
+from validator.card import block, capp, purse, read, select
+from validator.errors import R_APP_BLOCKED, R_CARD_ERROR, R_INSUFFICIENT, R_OK
+from validator.link import apdu
+from validator.sam.psam import Psam
+
+# §1 real FCI (S16): 6F 31 84 08 AID A5 25 9F08 01 02 9F0C 1E <EF15> 90 00
+EF15 = unhexlify("02002900ffffffff0201031047700400674428022024010120341231" + "0000")
+FCI_RSP = unhexlify("6f318408a000000632010105a5259f0801029f0c1e") + EF15 + b"\x90\x00"
+# richer variant with label, priority, 9F12 before 9F0C
+FCI2_RSP = (unhexlify("6f508408a000000632010105a544500" + "84d4f545f545f4550870102"
+                      + "9f0801029f120f434152442049" + "4d4147452030303031" + "9f0c1e")
+            + EF15 + b"\x90\x00")
+# §1 PPSE directory entries (S17)
+PPSE_RSP = unhexlify(
+    "6f3a840e325041592e5359532e4444463031a528bf0c25"
+    "61194f08a000000632010106500a4d4f545f545f43415348870101"
+    "61174f08a00000063201010550084d4f545f545f4550870102" + "9000")
+# §5.6 constructed example
+TERM = unhexlify("000000123456")
+INIT_CMD = "805003020b01000000640000001234560f"
+DEBIT_CMD = "805401000f00000010202401020830006195643508"
+PROVE_CMD = "805a000902000608"
+M8070_CMD = ("80700000241a2b3c4d00050000006409202401020830000100477004006744280202002900"
+             "ffffffff08")
+
+
+def _hex(b, n):
+    return hexlify(bytes(b[:n])).decode()
+
+
+def test_select_when_built_matches_iso7816_4():
+    b = bytearray(32)
+    n = select.build(b, select.AID_TUNION, 8)
+    assert _hex(b, n) == "00a4040008a00000063201010500"
+
+
+def test_select_when_fci_has_9f0c_ef15_found():
+    off = select.fci_ef15(FCI_RSP, len(FCI_RSP))
+    assert off > 0 and FCI_RSP[off:off + 30] == EF15
+    off = select.fci_ef15(FCI2_RSP, len(FCI2_RSP))
+    assert off > 0 and FCI2_RSP[off:off + 30] == EF15
+
+
+def test_select_when_fci_without_9f0c_or_truncated_minus_one():
+    bare = unhexlify("6f0a8408a000000632010105") + b"\x90\x00"
+    assert select.fci_ef15(bare, len(bare)) == -1
+    cut = FCI_RSP[:40] + b"\x90\x00"
+    assert select.fci_ef15(cut, len(cut)) == -1
+    assert select.fci_ef15(b"\x90\x00", 2) == -1
+
+
+def test_select_when_ppse_lists_ep_label_aid_returned():
+    a = select.ppse_aid(PPSE_RSP, len(PPSE_RSP))
+    off, ln = a & 0xFFFF, a >> 16
+    assert ln == 8 and PPSE_RSP[off:off + 8] == select.AID_TUNION
+
+
+def test_select_when_status_table_maps_locks():
+    assert apdu.lookup(select.STATUS, 0x9000) == R_OK
+    for sw in (0x6283, 0x6284, 0x9303, 0x6A81):
+        assert apdu.lookup(select.STATUS, sw) == R_APP_BLOCKED
+    assert apdu.lookup(select.STATUS, 0x6F00, R_CARD_ERROR) == R_CARD_ERROR
+
+
+def test_read_when_built_sfi_and_record_encoded():
+    b = bytearray(8)
+    assert _hex(b, read.binary(b, read.SFI_EF17, 0, 11)) == "00b097000b"
+    assert _hex(b, read.record(b, 1, read.SFI_EF1E, 48)) == "00b201f430"
+
+
+def test_purse_when_init_capp_built_matches_56_vector():
+    b = bytearray(32)
+    assert _hex(b, purse.init_purchase(b, True, 1, 0x64, TERM, 0)) == INIT_CMD
+    assert _hex(b, purse.init_purchase(b, False, 1, 0x64, TERM, 0))[:8] == "80500102"
+
+
+def test_purse_when_debit_built_matches_56_vector():
+    b = bytearray(32)
+    ttsn, dt, mac1 = unhexlify("00000010"), unhexlify("20240102083000"), unhexlify("61956435")
+    assert _hex(b, purse.debit(b, ttsn, 0, dt, 0, mac1, 0)) == DEBIT_CMD
+
+
+def test_purse_when_prove_built_with_atc_plus_one():
+    b = bytearray(16)
+    assert _hex(b, purse.prove(b, purse.TYPE_CAPP, 0x0006)) == PROVE_CMD
+
+
+def test_purse_when_status_words_mapped():
+    assert apdu.lookup(purse.STATUS_INIT, 0x9401) == R_INSUFFICIENT
+    assert apdu.lookup(purse.STATUS_INIT, 0x6A86) == purse.NO_CAPP
+    assert apdu.lookup(purse.STATUS_DEBIT, 0x9302) == R_CARD_ERROR
+    assert apdu.lookup(purse.STATUS_PROVE, 0x9406) == purse.NO_PROVE
+    assert apdu.lookup(purse.STATUS_BALANCE, 0x9000) == R_OK
+    b = bytearray(8)
+    assert _hex(b, purse.get_balance(b)) == "805c030204"
+
+
+def test_capp_when_update_1e_built():
+    b = bytearray(64)
+    r = bytearray(range(48))
+    n = capp.update_1e(b, r, 0)
+    assert n == 53 and _hex(b, 5) == "80dc00f030" and bytes(b[5:53]) == bytes(r)
+
+
+def test_block_when_header_and_command_built():
+    b = bytearray(16)
+    assert _hex(b, block.header(b, 0)) == "841e000004"
+    assert _hex(b, block.get_challenge(b)) == "0084000004"
+    assert _hex(b, block.app_block(b, 0, b"\x01\x02\x03\x04", 0)) == "841e00000401020304"
+
+
+class _Capture:
+    """A PSAM link that records the command and answers a fixed response."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sent = []
+
+    def transmit(self, cmd, n, resp):
+        self.sent.append(_hex(cmd, n))
+        for i in range(len(self.answer)):
+            resp[i] = self.answer[i]
+        return len(self.answer)
+
+
+def test_psam_when_8070_built_matches_56_vector():
+    link = _Capture(unhexlify("0000001061956435") + b"\x90\x00")
+    p = Psam(link)
+    ef15 = unhexlify("02002900ffffffff0201") + unhexlify("0310477004006744280220240101")
+    ef15 = ef15 + bytes(30 - len(ef15))
+    init = bytearray(15)
+    init[11:15] = unhexlify("1a2b3c4d")
+    p.mac1(init, 11, 5, 0x64, 0x09, unhexlify("20240102083000"), 0, 1, 0, ef15, 0)
+    assert link.sent[0] == M8070_CMD
+    assert bytes(p.out) == unhexlify("0000001061956435")
+
+
+def test_psam_when_8072_refused_returns_false():
+    p = Psam(_Capture(b"\x93\x02"))
+    assert not p.verify_mac2(b"\x3e\xf5\x6c\x68", 0)
+    assert p.cmd[:9] == unhexlify("80720000043ef56c68")
