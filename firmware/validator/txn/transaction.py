@@ -158,6 +158,18 @@ class Transaction:
         """Reload the tear contexts after a reboot (§6.1)."""
         self.tears.resume(self.records, self.img)
 
+    def maintain(self):
+        """Idle-time flash housekeeping of the stores the tap path appends to (no erase
+        happens during a tap): call between taps, like the app's storage task."""
+        self.records.maintain()
+        m = getattr(self.tears.store, "maintain", None)
+        if m is not None:
+            m()
+
+    def process(self, info):
+        """The app's processor interface (validator.app.validator): one tap."""
+        return self.tap(info)
+
     # ---- exchanges --------------------------------------------------------------------------
     def _card(self, n):
         """Send self.cmd[:n] to the card; returns data length, status word in self.sw."""
