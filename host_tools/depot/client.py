@@ -181,7 +181,7 @@ class SyncClient:
         self.tx_mac = self.rx_mac = None
 
     # -- operations -------------------------------------------------------------------
-    def pull(self, db, window=4, max_records=0, progress=None):
+    def pull(self, db, window=4, max_records=0, progress=None, compress=True):
         """Pull every record past the device's watermark into db; -> (new, dup)."""
         dev = self.device_id
         info = self.info
@@ -199,18 +199,26 @@ class SyncClient:
                 # RESULT(ACK, E_RANGE): the device rebooted since; it simply resends
         start = info["acked_seq"] + 1
         total = max(0, info["next_seq"] - start)
-        self.send(wire.T_PULL, struct.pack(">IBH", start, window, max_records))
+        self.send(wire.T_PULL, struct.pack(">IBHB", start, window, max_records,
+                                           wire.PULL_Z if compress else 0))
         new = dup = 0
         if progress:
             progress(0, total)
         while True:
             t, p, _ = self.recv()
-            if t == wire.T_RECORDS:
+            if t == wire.T_RECORDS or t == wire.T_RECORDS_Z:
                 _need(p, 8, "RECORDS")
                 first, count, size = struct.unpack_from(">IHH", p, 0)
-                if size != rs or count == 0 or len(p) != 8 + count * size or first < start:
+                if t == wire.T_RECORDS_Z and size == rs and count:
+                    try:
+                        data = wire.rz_decode(p, 8, count, size)
+                    except ValueError as e:
+                        raise SyncFailure("malformed RECORDS_Z batch: %s" % e, wire.E_PROTO)
+                else:
+                    data = memoryview(p)[8:]
+                if size != rs or count == 0 or len(data) != count * size or first < start:
                     raise SyncFailure("malformed RECORDS batch", wire.E_PROTO)
-                a, b = db.ingest(dev, first, size, memoryview(p)[8:])
+                a, b = db.ingest(dev, first, size, data)
                 new += a
                 dup += b
                 self.send(wire.T_ACK, struct.pack(">I", first + count - 1))
@@ -229,7 +237,7 @@ class SyncClient:
             else:
                 raise SyncFailure("unexpected message 0x%02x during pull" % t, wire.E_PROTO)
 
-    def push(self, kind, blob, compress=True, progress=None, chunk=4000):
+    def push(self, kind, blob, compress=True, progress=None, chunk=2040):
         """Send one signed content container; -> activated version. Raises SyncFailure."""
         self.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
         code, _ = self.result(wire.T_PUSH_BEGIN)

@@ -17,24 +17,64 @@ REC_SIZE = 64
 
 
 class Pipe:
-    """One direction of a byte link; `budget` bytes may pass before the link is cut."""
+    """One direction of a byte link: a preallocated ring (no heap churn in a 128 KiB heap).
 
-    def __init__(self):
-        self.q = bytearray()
+    `budget` bytes may pass before the link is cut; after that bytes vanish and the writer
+    cannot tell (a pulled cable). When the ring is full put() takes what fits (backpressure,
+    like a UART FIFO)."""
+
+    def __init__(self, cap=4096):
+        self.buf = bytearray(cap)
+        self.head = 0  # next byte to read
+        self.n = 0
         self.budget = -1
         self.passed = 0
 
-    def put(self, data):
-        n = len(data)
+    def pending(self):
+        return self.n
+
+    def clear(self):
+        self.head = self.n = 0
+
+    def put(self, data, count=-1):
+        want = len(data) if count < 0 else count
+        n = want
+        cut = False
         if self.budget >= 0:
-            if self.budget == 0:
-                return n  # cut: bytes vanish, the writer cannot tell (a pulled cable)
-            if n > self.budget:
-                data = data[: self.budget]
-            self.budget -= len(data)
-        self.q.extend(data)
-        self.passed += len(data)
+            if n >= self.budget:
+                n = self.budget
+                cut = True
+            self.budget -= n
+        cap = len(self.buf)
+        if n > cap - self.n:
+            n = cap - self.n
+        t = (self.head + self.n) % cap
+        for i in range(n):
+            self.buf[t] = data[i]
+            t += 1
+            if t == cap:
+                t = 0
+        self.n += n
+        self.passed += n
+        return want if cut else n
+
+    def take_into(self, out):
+        n = min(len(out), self.n)
+        cap = len(self.buf)
+        h = self.head
+        for i in range(n):
+            out[i] = self.buf[h]
+            h += 1
+            if h == cap:
+                h = 0
+        self.head = h
+        self.n -= n
         return n
+
+    def take(self, n):
+        b = bytearray(min(n, self.n))
+        self.take_into(b)
+        return bytes(b)
 
 
 class MemLink:
@@ -48,21 +88,16 @@ class MemLink:
     def write(self, buf, n):
         if n > self.max_write:
             n = self.max_write
-        return self.tx.put(bytes(buf[:n]))
+        return self.tx.put(buf, n)
 
     def readinto(self, buf):
-        q = self.rx.q
-        n = min(len(buf), len(q))
-        if n:
-            buf[:n] = q[:n]
-            self.rx.q = q[n:]
-        return n
+        return self.rx.take_into(buf)
 
     def wait(self, ms):
-        return len(self.rx.q) > 0
+        return self.rx.n > 0
 
     def drain(self):
-        self.rx.q = bytearray()
+        self.rx.clear()
 
 
 def link_pair():
@@ -173,9 +208,8 @@ class MiniHost:
     def pump(self, steps=2000):
         for _ in range(steps):
             self.s.step()
-            if self.d2h.q:
-                self.dec.feed(self.d2h.q)
-                self.d2h.q = bytearray()
+            if self.d2h.n:
+                self.dec.rx_commit(self.d2h.take_into(self.dec.rx_space()))
             if self.dec.next():
                 d = self.dec
                 return d.type, bytes(d.payload), d
@@ -215,13 +249,10 @@ class PumpPort:
 
     def read(self, n):
         for _ in range(self.steps):
-            if self.d2h.q:
+            if self.d2h.n:
                 break
             self.s.step()
-        q = self.d2h.q
-        r = bytes(q[:n])
-        self.d2h.q = q[n:]
-        return r
+        return self.d2h.take(n)
 
 
 def real_log_or_none():

@@ -4,7 +4,6 @@ import struct
 
 from fw.sync_fixtures import (
     DEVICE_ID,
-    KC,
     KD,
     KEYS,
     REC_SIZE,
@@ -13,7 +12,7 @@ from fw.sync_fixtures import (
     make_record,
     make_target,
 )
-from validator.sync import auth, wire
+from validator.sync import wire
 from validator.sync.session import Session
 
 _N = [0]
@@ -126,57 +125,6 @@ def test_session_when_frame_from_old_session_replayed_mac_refuses():
     assert t.clock.secs == 1
 
 
-def test_session_when_signed_fare_table_pushed_activated():
-    s, t, h = _setup()
-    h.handshake()
-    body = bytes(range(256)) * 20
-    blob = auth.make_content(KC, wire.K_FARES, 3, body)
-    _push(h, wire.K_FARES, blob)
-    typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[0] == wire.T_PUSH_END and p[1] == wire.OK, p
-    assert t.applied.active[wire.K_FARES] == (3, body)
-    assert t.versions[1] == 3
-
-
-def _push(h, kind, blob, chunk=1000):
-    h.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
-    typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[1] == wire.OK, p
-    off = 0
-    while off < len(blob):
-        c = blob[off : off + chunk]
-        h.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c)
-        typ, p, _ = h.pump()
-        assert typ == wire.T_PUSH_ACK, (typ, p)
-        off = struct.unpack(">I", p)[0]
-    h.send(wire.T_PUSH_END)
-
-
-def test_session_when_forged_blacklist_pushed_refused_nothing_changed():
-    s, t, h = _setup()
-    h.handshake()
-    forged = auth.make_content(b"\x66" * 32, wire.K_BLACKLIST_FULL, 9, b"\x01" * 80)
-    _push(h, wire.K_BLACKLIST_FULL, forged)
-    typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[1] == wire.E_CONTENT
-    assert t.applied.active == {} and t.versions == [0, 0, 0, 0]
-    # a genuine fare table offered as a blacklist is refused too (kind is signed)
-    fares = auth.make_content(KC, wire.K_FARES, 9, b"\x01" * 80)
-    _push(h, wire.K_BLACKLIST_FULL, fares)
-    typ, p, _ = h.pump()
-    assert p[1] == wire.E_CONTENT and t.applied.active == {}
-
-
-def test_session_when_old_version_pushed_refused():
-    s, t, h = _setup()
-    h.handshake()
-    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"w" * 40))
-    h.pump()
-    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"x" * 40))
-    typ, p, _ = h.pump()
-    assert p[1] == wire.E_VERSION and t.applied.active[wire.K_WHITELIST][1] == b"w" * 40
-
-
 def test_session_when_faults_requested_log_returned():
     s, t, h = _setup()
     h.handshake()
@@ -226,47 +174,28 @@ def test_session_when_step_called_work_bounded_per_step():
         s.step()
         assert reads[0] - before_r <= 8
         assert h.d2h.passed - before_w <= 512
-        h.d2h.q = bytearray()  # the host reads everything
+        h.d2h.clear()  # the host reads everything
     assert h.d2h.passed > 100 * 64  # and it really streamed every record
 
 
-class _Shadow:
-    """Streaming handler as storage provides: fills a shadow, switches on commit()."""
-
-    def __init__(self):
-        self.shadow = bytearray()
-        self.active = None
-        self.aborts = 0
-
-    def begin(self, kind, total):
-        self.shadow = bytearray()
-        return wire.OK
-
-    def write(self, off, data):
-        self.shadow[off : off + len(data)] = data
-        return wire.OK
-
-    def commit(self, version):
-        self.active = (version, bytes(self.shadow))
-        return wire.OK
-
-    def abort(self):
-        self.aborts += 1
-        self.shadow = bytearray()
-
-
-def test_session_when_streaming_handler_genuine_content_committed_forged_aborted():
-    s, t, h = _setup()
-    sh = _Shadow()
-    t.handlers[wire.K_BLACKLIST_FULL] = sh
+def test_session_when_host_accepts_rz_records_arrive_compressed_and_exact():
+    s, t, h = _setup(60)
     h.handshake()
-    good = auth.make_content(KC, wire.K_BLACKLIST_FULL, 4, b"\x07" * 3000)
-    _push(h, wire.K_BLACKLIST_FULL, good)
-    typ, p, _ = h.pump()
-    assert p[1] == wire.OK and sh.active == (4, good) and t.versions[0] == 4
-    forged = bytearray(auth.make_content(KC, wire.K_BLACKLIST_FULL, 5, b"\x08" * 3000))
-    forged[100] ^= 1
-    _push(h, wire.K_BLACKLIST_FULL, bytes(forged))
-    typ, p, _ = h.pump()
-    assert p[1] == wire.E_CONTENT and sh.active == (4, good) and sh.aborts == 1
-    assert t.versions[0] == 4
+    h.send(wire.T_PULL, struct.pack(">IBHB", 0, 2, 25, wire.PULL_Z))
+    got = []
+    raw_bytes = 0
+    while True:
+        typ, p, d = h.pump()
+        assert typ is not None and h.rx_mac.check(d.hdr, d.payload, d.tag)
+        if typ == wire.T_PULL_END:
+            break
+        assert typ == wire.T_RECORDS_Z, typ
+        first, count, rs = struct.unpack_from(">IHH", p, 0)
+        data = wire.rz_decode(p, 8, count, rs)
+        raw_bytes += len(p)
+        for i in range(count):
+            got.append((first + i, data[i * rs : (i + 1) * rs]))
+        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+    assert [g[0] for g in got] == list(range(1, 61))
+    assert all(g[1] == make_record(g[0]) for g in got)
+    assert raw_bytes < 60 * REC_SIZE

@@ -99,3 +99,36 @@ def test_wire_when_info_packed_unpacks_same():
     i = wire.unpack_info(buf)
     assert i["device_id"] == 0xAABBCCDD and i["next_seq"] == 99 and i["clock"] == 123456
     assert i["rec_size"] == 64 and i["config_version"] == 10 and i["faults"] == 2
+
+
+def test_rz_when_records_delta_coded_decode_restores_them():
+    rs = 40
+    recs = []
+    for s in range(30):
+        r = bytearray(rs)
+        r[0] = s & 0xFF
+        r[5] = 7
+        for i in range(20, 20 + (s % 9)):
+            r[i] = (s * 31 + i) & 0xFF
+        if s % 7 == 0:
+            for i in range(rs):
+                r[i] = (s * 13 + i * 7 + 1) & 0xFF  # incompressible: worst case
+        recs.append(bytes(r))
+    out = bytearray(30 * wire.rz_worst(rs))
+    prev = bytearray(rs)
+    o = 0
+    for r in recs:
+        o = wire.rz_encode(prev, r, rs, out, o)
+        prev[:] = r
+    assert wire.rz_decode(bytes(out[:o]), 0, 30, rs) == b"".join(recs)
+    assert o < 30 * rs  # it pays on similar records
+
+
+def test_rz_when_stream_malformed_value_error():
+    rs = 8
+    for bad in (b"\x05ab", b"\x8f", b"\x87\x87", b"\x87\x00"):
+        try:
+            wire.rz_decode(bad, 0, 1, rs)
+        except ValueError:
+            continue
+        raise AssertionError("accepted %r" % bad)

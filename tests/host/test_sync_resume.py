@@ -74,13 +74,14 @@ def _capture(tmp_path):
     h_cap, d_cap = bytearray(), bytearray()
     put_h, put_d = h2d.put, d2h.put
 
-    def cap_h(b):
-        h_cap.extend(b)
-        return put_h(b)
+    def cap_h(b, count=-1):
+        h_cap.extend(b[:count] if count >= 0 else b)
+        return put_h(b, count)
 
-    def cap_d(b):
-        d_cap.extend(b)
-        return put_d(b)
+    def cap_d(b, count=-1):
+        n = put_d(b, count)
+        d_cap.extend(b[:n])
+        return n
 
     h2d.put, d2h.put = cap_h, cap_d
     _sync(port, db)
@@ -114,11 +115,11 @@ def _check_cut(tmp_path, direction, cut_at, idx):
         fx.add_record(log)
     # reconnect: fresh pipes state on the same device session (the cable is back)
     h2d.budget = d2h.budget = -1
-    h2d.q = bytearray()
-    d2h.q = bytearray()
+    h2d.clear()
+    d2h.clear()
     for _ in range(200):  # the device finishes whatever frame it was sending
         sess.step()
-    d2h.q = bytearray()
+    d2h.clear()
     _sync(port, db)
     want = list(range(1, N0 + 4))
     got = db.seqs(fx.DEVICE_ID)
@@ -157,10 +158,10 @@ def test_sync_when_host_db_has_batch_but_ack_lost_resume_acks_without_duplicates
     assert log.acked_seq == 0 and db.count() > 0
     had = db.count()
     h2d.budget = -1
-    h2d.q = bytearray()
+    h2d.clear()
     for _ in range(100):
         sess.step()
-    d2h.q = bytearray()
+    d2h.clear()
     c = _sync(port, db)
     assert db.seqs(fx.DEVICE_ID) == list(range(1, N0 + 1))
     assert log.acked_seq == N0

@@ -3,7 +3,7 @@
 #
 # PROTOCOL.md §3-§4. One Session per ByteLink (hal.py). step() does a bounded slice of work
 # and returns, so the card loop is never held up: at most one link write of _TX_CHUNK
-# bytes, one readinto, one frame handled (one HMAC over <= 4 KiB) or _STEP_RECORDS records
+# bytes, one readinto, one frame handled (one HMAC over <= 2 KiB) or _STEP_RECORDS records
 # read from the log. run() is the asyncio task the app starts beside the card loop.
 #
 # The session talks to the rest of the validator only through a duck-typed "sync target"
@@ -18,7 +18,6 @@ from validator.sync.wire import (
     E_AUTH,
     E_MAC,
     E_PROTO,
-    E_RANGE,
     E_REPLAY,
     E_STORAGE,
     HDR,
@@ -35,53 +34,19 @@ from validator.sync.wire import (
     T_INFO,
     T_INFO_REQ,
     T_PULL,
-    T_PULL_END,
-    T_PUSH_ACK,
     T_PUSH_BEGIN,
     T_PUSH_DATA,
     T_PUSH_END,
-    T_RECORDS,
     T_RESULT,
     T_SET_CLOCK,
 )
+from validator.sync.xfer import Transfer
 
 _S_IDLE = const(0)  # waiting for HELLO
 _S_AUTH = const(1)  # CHALLENGE sent, waiting for AUTH
 _S_READY = const(2)  # authenticated
 _TX_CHUNK = const(512)  # bytes per link write: 44 ms at 115200 baud, never blocks long
-_STEP_RECORDS = const(8)  # records read from flash per step
-_REC_OFF = const(19)  # HDR + first_seq(4) count(2) rec_size(2)
 _IDLE_MS = const(30000)
-_MAX_WINDOW = const(8)
-_DEFLATE_WBITS = const(10)
-
-
-
-def _inflate(src, dst):
-    """Raw-deflate src into dst (memoryview); -> length. PROTOCOL.md §6."""
-    try:
-        import io
-
-        import deflate  # MicroPython: decompress-only DeflateIO
-
-        d = deflate.DeflateIO(io.BytesIO(bytes(src)), deflate.RAW, _DEFLATE_WBITS)
-        n = 0
-        while n < len(dst):
-            k = d.readinto(dst[n:])
-            if not k:
-                break
-            n += k
-        if d.read(1):
-            raise ValueError("inflated data too long")
-        return n
-    except ImportError:
-        import zlib
-
-        out = zlib.decompress(bytes(src), -_DEFLATE_WBITS)
-        if len(out) > len(dst):
-            raise ValueError("inflated data too long")
-        dst[: len(out)] = out
-        return len(out)
 
 
 class _TicksClock:
@@ -103,7 +68,7 @@ class _TicksClock:
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
 
 
-class Session:
+class Session(Transfer):
     """Device side of one sync link.
 
     target  -- the sync target (README.md)
@@ -135,6 +100,9 @@ class Session:
         self.sessions = 0
         self.refused = 0  # frames refused for auth/MAC/replay reasons
         self._end_after_tx = False
+        self._zraw = None
+        self._zprev = None
+        self._z = False
         self._pushing = False
         self.last_fault = None
         self._reset()
@@ -352,127 +320,3 @@ class Session:
         self._send(T_INFO, wire.INFO_LEN)
 
     # -- pull (PROTOCOL.md §4.2) ------------------------------------------------------
-    def _on_pull(self, p):
-        if len(p) != 7:
-            return self._error(E_PROTO)
-        frm, win, maxr = struct.unpack_from(">IBH", p, 0)
-        i = self.target.info()
-        rs = i[5]
-        cap = (MAX_PAYLOAD - 8) // rs if rs else 0
-        if maxr == 0 or maxr > cap:
-            maxr = cap
-        if win == 0:
-            win = 1
-        if win > _MAX_WINDOW:
-            win = _MAX_WINDOW
-        if frm <= i[3]:
-            frm = i[3] + 1  # never resend what the depot already confirmed
-        self._rec_size = rs
-        self._max_rec = maxr
-        self._window = win
-        self._next = frm
-        self._sess_acked = frm - 1
-        self._pulling = True
-
-    def _window_open(self):
-        return self._next - 1 - self._sess_acked < self._window * self._max_rec
-
-    def _start_batch(self):
-        self._building = True
-        self._b_first = 0
-        self._b_count = 0
-        self._build_batch()
-
-    def _build_batch(self):
-        rs = self._rec_size
-        want = self._max_rec - self._b_count
-        if want > _STEP_RECORDS:
-            want = _STEP_RECORDS
-        off = _REC_OFF + self._b_count * rs
-        try:
-            first, n = self.target.read_records(
-                self._next, self._txmv[off : off + want * rs], want
-            )
-        except Exception as e:
-            self._building = False
-            self._pulling = False
-            self.last_fault = e
-            return self._error(E_STORAGE)
-        if n and self._b_count and first != self._next:
-            n = 0  # a gap inside a batch: close this batch, the next starts at `first`
-        if n:
-            if not self._b_count:
-                self._b_first = first
-            self._b_count += n
-            self._next = first + n
-        if n == want and self._b_count < self._max_rec:
-            return  # more to read next step
-        self._building = False
-        if self._b_count:
-            struct.pack_into(">IHH", self._tx, HDR, self._b_first, self._b_count, rs)
-            last = self._b_first + self._b_count - 1
-            if last > self._sent_hw:
-                self._sent_hw = last
-            self._send(T_RECORDS, 8 + self._b_count * rs)
-        else:
-            self._pulling = False
-            struct.pack_into(">I", self._tx, HDR, self._next)
-            self._send(T_PULL_END, 4)
-
-    def _on_ack(self, p):
-        if len(p) != 4:
-            return self._error(E_PROTO)
-        upto = struct.unpack_from(">I", p, 0)[0]
-        if upto > self._sent_hw:
-            return self._result(T_ACK, E_RANGE, self._sent_hw)
-        if self._pulling and upto > self._sess_acked:
-            self._sess_acked = upto
-        if upto > self.target.info()[3]:
-            self.target.ack(upto)
-
-    # -- push (PROTOCOL.md §4.3) ------------------------------------------------------
-    def _on_push_begin(self, p):
-        if len(p) != 5:
-            return self._error(E_PROTO)
-        kind, total = struct.unpack_from(">BI", p, 0)
-        if self._pushing:
-            self.target.push_abort()
-        code = self.target.push_begin(kind, total)
-        self._pushing = code == OK
-        self._push_total = total
-        self._push_off = 0
-        self._result(T_PUSH_BEGIN, code)
-
-    def _on_push_data(self, p, flags):
-        if not self._pushing or len(p) < 4:
-            return self._result(T_PUSH_DATA, E_PROTO)
-        off = struct.unpack_from(">I", p, 0)[0]
-        if off == self._push_off:
-            data = p[4:]
-            if flags & wire.F_DEFLATE:
-                try:
-                    n = _inflate(data, self._txmv[0:MAX_PAYLOAD])
-                except Exception:
-                    return self._result(T_PUSH_DATA, E_PROTO, self._push_off)
-                data = self._txmv[0:n]
-            if self._push_off + len(data) > self._push_total:
-                return self._result(T_PUSH_DATA, E_RANGE, self._push_off)
-            code = self.target.push_write(off, data)
-            if code != OK:
-                self._pushing = False
-                self.target.push_abort()
-                return self._result(T_PUSH_DATA, code, self._push_off)
-            self._push_off += len(data)
-        struct.pack_into(">I", self._tx, HDR, self._push_off)
-        self._send(T_PUSH_ACK, 4)
-
-    def _on_push_end(self):
-        if not self._pushing:
-            return self._result(T_PUSH_END, E_PROTO)
-        self._pushing = False
-        if self._push_off != self._push_total:
-            self.target.push_abort()
-            return self._result(T_PUSH_END, E_RANGE, self._push_off)
-        code, version = self.target.push_end()
-        self._result(T_PUSH_END, code, version)
-

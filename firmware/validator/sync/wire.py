@@ -17,12 +17,12 @@ SOF1 = const(0x4B)  # "K"
 HDR = const(11)
 MAC_LEN = const(16)
 CRC_LEN = const(4)
-MAX_PAYLOAD = const(4096)
-MAX_FRAME = const(4127)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
+MAX_PAYLOAD = const(2048)
+MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
 F_MAC = const(1)
 F_DEFLATE = const(2)
 _F_KNOWN = const(3)
-_SLACK = const(1024)  # decoder room beyond one maximum frame
+_SLACK = const(512)  # decoder room beyond one maximum frame
 
 # Message types (PROTOCOL.md §4)
 T_HELLO = const(0x01)
@@ -34,6 +34,7 @@ T_PULL = const(0x10)
 T_RECORDS = const(0x11)
 T_ACK = const(0x12)
 T_PULL_END = const(0x13)
+T_RECORDS_Z = const(0x14)
 T_PUSH_BEGIN = const(0x20)
 T_PUSH_DATA = const(0x21)
 T_PUSH_END = const(0x22)
@@ -80,6 +81,7 @@ K_WHITELIST = const(4)
 K_CONFIG = const(5)
 KIND_NAMES = ("", "blacklist", "blacklist-delta", "fares", "whitelist", "config")
 
+PULL_Z = const(1)  # PULL flags bit0: the host accepts RECORDS_Z
 PROTO_VERSION = const(1)
 INFO_LEN = const(44)
 INFO_FMT = ">IIIIIHIIIIIH"
@@ -262,3 +264,77 @@ def unpack_info(payload):
     for i in range(len(keys)):
         d[keys[i]] = v[i]
     return d
+
+
+# -- RECORDS_Z record delta coding (PROTOCOL.md §6) -----------------------------------
+# Consecutive records share most bytes (device, terminal, line, vehicle, date, key
+# version, reserved zeros), so each record is XORed with the one before it in the batch
+# (the first with zeros) and the result is run-length coded:
+#   control c < 0x80 : c + 1 literal bytes follow
+#   control c >= 0x80: c - 0x7F zero bytes (1 .. 128)
+# Worst case (no zero byte at all): rs + ceil(rs / 128) bytes per record.
+
+
+def rz_worst(rs):
+    return rs + (rs + 127) // 128
+
+
+def rz_encode(prev, cur, rs, out, o):
+    """Append the coding of cur (XOR prev) to out at o; -> new o. No allocation."""
+    i = 0
+    while i < rs:
+        if cur[i] == prev[i]:
+            j = i + 1
+            while j < rs and j - i < 128 and cur[j] == prev[j]:
+                j += 1
+            out[o] = 0x7F + (j - i)
+            o += 1
+            i = j
+        else:
+            j = i + 1
+            # a literal run ends at a pair of equal bytes (a single one is cheaper inline)
+            while j < rs and j - i < 128 and not (
+                cur[j] == prev[j] and (j + 1 >= rs or cur[j + 1] == prev[j + 1])
+            ):
+                j += 1
+            out[o] = j - i - 1
+            o += 1
+            while i < j:
+                out[o] = cur[i] ^ prev[i]
+                o += 1
+                i += 1
+    return o
+
+
+def rz_decode(payload, off, count, rs):
+    """Host side: -> bytes of count records of rs bytes; ValueError when malformed."""
+    out = bytearray(count * rs)
+    prev = bytearray(rs)
+    o = 0
+    for r in range(count):
+        i = 0
+        while i < rs:
+            if off >= len(payload):
+                raise ValueError("RECORDS_Z truncated")
+            c = payload[off]
+            off += 1
+            if c >= 0x80:
+                n = c - 0x7F
+                if i + n > rs:
+                    raise ValueError("RECORDS_Z run crosses a record")
+                for k in range(n):
+                    out[o + i + k] = prev[i + k]
+                i += n
+            else:
+                n = c + 1
+                if i + n > rs or off + n > len(payload):
+                    raise ValueError("RECORDS_Z literal overrun")
+                for k in range(n):
+                    out[o + i + k] = payload[off + k] ^ prev[i + k]
+                off += n
+                i += n
+        prev[:] = out[o : o + rs]
+        o += rs
+    if off != len(payload):
+        raise ValueError("RECORDS_Z trailing bytes")
+    return bytes(out)

@@ -1,0 +1,223 @@
+# validator.sync.xfer: the pull (records out) and push (content in) halves of the session.
+# SPDX-License-Identifier: MIT
+#
+# A mixin of validator.sync.session.Session, split out so each module compiles within a
+# 128 KiB heap when run from source. PROTOCOL.md §4.2 (PULL), §4.3 (PUSH), §6 (coding).
+import struct
+
+from micropython import const
+
+from validator.sync import wire
+from validator.sync.wire import (
+    E_PROTO,
+    E_RANGE,
+    E_STORAGE,
+    HDR,
+    MAX_PAYLOAD,
+    OK,
+    T_ACK,
+    T_PULL_END,
+    T_PUSH_ACK,
+    T_PUSH_BEGIN,
+    T_PUSH_DATA,
+    T_PUSH_END,
+    T_RECORDS,
+)
+
+_STEP_RECORDS = const(8)  # records read from flash per step
+_REC_OFF = const(19)  # HDR + first_seq(4) count(2) rec_size(2)
+_MAX_WINDOW = const(8)
+_DEFLATE_WBITS = const(10)
+_MAX_Z_RECORDS = const(512)  # records per RECORDS_Z batch (the payload limit decides too)
+
+
+def _inflate(src, dst):
+    """Raw-deflate src into dst (memoryview); -> length. PROTOCOL.md §6."""
+    try:
+        import io
+
+        import deflate  # MicroPython: decompress-only DeflateIO
+
+        d = deflate.DeflateIO(io.BytesIO(bytes(src)), deflate.RAW, _DEFLATE_WBITS)
+        n = 0
+        while n < len(dst):
+            k = d.readinto(dst[n:])
+            if not k:
+                break
+            n += k
+        if d.read(1):
+            raise ValueError("inflated data too long")
+        return n
+    except ImportError:
+        import zlib
+
+        out = zlib.decompress(bytes(src), -_DEFLATE_WBITS)
+        if len(out) > len(dst):
+            raise ValueError("inflated data too long")
+        dst[: len(out)] = out
+        return len(out)
+
+
+class Transfer:
+    """Pull and push handlers; state lives on the Session (see Session.__init__)."""
+
+    def _on_pull(self, p):
+        if len(p) != 7 and len(p) != 8:
+            return self._error(E_PROTO)
+        frm, win, maxr = struct.unpack_from(">IBH", p, 0)
+        z = len(p) == 8 and p[7] & wire.PULL_Z
+        i = self.target.info()
+        rs = i[5]
+        if not 0 < rs <= 1024:
+            return self._error(E_STORAGE)
+        cap = _MAX_Z_RECORDS if z else (MAX_PAYLOAD - 8) // rs
+        if maxr == 0 or maxr > cap:
+            maxr = cap
+        if win == 0:
+            win = 1
+        if win > _MAX_WINDOW:
+            win = _MAX_WINDOW
+        if frm <= i[3]:
+            frm = i[3] + 1  # never resend what the depot already confirmed
+        if z and (self._zraw is None or len(self._zprev) != rs):
+            self._zraw = None  # free the old scratch before making the new one
+            self._zraw = bytearray(_STEP_RECORDS * rs)
+            self._zprev = bytearray(rs)
+        self._z = z
+        self._rec_size = rs
+        self._max_rec = maxr
+        self._window = win
+        self._next = frm
+        self._sess_acked = frm - 1
+        self._pulling = True
+
+    def _window_open(self):
+        return self._next - 1 - self._sess_acked < self._window * self._max_rec
+
+    def _start_batch(self):
+        self._building = True
+        self._b_first = 0
+        self._b_count = 0
+        self._zoff = _REC_OFF
+        self._build_batch()
+
+    def _build_batch(self):
+        rs = self._rec_size
+        z = self._z
+        want = self._max_rec - self._b_count
+        if want > _STEP_RECORDS:
+            want = _STEP_RECORDS
+        if z:
+            room = (HDR + MAX_PAYLOAD - self._zoff) // wire.rz_worst(rs)
+            if want > room:
+                want = room
+            dst = memoryview(self._zraw)[0 : want * rs]
+        else:
+            off = _REC_OFF + self._b_count * rs
+            dst = self._txmv[off : off + want * rs]
+        n = 0
+        if want:
+            try:
+                first, n = self.target.read_records(self._next, dst, want)
+            except Exception as e:
+                self._building = False
+                self._pulling = False
+                self.last_fault = e
+                return self._error(E_STORAGE)
+            if n and self._b_count and first != self._next:
+                n = 0  # a gap inside a batch: close this batch, the next starts at `first`
+        if n:
+            if not self._b_count:
+                self._b_first = first
+            if z:
+                self._encode(n, rs)
+            self._b_count += n
+            self._next = first + n
+        if want and n == want and self._b_count < self._max_rec:
+            return  # more to read next step
+        self._building = False
+        if self._b_count:
+            struct.pack_into(">IHH", self._tx, HDR, self._b_first, self._b_count, rs)
+            last = self._b_first + self._b_count - 1
+            if last > self._sent_hw:
+                self._sent_hw = last
+            if z:
+                self._send(wire.T_RECORDS_Z, self._zoff - HDR)
+            else:
+                self._send(T_RECORDS, 8 + self._b_count * rs)
+        else:
+            self._pulling = False
+            struct.pack_into(">I", self._tx, HDR, self._next)
+            self._send(T_PULL_END, 4)
+
+    def _encode(self, n, rs):
+        """Delta-code n raw records from _zraw into the batch (PROTOCOL.md §6)."""
+        prev = self._zprev
+        raw = self._zraw
+        if not self._b_count:
+            for i in range(rs):
+                prev[i] = 0
+        o = self._zoff
+        for k in range(n):
+            cur = memoryview(raw)[k * rs : (k + 1) * rs]
+            o = wire.rz_encode(prev, cur, rs, self._tx, o)
+            prev[:] = cur
+        self._zoff = o
+
+    def _on_ack(self, p):
+        if len(p) != 4:
+            return self._error(E_PROTO)
+        upto = struct.unpack_from(">I", p, 0)[0]
+        if upto > self._sent_hw:
+            return self._result(T_ACK, E_RANGE, self._sent_hw)
+        if self._pulling and upto > self._sess_acked:
+            self._sess_acked = upto
+        if upto > self.target.info()[3]:
+            self.target.ack(upto)
+
+    # -- push (PROTOCOL.md §4.3) ------------------------------------------------------
+
+    def _on_push_begin(self, p):
+        if len(p) != 5:
+            return self._error(E_PROTO)
+        kind, total = struct.unpack_from(">BI", p, 0)
+        if self._pushing:
+            self.target.push_abort()
+        code = self.target.push_begin(kind, total)
+        self._pushing = code == OK
+        self._push_total = total
+        self._push_off = 0
+        self._result(T_PUSH_BEGIN, code)
+
+    def _on_push_data(self, p, flags):
+        if not self._pushing or len(p) < 4:
+            return self._result(T_PUSH_DATA, E_PROTO)
+        off = struct.unpack_from(">I", p, 0)[0]
+        if off == self._push_off:
+            data = p[4:]
+            if flags & wire.F_DEFLATE:
+                try:
+                    n = _inflate(data, self._txmv[0:MAX_PAYLOAD])
+                except Exception:
+                    return self._result(T_PUSH_DATA, E_PROTO, self._push_off)
+                data = self._txmv[0:n]
+            if self._push_off + len(data) > self._push_total:
+                return self._result(T_PUSH_DATA, E_RANGE, self._push_off)
+            code = self.target.push_write(off, data)
+            if code != OK:
+                self._pushing = False
+                self.target.push_abort()
+                return self._result(T_PUSH_DATA, code, self._push_off)
+            self._push_off += len(data)
+        struct.pack_into(">I", self._tx, HDR, self._push_off)
+        self._send(T_PUSH_ACK, 4)
+
+    def _on_push_end(self):
+        if not self._pushing:
+            return self._result(T_PUSH_END, E_PROTO)
+        self._pushing = False
+        if self._push_off != self._push_total:
+            self.target.push_abort()
+            return self._result(T_PUSH_END, E_RANGE, self._push_off)
+        code, version = self.target.push_end()
+        self._result(T_PUSH_END, code, version)
