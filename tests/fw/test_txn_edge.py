@@ -1,0 +1,125 @@
+# test_txn_edge: the tap engine on awkward links and cards -- PPSE-only cards, echoing and
+# slow PSAM lines, cards or PSAMs vanishing mid-tap, a PSAM with the wrong keys.
+# SPDX-License-Identifier: MIT
+from fw import rig
+from validator.errors import (
+    R_CARD_ERROR,
+    R_COMM_ERROR,
+    R_OK,
+    R_SAM_FAULT,
+    R_UNSUPPORTED_CARD,
+)
+
+MP_HEAP = "1m"  # fixtures: two emulators with their crypto + a RAM NOR image
+
+_AID = b"\xa0\x00\x00\x06\x32\x01\x01\x05"
+_LONG = _AID + b"\x11\x21\x00\x01"
+
+
+class _LongAidPhone:
+    """A wallet that answers only its long AID (A000000632010105 + suffix, §1) and lists
+    it in PPSE; behind it the emulated card."""
+
+    def __init__(self, card):
+        self.card = card
+        self.selects = 0
+
+    def __getattr__(self, k):
+        return getattr(self.card, k)
+
+    def apdu(self, c):
+        c = bytes(c)
+        if c[:4] == b"\x00\xa4\x04\x00":
+            self.selects += 1
+            aid = c[5:5 + c[4]]
+            if aid == _AID:
+                return b"\x6a\x82"
+            if aid == b"2PAY.SYS.DDF01":
+                e = b"\x4f\x0c" + _LONG + b"\x50\x08MOT_T_EP\x87\x01\x02"
+                d = b"\xbf\x0c" + bytes([len(e) + 2]) + b"\x61" + bytes([len(e)]) + e
+                f = b"\x84\x0e2PAY.SYS.DDF01\xa5" + bytes([len(d)]) + d
+                return b"\x6f" + bytes([len(f)]) + f + b"\x90\x00"
+            if aid == _LONG:
+                return self.card.apdu(b"\x00\xa4\x04\x00\x08" + _AID + b"\x00")
+        return self.card.apdu(c)
+
+
+def test_txn_edge_when_only_ppse_knows_the_aid_purchase_via_long_aid():
+    r = rig.Rig()
+    phone = _LongAidPhone(rig.card())
+    res = r.tap(phone)
+    assert res.reason == R_OK and phone.card.balance == 800
+    assert phone.selects == 3 and res.exchanges == 8
+
+
+def test_txn_edge_when_psam_line_echoes_with_nulls_and_single_bytes_tap_ok():
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+
+    psam = Psam(rig.keys(), terminal_no=rig.TERM)
+    r = rig.Rig(echo=True, psam=psam, t0=T0Card(psam, nulls=2, one_by_one=True))
+    card = rig.card()
+    assert r.tap(card).reason == R_OK and card.balance == 800
+
+
+def test_txn_edge_when_card_leaves_during_80dc_no_debit_no_context():
+    r = rig.Rig()
+    card = rig.card()
+    card.tear_after(3)  # SELECT, 8050, 80DC <- gone (8070 goes to the PSAM)
+    res = r.tap(card)
+    assert res.reason == R_COMM_ERROR and card.balance == 1000
+    assert not r.txn.tears.any
+    r.reader.place(card)
+    assert r.tap(card).reason == R_OK and card.balance == 800
+
+
+def test_txn_edge_when_psam_falls_silent_mid_tap_sam_fault_no_debit():
+    r = rig.Rig()
+    card = rig.card()
+    r.port.silent = True
+    res = r.tap(card)
+    assert res.reason == R_SAM_FAULT and card.balance == 1000
+    assert not r.txn.tears.any
+
+
+def test_txn_edge_when_psam_keys_wrong_mac1_refused_9302_no_debit():
+    from emu import issuer
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+
+    psam = Psam(issuer.wrong_keys(rig.keys()), terminal_no=rig.TERM)
+    r = rig.Rig(psam=psam, t0=T0Card(psam))
+    card = rig.card()
+    res = r.tap(card)
+    assert res.reason == R_CARD_ERROR and res.sw == 0x9302
+    assert card.balance == 1000 and not r.txn.tears.any
+    assert [x["status"] for x in r.rows()] == ["gray", "refused"]
+
+
+class _Boarding:
+    """A policy asking for the EF1A write (a section-line boarding)."""
+
+    def __init__(self):
+        self.reason = R_OK
+        self.amount = self.base = self.kind = self.flags = 0
+        self.write1a = True
+        self.rec1e = bytearray(48)
+        self.rec1a = bytearray(128)
+        self.rec1a[0] = 0x27
+        self.rec1a[1] = 0x02
+        self.rec1a[2] = 0x7D
+
+    def needs(self):
+        return 0
+
+    def decide(self, now, ef15, ef17, rec1e, rec1a):
+        return self
+
+
+def test_txn_edge_when_boarding_needs_ef1a_and_card_lacks_capp_refused():
+    r = rig.Rig()
+    r.policy = _Boarding()
+    r.txn = r._new_txn()
+    assert r.tap(rig.card(capp=False)).reason == R_UNSUPPORTED_CARD
+    card = rig.card()
+    assert r.tap(card).reason == R_OK and card.ef1a[2][0:3] == b"\x27\x02\x7d"
