@@ -148,7 +148,14 @@ def _powercut(root, quick):
     stride = 5 if quick else 1
     c1, f1, _ = _load(root, "test_powercut_recordlog").campaign(stride)
     c2, f2 = _load(root, "test_powercut_blacklist").campaign(stride)
-    return {"powercut_cases": c1 + c2, "powercut_failures": len(f1) + len(f2)}
+    c3, f3, _ = _load(root, "test_storage_params").campaign(stride)
+    return {
+        "powercut_cases": c1 + c2 + c3,
+        "powercut_failures": len(f1) + len(f2) + len(f3),
+        "powercut_cases_log": c1,
+        "powercut_cases_blacklist": c2,
+        "powercut_cases_params": c3,
+    }
 
 
 def run(ctx):

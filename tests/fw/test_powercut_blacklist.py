@@ -7,7 +7,8 @@ import hashlib
 import os
 import struct
 
-from emu.nor import NorFlash, PowerCut
+from emu.nor import PowerCut
+from fw import storage_dev
 from validator.storage.blacklist import (
     KIND_DELTA,
     KIND_FULL,
@@ -55,7 +56,7 @@ def _answers(bl, probe):
 
 def campaign(stride):
     """-> (cases, failures). Also used by host_tools/bench/bench_storage.py."""
-    fl = NorFlash(16 * _BS, block_size=_BS, prog_size=256)
+    fl = storage_dev.dev()
     old = _keys(100, 1)
     v1 = container(KIND_FULL, 1, make_body(KIND_FULL, old), _sign)
     adds = [k for k in _keys(24, 5) if k not in old]

@@ -7,7 +7,8 @@
 import os
 import struct
 
-from emu.nor import NorFlash, PowerCut
+from emu.nor import PowerCut
+from fw import storage_dev
 from validator.errors import StorageError
 from validator.storage import record
 from validator.storage.recordlog import RecordLog
@@ -91,7 +92,7 @@ def _check(fl, st, img, b):
 
 def campaign(stride, modes=("drop", "torn")):
     """-> (cases, failures list). Also used by host_tools/bench/bench_storage.py."""
-    fl = NorFlash(18 * _BS, block_size=_BS, prog_size=256)
+    fl = storage_dev.dev()
     img = record.new_image()
     b = bytearray(128)
     st = [0, 0, 0, 0]

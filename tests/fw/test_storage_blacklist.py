@@ -4,7 +4,7 @@ import hashlib
 import struct
 
 import fwtest
-from emu.nor import NorFlash
+from fw import storage_dev
 from validator.storage.blacklist import (
     KIND_DELTA,
     KIND_FULL,
@@ -71,19 +71,8 @@ def _store(fl):
     return Blacklist(fl, _REGION, verifier=verify, stream_verifier=_StreamVerifier).mount()
 
 
-_FL = []
-
-
 def _flash():
-    # one device for the module, erased per test (keeps the 128 KiB MicroPython heap whole)
-    if not _FL:
-        _FL.append(NorFlash(16 * _BS, block_size=_BS, prog_size=256))
-    fl = _FL[0]
-    fl.revive()
-    for b in range(fl.block_count):
-        fl.erase(b)
-    fl.reset_counters()
-    return fl
+    return storage_dev.dev()
 
 
 def _probe(bl, keys):

@@ -2,7 +2,8 @@
 # power-cut campaign over a put/replace/compaction workload (old or new value per name).
 import os
 
-from emu.nor import NorFlash, PowerCut
+from emu.nor import PowerCut
+from fw import storage_dev
 from validator.storage.params import ParamStore
 
 _BS = 512
@@ -10,7 +11,7 @@ _REGION = (0, 4 * _BS)  # two 1 KiB halves: compaction every few puts
 
 
 def _flash():
-    return NorFlash(4 * _BS, block_size=_BS, prog_size=256)
+    return storage_dev.dev()
 
 
 def test_params_when_put_reads_back_after_remount():
@@ -47,15 +48,16 @@ def _workload(ps, st):
         st[name] = (val, None)
 
 
-def test_powercut_params_when_cut_anywhere_each_name_is_old_or_new():
+def campaign(stride):
+    """-> (cases, failures, total ops). Also used by host_tools/bench/bench_storage.py."""
     fl = _flash()
-    stride = 1 if (os.getenv("YKT_POWERCUT") or "") == "full" else 2
     ParamStore(fl, _REGION).mount()
-    total_probe = {"a": (None, None), "b": (None, None), "c": (None, None)}
+    st = {"a": (None, None), "b": (None, None), "c": (None, None)}
     n0 = fl.programs + fl.erases
-    _workload(ParamStore(fl, _REGION).mount(), total_probe)
+    _workload(ParamStore(fl, _REGION).mount(), st)
     total = fl.programs + fl.erases - n0
     cases = 0
+    fails = []
     for mode in ("drop", "torn"):
         for k in range(0, total + 1, stride):
             fl.revive()
@@ -70,11 +72,19 @@ def test_powercut_params_when_cut_anywhere_each_name_is_old_or_new():
                 pass
             fl.revive()
             ps = ParamStore(fl, _REGION).mount()
+            cases += 1
             for name in ("a", "b", "c"):
                 got = ps.get(name)
-                assert got == st[name][0] or (st[name][1] is not None and got == st[name][1]), (
-                    mode, k, name)
+                if not (got == st[name][0] or (st[name][1] is not None and got == st[name][1])):
+                    fails.append((mode, k, name))
             ps.put("a", b"after")  # still writable after the cut
-            assert ParamStore(fl, _REGION).mount().get("a") == b"after"
-            cases += 1
+            if ParamStore(fl, _REGION).mount().get("a") != b"after":
+                fails.append((mode, k, "not writable"))
+    return cases, fails, total
+
+
+def test_powercut_params_when_cut_anywhere_each_name_is_old_or_new():
+    stride = 1 if (os.getenv("YKT_POWERCUT") or "") == "full" else 2
+    cases, fails, total = campaign(stride)
     assert cases >= 20 and total > 20
+    assert not fails, fails[:5]

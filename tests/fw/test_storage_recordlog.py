@@ -2,7 +2,7 @@
 import struct
 
 import fwtest
-from emu.nor import NorFlash
+from fw import storage_dev
 from fwtest import raises
 from validator.errors import StorageError
 from validator.storage import record
@@ -18,7 +18,7 @@ _SPB = 3  # records per block
 
 
 def _flash():
-    return NorFlash(14 * _BS, block_size=_BS, prog_size=256)
+    return storage_dev.dev()
 
 
 def _log(fl):
