@@ -7,6 +7,7 @@ from validator.errors import (
     R_COMM_ERROR,
     R_OK,
     R_SAM_FAULT,
+    R_TAP_AGAIN,
     R_UNSUPPORTED_CARD,
 )
 
@@ -123,3 +124,53 @@ def test_txn_edge_when_boarding_needs_ef1a_and_card_lacks_capp_refused():
     assert r.tap(rig.card(capp=False)).reason == R_UNSUPPORTED_CARD
     card = rig.card()
     assert r.tap(card).reason == R_OK and card.ef1a[2][0:3] == b"\x27\x02\x7d"
+
+
+def test_txn_edge_when_torn_card_paid_elsewhere_meanwhile_not_taken_as_ours():
+    r = rig.Rig(fare=200)
+    card = rig.card(balance=1000)
+    card.arm_tear("before_commit")  # no debit here ...
+    assert r.tap(card).reason == R_TAP_AGAIN
+    other_bus = _bus(b"\x00\x00\x00\x65\x43\x21", fare=300)
+    assert other_bus.tap(card).reason == R_OK  # ... then ATC+1 on another validator
+    assert card.balance == 700
+    res = r.tap(card)
+    assert res.reason == R_OK and card.balance == 500  # charged here now, nothing recovered
+    assert [x["status"] for x in r.rows()][-1] == "normal"
+    assert not r.txn.tears.any
+
+
+def _bus(terminal, **kw):
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+
+    psam = Psam(rig.keys(), terminal_no=terminal)
+    return rig.Rig(psam=psam, t0=T0Card(psam), **kw)
+
+
+class _Closed:
+    """A policy that refuses every ride (e.g. no valid fare table any more)."""
+
+    reason = 19
+    amount = base = kind = flags = 0
+    write1a = False
+
+    def needs(self):
+        return 0
+
+    def decide(self, now, ef15, ef17, rec1e, rec1a):
+        return self
+
+
+def test_txn_edge_when_torn_card_back_but_fares_refuse_still_recovered():
+    from validator.errors import R_RECOVERED
+
+    r = rig.Rig(fare=200)
+    card = rig.card(balance=1000)
+    card.arm_tear("after_commit")
+    r.tap(card)
+    r.policy = _Closed()
+    r.txn.policy = r.policy
+    res = r.tap(card)
+    assert res.reason == R_RECOVERED and card.balance == 800
+    assert r.rows()[-1]["status"] == "recovered"

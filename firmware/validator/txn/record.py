@@ -24,7 +24,9 @@ C_TXN_TYPE = const(19)  # rec.O_TXN_TYPE - CTX_BASE
 C_AMOUNT = const(24)
 C_BAL_AFTER = const(32)
 C_ATC = const(36)
+C_TERMINAL = const(38)
 C_TTSN = const(44)
+C_DATETIME = const(48)
 
 # Engine flags in the first reserved byte of the image (FORMAT.md §2 RESERVED, offset 98).
 O_TXFLAGS = const(98)

@@ -46,8 +46,10 @@ from validator.txn.record import (
     C_AMOUNT,
     C_ATC,
     C_BAL_AFTER,
+    C_DATETIME,
     C_GRAY,
     C_SAVED,
+    C_TERMINAL,
     C_TXN_TYPE,
     CTX_BASE,
     CTX_IMG,
@@ -267,6 +269,15 @@ class Transaction:
         # -- blacklist -> APPLICATION BLOCK + "blocked" record (§3, §7)
         if self.blacklist.contains(self._serial):
             return self._block()
+        # -- the torn card is back: settle the old debit before anything else (§6.4)
+        if torn:
+            ctx = self.ctx
+            code = self._initialize(ctx[C_TXN_TYPE] == purse.TYPE_CAPP,
+                                    apdu.get_u32(ctx, C_AMOUNT))
+            r = self._recover(code)
+            if r >= 0:
+                return r
+            # the debit never happened: a fresh purchase follows (new INIT, new TTSN)
         # -- interconnect (EF17[8..9], §2.3): visitors must be interconnect cards
         needs = self.policy.needs()
         city = (e[2] << 8) | e[3]
@@ -306,13 +317,6 @@ class Transaction:
             if code == purse.NO_CAPP and capp_ok:
                 capp_ok = False
                 continue
-            if torn:
-                r = self._recover(code)
-                if r >= 0:
-                    return r
-                torn = False  # the torn debit did not happen: go on with a fresh purchase
-                if r == -2:  # the 805A ended the card's INITIALIZE state: start again
-                    code = self._initialize(capp_ok, amount)
             if code != R_OK:
                 return self._refuse(code)
             if not capp_ok and d.write1a:
@@ -369,7 +373,7 @@ class Transaction:
                 self._card(133)
                 code = apdu.lookup(capp.STATUS, self.sw, R_CARD_ERROR)
                 if code != R_OK:
-                    return code
+                    return code if code == purse.NO_CAPP else self._refuse(code)
             r = d.rec1e
             r[capp.R1E_TERM] = 0
             r[capp.R1E_TERM + 1] = 0
@@ -380,7 +384,7 @@ class Transaction:
             self._card(capp.update_1e(self.cmd, r, 0))
             code = apdu.lookup(capp.STATUS, self.sw, R_CARD_ERROR)
             if code != R_OK:
-                return code
+                return code if code == purse.NO_CAPP else self._refuse(code)
         # persist the recovery context and the gray record BEFORE the debit (§6.1)
         img[rec.O_STATUS] = ST_GRAY
         ctx = self.ctx
@@ -421,9 +425,8 @@ class Transaction:
         return R_OK
 
     def _recover(self, code):
-        """The torn card is back (§6.4-6.6). Returns a reason, or -1 when the debit did not
-        happen and a fresh purchase should follow with the INIT just made (-2: INIT again,
-        the 805A ended it)."""
+        """The torn card is back and INITIALIZE answered `code` (§6.4-6.6). Returns a
+        reason, or -1 when the debit did not happen (a fresh purchase follows)."""
         res = self.result
         ctx = self.ctx
         s = apdu.get_u16(ctx, C_ATC)
@@ -437,12 +440,25 @@ class Transaction:
                 return -1
         elif code == purse.NO_CAPP:
             return -1
-        # ATC moved by one (or INIT refused, e.g. 9401 after the debit): ask for the proof
+        # ATC moved by one (or INIT refused, e.g. 9401 after the debit). The card's own log
+        # (EF18 record 1, §2.4) says whose debit that was: ATC, type, terminal and date-time
+        # must be ours -- a card torn here and then used elsewhere also shows ATC+1.
+        n = self._card(read.record(self.cmd, 1, read.SFI_EF18, 23))
+        if self.sw == 0x9000 and n >= 23:
+            r = self.resp
+            if not (
+                apdu.get_u16(r, 0) == ((s + 1) & 0xFFFF)
+                and r[9] == ctx[C_TXN_TYPE]
+                and apdu.equal(r, 10, ctx, C_TERMINAL, 6)
+                and apdu.equal(r, 16, ctx, C_DATETIME, 7)
+            ):
+                self.tears.drop()  # not our debit: the gray record stays for clearing
+                return -1 if code == R_OK else self._refuse(code)
         n = self._card(purse.prove(self.cmd, ctx[C_TXN_TYPE], (s + 1) & 0xFFFF))
         pc = apdu.lookup(purse.STATUS_PROVE, self.sw, R_CARD_ERROR)
         if pc == purse.NO_PROVE:
             self.tears.drop()
-            return -2 if code == R_OK else self._refuse(code)
+            return -1 if code == R_OK else self._refuse(code)
         if pc != R_OK or n < purse.PROVE_LEN:
             return self._refuse(R_CARD_ERROR)
         img = self.img
