@@ -137,6 +137,25 @@ def test_recordlog_when_bit_flipped_reports_and_later_records_stay_readable():
     assert lg2.append(img) == 21
 
 
+def test_recordlog_when_block_header_bit_flipped_still_finds_the_end():
+    fl = _flash()
+    lg = _log(fl)
+    img = record.new_image()
+    for q in range(1, 18):
+        _fill(img, q)
+        lg.append(img)
+        lg.maintain()
+    for blk in (0, 2, 4, 5):  # oldest, middle, the one before current, current
+        fl.flip_bit(blk * _BS + 9, blk % 8)
+    lg2 = RecordLog(fl, _LOG, _WM).mount()
+    assert lg2.next_seq == 18 and lg2.first_seq == 1 and lg2.header_repairs >= 1
+    b = bytearray(128)
+    for q in range(1, 18):
+        assert lg2.read(q, b) == 128 and _ok(b, q)
+    lg2.maintain()
+    assert lg2.append(img) == 18
+
+
 def test_recordlog_when_mounted_reads_a_bounded_number_of_slots():
     fl = _flash()
     lg = _log(fl)

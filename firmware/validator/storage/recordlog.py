@@ -19,9 +19,10 @@ from validator.storage.journal import BLANK, CORRUPT, TORN, VALID, Journal, Tear
 _SLOT = const(128)
 _VERSION = const(1)
 _AHEAD = const(2)  # prepared empty blocks maintain() keeps ahead of the current block
-_HDR_LEN = const(16)
+_HDR_LEN = const(24)
 
 _LOG_MAGIC = b"YKLB"
+_MAGIC_CRC = binascii.crc32(_LOG_MAGIC)
 
 __all__ = ("RecordLog", "Journal", "TearStore", "classify")
 
@@ -73,6 +74,7 @@ class RecordLog:
         self._hb = bytearray(_HDR_LEN)
         self.corrupt = 0
         self.torn = 0
+        self.header_repairs = 0  # block headers read through their second copy
         self.reads_at_mount = 0
         self._acked = 0
         self._cseq = -1  # read cursor: seq expected at (_cblk, _cslot)
@@ -85,16 +87,24 @@ class RecordLog:
         return self._off + b * self._bs + s * _SLOT
 
     def _hdr(self, b):
-        """Lap of block b, or -1 when its header is not valid."""
+        """Lap of block b, or -1 when its header is not valid.
+
+        Two copies of the lap, each with its own CRC (FORMAT.md §3): one flipped bit
+        cannot invalidate a header, so the binary search over headers stays monotone."""
         h = self._hb
         self.flash.read(self._addr(b, 0), h)
-        if h[0:4] != _LOG_MAGIC:
-            return -1
-        if binascii.crc32(memoryview(h)[0:12]) != struct.unpack_from(">I", h, 12)[0]:
-            return -1
-        if h[4] != _VERSION:
-            raise StorageError("log format version %d" % h[4])
-        return struct.unpack_from(">I", h, 8)[0]
+        if h[0:4] == _LOG_MAGIC and binascii.crc32(memoryview(h)[0:12]) == struct.unpack_from(
+            ">I", h, 12
+        )[0]:
+            if h[4] != _VERSION:
+                raise StorageError("log format version %d" % h[4])
+            return struct.unpack_from(">I", h, 8)[0]
+        # the copy's CRC covers the magic too: CRC-32 of FF FF FF FF alone is FFFFFFFF,
+        # so a blank copy would otherwise validate
+        if binascii.crc32(memoryview(h)[16:20], _MAGIC_CRC) == struct.unpack_from(">I", h, 20)[0]:
+            self.header_repairs += 1
+            return struct.unpack_from(">I", h, 16)[0]
+        return -1
 
     def _cls(self, b, s):
         self.flash.read(self._addr(b, s), self._sb)
@@ -337,6 +347,8 @@ class RecordLog:
         h[5] = h[6] = h[7] = 0xFF
         struct.pack_into(">I", h, 8, lap)
         struct.pack_into(">I", h, 12, binascii.crc32(memoryview(h)[0:12]))
+        struct.pack_into(">I", h, 16, lap)
+        struct.pack_into(">I", h, 20, binascii.crc32(memoryview(h)[16:20], _MAGIC_CRC))
         self.flash.program(self._addr(x, 0), h)
 
     # -- sync side --------------------------------------------------------------------
