@@ -11,9 +11,15 @@ caused. Metrics:
   sync_bytes_per_s        record payload bytes / pull time, paced line
   mpremote_bytes_per_s    same bytes / `mpremote ... fs cp` wall time, same line
   sync_vs_mpremote        ratio (goal >= 5)
-  sync_line_efficiency    sync_bytes_per_s / 11 520 (goal >= 0.9)
+  sync_line_efficiency    sync_bytes_per_s / 11 520 (goal >= 0.9); above 1 because records
+                          are delta-coded on the line (PROTOCOL.md section 6)
+  sync_line_efficiency_uncompressed   the same with plain RECORDS (framing + window only)
+  sync_line_utilisation   line bytes / s / 11 520 during the compressed pull
   sync_records_per_s      unpaced pty, records pulled per second
-  sync_max_tap_delay_ms   worst lateness of a 10 ms tap tick while syncing (unpaced)
+  sync_max_tap_delay_ms   worst lateness of a 10 ms tap tick while syncing (unpaced; it
+                          includes host scheduling noise from the relay and the client)
+  sync_max_step_us        longest single Session.step() in that run (what sync can cost
+                          the card loop at most, on this host)
 """
 
 import json
@@ -44,8 +50,8 @@ def _devsim_result(p):
     raise RuntimeError("devsim failed:\n" + out)
 
 
-def _pull(host_path, db_path):
-    """-> (records, record bytes, seconds of the PULL phase)."""
+def _pull(host_path, db_path, compress=True):
+    """-> (records, record bytes, seconds of the PULL phase, line bytes in)."""
     from depot.client import Keyring, SyncClient
     from depot.db import DepotDB
     from depot.devsim import TEST_MASTER
@@ -56,13 +62,15 @@ def _pull(host_path, db_path):
     c = SyncClient(port, Keyring(master=TEST_MASTER), timeout=5.0)
     c.connect()
     rs = c.info["rec_size"]
+    b0 = c.bytes_in
     t0 = time.monotonic()
-    new, dup = c.pull(db, window=4)
+    new, dup = c.pull(db, window=4, compress=compress)
     dt = time.monotonic() - t0
+    wire_in = c.bytes_in - b0
     c.bye()
     port.close()
     db.close()
-    return new, new * rs, dt
+    return new, new * rs, dt, wire_in
 
 
 def _mpremote(ctx, le, path, size, out):
@@ -94,7 +102,7 @@ def run(ctx):
     from depot.devsim import make_record
     from depot.linesim import LineEmulator
 
-    n_paced = 250 if ctx.quick else 600  # 64-byte records: 16 / 38 KB over the paced line
+    n_paced = 150 if ctx.quick else 400  # 128-byte records: 19 / 51 KB over the paced line
     n_fast = 2000 if ctx.quick else 6000
     res = {}
     tmp = tempfile.mkdtemp(prefix="bench_sync_")
@@ -102,11 +110,18 @@ def run(ctx):
         with LineEmulator(BAUD) as le:
             dev = _devsim(ctx, le.device_path, n_paced)
             time.sleep(0.5)
-            n, nbytes, dt = _pull(le.host_path, os.path.join(tmp, "paced.sqlite"))
+            n, nbytes, dt, wire_in = _pull(le.host_path, os.path.join(tmp, "paced.sqlite"))
             _devsim_result(dev)
             if n != n_paced:
                 raise RuntimeError("paced pull moved %d of %d records" % (n, n_paced))
             sync_bps = nbytes / dt
+            res["sync_line_utilisation"] = round(wire_in / dt / LINE_BPS, 3)
+            # the same pull without record delta coding: what framing + windowing alone give
+            dev = _devsim(ctx, le.device_path, n_paced)
+            time.sleep(0.5)
+            n, nbytes, dt, _ = _pull(le.host_path, os.path.join(tmp, "raw.sqlite"), False)
+            _devsim_result(dev)
+            res["sync_line_efficiency_uncompressed"] = round(nbytes / dt / LINE_BPS, 3)
             path = os.path.join(tmp, "records.bin")
             with open(path, "wb") as f:
                 for s in range(1, n_paced + 1):
@@ -116,15 +131,16 @@ def run(ctx):
         with LineEmulator(None) as le:
             dev = _devsim(ctx, le.device_path, n_fast, tap_ms=10)
             time.sleep(0.5)
-            n, nbytes, dt = _pull(le.host_path, os.path.join(tmp, "fast.sqlite"))
+            n, nbytes, dt, _ = _pull(le.host_path, os.path.join(tmp, "fast.sqlite"))
             r = _devsim_result(dev)
         res["sync_records_per_s"] = round(n / dt)
         res["sync_max_tap_delay_ms"] = r["max_tap_delay_ms"]
+        res["sync_max_step_us"] = r["max_step_us"]
         res["sync_bytes_per_s"] = round(sync_bps)
         res["mpremote_bytes_per_s"] = round(mp_bps)
         res["sync_vs_mpremote"] = round(sync_bps / mp_bps, 2)
         res["sync_line_efficiency"] = round(sync_bps / LINE_BPS, 3)
-        res["sync_bench_record_bytes"] = n_paced * 64
+        res["sync_bench_record_bytes"] = n_paced * 128
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return res

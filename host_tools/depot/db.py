@@ -129,21 +129,41 @@ class DepotDB:
             args = (device_id,)
         return self.con.execute(q + " ORDER BY device_id, seq", args)
 
-    def export_csv(self, path, decode=None):
-        """Write the clearing file. decode(data) -> dict of clearing columns (the storage
-        record codec); without it the raw record goes out as hex. -> rows written."""
+    def export_csv(self, path, decode="auto"):
+        """Write the clearing file; -> rows written.
+
+        decode(data) -> dict of clearing columns. "auto" uses the storage record codec
+        (validator.storage.record, the records.csv columns of issue 4) for 128-byte records
+        whose CRC checks, else the raw record goes out as hex in column `record`; the
+        depot's own device_id/seq (from the sync session) always lead the row."""
+        cols = ["depot_device_id", "depot_seq", "record_ok"]
+        rec = None
+        if decode == "auto":
+            decode = None
+            try:
+                from validator.storage import record as rec
+            except ImportError:
+                rec = None
+        if decode is None and rec is not None:
+            cols += list(rec.CSV_COLUMNS)
+
+            def decode(data):
+                if len(data) != rec.REC_SIZE or not rec.crc_ok(data):
+                    return None
+                return rec.decode(data)
+
+        cols.append("record")
         n = 0
         with open(path, "w", newline="") as f:
-            w = None
+            w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
             for dev, seq, data in self.records():
-                row = {"device_id": "%08X" % dev, "seq": seq}
-                if decode is not None:
-                    row.update(decode(data))
-                else:
-                    row["record"] = data.hex()
-                if w is None:
-                    w = csv.DictWriter(f, fieldnames=list(row))
-                    w.writeheader()
+                row = {"depot_device_id": "%08X" % dev, "depot_seq": seq}
+                d = decode(data) if decode is not None else None
+                row["record_ok"] = 1 if d is not None else 0
+                if d is not None:
+                    row.update(d)
+                row["record"] = bytes(data).hex()
                 w.writerow(row)
                 n += 1
         return n

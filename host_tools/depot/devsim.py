@@ -12,6 +12,7 @@
 # On exit it prints one line: "DEVSIM {json}".
 import struct
 import sys
+from binascii import crc32
 
 from validator.sync import auth
 from validator.sync.session import Session
@@ -22,16 +23,68 @@ TEST_MASTER = b"yikatong-test-depot-master-key!!"  # tests/sim only
 TEST_CONTENT_KEY = b"yikatong-test-backoffice-c-key!!"
 
 
-def make_record(seq, rec_size=64, out=None):
-    b = out if out is not None else bytearray(rec_size)
-    struct.pack_into(">II", b, 0, seq, seq * 2654435761 & 0xFFFFFFFF)
-    for i in range(8, rec_size):
-        b[i] = (seq + i) & 0xFF
+def _mix(x):
+    """32-bit integer hash (same on MicroPython and CPython)."""
+    x = (x * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x85EBCA77) & 0xFFFFFFFF
+    return x ^ (x >> 13)
+
+
+def _bcd(v):
+    return ((v // 10) << 4) | (v % 10)
+
+
+REC_SIZE = 128
+
+
+def make_record(seq, rec_size=REC_SIZE, out=None):
+    """A plausible bus-day record in the storage layout (storage FORMAT.md §2): the same
+    route, vehicle and terminal all day, ~400 distinct cards, 20 s between taps."""
+    b = out if out is not None else bytearray(REC_SIZE)
+    for i in range(REC_SIZE):
+        b[i] = 0
+    x = _mix(seq)
+    card = _mix(seq % 389 + 7)
+    b[0:4] = b"YKR1"
+    b[4] = 1
+    b[5] = 5 if seq % 17 == 0 else 1  # refused / normal
+    struct.pack_into(">HII", b, 6, REC_SIZE, seq, DEVICE_ID)
+    b[16:20] = b"\x31\x04\x00\x00"
+    struct.pack_into(">IH", b, 20, card, card >> 16)  # card serial tail
+    b[26:34] = (b"\x02\x00\x00\x00\x31\x00\x00\x00", b"\x02\x00\x00\x00\x51\x00\x00\x00",
+                b"\x03\x10\x00\x00\x21\x00\x00\x00", b"\x02\x00\x00\x00\x10\x00\x00\x00")[card & 3]
+    b[34] = 1 + (card >> 5) % 3  # card type
+    b[35] = 0x09 if card & 4 else 0x06
+    b[37] = 1  # key version
+    b[38] = 4 if card & 8 else 0  # SM4 / 3DES
+    amount = 100 if b[34] == 2 else 200
+    before = 3000 + card % 40000
+    struct.pack_into(">III", b, 40, amount, before, before - amount)
+    struct.pack_into(">H", b, 52, (card * 3 + seq // 389) & 0xFFFF)  # ATC
+    b[54:60] = b"\x31\x00\x01\x02\x03\x04"  # PSAM terminal number
+    struct.pack_into(">I", b, 60, 1000 + seq)  # TTSN
+    t = 6 * 3600 + seq * 20  # seconds into 2026-11-24
+    d = 24 + t // 86400
+    t %= 86400
+    b[64] = 0x20
+    b[65] = 0x26
+    b[66] = 0x11
+    b[67] = _bcd(d)
+    b[68] = _bcd(t // 3600)
+    b[69] = _bcd(t // 60 % 60)
+    b[70] = _bcd(t % 60)
+    struct.pack_into(">I", b, 71, x)  # TAC
+    struct.pack_into(">HHB", b, 75, 37, (seq // 40) % 25, (seq // 1000) & 1)
+    b[80:86] = b"B12345"
+    struct.pack_into(">IHI", b, 86, 3, 1, 0xFFFFFFFF)
+    b[97] = 1
+    struct.pack_into(">I", b, 124, crc32(memoryview(b)[4:124]))
     return b
 
 
 class GenLog:
-    def __init__(self, n, rec_size=64):
+    def __init__(self, n, rec_size=REC_SIZE):
         self.rec_size = rec_size
         self.first_seq = 1
         self.next_seq = n + 1
@@ -136,7 +189,7 @@ def main(argv):
         print("DEVSIM listening", a["listen"])
         link = None
     sess = Session(link, target, (dev, kd, TEST_CONTENT_KEY), os.urandom, clock)
-    stats = {"taps": 0, "max_tap_delay_ms": 0, "done": False}
+    stats = {"taps": 0, "max_tap_delay_ms": 0, "done": False, "max_step_us": 0}
     deadline = time.ticks_add(time.ticks_ms(), a["seconds"] * 1000)
 
     async def sync_task():
@@ -152,7 +205,11 @@ def main(argv):
             if sess.link is None:
                 await asyncio.sleep_ms(5)
                 continue
+            t0 = time.ticks_us()
             did = sess.step()
+            us = time.ticks_diff(time.ticks_us(), t0)
+            if us > stats["max_step_us"]:
+                stats["max_step_us"] = us
             now = sess.authenticated()
             if was and not now:
                 ended += 1
@@ -194,10 +251,13 @@ def main(argv):
         "acked": log.acked_seq, "next": log.next_seq, "sessions": sess.sessions,
         "refused": sess.refused, "taps": stats["taps"], "last_fault": repr(sess.last_fault),
         "max_tap_delay_ms": stats["max_tap_delay_ms"], "clock": clock.now(),
+        "max_step_us": stats["max_step_us"],
         "applied": [k for k in applied], "versions": target.versions,
     }
     import json
 
+    if sess.last_fault is not None and hasattr(sys, "print_exception"):
+        sys.print_exception(sess.last_fault)
     print("DEVSIM " + json.dumps(out))
 
 

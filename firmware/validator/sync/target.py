@@ -91,7 +91,7 @@ class LogTarget(BufferedPush):
 
     def __init__(
         self, log, device_id, fw_version, content_key, clock, handlers, versions=None,
-        rec_size=64, faults=None,
+        rec_size=None, faults=None,
     ):
         self.log = log
         self.device_id = device_id
@@ -100,7 +100,8 @@ class LogTarget(BufferedPush):
         self.clock = clock
         self.handlers = handlers
         self.versions = versions if versions is not None else [0, 0, 0, 0]
-        self.rec_size = rec_size
+        # storage's RecordLog holds 128-byte records (storage FORMAT.md §2)
+        self.rec_size = rec_size if rec_size else getattr(log, "rec_size", 128)
         self._faults = faults
         self._stream = None
 
