@@ -68,6 +68,7 @@ class Iso7816:
         self._atr_ms = atr_ms
         self._b1 = bytearray(1)
         self._hdr = bytearray(5)
+        self._tx = bytearray(256)  # data phase staging: one write() per INS procedure byte
         self.exchanges = 0  # command APDUs transmitted (GET RESPONSE not counted)
         self._got = 0
 
@@ -86,6 +87,14 @@ class Iso7816:
                 if not link.readinto(b):
                     raise SamError(0, SAM_TIMEOUT)
                 return b[0]
+
+    def _putn(self, buf, n):
+        """Send buf[:n] in one write; with echo, read the n bytes back and compare."""
+        self.link.write(buf, n)
+        if self.port.echo:
+            for i in range(n):
+                if self._get(self.wwt_ms) != buf[i]:
+                    raise SamError(0, SAM_ECHO)
 
     def _put(self, v):
         b = self._b1
@@ -255,8 +264,7 @@ class Iso7816:
         Sends cmd[5:5+lc] as the card asks; appends up to le received bytes at
         resp[self._got]."""
         hdr = self._hdr
-        for i in range(5):
-            self._put(hdr[i])
+        self._putn(hdr, 5)
         ins = hdr[1]
         sent = 0
         wwt = self.wwt_ms
@@ -269,11 +277,16 @@ class Iso7816:
             if pb == ins or pb == ins ^ 0xFF:
                 one = pb != ins  # ~INS: exactly one byte, then another procedure byte
                 if sent < lc:
-                    while sent < lc:
+                    if one:
                         self._put(cmd[5 + sent])
                         sent += 1
-                        if one:
-                            break
+                    else:
+                        tx = self._tx
+                        k = lc - sent
+                        for i in range(k):
+                            tx[i] = cmd[5 + sent + i]
+                        self._putn(tx, k)
+                        sent = lc
                 elif le > 0:
                     while le > 0:
                         if got >= cap:
