@@ -174,3 +174,41 @@ def test_txn_edge_when_torn_card_back_but_fares_refuse_still_recovered():
     res = r.tap(card)
     assert res.reason == R_RECOVERED and card.balance == 800
     assert r.rows()[-1]["status"] == "recovered"
+
+
+class _DiesAt8072:
+    """A PSAM emulator that goes mute on the 8072 (pulled out right after the debit)."""
+
+    def __init__(self, psam, port):
+        self.psam = psam
+        self.port = port
+
+    def __getattr__(self, k):
+        return getattr(self.psam, k)
+
+    def apdu(self, c):
+        if c[1] == 0x72:
+            self.port.silent = True
+            return b""
+        return self.psam.apdu(c)
+
+
+def test_txn_edge_when_psam_dies_after_debit_ride_recorded_psam_faulted():
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+    from validator.txn import record as TR
+
+    real = Psam(rig.keys(), terminal_no=rig.TERM)
+    dying = _DiesAt8072(real, None)
+    r = rig.Rig(psam=dying, t0=T0Card(dying))
+    dying.port = r.port
+    card = rig.card()
+    res = r.tap(card)
+    assert res.reason == R_OK and card.balance == 800
+    rec = r.rows()[-1]
+    assert rec["status"] == "normal" and rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED
+    assert not r.psam.ready and not r.txn.tears.any
+    assert r.tap(rig.card(serial=OTHER_SERIAL)).reason == R_SAM_FAULT
+
+
+OTHER_SERIAL = "03104770040099999901"

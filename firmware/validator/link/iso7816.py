@@ -189,6 +189,12 @@ class Iso7816:
         # WWT = 960 * WI * Fi / f (§10.2); +50% margin for UART latency
         self.wwt_ms = (960 * self.wi * fi) // self.f_khz * 3 // 2 + 1
 
+    def power_up(self):
+        """Reset + ATR, then PPS when offered (boot path); returns the ATR length."""
+        n = self.reset()
+        self.pps()
+        return n
+
     def pps(self):
         """Negotiate TA1's Fi/Di with T=0 (§9.2) if the ATR offers more than the default.
 

@@ -408,10 +408,17 @@ class Transaction:
             return self._refuse(code if code != R_OK else R_CARD_ERROR)
         apdu.copy(img, rec.O_TAC, self.resp, purse.DEBIT_TAC, 4)
         img[O_TXFLAGS] = 0
-        ok2 = psam.verify_mac2(self.resp, purse.DEBIT_MAC2)
-        res.exchanges += 1
-        if not ok2:
-            img[O_TXFLAGS] = FL_MAC2_BAD
+        ok2 = True
+        try:
+            ok2 = psam.verify_mac2(self.resp, purse.DEBIT_MAC2)
+            res.exchanges += 1
+            if not ok2:
+                img[O_TXFLAGS] = FL_MAC2_BAD
+        except SamError:
+            # the card has debited and its TAC is in hand: record the ride, and let the
+            # PSAM fault stop the following taps (psam.ready) instead of losing this one
+            psam.ready = False
+            img[O_TXFLAGS] = FL_MAC2_UNVERIFIED
         img[rec.O_STATUS] = ST_NORMAL
         apdu.put_u32(img, rec.O_REF_SEQ, gray)
         res.seq = self.records.append(img)
