@@ -53,6 +53,10 @@ def main():
             if fwtest.VERBOSE:
                 print("ok  ", mod_name + "." + t)
         del sys.modules["fw." + mod_name]
+        try:  # __import__ also binds the module on the fw package: drop that too
+            delattr(sys.modules["fw"], mod_name)
+        except (AttributeError, KeyError):
+            pass
         gc.collect()
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     sys.exit(1 if failed or not passed else 0)

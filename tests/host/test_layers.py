@@ -29,6 +29,7 @@ STDLIB_EXTRA = {
     "validator/sync/transport.py": {"select", "socket", "termios", "os", "time", "ssl"},
     # compression (deflate on MicroPython, zlib under CPython) and stream wrappers
     "validator/sync/session.py": {"io", "deflate", "zlib", "time"},
+    "validator/sync/xfer.py": {"io", "deflate", "zlib"},
 }
 
 
