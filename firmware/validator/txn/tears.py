@@ -35,8 +35,9 @@ class TearTable:
         self.any = False
 
     def resume(self, records, img):
-        """Load after a reboot. A context whose final record already is the newest record
-        (power lost between commit and drop) is dropped."""
+        """Load after a reboot; img receives the newest record (zeros if none). A context
+        whose final record already is the newest record (power lost between commit and
+        drop) is dropped."""
         t = self.t
         for i in range(CTX_TABLE_LEN):
             t[i] = 0
@@ -44,10 +45,10 @@ class TearTable:
             self.tags[k] = -1  # PSAM sessions do not survive a reboot
         self.any = False
         self.slot = -1
+        seq = records.next_seq - 1  # the newest record, left in img for the caller
+        n = records.read(seq, img) if seq >= 0 else 0
         if not self.store.load(t):
             return
-        seq = records.next_seq - 1
-        n = records.read(seq, img) if seq >= 0 else 0
         st = img[rec.O_STATUS]
         final = n >= rec.REC_SIZE and (st == ST_NORMAL or st == ST_RECOVERED)
         for k in range(N_CTX):

@@ -157,8 +157,18 @@ class Transaction:
 
     # ---- boot ------------------------------------------------------------------------------
     def resume(self):
-        """Reload the tear contexts after a reboot (§6.1)."""
-        self.tears.resume(self.records, self.img)
+        """After a reboot: reload the tear contexts (§6.1), and let the newest paid ride
+        count for the repeat window, so a passenger tapping again after a power cut
+        between the final record and the feedback is not charged twice."""
+        img = self.img
+        for i in range(rec.REC_SIZE):
+            img[i] = 0
+        self.tears.resume(self.records, img)
+        st = img[rec.O_STATUS]
+        if st == ST_NORMAL or st == ST_RECOVERED:
+            t = bcdtime.unpack_datetime(img, rec.O_DATETIME)
+            if t > 0:
+                self._remember_serial(img, rec.O_SERIAL, t)
 
     def maintain(self):
         """Idle-time flash housekeeping of the stores the tap path appends to (no erase
@@ -565,7 +575,10 @@ class Transaction:
         return False
 
     def _remember(self, now):
+        self._remember_serial(self.ef15, 10, now)
+
+    def _remember_serial(self, src, off, t):
         k = self._seen_i
-        apdu.copy(self._seen, k * _SER, self.ef15, 10, _SER)
-        self._seen_t[k] = now or 1
+        apdu.copy(self._seen, k * _SER, src, off, _SER)
+        self._seen_t[k] = t or 1
         self._seen_i = (k + 1) % _SEEN
