@@ -129,6 +129,9 @@ def test_txn_when_blacklisted_application_blocked_and_recorded():
     # a locked card is refused at SELECT from then on (6283)
     r2 = rig.Rig()
     assert r2.tap(card).reason == R_APP_BLOCKED
+    again = r2.rows()[-1]
+    assert again["status"] == "refused" and again["reason"] == R_APP_BLOCKED
+    assert again["card_serial"] == "03104770040067442802"
 
 
 def test_txn_when_blacklisted_sm4_card_blocked_with_sm4_mac():

@@ -23,6 +23,7 @@ from micropython import const
 from validator.card import block, capp, purse, read, select
 from validator.errors import (
     R_ALREADY_PAID,
+    R_APP_BLOCKED,
     R_BLACKLISTED,
     R_CARD_ERROR,
     R_COMM_ERROR,
@@ -153,6 +154,7 @@ class Transaction:
         self._seen_i = 0
         self._tag = 0  # tap counter; the PSAM session belongs to psam.session_tag
         self.sw = 0
+        self._known = False  # EF15 of a refused SELECT is known (blocked card's FCI)
         self.resume()
 
     # ---- boot ------------------------------------------------------------------------------
@@ -243,6 +245,12 @@ class Transaction:
             n = self._card(6 + ln)
             code = apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR)
         if code != R_OK:
+            if code == R_APP_BLOCKED and n > 0:
+                # a blocked card still shows its FCI (6283, §1): keep EF15 for the record
+                off = select.fci_ef15(self.resp, n + 2)
+                if off >= 0:
+                    apdu.copy(self.ef15, 0, self.resp, off, select.EF15_LEN)
+                    self._known = True
             return code
         off = select.fci_ef15(self.resp, n + 2)
         if off >= 0:
@@ -255,12 +263,16 @@ class Transaction:
         return R_OK
 
     def _tap(self):
+        self._known = False
         code = self._select()
-        if code != R_OK:
-            return code
-        e = self.ef15
         now = self.clock.now()
         bcdtime.pack_datetime(now, self.dt, 0)
+        if code != R_OK:
+            if self._known:
+                self._img_card()
+                return self._refuse(code)  # logged: a locked card presented again
+            return code
+        e = self.ef15
         self._img_card()
         # -- dates (§2.1 EF15[20..27]); the expiry day itself is still valid
         start = bcdtime.unpack_date(e, 20)
