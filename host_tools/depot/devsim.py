@@ -105,6 +105,32 @@ class GenLog:
             self.acked_seq = seq
 
 
+_NOR_SIZE = 256 * 1024  # 60 log blocks (1860 records) + a 16 KiB watermark journal
+
+
+def nor_log(path, n):
+    """storage's RecordLog on a file-backed emulated NOR, filled with n records."""
+    from emu.nor import NorFlash
+    from validator.storage.recordlog import RecordLog
+
+    log = RecordLog(NorFlash(_NOR_SIZE, path=path), (0, 240 * 1024), (240 * 1024, 16 * 1024))
+    log.mount()
+    log.maintain()
+    log.rec_size = REC_SIZE
+    for _ in range(n):
+        tap(log)
+    return log
+
+
+def tap(log):
+    if isinstance(log, GenLog):
+        return log.append()
+    make_record(log.next_seq, REC_SIZE, log.image)  # the log's own preallocated image
+    seq = log.append()
+    log.maintain()  # idle-time erase ahead (storage FORMAT.md: never inside a tap)
+    return seq
+
+
 class Clock:
     def __init__(self):
         import time
@@ -153,7 +179,10 @@ def main(argv):
     a = _args(argv)
     dev = a["device-id"]
     kd = auth.derive_device_key(TEST_MASTER, dev)
-    log = GenLog(a["records"])
+    if a["nor"]:
+        log = nor_log(a["nor"], a["records"])
+    else:
+        log = GenLog(a["records"])
     clock = Clock()
     applied = {}
 
@@ -237,7 +266,7 @@ def main(argv):
             late = time.ticks_diff(time.ticks_ms(), nxt)
             if late > stats["max_tap_delay_ms"]:
                 stats["max_tap_delay_ms"] = late
-            log.append()  # the "tap": a record committed
+            tap(log)  # the "tap": a record committed
             stats["taps"] += 1
             nxt = time.ticks_add(nxt, period)
 

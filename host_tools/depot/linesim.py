@@ -27,6 +27,7 @@ class LineEmulator:
         self.device_path = os.ttyname(self.sa)
         self.host_path = os.ttyname(self.sb)
         self.count = {"a2b": 0, "b2a": 0}
+        self.budget = {"a2b": -1, "b2a": -1}  # bytes still let through; -1 = no cut
         self._stop = False
         self._threads = [
             threading.Thread(target=self._relay, args=(self.ma, self.mb, "a2b"), daemon=True),
@@ -59,12 +60,25 @@ class LineEmulator:
                     d = free_at - time.monotonic()
                     if d > 0:
                         time.sleep(d)
+                b = self.budget[name]
+                if b >= 0:  # a pulled cable: bytes past the cut vanish
+                    piece = piece[:b]
+                    self.budget[name] = b - len(piece)
                 try:
-                    os.write(dst, piece)
+                    if piece:
+                        os.write(dst, piece)
                 except OSError:
                     pass
                 off += len(piece)
                 self.count[name] += len(piece)
+
+    def cut_after(self, direction, n):
+        """Let n more bytes through in direction "a2b" (device to host) or "b2a", then
+        drop everything (the cable is pulled)."""
+        self.budget[direction] = n
+
+    def restore(self):
+        self.budget["a2b"] = self.budget["b2a"] = -1
 
     def close(self):
         self._stop = True

@@ -165,3 +165,30 @@ def test_sync_when_forged_blacklist_pushed_exit_1_and_nothing_activated(tmp_path
     assert rc == EXIT_FAIL
     assert "content refused" in capsys.readouterr().err
     assert res["versions"] == [0, 0, 0, 0] and res["applied"] == []
+
+
+def test_sync_when_cable_pulled_mid_pull_on_real_recordlog_resume_loses_and_doubles_nothing(
+    tmp_path,
+):
+    # the device runs storage's RecordLog on a file-backed emulated NOR, taps every 20 ms
+    db = str(tmp_path / "depot.sqlite")
+    nor = str(tmp_path / "flash.nor")
+    with LineEmulator() as le:
+        dev = _device("--tty", le.device_path, "--nor", nor, "--records", "1200",
+                      "--tap-ms", "20", "--seconds", "40", "--sessions", "2")
+        time.sleep(0.5)
+        le.cut_after("a2b", 15000)  # device -> host dies mid-pull (~1/4 of the records)
+        rc1 = ykt(["sync", "--port", le.host_path, "--test-keys", "--db", db, "--timeout",
+                   "1", "--progress", "never"])
+        got1 = len(_seqs(db)[0])
+        le.restore()
+        time.sleep(0.2)
+        rc2 = ykt(["sync", "--port", le.host_path, "--test-keys", "--db", db,
+                   "--progress", "never"])
+        res = _result(dev, timeout=60)
+    assert rc1 == 3 and 0 < got1 < 1200  # the first sync really was cut short
+    assert rc2 == 0
+    seqs, data = _seqs(db)
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 1200
+    assert res["acked"] == len(seqs), res
+    assert all(bytes(data[s]) == bytes(make_record(s)) for s in seqs[:: 97])

@@ -102,7 +102,7 @@ def open_tty(path):
 
     f = open(path, "r+b", 0) if _cpython() else open(path, "r+b")
     fd = f.fileno()
-    termios.setraw(fd)
+    getattr(termios, "setraw")(fd)  # unix port and CPython have it; the stubs do not
     a = termios.tcgetattr(fd)
     a[6][6] = 0  # VMIN: return what is there
     a[6][5] = 0  # VTIME: do not wait

@@ -58,8 +58,25 @@ def _inflate(src, dst):
         return len(out)
 
 
+MYPY = False  # mypy treats this name as True: the typing import never runs on a device
+if MYPY:
+    from typing import Any  # noqa: F401 (used in type comments)
+
+
 class Transfer:
     """Pull and push handlers; state lives on the Session (see Session.__init__)."""
+
+    # Provided by Session (declared here for the type checker only).
+    target = None  # type: Any
+    _tx = None  # type: Any
+    _txmv = None  # type: Any
+    _zraw = None  # type: Any
+    _zprev = None  # type: Any
+    _sent_hw = 0
+    _pushing = False
+    _send = None  # type: Any
+    _result = None  # type: Any
+    _error = None  # type: Any
 
     def _on_pull(self, p):
         if len(p) != 7 and len(p) != 8:
