@@ -14,10 +14,6 @@ import struct
 import sys
 from binascii import crc32
 
-from validator.sync import auth
-from validator.sync.session import Session
-from validator.sync.target import LogTarget
-
 DEVICE_ID = 0x1234ABCD
 TEST_MASTER = b"yikatong-test-depot-master-key!!"  # tests/sim only
 TEST_CONTENT_KEY = b"yikatong-test-backoffice-c-key!!"
@@ -171,18 +167,23 @@ def _args(argv):
 
 def main(argv):
     import asyncio
+    import gc
     import os
     import time
 
-    from validator.sync import transport
-
     a = _args(argv)
-    dev = a["device-id"]
-    kd = auth.derive_device_key(TEST_MASTER, dev)
+    # storage first: compiling modules from source needs contiguous heap (128 KiB)
     if a["nor"]:
         log = nor_log(a["nor"], a["records"])
     else:
         log = GenLog(a["records"])
+    gc.collect()
+    from validator.sync import auth, transport
+    from validator.sync.session import Session
+    from validator.sync.target import LogTarget
+
+    dev = a["device-id"]
+    kd = auth.derive_device_key(TEST_MASTER, dev)
     clock = Clock()
     applied = {}
 
