@@ -212,3 +212,32 @@ def test_txn_edge_when_psam_dies_after_debit_ride_recorded_psam_faulted():
 
 
 OTHER_SERIAL = "03104770040099999901"
+
+
+class _NoMotDf:
+    """A contact card that is not a MOT PSAM: it has no DF 8011."""
+
+    def __init__(self, psam):
+        self.psam = psam
+
+    def __getattr__(self, k):
+        return getattr(self.psam, k)
+
+    def apdu(self, c):
+        if c[1] == 0xA4:
+            return b"\x6a\x82"
+        return self.psam.apdu(c)
+
+
+def test_txn_edge_when_psam_lacks_df8011_boot_fails_sam_fault():
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+    from validator.errors import SamError
+
+    wrong = _NoMotDf(Psam(rig.keys(), terminal_no=rig.TERM))
+    try:
+        rig.Rig(psam=wrong, t0=T0Card(wrong))
+    except SamError as e:
+        assert e.sw == 0x6A82
+    else:
+        raise AssertionError("a PSAM without DF 8011 booted")
