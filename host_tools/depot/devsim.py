@@ -151,12 +151,13 @@ def _args(argv):
     a = {
         "tty": None, "listen": None, "connect": None, "records": 100, "tap-ms": 0,
         "seconds": 60, "sessions": 1, "nor": None, "device-id": DEVICE_ID,
+        "tls": 0,
     }
     i = 0
     while i < len(argv):
         k = argv[i][2:]
         v = argv[i + 1]
-        if k in ("records", "tap-ms", "seconds", "sessions", "listen"):
+        if k in ("records", "tap-ms", "seconds", "sessions", "listen", "tls"):
             v = int(v)
         if k == "device-id":
             v = int(v, 16)
@@ -213,7 +214,7 @@ def main(argv):
         link = transport.open_tty(a["tty"])
     elif a["connect"]:
         h, p = a["connect"].split(":")
-        link = transport.tcp_connect(h, int(p))
+        link = transport.tcp_connect(h, int(p), tls=bool(a["tls"]))
     else:
         listener = transport.TcpListener(a["listen"])
         print("DEVSIM listening", a["listen"])

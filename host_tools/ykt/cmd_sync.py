@@ -27,6 +27,8 @@ def register(sub):
     p.add_argument("--baud", type=int, default=115200)
     p.add_argument("--accept-timeout", type=float, default=30.0,
                    help="with listen://h:p, how long to wait for the validator to connect")
+    p.add_argument("--tls-cert", metavar="PEM", help="with listen://: serve TLS with this cert")
+    p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--db", default=DEFAULT_DB, help="depot SQLite file (default %(default)s)")
     p.add_argument("--keys", default=None,
                    help="depot key file JSON {master|devices} (default %s)" % DEFAULT_KEYS)
@@ -89,7 +91,8 @@ class SocketPort:
         self.sock.close()
 
 
-def accept_port(hostport, wait_s, timeout=0.05):
+def accept_port(hostport, wait_s, timeout=0.05, tls=None):
+    """tls: (certfile, keyfile) to run TLS over the accepted connection (Wi-Fi depots)."""
     import socket
 
     host, _, port = hostport.rpartition(":")
@@ -100,10 +103,17 @@ def accept_port(hostport, wait_s, timeout=0.05):
         srv.listen(1)
         srv.settimeout(wait_s)
         c, _ = srv.accept()
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            c.settimeout(wait_s)
+            c = ctx.wrap_socket(c, server_side=True)
     except socket.timeout:
         raise CommandError("no validator connected to %s within %g s" % (hostport, wait_s),
                            EXIT_IO)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         raise CommandError("cannot listen on %s: %s" % (hostport, e), EXIT_IO)
     finally:
         try:
@@ -113,11 +123,11 @@ def accept_port(hostport, wait_s, timeout=0.05):
     return SocketPort(c, timeout)
 
 
-def open_port(url, baud, timeout=0.05, wait_s=30.0):
+def open_port(url, baud, timeout=0.05, wait_s=30.0, tls=None):
     import serial
 
     if url.startswith("listen://"):
-        return accept_port(url[len("listen://") :], wait_s, timeout)
+        return accept_port(url[len("listen://") :], wait_s, timeout, tls)
     if url.startswith("tcp://"):
         url = "socket://" + url[len("tcp://") :]
     try:
@@ -172,7 +182,10 @@ def do_sync(args):
             except OSError as e:
                 raise CommandError("cannot read %s: %s" % (path, e), EXIT_IO)
     keyring = _keyring(args)
-    port = open_port(args.port, args.baud, wait_s=args.accept_timeout)
+    tls = None
+    if args.tls_cert:
+        tls = (args.tls_cert, args.tls_key or args.tls_cert)
+    port = open_port(args.port, args.baud, wait_s=args.accept_timeout, tls=tls)
     db = DepotDB(args.db)
     summary = {"port": args.port, "db": args.db}
     started = time.time()

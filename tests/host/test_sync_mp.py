@@ -192,3 +192,46 @@ def test_sync_when_cable_pulled_mid_pull_on_real_recordlog_resume_loses_and_doub
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 1200
     assert res["acked"] == len(seqs), res
     assert all(bytes(data[s]) == bytes(make_record(s)) for s in seqs[:: 97])
+
+
+def _self_signed(tmp_path):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "depot.local")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    pem = tmp_path / "depot.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(pem)
+
+
+def test_sync_when_device_connects_out_over_tls_records_arrive(tmp_path):
+    pem = _self_signed(tmp_path)
+    db = str(tmp_path / "depot.sqlite")
+    port = _free_port()
+    import threading
+
+    rc = []
+    t = threading.Thread(target=lambda: rc.append(ykt(
+        ["sync", "--port", "listen://127.0.0.1:%d" % port, "--tls-cert", pem, "--test-keys",
+         "--db", db, "--progress", "never", "--accept-timeout", "10"])))
+    t.start()
+    time.sleep(0.3)
+    dev = _device("--connect", "127.0.0.1:%d" % port, "--tls", "1", "--records", "300",
+                  "--seconds", "20")
+    t.join(20)
+    res = _result(dev)
+    assert rc == [0], res
+    assert _seqs(db)[0] == list(range(1, 301)) and res["acked"] == 300
