@@ -94,7 +94,9 @@ def test_txn_edge_when_psam_keys_wrong_mac1_refused_9302_no_debit():
     res = r.tap(card)
     assert res.reason == R_CARD_ERROR and res.sw == 0x9302
     assert card.balance == 1000 and not r.txn.tears.any
-    assert [x["status"] for x in r.rows()] == ["gray", "refused"]
+    rows = r.rows()
+    assert [x["status"] for x in rows] == ["gray", "refused"]
+    assert rows[1]["ref_seq"] == rows[0]["seq"]  # the refusal closes the gray record
 
 
 class _Boarding:

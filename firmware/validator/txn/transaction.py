@@ -424,9 +424,10 @@ class Transaction:
             return R_TAP_AGAIN
         code = apdu.lookup(purse.STATUS_DEBIT, self.sw, R_CARD_ERROR)
         if code != R_OK or n < purse.DEBIT_LEN:
-            # any status word: the card did not debit (§6.2); the gray record stays and
-            # clearing closes it by (serial, ATC) never appearing as normal
+            # any status word: the card did not debit (§6.2); the refused record names
+            # the gray one it closes (REF_SEQ), so clearing never waits for it
             self.tears.drop()
+            apdu.put_u32(img, rec.O_REF_SEQ, gray)
             return self._refuse(code if code != R_OK else R_CARD_ERROR)
         apdu.copy(img, rec.O_TAC, self.resp, purse.DEBIT_TAC, 4)
         img[O_TXFLAGS] = 0
