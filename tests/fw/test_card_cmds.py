@@ -143,3 +143,20 @@ def test_psam_when_8072_refused_returns_false():
     p = Psam(_Capture(b"\x93\x02"))
     assert not p.verify_mac2(b"\x3e\xf5\x6c\x68", 0)
     assert p.cmd[:9] == unhexlify("80720000043ef56c68")
+
+
+def test_select_when_fci_bytes_are_random_parsers_never_raise():
+    # hostile or corrupted FCI/PPSE answers: results stay inside the response, no exception
+    seed = 12345
+    buf = bytearray(260)
+    for round_ in range(1500):
+        n = 2 + (round_ % 120)
+        for i in range(n):
+            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+            buf[i] = (seed >> 16) & 0xFF
+        if round_ % 3 == 0:
+            buf[0], buf[1] = 0x6F, max(0, n - 4)  # plausible outer template
+        off = select.fci_ef15(buf, n)
+        assert off == -1 or 0 <= off and off + 30 <= n - 2
+        a = select.ppse_aid(buf, n)
+        assert a == -1 or (a & 0xFFFF) + (a >> 16) <= n - 2
