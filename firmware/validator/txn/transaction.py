@@ -389,7 +389,8 @@ class Transaction:
             # the trip records (§2.5, §2.6); the engine owns amount/balance/time/terminal
             if d.write1a:
                 c = self.cmd
-                apdu.header(c, 0x80, 0xDC, 0x02, 0xD0)
+                # P1 = record number N of the record ID 27 0N (§3), P2 = D0 (SFI 1A)
+                apdu.header(c, 0x80, 0xDC, d.rec1a[1], 0xD0)
                 c[4] = 128
                 apdu.copy(c, 5, d.rec1a, 0, 128)
                 self._card(133)
