@@ -160,14 +160,9 @@ class Bar:
         sys.stderr.flush()
 
 
-def _local_secs_since_2000():
-    t = time.localtime()
-    return int(time.mktime(t) - time.mktime((2000, 1, 1, 0, 0, 0, 0, 0, t.tm_isdst)))
-
-
 def do_sync(args):
-    from depot.client import SyncClient, SyncFailure
     from depot.db import DepotDB
+    from depot.station import StationError, local_secs_since_2000, sync_once
     from validator.sync import wire
 
     pushes = []
@@ -187,63 +182,31 @@ def do_sync(args):
         tls = (args.tls_cert, args.tls_key or args.tls_cert)
     port = open_port(args.port, args.baud, wait_s=args.accept_timeout, tls=tls)
     db = DepotDB(args.db)
-    summary = {"port": args.port, "db": args.db}
-    started = time.time()
-    client = SyncClient(port, keyring, timeout=args.timeout)
-    stage = "connect"
     try:
-        info = client.connect()
-        summary["device_id"] = "%08X" % info["device_id"]
-        summary["info"] = info
-        db.note_device(info)
-        if not args.no_pull:
-            stage = "pull"
-            new, dup = client.pull(db, window=max(1, min(8, args.window)),
-                                   progress=Bar(args.progress, "records"))
-            summary["records_new"] = new
-            summary["records_dup"] = dup
-        pushed = []
-        for kind, path, blob in pushes:
-            stage = "push " + wire.KIND_NAMES[kind]
-            v = client.push(kind, blob, progress=Bar(args.progress, wire.KIND_NAMES[kind]))
-            pushed.append({"kind": wire.KIND_NAMES[kind], "file": path, "version": v})
-        summary["pushed"] = pushed
-        if not args.no_clock:
-            stage = "clock"
-            secs = _local_secs_since_2000()
-            client.set_clock(secs)
-            summary["clock_set"] = secs
-        if args.faults:
-            stage = "faults"
-            summary["faults"] = client.faults().decode("utf-8", "replace").splitlines()
-        summary["info_after"] = client.refresh_info()
-        db.note_device(summary["info_after"])
-        client.bye()
-        db.note_sync(client.device_id, started, summary.get("records_new", 0),
-                     summary.get("records_dup", 0), "ok")
-    except SyncFailure as e:
-        if client.tx_mac is not None and e.code not in _PROTOCOL_CODES and e.code is not None:
-            client.bye()  # a refused push leaves a sound session: end it cleanly
-        if client.device_id is not None:
-            db.note_sync(client.device_id, started, 0, 0, "%s: %s" % (stage, e))
+        summary = sync_once(
+            port, keyring, db, pushes,
+            clock_secs=None if args.no_clock else local_secs_since_2000(),
+            pull=not args.no_pull, faults=args.faults, window=args.window,
+            timeout=args.timeout, progress=lambda label: Bar(args.progress, label),
+        )
+    except StationError as e:
         if e.code is None:
             code = EXIT_IO
         elif e.code in _PROTOCOL_CODES:
             code = EXIT_PROTOCOL
         else:
             code = EXIT_FAIL
-        raise CommandError("sync %s failed: %s" % (stage, e), code)
+        raise CommandError(str(e), code)
     finally:
         try:
             port.close()
         except Exception:
             pass
+    summary["port"] = args.port
+    summary["db"] = args.db
     if args.export_csv:
         summary["csv_rows"] = db.export_csv(args.export_csv)
     db.close()
-    summary["bytes_in"] = client.bytes_in
-    summary["bytes_out"] = client.bytes_out
-    summary["seconds"] = round(time.time() - started, 3)
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
