@@ -303,7 +303,7 @@ class Rig:
             self.cj = Journal()
             port = JournalLink(self.port, self.pj)
         self.slot = Iso7816(port, self.clock)
-        self.psam = Psam(self.slot, self.slot.reset)
+        self.psam = Psam(self.slot, self.slot.power_up)
         self.psam.boot()
         self.reader = Reader(journal=self.cj)
         self.flash = NorFlash(30 * _BS, block_size=_BS, prog_size=256)
