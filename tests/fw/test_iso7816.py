@@ -59,10 +59,45 @@ def test_iso7816_when_atr_offers_t1_tck_checked():
 
 
 def test_iso7816_when_ts_wrong_bad_atr():
-    link, _, _, _ = _slot(atr=b"\x3f\x00")
-    assert fwtest.raises(SamError, link.reset).code == SAM_BAD_ATR
     link, _, _, _ = _slot(atr=b"\x12\x00")
     assert fwtest.raises(SamError, link.reset).code == SAM_BAD_ATR
+
+
+def _inv(x):
+    v = 0
+    for i in range(8):
+        if x & (1 << i):
+            v |= 0x80 >> i
+    return v ^ 0xFF
+
+
+class _InverseLine:
+    """An inverse-convention PSAM (TS 3F) as a direct-convention UART sees it: every byte
+    bit-reversed and complemented, both ways (ISO 7816-3 §8.1)."""
+
+    def __init__(self, t0):
+        self.t0 = t0
+
+    def reset(self):
+        return bytes([_inv(x) for x in self.t0.reset()])
+
+    def feed(self, data):
+        out = self.t0.feed(bytes([_inv(x) for x in data]))
+        return bytes([_inv(x) for x in out])
+
+
+def test_iso7816_when_inverse_convention_ts_03_bytes_converted():
+    from emu.psam import Psam
+    from emu.t0 import ATR, T0Card
+
+    clock = rig.Clock()
+    t0 = T0Card(Psam(rig.keys(), terminal_no=rig.TERM), atr=b"\x3f" + ATR[1:])
+    link = Iso7816(rig.T0Port(_InverseLine(t0), clock), clock)
+    assert link.reset() == 12 and link.inverse and link.atr[0] == 0x3F
+    assert bytes(link.atr[4:12]) == b"MOTPSM01"
+    resp = bytearray(260)
+    n = link.transmit(bytearray(EF16_CMD), 5, resp)
+    assert bytes(resp[:n]) == b"\x00\x00\x00\x12\x34\x56\x90\x00"
 
 
 def test_iso7816_when_slot_empty_no_atr():

@@ -6,8 +6,9 @@
 # RX share the single I/O line, so every byte we send comes back and must be discarded).
 #
 # What this module does (section numbers: ISO/IEC 7816-3:2006):
-#   * cold reset and ATR read + parse (§8): TS, T0, TAi/TBi/TCi/TDi, historical bytes, TCK
-#     (present only when a protocol other than T=0 is offered, §8.2.5);
+#   * cold reset and ATR read + parse (§8): TS (3B direct; 3F inverse, converted here when
+#     the UART reads it as 03), T0, TAi/TBi/TCi/TDi, historical bytes, TCK (present only
+#     when a protocol other than T=0 is offered, §8.2.5);
 #   * optional PPS (§9) when TA1 offers a faster Fi/Di; the port changes its baud rate
 #     through an optional `set_etu(fi, di)` method;
 #   * T=0 command transport (§10): procedure bytes INS (send/receive the rest), ~INS (one
@@ -34,6 +35,21 @@ SAM_OVERFLOW = const(7)
 
 _TS_DIRECT = const(0x3B)
 _TS_INVERSE = const(0x3F)
+_TS_INVERSE_SEEN = const(0x03)  # inverse-convention TS read by a direct-convention UART
+
+
+def _conv(x):
+    # §8.1: inverse convention = logic 1 is the low state and bits come MSB first. A UART
+    # set up for the direct convention therefore receives bitreverse(~x); the map is its
+    # own inverse, so the same table converts in both directions.
+    v = 0
+    for i in range(8):
+        if x & (1 << i):
+            v |= 0x80 >> i
+    return v ^ 0xFF
+
+
+_INV = bytes([_conv(x) for x in range(256)])  # built once at import (boot)
 _NULL = const(0x60)
 _ATR_MAX = const(33)
 _WI_DEFAULT = const(10)
@@ -69,6 +85,8 @@ class Iso7816:
         self._b1 = bytearray(1)
         self._hdr = bytearray(5)
         self._tx = bytearray(256)  # data phase staging: one write() per INS procedure byte
+        self._txi = bytearray(256)  # the same bytes converted for the inverse convention
+        self.inverse = False  # True: convert every byte (TS arrived as 0x03)
         self.exchanges = 0  # command APDUs transmitted (GET RESPONSE not counted)
         self._got = 0
 
@@ -81,16 +99,22 @@ class Iso7816:
         t0 = clock.ticks_ms()
         while True:
             if link.readinto(b):
-                return b[0]
+                return _INV[b[0]] if self.inverse else b[0]
             left = ms - clock.ticks_diff(clock.ticks_ms(), t0)
             if left <= 0 or not link.wait(left):
                 if not link.readinto(b):
                     raise SamError(0, SAM_TIMEOUT)
-                return b[0]
+                return _INV[b[0]] if self.inverse else b[0]
 
     def _putn(self, buf, n):
         """Send buf[:n] in one write; with echo, read the n bytes back and compare."""
-        self.link.write(buf, n)
+        if self.inverse:
+            t = self._txi
+            for i in range(n):
+                t[i] = _INV[buf[i]]
+            self.link.write(t, n)
+        else:
+            self.link.write(buf, n)
         if self.port.echo:
             for i in range(n):
                 if self._get(self.wwt_ms) != buf[i]:
@@ -98,7 +122,7 @@ class Iso7816:
 
     def _put(self, v):
         b = self._b1
-        b[0] = v
+        b[0] = _INV[v] if self.inverse else v
         self.link.write(b, 1)
         if self.port.echo:
             # single-wire I/O: our own byte comes straight back (§5.2 contact C7)
@@ -114,15 +138,17 @@ class Iso7816:
         self.link.drain()
         port.reset(1)
         atr = self.atr
+        self.inverse = False
         try:
             ts = self._get(self._atr_ms)
         except SamError:
             raise SamError(0, SAM_NO_ATR)
-        if ts == _TS_INVERSE:
-            # inverse convention: the UART would see 0x03; boards must set the UART up for
-            # it. We accept only the direct convention here (every MOT PSAM seen uses 3B).
-            raise SamError(0, SAM_BAD_ATR)
-        if ts != _TS_DIRECT:
+        if ts == _TS_INVERSE_SEEN:
+            # inverse convention on a direct-convention UART (§8.1): convert from now on.
+            # (The board's UART must check odd parity then; MOT PSAMs seen all use 3B.)
+            self.inverse = True
+            ts = _TS_INVERSE
+        elif ts != _TS_DIRECT and ts != _TS_INVERSE:  # 3F: the board's UART converts
             raise SamError(0, SAM_BAD_ATR)
         atr[0] = ts
         n = 1
