@@ -201,6 +201,10 @@ class Transaction:
         self.result.sw = sw
         return r - 2
 
+    def _read_ok(self):
+        """READ BINARY / READ RECORD status through the command's table (card/read.py)."""
+        return apdu.lookup(read.STATUS, self.sw, R_CARD_ERROR)
+
     # ---- the tap ------------------------------------------------------------------------------
     def tap(self, card=None):
         """Run one tap for the card in the field; returns self.result (R_* in .reason)."""
@@ -230,7 +234,7 @@ class Transaction:
         if code == R_UNSUPPORTED_CARD:
             # PPSE fallback (§1): a phone or SE may carry a longer AID
             n = self._card(select.build(c, select.PPSE, len(select.PPSE)))
-            if self.sw != 0x9000:
+            if apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR) != R_OK:
                 return R_UNSUPPORTED_CARD
             a = select.ppse_aid(self.resp, n + 2)
             if a < 0:
@@ -257,7 +261,7 @@ class Transaction:
             apdu.copy(self.ef15, 0, self.resp, off, select.EF15_LEN)
             return R_OK
         n = self._card(read.binary(c, read.SFI_EF15, 0, select.EF15_LEN))
-        if self.sw != 0x9000 or n < select.EF15_LEN:
+        if self._read_ok() != R_OK or n < select.EF15_LEN:
             return R_CARD_ERROR
         apdu.copy(self.ef15, 0, self.resp, 0, select.EF15_LEN)
         return R_OK
@@ -306,7 +310,7 @@ class Transaction:
         ef17 = None
         if city != self.local_city or needs & NEED_EF17:
             n = self._card(read.binary(self.cmd, read.SFI_EF17, 0, 11))
-            if self.sw != 0x9000 or n < 11:
+            if self._read_ok() != R_OK or n < 11:
                 return self._refuse(R_CARD_ERROR)
             apdu.copy(self.ef17, 0, self.resp, 0, 11)
             ef17 = self.ef17
@@ -315,13 +319,13 @@ class Transaction:
         r1e = None
         if needs & NEED_1E:
             n = self._card(read.record(self.cmd, 1, read.SFI_EF1E, capp.REC1E_LEN))
-            if self.sw == 0x9000 and n >= capp.REC1E_LEN:
+            if self._read_ok() == R_OK and n >= capp.REC1E_LEN:
                 apdu.copy(self.rec1e, 0, self.resp, 0, capp.REC1E_LEN)
                 r1e = self.rec1e
         r1a = None
         if needs & NEED_1A:
             n = self._card(read.record(self.cmd, 2, 0x1A, 128))
-            if self.sw == 0x9000 and n >= 128:
+            if self._read_ok() == R_OK and n >= 128:
                 apdu.copy(self.rec1a, 0, self.resp, 0, 128)
                 r1a = self.rec1a
         # -- fare
@@ -475,7 +479,7 @@ class Transaction:
         # (EF18 record 1, §2.4) says whose debit that was: ATC, type, terminal and date-time
         # must be ours -- a card torn here and then used elsewhere also shows ATC+1.
         n = self._card(read.record(self.cmd, 1, read.SFI_EF18, 23))
-        if self.sw == 0x9000 and n >= 23:
+        if self._read_ok() == R_OK and n >= 23:
             r = self.resp
             if not (
                 apdu.get_u16(r, 0) == ((s + 1) & 0xFFFF)
@@ -524,12 +528,12 @@ class Transaction:
         alg = 0
         n = self._card(purse.init_purchase(self.cmd, False, self.psam.key_index, 0,
                                            self.psam.terminal, 0))
-        if self.sw == 0x9000 and n >= purse.INIT_LEN:
+        if apdu.lookup(purse.STATUS_INIT, self.sw, R_CARD_ERROR) == R_OK and n >= purse.INIT_LEN:
             alg = self.resp[purse.INIT_ALG]
             self.img[rec.O_KEY_VER] = self.resp[purse.INIT_KEYVER]
             self.img[rec.O_ALG_ID] = alg
         n = self._card(block.get_challenge(self.cmd))
-        if self.sw == 0x9000 and n >= 4:
+        if apdu.lookup(block.STATUS_CHALLENGE, self.sw, R_CARD_ERROR) == R_OK and n >= 4:
             apdu.copy(self.ch, 0, self.resp, 0, 4)
             block.header(self.blk, block.BLOCK_TEMPORARY)
             self.psam.block_mac(self.ef15, 0, self.ch, 0, self.blk, alg)
