@@ -140,21 +140,31 @@ class SyncClient:
         self.tx_mac = self.rx_mac = None
         self.tx_seq = self.rx_seq = 0
         self.send(wire.T_HELLO, bytes([wire.PROTO_VERSION]) + nh)
+        bad = None
         for _ in range(64):
-            t, p, _ = self.recv()
-            if t == wire.T_CHALLENGE:
-                break  # skip stale frames of an earlier session still in flight
+            try:
+                t, p, _ = self.recv(None if bad is None else min(self.timeout, 0.5))
+            except SyncFailure:
+                if bad is not None:
+                    raise bad
+                raise
+            if t != wire.T_CHALLENGE:
+                continue  # stale frames of an earlier session still in flight
+            if len(p) != 53 or p[0] != wire.PROTO_VERSION:
+                raise SyncFailure("bad CHALLENGE", wire.E_PROTO)
+            dev = struct.unpack_from(">I", p, 1)[0]
+            nd = p[5:21]
+            kd = self.keyring.key_for(dev)
+            if kd is None:
+                raise SyncFailure("no key for device %08X" % dev, wire.E_AUTH)
+            if auth.equal(p[21:53], auth.device_proof(kd, dev, nh, nd)):
+                break
+            # wrong key -- or the answer to an earlier HELLO that sat in a resyncing
+            # receiver: give a fresher CHALLENGE a moment before calling it a failure
+            bad = SyncFailure("device %08X failed authentication (wrong key?)" % dev,
+                              wire.E_AUTH)
         else:
             raise SyncFailure("device does not answer HELLO", wire.E_PROTO)
-        if len(p) != 53 or p[0] != wire.PROTO_VERSION:
-            raise SyncFailure("bad CHALLENGE", wire.E_PROTO)
-        dev = struct.unpack_from(">I", p, 1)[0]
-        nd = p[5:21]
-        kd = self.keyring.key_for(dev)
-        if kd is None:
-            raise SyncFailure("no key for device %08X" % dev, wire.E_AUTH)
-        if not auth.equal(p[21:53], auth.device_proof(kd, dev, nh, nd)):
-            raise SyncFailure("device %08X failed authentication (wrong key?)" % dev, wire.E_AUTH)
         self.device_id = dev
         self.send(wire.T_AUTH, auth.host_proof(kd, dev, nh, nd))
         self.tx_mac, self.rx_mac = auth.session_macs(kd, nh, nd, False)

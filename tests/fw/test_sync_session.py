@@ -12,7 +12,7 @@ from fw.sync_fixtures import (
     make_record,
     make_target,
 )
-from validator.sync import wire
+from validator.sync import auth, wire
 from validator.sync.session import Session
 
 _N = [0]
@@ -199,3 +199,17 @@ def test_session_when_host_accepts_rz_records_arrive_compressed_and_exact():
     assert [g[0] for g in got] == list(range(1, 61))
     assert all(g[1] == make_record(g[0]) for g in got)
     assert raw_bytes < 60 * REC_SIZE
+
+
+def test_session_when_noise_header_promises_long_frame_quiet_line_resyncs():
+    s, t, h = _setup(3)
+    # a header with a valid check byte announcing 2000 bytes that never come
+    fake = bytearray(wire.frame(wire.T_RECORDS, b"z" * 2000, seq=1))[:40]
+    h.h2d.put(fake)
+    h.send(wire.T_HELLO, bytes([1]) + b"N" * 16)
+    typ, p, _ = h.pump(steps=50)
+    assert typ is None  # the HELLO is swallowed by the bogus frame ...
+    t.clock.ms += 1500  # ... until the line has been quiet for a second
+    typ, p, _ = h.pump(steps=100)
+    assert typ == wire.T_CHALLENGE
+    assert p[21:53] == auth.device_proof(KD, DEVICE_ID, b"N" * 16, p[5:21])

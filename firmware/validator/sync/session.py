@@ -47,6 +47,7 @@ _S_AUTH = const(1)  # CHALLENGE sent, waiting for AUTH
 _S_READY = const(2)  # authenticated
 _TX_CHUNK = const(512)  # bytes per link write: 44 ms at 115200 baud, never blocks long
 _IDLE_MS = const(30000)
+_FRAME_GAP_MS = const(1000)
 
 
 class _TicksClock:
@@ -197,12 +198,16 @@ class Session(Transfer):
         if self._pulling and self._window_open():
             self._start_batch()
             return True
-        if self.state != _S_IDLE and (
-            self._clock.ticks_diff(self._clock.ticks_ms(), self._last_rx) > _IDLE_MS
-        ):
+        if n:
+            return True
+        quiet = self._clock.ticks_diff(self._clock.ticks_ms(), self._last_rx)
+        if quiet > _FRAME_GAP_MS and self.dec.pending():
+            self.dec.skip()  # PROTOCOL.md §1: a partial frame older than 1 s is dropped
+            return True
+        if self.state != _S_IDLE and quiet > _IDLE_MS:
             self._reset()
             self.dec.reset()
-        return bool(n)
+        return False
 
     async def run(self, idle_ms=5, busy_every=4):
         """The asyncio task: app does asyncio.create_task(session.run())."""

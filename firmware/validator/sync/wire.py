@@ -159,6 +159,14 @@ class Decoder:
         """Bytes held that are not yet a complete frame."""
         return self.hi - self.lo
 
+    def skip(self):
+        """Give up on the partial frame at the head (the line went quiet in the middle of
+        it: a noise header announced a length that never came); the next next() rescans
+        from the byte after its start, so a real frame inside it is still found."""
+        if self.hi > self.lo:
+            self.lo += 1
+            self.dropped += 1
+
     def _compact(self):
         lo, hi = self.lo, self.hi
         if lo:
