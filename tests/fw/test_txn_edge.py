@@ -243,3 +243,40 @@ def test_txn_edge_when_psam_lacks_df8011_boot_fails_sam_fault():
         assert e.sw == 0x6A82
     else:
         raise AssertionError("a PSAM without DF 8011 booted")
+
+
+class _Board:
+    def __init__(self, r, ports):
+        self.clock = r.clock
+        self.device_id = b"\x12\x34\xab\xcd"
+        self.psam_ports = ports
+
+
+def test_txn_edge_when_built_from_board_psam_booted_and_taps_work():
+    from validator.txn import setup
+
+    r = rig.Rig()
+    txn, fault = setup.build(_Board(r, [r.port]), r.reader, r.policy, r.records, r.tears,
+                             r.blacklist, local_city=0x2900)
+    assert fault == R_OK and txn.psam.ready
+    assert bytes(txn.psam.terminal) == rig.TERM and txn.psam.key_index == 1
+    r.txn = txn
+    card = rig.card()
+    assert r.tap(card).reason == R_OK and card.balance == 800
+    assert r.rows()[-1]["device_id"] == "1234abcd"
+
+
+def test_txn_edge_when_board_has_no_psam_fault_and_taps_refused():
+    from validator.txn import setup
+
+    r = rig.Rig()
+    txn, fault = setup.build(_Board(r, []), r.reader, r.policy, r.records, r.tears,
+                             r.blacklist)
+    assert fault == R_SAM_FAULT and not txn.psam.ready
+    r.port.silent = True
+    txn2, fault2 = setup.build(_Board(r, [r.port]), r.reader, r.policy, r.records, r.tears,
+                               r.blacklist)
+    assert fault2 == R_SAM_FAULT
+    r.txn = txn2
+    card = rig.card()
+    assert r.tap(card).reason == R_SAM_FAULT and card.balance == 1000
