@@ -168,3 +168,26 @@ def test_sync_when_host_db_has_batch_but_ack_lost_resume_acks_without_duplicates
     # the resume ACK meant the device did not resend what the depot already held
     rs = target.rec_size
     assert c.bytes_in < (N0 - had) * rs + 800, (c.bytes_in, had)
+
+
+def test_sync_when_device_rebooted_after_lost_ack_resends_and_db_dedupes(tmp_path):
+    log, target, sess, port, h2d, d2h, db = _rig(tmp_path, "reboot")
+    ref_h, _ = _capture(tmp_path)
+    h2d.budget = _frame_ends(ref_h)[2]  # every ACK of the first session is lost
+    try:
+        _sync(port, db)
+    except SyncFailure:
+        pass
+    had = db.count()
+    assert log.acked_seq == 0 and had > 0
+    # power cycle: a new Session over the same flash; it never sent anything, so the
+    # depot's resume ACK is refused (E_RANGE) and the batches come again
+    h2d.budget = -1
+    h2d.clear()
+    d2h.clear()
+    sess2 = Session(sess.link, target, fx.KEYS, _rand_factory(), target.clock)
+    port2 = fx.PumpPort(sess2, h2d, d2h)
+    c = _sync(port2, db)
+    assert db.seqs(fx.DEVICE_ID) == list(range(1, N0 + 1))
+    assert log.acked_seq == N0
+    assert c.bytes_in > had * 20  # the held records really were sent again, and ignored
