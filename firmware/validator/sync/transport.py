@@ -20,8 +20,11 @@ _BAD = select.POLLHUP | select.POLLERR
 class StreamLink:
     """hal ByteLink over a pollable stream (file object or socket)."""
 
-    def __init__(self, stream, close_with=None):
+    def __init__(self, stream, close_with=None, eof_closes=True):
         self.s = stream
+        # a socket at EOF is finished; a tty with nobody on the other end (hang-up) is just
+        # quiet until the next depot plugs in, so it never closes
+        self._eof_closes = eof_closes
         self._close_with = close_with
         self._pin = select.poll()
         self._pin.register(stream, _POLLIN)
@@ -37,7 +40,8 @@ class StreamLink:
     def _ready(self, p, ms):
         for ev in p.poll(ms):
             if ev[1] & _BAD and not ev[1] & _POLLIN:
-                self.closed = True
+                if self._eof_closes:
+                    self.closed = True
                 return False
             return True
         return False
@@ -54,7 +58,7 @@ class StreamLink:
             return 0
         if n is None:
             return 0
-        if n == 0:  # readable but nothing: the peer closed (socket EOF / tty hang-up)
+        if n == 0 and self._eof_closes:  # readable but nothing: the peer closed (EOF)
             self.closed = True
         return n
 
@@ -107,7 +111,7 @@ def open_tty(path):
     a[6][6] = 0  # VMIN: return what is there
     a[6][5] = 0  # VTIME: do not wait
     termios.tcsetattr(fd, termios.TCSANOW, a)
-    return StreamLink(f)
+    return StreamLink(f, eof_closes=False)
 
 
 def _cpython():
