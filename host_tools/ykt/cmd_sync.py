@@ -46,6 +46,18 @@ def register(sub):
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(func=do_sync)
 
+    k = sub.add_parser("sync-keys", help="make a validator's sync key blob (provisioning)",
+                       description="Write the 76-byte sync.keys blob a validator is flashed "
+                       "with (PROTOCOL.md section 2): device id, its device key derived from "
+                       "the depot master key, and the back-office content key.")
+    k.add_argument("--device-id", required=True, help="8 hex digits")
+    k.add_argument("--keys", default=None, help="depot key file with the master (default %s)"
+                   % DEFAULT_KEYS)
+    k.add_argument("--test-keys", action="store_true", help="TEST master and content keys")
+    k.add_argument("--content-key", metavar="HEX", help="back-office content key, 64 hex")
+    k.add_argument("-o", "--out", required=True, help="blob file to write")
+    k.set_defaults(func=do_sync_keys)
+
 
 def _keyring(args):
     from depot.client import Keyring
@@ -221,4 +233,40 @@ def do_sync(args):
             print("clock set")
         for line in summary.get("faults", []):
             print("fault: " + line)
+    return 0
+
+
+def do_sync_keys(args):
+    from validator.errors import SyncError
+    from validator.sync import auth
+
+    try:
+        dev = int(args.device_id, 16)
+        if not 0 <= dev <= 0xFFFFFFFF:
+            raise ValueError(args.device_id)
+    except ValueError:
+        raise CommandError("--device-id wants 8 hex digits", EXIT_FAIL)
+    ring = _keyring(args)
+    kd = ring.key_for(dev)
+    if kd is None:
+        raise CommandError("no master or key for device %08X in the key file" % dev, EXIT_FAIL)
+    if args.content_key:
+        try:
+            kc = bytes.fromhex(args.content_key)
+        except ValueError:
+            raise CommandError("--content-key wants 64 hex digits", EXIT_FAIL)
+    elif args.test_keys:
+        from depot.devsim import TEST_CONTENT_KEY
+
+        kc = TEST_CONTENT_KEY
+    else:
+        raise CommandError("--content-key HEX is required (or --test-keys)", EXIT_FAIL)
+    try:
+        blob = auth.make_keys(dev, kd, kc)
+    except SyncError as e:
+        raise CommandError(str(e), EXIT_FAIL)
+    with open(args.out, "wb") as f:
+        f.write(blob)
+    print("wrote %s: device %08X, device key %s..., content key %s..." % (
+        args.out, dev, kd[:4].hex(), kc[:4].hex()))
     return 0

@@ -40,3 +40,20 @@ def test_depot_when_exported_clearing_csv_has_decoded_columns(tmp_path):
     assert rows[0]["depot_device_id"] == "1234ABCD" and rows[0]["record_ok"] == "1"
     assert rows[0]["seq"] == "1" and rows[0]["tac"] and rows[0]["datetime"].startswith("2026")
     assert rows[3]["record_ok"] == "0" and rows[3]["record"] == bytes(bad).hex()
+
+
+def test_sync_keys_when_made_device_blob_parses_and_matches_depot_key(tmp_path):
+    import argparse
+
+    from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+    from validator.sync import auth
+    from ykt import cmd_sync
+
+    p = argparse.ArgumentParser()
+    cmd_sync.register(p.add_subparsers())
+    out = tmp_path / "k.bin"
+    args = p.parse_args(["sync-keys", "--device-id", "1234ABCD", "--test-keys", "-o", str(out)])
+    assert args.func(args) == 0
+    dev, kd, kc = auth.parse_keys(out.read_bytes())
+    assert dev == 0x1234ABCD and kc == TEST_CONTENT_KEY
+    assert kd == auth.derive_device_key(TEST_MASTER, dev)
