@@ -3,7 +3,8 @@
 Creates the ptys the unix board opens (PN532 HSU or SPI bridge, PSAM I/O lines, a gpio
 channel for the PSAM reset lines), runs the PN532 core with its RF field and the PSAM T=0
 engines behind them in a service thread, and starts the real firmware on the MicroPython
-unix port (`micropython -X heapsize=128k firmware/main.py`). The firmware reports results
+unix port with a 128 KiB heap, its bytecode in a ROMFS image outside the heap as on the
+MCU (emu.romfs; rom=False runs firmware/main.py from source instead). The firmware reports results
 as "@..." lines on stdout; the simulator drives it through stdin ("T secs", "C n", "Q").
 Wire formats of the bridge are described in boards/unix/board.py.
 """
@@ -48,7 +49,7 @@ def mp_env(extra=None):
 
 class World:
     def __init__(self, workdir, device_id="00000001", psams=(), spi=False, flash_size=64 << 20,
-                 heap="128k", time_secs=None, main=None, log=None, extra_cfg=None):
+                 heap="128k", time_secs=None, main=None, log=None, extra_cfg=None, rom=True):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.field = pn.Field()
@@ -93,6 +94,7 @@ class World:
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
         self.heap = heap
+        self.rom = rom and main is None  # firmware from a ROMFS image (emu.romfs)
         self.main = main or os.path.join(ROOT, "firmware", "main.py")
         self.proc = None
 
@@ -187,7 +189,12 @@ class World:
     def start(self, wait_ready=True, timeout=20):
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        args = [micropython_bin(), "-X", "heapsize=" + self.heap, self.main]
+        if self.rom:
+            from emu import romfs
+
+            args = romfs.command(romfs.build(), self.heap)
+        else:
+            args = [micropython_bin(), "-X", "heapsize=" + self.heap, self.main]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=mp_env({"YKT_BOARD_CONFIG": self.cfg_path}), cwd=ROOT,

@@ -1,0 +1,90 @@
+"""emu.romfs: put the firmware into a ROMFS image and run it from there (CPython only).
+
+On the MCU the firmware is frozen (or in a ROMFS partition): its bytecode executes from
+memory-mapped flash and only data lives in the 128 KiB heap. The unix port cannot freeze
+without a rebuild, so the emulated board does what a ROMFS board does: `build()` makes an
+image with MicroPython's own tool (`mpremote romfs build`, .py compiled to .mpy), and
+`launch()` starts the real unix-port runtime (the micropython_run extension) with the image
+held in process memory *outside* the MicroPython heap; boards/unix/romboot.py mounts it with
+vfs.VfsRom over uctypes.bytearray_at, so imports execute in place, as from flash.
+"""
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# what goes into the image: (source, path inside the image)
+CONTENT = (
+    ("firmware/validator", "validator"),
+    ("firmware/main.py", "main.py"),
+    ("boards/unix/board.py", "board.py"),
+    ("host_tools/emu/nor.py", "emu/nor.py"),
+)
+
+
+def _files():
+    for src, dst in CONTENT:
+        p = os.path.join(ROOT, src)
+        if os.path.isdir(p):
+            for d, _, fs in sorted(os.walk(p)):
+                for f in sorted(fs):
+                    if f.endswith(".py"):
+                        full = os.path.join(d, f)
+                        yield full, os.path.join(dst, os.path.relpath(full, p))
+        else:
+            yield p, dst
+
+
+def build(out_dir=None):
+    """Build (or reuse) the image for the current sources; return its path."""
+    out_dir = out_dir or os.path.join(ROOT, "build", "romfs")
+    files = list(_files())
+    h = hashlib.sha256()
+    for src, dst in files:
+        h.update(dst.encode())
+        with open(src, "rb") as f:
+            h.update(f.read())
+    img = os.path.join(out_dir, "firmware-%s.romfs" % h.hexdigest()[:16])
+    if os.path.exists(img):
+        return img
+    stage = os.path.join(out_dir, "stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    for src, dst in files:
+        os.makedirs(os.path.dirname(os.path.join(stage, dst)), exist_ok=True)
+        shutil.copy(src, os.path.join(stage, dst))
+    open(os.path.join(stage, "emu", "__init__.py"), "w").close()
+    mpremote = shutil.which("mpremote") or os.path.join(os.path.dirname(sys.executable),
+                                                         "mpremote")
+    tmp = img + ".tmp"
+    r = subprocess.run([mpremote, "romfs", "-o", tmp, "build", stage], capture_output=True,
+                       text=True, cwd=stage)
+    if r.returncode or not os.path.exists(tmp):
+        raise RuntimeError("romfs build failed:\n" + r.stdout + r.stderr)
+    os.replace(tmp, img)
+    return img
+
+
+def command(image, heap="128k", script=None):
+    """argv that runs `script` (default boards/unix/romboot.py) on the image."""
+    script = script or os.path.join(ROOT, "boards", "unix", "romboot.py")
+    return [sys.executable, "-m", "emu.romfs", image, "-X", "heapsize=" + heap, script]
+
+
+def launch(argv):
+    """python -m emu.romfs IMAGE [micropython options] SCRIPT: run with the image mapped."""
+    image, rest = argv[0], argv[1:]
+    with open(image, "rb") as f:
+        data = f.read()
+    buf = ctypes.create_string_buffer(data, len(data))  # lives outside the MicroPython heap
+    os.environ["YKT_ROMFS"] = "%d:%d" % (ctypes.addressof(buf), len(data))
+    import micropython_run
+
+    return micropython_run.run_main(["micropython"] + rest)
+
+
+if __name__ == "__main__":
+    sys.exit(launch(sys.argv[1:]))
