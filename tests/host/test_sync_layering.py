@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SYNC = os.path.join(ROOT, "firmware", "validator", "sync")
 ALLOWED = {
     "micropython", "struct", "binascii", "hashlib", "select", "socket", "ssl", "termios",
-    "time", "sys", "io", "deflate", "zlib", "gc", "asyncio", "typing",
+    "time", "sys", "io", "deflate", "zlib", "gc", "asyncio",
 }
 
 

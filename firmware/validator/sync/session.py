@@ -83,28 +83,22 @@ class Session(Transfer):
     def __init__(self, link, target, keys, urandom, clock=None, guard=None):
         self._guard = guard if guard is not None else [None]
         self.link = link
-        self.target = target
         self.device_id = keys[0]
         self._kd = keys[1]
         self._urandom = urandom
         self._clock = clock if clock is not None else _TicksClock()
         self.dec = wire.Decoder()
-        self._tx = bytearray(wire.MAX_FRAME)
-        self._txmv = memoryview(self._tx)
+        tx = bytearray(wire.MAX_FRAME)
+        self._xfer_init(target, tx, memoryview(tx))  # target, _tx, _txmv, pull/push state
         self._tx_off = 0
         self._tx_len = 0
         self._nh = bytearray(auth.NONCE_LEN)
         self._nd = bytearray(auth.NONCE_LEN)
         self._last_rx = self._clock.ticks_ms()
-        self._sent_hw = 0  # highest record seq sent to any host since boot
         # counters (tests, bench, fault log)
         self.sessions = 0
         self.refused = 0  # frames refused for auth/MAC/replay reasons
         self._end_after_tx = False
-        self._zraw = None
-        self._zprev = None
-        self._z = False
-        self._pushing = False
         self.last_fault = None
         self._reset()
 

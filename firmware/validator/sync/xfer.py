@@ -58,25 +58,30 @@ def _inflate(src, dst):
         return len(out)
 
 
-MYPY = False  # mypy treats this name as True: the typing import never runs on a device
-if MYPY:
-    from typing import Any  # noqa: F401 (used in type comments)
-
-
 class Transfer:
-    """Pull and push handlers; state lives on the Session (see Session.__init__)."""
+    """Pull and push handlers; Session supplies the frame senders and calls _xfer_init."""
 
-    # Provided by Session (declared here for the type checker only).
-    target = None  # type: Any
-    _tx = None  # type: Any
-    _txmv = None  # type: Any
-    _zraw = None  # type: Any
-    _zprev = None  # type: Any
-    _sent_hw = 0
-    _pushing = False
-    _send = None  # type: Any
-    _result = None  # type: Any
-    _error = None  # type: Any
+    def _xfer_init(self, target, tx, txmv, zraw=None, zprev=None):
+        self.target = target
+        self._tx = tx  # one frame: HDR + payload + MAC + CRC
+        self._txmv = txmv
+        self._zraw = zraw  # RECORDS_Z scratch: _STEP_RECORDS raw records
+        self._zprev = zprev  # the previous record of the batch
+        self._z = False
+        self._sent_hw = 0  # highest record seq sent to any host since boot
+        self._pushing = False
+        self._push_off = 0
+        self._push_total = 0
+
+    # Provided by Session.
+    def _send(self, ftype, plen):
+        raise NotImplementedError
+
+    def _result(self, req, code, arg=0):
+        raise NotImplementedError
+
+    def _error(self, code, end=True):
+        raise NotImplementedError
 
     def _on_pull(self, p):
         if len(p) != 7 and len(p) != 8:
