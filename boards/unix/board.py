@@ -187,7 +187,8 @@ class Board:
             self.clock.set_time(cfg["time"])
         self.out = open(1, "wb")  # unbuffered event stream (stdout)
         self.indicator = Indicator(self.out)
-        self.flash = NorFlash(cfg.get("flash_size", 64 << 20), path=cfg["flash"])
+        self.flash = NorFlash(cfg.get("flash_size", 64 << 20), path=cfg["flash"],
+                              invert=cfg.get("flash_invert", True))
         from validator.drivers.pn532_link import Hsu, Spi
 
         if cfg.get("pn532_mode", "hsu") == "spi":
@@ -199,6 +200,7 @@ class Board:
         self.psam_ports = [PsamPort(i, PtyLink(p), self.gpio) for i, p in
                            enumerate(cfg.get("psam", ()))]
         self.sync_cfg = cfg.get("sync")
+        self.flash_plan = None  # validator.storage.PLAN_SIM
         self._stdin = select.poll()
         self._stdin.register(sys.stdin, select.POLLIN)
         self.quit = False
@@ -226,6 +228,11 @@ class Board:
             elif c == "C":
                 self.flash.cut_after(int(parts[1]), parts[2] if len(parts) > 2 else "drop")
                 self.emit("CUT ARMED")
+            elif c == "P":  # position from the driver console / GPS: line stop dir door
+                sp = getattr(v.processor, "set_position", None)
+                if sp is not None:
+                    sp(int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4]))
+                self.emit("POS " + " ".join(parts[1:5]))
             elif c == "A":  # probe: run the next tap with the heap locked
                 v.probe_alloc = True
                 self.emit("ALLOC ARMED")
@@ -234,8 +241,22 @@ class Board:
             elif c == "Q":
                 self.quit = True
             elif c == "S":
-                self.emit("STATE taps=%d faults=%d programs=%d erases=%d" % (
-                    v.taps, v.faults, self.flash.programs, self.flash.erases))
+                import gc
+
+                gc.collect()
+                self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
+                          "heap_free=%d" % (v.taps, v.faults, self.flash.programs,
+                                            self.flash.erases, gc.mem_alloc(), gc.mem_free()))
+
+    def after_tap(self, v, r):
+        """Simulator report after each tap (not on the tap path): fare details."""
+        p = v.processor
+        d = getattr(getattr(getattr(p, "dev", None), "policy", None), "res", None)
+        kind = fare = penalty = 0
+        if d is not None and r.reason in (0, 12):
+            kind, fare, penalty = d.kind, d.fare, d.penalty
+        self.emit("DETAIL %d %d %d %d %d %d" % (r.reason, kind, fare, penalty,
+                                                getattr(r, "status", 0), getattr(r, "seq", -1)))
 
     async def console_task(self, v):
         import asyncio

@@ -16,6 +16,11 @@
 # allocation tests can run on top of it.
 
 
+import sys
+
+_MP = sys.implementation.name == "micropython"  # streams take write(buf, n) there
+
+
 class NorError(Exception):
     pass
 
@@ -25,7 +30,8 @@ class PowerCut(Exception):
 
 
 class NorFlash:
-    def __init__(self, size, block_size=4096, prog_size=256, path=None, create=True):
+    def __init__(self, size, block_size=4096, prog_size=256, path=None, create=True,
+                 invert=False):
         if size % block_size or block_size % prog_size:
             raise NorError("geometry")
         self.size = size
@@ -37,6 +43,11 @@ class NorFlash:
         self._ram = None
         self._page = bytearray(prog_size)
         self._ff = bytearray(b"\xff" * prog_size)
+        # invert: the file holds each byte XOR 0xFF, so an erased device is a sparse file of
+        # zeros (a 64 MiB image costs only the blocks ever programmed). Dumps of real chips
+        # are plain (invert=False).
+        self._inv = invert and path is not None
+        self._scratch = bytearray(prog_size)
         if path is None:
             self._ram = bytearray(b"\xff" * size)
         else:
@@ -57,6 +68,12 @@ class NorFlash:
         f = self._f
         f.seek(0, 2)
         have = f.tell()
+        if have >= self.size:
+            return
+        if self._inv:  # erased = zeros on disk: extend sparsely
+            f.seek(self.size - 1)
+            f.write(b"\x00")
+            return
         while have < self.size:  # extend with erased bytes
             n = self.size - have
             if n > self.prog_size:
@@ -77,12 +94,28 @@ class NorFlash:
         else:
             self._f.seek(addr)
             self._f.readinto(buf)
+            if self._inv:
+                for i in range(len(buf)):
+                    buf[i] ^= 0xFF
 
     def _put(self, addr, buf, n):
         if self._ram is not None:
             r = self._ram
             for i in range(n):
                 r[addr + i] = buf[i]
+        elif self._inv:
+            sc = self._scratch
+            f = self._f
+            f.seek(addr)
+            i = 0
+            while i < n:
+                k = n - i
+                if k > len(sc):
+                    k = len(sc)
+                for j in range(k):
+                    sc[j] = buf[i + j] ^ 0xFF
+                f.write(sc, k) if _MP else f.write(memoryview(sc)[:k])
+                i += k
         else:
             self._f.seek(addr)
             if n == len(buf):

@@ -237,19 +237,31 @@ class World:
                 raise RuntimeError("firmware exited (%s); last lines:\n%s"
                                    % (ev, "\n".join(self.lines[-25:])))
 
+    def last_tap_detail(self):
+        """Fare details of the tap just reported, from its "@DETAIL" line."""
+        ev = self.wait("DETAIL", 5).split()
+        from validator.rules import fares
+
+        k = int(ev[2])
+        return {"reason": int(ev[1]), "kind": fares.KIND_NAMES[k] if k else "none",
+                "fare": int(ev[3]), "penalty": int(ev[4]), "status": int(ev[5]),
+                "seq": int(ev[6])}
+
     def set_time(self, secs):
         self.send("T %d" % secs)
         self.wait("TIME")
 
     def tap(self, card, timeout=10, remove=True):
-        """Place a card, wait for the firmware's result, take the card away again."""
+        """Place a card, wait for the firmware's result, take the card away again.
+        Returns (reason, amount, balance, seq); details of the tap in self.detail."""
         self.field.place(card)
         ev = self.wait("TAP", timeout)
+        self.detail = self.last_tap_detail()
         if remove:
             self.field.remove(card)
             self.wait("IDLE", timeout)
         _, reason, amount, balance, seq = ev.split()
-        return int(reason), int(amount), int(balance), int(seq)
+        return int(reason), int(amount), int(balance), self.detail["seq"]
 
     def stop(self, timeout=10):
         if self.proc is not None and self.proc.poll() is None:

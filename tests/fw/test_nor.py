@@ -78,3 +78,25 @@ def test_nor_when_file_backed_survives_reopen():
 
 
 path_holder = object()
+
+
+def test_nor_when_inverted_file_is_sparse_and_reads_erased():
+    import os
+
+    path = "/tmp/ykt_test_nor_inv.bin"
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    d = NorFlash(64 * 4096, path=path, invert=True)
+    b = bytearray(4)
+    d.read(100000, b)
+    assert bytes(b) == b"\xff" * 4
+    d.program(300, b"\x12\x34")
+    d.erase(1)
+    d.close()
+    d = NorFlash(64 * 4096, path=path, invert=True)
+    d.read(299, b)
+    d.close()
+    os.remove(path)
+    assert bytes(b) == b"\xff\x12\x34\xff"

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(params=["hsu", "spi"])
 def world(request, tmp_path):
-    w = World(str(tmp_path), spi=request.param == "spi", flash_size=1 << 20)
+    w = World(str(tmp_path), spi=request.param == "spi")
     w.start()
     yield w
     w.stop()
@@ -61,7 +61,7 @@ def test_board_unix_when_card_leaves_mid_exchange_reports_comm_error(world):
 
 
 def test_board_unix_when_control_line_quits_firmware_exits_cleanly(tmp_path):
-    w = World(str(tmp_path), flash_size=1 << 20).start()
+    w = World(str(tmp_path)).start()
     w.send("Q")
     assert w.wait("BYE").startswith("BYE")
     assert w.proc.wait(10) == 0

@@ -30,6 +30,7 @@ STDLIB_EXTRA = {
     # compression (deflate on MicroPython, zlib under CPython) and stream wrappers
     "validator/sync/session.py": {"io", "deflate", "zlib", "time"},
     "validator/sync/xfer.py": {"io", "deflate", "zlib"},
+    "validator/app/content.py": {"json"},  # device configuration body (boot/sync path)
 }
 
 

@@ -1,11 +1,139 @@
-# validator.app.main: assemble the validator from a board and start it.
+# validator.app.main: assemble the validator from a board and start it (boot path).
 # SPDX-License-Identifier: MIT
+#
+# Boot order: flash stores (params, record log, tear store, blacklist) -> keys and the
+# verified fare table/configuration from the parameter store -> PSAM slot 0 boot (a
+# missing or wrong PSAM puts the validator in R_SAM_FAULT: every tap refused, the fault
+# shown) -> ISO 14443 reader -> tap engine -> card loop, idle-time flash maintenance and
+# the sync tasks. Every fault found here is shown and kept, never hidden by a crash.
 import micropython
 
-from validator.app import validator
+from validator import VERSION_NUM
+from validator import errors as E
+from validator.app import content
+from validator.app import validator as app
+from validator.rules import fares, table
+from validator.storage import PLAN_SIM
+from validator.storage.blacklist import Blacklist
+from validator.storage.params import ParamStore
+from validator.storage.recordlog import RecordLog, TearStore
+from validator.sync import auth
+from validator.util import bcdtime
+
+_DOORS = (fares.DOOR_ANY, fares.DOOR_ENTRY, fares.DOOR_EXIT)
+
+
+class Device:
+    """Everything the app holds, built once at boot."""
+
+    def __init__(self, board):
+        self.board = board
+        plan = getattr(board, "flash_plan", None) or PLAN_SIM
+        f = board.flash
+        self.params = ParamStore(f, plan["params"]).mount()
+        self.records = RecordLog(f, plan["log"], plan["watermark"]).mount()
+        self.tears = TearStore(f, plan["tear"]).mount()
+        self.keys = None
+        self.kc = None
+        blob = self.params.get(content.P_KEYS)
+        if blob is not None:
+            try:
+                self.keys = auth.parse_keys(blob)
+                self.kc = self.keys[2]
+            except E.SyncError:
+                self.keys = None
+        kc = self.kc
+        verify = (lambda b: auth.verify_content(kc, b)) if kc is not None else (lambda b: False)
+        self.blacklist = Blacklist(f, plan["blacklist"], verifier=verify).mount()
+        self.tables = table.FareTables()
+        now = board.clock.now()
+        blob = self.params.get(content.P_FARES)
+        if blob is not None:
+            self.tables.offer(blob, verify, now)
+        self.config = {}
+        blob = self.params.get(content.P_CONFIG)
+        if blob is not None and verify(blob):
+            try:
+                self.config = content.parse_config(blob)
+            except ValueError:
+                self.config = {}
+        self.position = fares.Position(self.config.get("line", 0), 0, 0, fares.DOOR_ANY,
+                                       bytearray(8))
+        self.policy = fares.FarePolicy(self.tables, self.position)
+        if self.records.full:
+            self.records.maintain()  # a fresh log needs its first block erased
+
+    def local_city(self):
+        return int(self.config.get("city", "2900"), 16)
+
+
+class TapProcessor:
+    """The app's processor: one tap through the engine; position set by driver/GPS."""
+
+    def __init__(self, dev, txn):
+        self.dev = dev
+        self.txn = txn
+        self.last = None
+
+    def process(self, info):
+        r = self.txn.tap(info)
+        self.last = r
+        return r
+
+    def set_position(self, line, stop, direction, door):
+        p = self.dev.position
+        p.line = line
+        p.stop = stop
+        p.direction = direction
+        p.door = _DOORS[door] if 0 <= door < len(_DOORS) else fares.DOOR_ANY
+        self.txn.line = line
+
+    def maintain(self):
+        self.dev.tables.current(self.dev.board.clock.now())
+        return self.txn.maintain()
 
 
 def start(board):
     if hasattr(micropython, "alloc_emergency_exception_buf"):  # absent on the unix port
         micropython.alloc_emergency_exception_buf(100)
-    validator.run(board)
+    dev = Device(board)
+    dt = bytearray(7)
+    bcdtime.pack_datetime(board.clock.now(), dt, 0)
+
+    def make_processor(reader):
+        from validator.txn import setup
+
+        p = dev.position
+        p.terminal[2:8] = b"\x00\x00\x00\x00\x00\x00"
+        txn, fault = setup.build(board, reader, dev.policy, dev.records, dev.tears,
+                                 dev.blacklist, local_city=dev.local_city(), position=p,
+                                 repeat_window_s=dev.config.get("repeat_window_s", 60))
+        if fault == E.R_OK:
+            p.terminal[2:8] = txn.psam.terminal
+        return TapProcessor(dev, txn), fault
+
+    tasks = [maintenance_task(dev)]
+    if dev.keys is not None and getattr(board, "sync_cfg", None):
+        from validator.sync import service
+
+        target = content.Target(dev.records, dev.keys[0], VERSION_NUM, dev.kc, board.clock,
+                                dev.blacklist, dev.params, dev.tables)
+        tasks.extend(service.tasks(board.sync_cfg, target, dev.keys, board.urandom,
+                                   board.clock))
+    app.run(board, make_processor=make_processor, extra_tasks=tasks)
+
+
+def maintenance_task(dev):
+    async def task(v):
+        import asyncio
+
+        while True:
+            await asyncio.sleep_ms(200)  # type: ignore[attr-defined]  # MicroPython API
+            if v.state == 0:  # waiting for a card: erase ahead, activate pending tables
+                p = v.processor
+                if hasattr(p, "maintain"):
+                    p.maintain()
+                else:
+                    dev.records.maintain()
+
+    return task

@@ -119,10 +119,17 @@ class Validator:
                 self._finish(r)  # release + feedback still under the heap lock
                 self._end_probe()
                 self.taps += 1
+                self._after(r)
                 return r
         self._finish(r)
         self.taps += 1
+        self._after(r)
         return r
+
+    def _after(self, r):
+        hook = getattr(self.board, "after_tap", None)  # e.g. the simulator's report
+        if hook is not None:
+            hook(self, r)
 
     def _finish(self, r):
         """Release the card and start the feedback: the end of the tap path."""
@@ -168,8 +175,11 @@ class Validator:
             await asyncio.sleep_ms(POLL_MS)  # type: ignore[attr-defined]  # MicroPython API
 
 
-def run(board, processor=None, extra_tasks=()):
-    """Build the reader on the board's PN532, then run the card loop and board tasks."""
+def run(board, processor=None, extra_tasks=(), make_processor=None):
+    """Build the reader on the board's PN532, then run the card loop and board tasks.
+
+    make_processor(reader) -> (processor, fault): fault != R_OK puts the validator in that
+    fault state (every tap refused with it), e.g. R_SAM_FAULT for a missing PSAM."""
     import asyncio
 
     from validator.drivers.pn532 import Pn532
@@ -182,10 +192,17 @@ def run(board, processor=None, extra_tasks=()):
     except E.NfcError:
         board.indicator.show(E.R_FAULT, 0, 0)
         raise
+    fault = E.R_OK
+    if make_processor is not None:
+        processor, fault = make_processor(reader)
     if processor is None:
         processor = SelectProcessor(reader)
     v = Validator(board, reader, processor)
-    board.indicator.idle()
+    v.fault_state = fault
+    if fault:
+        board.indicator.show(fault, 0, 0)
+    else:
+        board.indicator.idle()
 
     async def main():
         tasks = [asyncio.create_task(v.card_task())]

@@ -1,0 +1,111 @@
+"""ykt sim: a virtual bus day on emulated validators, synced to a local depot."""
+
+import collections
+import json
+import os
+import sys
+import time
+
+from ykt.cli import EXIT_FAIL, CommandError
+
+
+def register(sub):
+    p = sub.add_parser("sim", help="run a bus day on emulated validators (make sim)")
+    p.add_argument("--scenario", default=None,
+                   help="scenario JSON (default: the fare day + the acceptance taps)")
+    p.add_argument("--no-acceptance", action="store_true",
+                   help="with the default scenario: skip the validator acceptance taps")
+    p.add_argument("--out", default="build/sim", help="output folder (default build/sim)")
+    p.add_argument("--heap", default="128k", help="MicroPython heap of each validator")
+    p.add_argument("--spi", action="store_true",
+                   help="wire the first validator's PN532 over SPI instead of HSU")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every tap")
+    p.set_defaults(func=do_sim)
+
+
+def do_sim(args):
+    from ykt import sim
+
+    extras = []
+    path = args.scenario or sim.DEFAULT_SCENARIO
+    if args.scenario is None and not args.no_acceptance:
+        extras.append(sim.ACCEPTANCE)
+    scn = sim.load_scenario(path, extras)
+    t0 = time.time()
+    first_terminal = scn["taps"][0].get("terminal", "000000000001") if scn["taps"] else ""
+    s = sim.Sim(args.out, heap=args.heap, spi_terminals=[first_terminal] if args.spi else (),
+                log=print if args.verbose else None)
+    try:
+        s.run(scn)
+        heap = {}
+        for term, w in s.fleet.items():
+            w.send("S")
+            st = dict(kv.split("=") for kv in w.wait("STATE").split()[1:])
+            heap[term] = {"heap_used": int(st["heap_used"]), "heap_free": int(st["heap_free"])}
+        s.evening()
+        records_csv, records, tac_ok, tac_bad = s.export()
+    finally:
+        s.stop()
+    taps_csv = s.write_taps()
+    summary = summarize(s, scn, records, tac_ok, tac_bad, heap, time.time() - t0)
+    summary["files"] = {"taps": taps_csv, "records": records_csv, "depot_db": s.db_path}
+    out = os.path.join(args.out, "summary.json")
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    print_summary(summary)
+    print("wrote %s, %s, %s" % (out, taps_csv, records_csv))
+    if tac_bad or summary["records_lost"] or summary["crashes"]:
+        raise CommandError("sim found problems (see %s)" % out, EXIT_FAIL)
+    return 0
+
+
+def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):
+    reasons = collections.Counter(r["reason"] for r in s.rows)
+    charged = sum(r["amount"] for r in s.rows if r["reason"] in ("ok", "recovered"))
+    statuses = collections.Counter(r.get("status", "") for r in records)
+    algs = collections.Counter(r.get("alg_id", "") for r in records
+                               if r.get("status") in ("normal", "recovered"))
+    cities = collections.Counter(r.get("issuer_id", "")[4:8] for r in records
+                                 if r.get("status") in ("normal", "recovered"))
+    taps_recorded = sum(1 for r in s.rows if r["reason"] not in ("already_paid",))
+    crashes = sum(1 for w in s.fleet.values() for ln in w.lines if "Traceback" in ln)
+    return {
+        "validators": len(s.fleet),
+        "taps": len(s.rows),
+        "fare_taps": scn["n_fare_taps"],
+        "reasons": dict(reasons),
+        "charged_fen": charged,
+        "records": len(records),
+        "record_status": dict(statuses),
+        "records_lost": max(0, sum(1 for r in s.rows if r["reason"] == "ok") -
+                            statuses.get("normal", 0) - statuses.get("recovered", 0)),
+        "taps_recorded_or_refused": taps_recorded,
+        "tac_verified": tac_ok,
+        "tac_failed": tac_bad,
+        "paid_by_alg": {("sm4" if a == "04" else "3des"): n for a, n in algs.items()},
+        "paid_by_city": dict(cities),
+        "syncs": [{k: v for k, v in x.items() if k != "info"} for x in s.syncs],
+        "heap": heap,
+        "crashes": crashes,
+        "seconds": round(seconds, 1),
+    }
+
+
+def print_summary(m):
+    w = sys.stdout.write
+    w("\nbus day: %d validators, %d taps (%d fare-rule taps), %.1f s\n"
+      % (m["validators"], m["taps"], m["fare_taps"], m["seconds"]))
+    for k, v in sorted(m["reasons"].items(), key=lambda kv: -kv[1]):
+        w("  %-22s %4d\n" % (k, v))
+    w("charged %.2f CNY; paid by algorithm %s; by issuer city %s\n"
+      % (m["charged_fen"] / 100, m["paid_by_alg"], m["paid_by_city"]))
+    w("records synced to the depot: %d %s; issuer-side TAC check: %d ok, %d failed\n"
+      % (m["records"], m["record_status"], m["tac_verified"], m["tac_failed"]))
+    for x in m["syncs"]:
+        w("  sync %-7s %s over %-6s new %s dup %s pushed %s (%.2f s)\n" % (
+            x.get("when"), x.get("device_id"), x.get("link"), x.get("records_new", "-"),
+            x.get("records_dup", "-"), [p["kind"] for p in x.get("pushed", [])],
+            x.get("seconds", 0)))
+    hu = [h["heap_used"] for h in m["heap"].values()]
+    if hu:
+        w("validator heap after the day: %d..%d bytes used of 128 KiB\n" % (min(hu), max(hu)))

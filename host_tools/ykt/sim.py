@@ -1,0 +1,304 @@
+"""The virtual bus day: validators on the MicroPython unix port, emulated cards and PSAMs,
+a depot at the end of the day. Library behind `ykt sim` (CPython only).
+
+Scenario files follow firmware/validator/rules/README.md "Scenario file" (cards, taps with
+line/stop/direction/door/terminal, foreign rides). `make sim` runs the default fare day
+(host_tools/emu/fares/day.json) followed by host_tools/emu/sim/acceptance.json. Extra keys
+understood here:
+  card: "alg" ("3des"|"sm4"), "start"/"expiry" (YYYYMMDD), "blacklisted" (bool: on the
+        depot's blacklist), "blocked" (bool), "phone" (bool), "kind" ("A"|"B"),
+        "capp" (bool: the card has the compound application)
+  tap:  "tear": "before_commit"|"after_commit" -- the card leaves during DEBIT
+One validator process runs per PSAM terminal number found in the taps.
+"""
+
+import csv
+import hashlib
+import json
+import os
+import socket
+import time
+
+from depot import station
+from depot.client import Keyring
+from depot.db import DepotDB
+from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+from depot.linesim import LineEmulator
+from emu import crypto, farec, gate, issuer, t0
+from emu.nor import NorFlash
+from emu.psam import Psam
+from emu.world import World
+from validator import errors as E
+from validator.app import content
+from validator.storage import PLAN_SIM
+from validator.storage import blacklist as bl
+from validator.storage.params import ParamStore
+from validator.sync import auth, wire
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EMU = os.path.join(os.path.dirname(HERE), "emu")
+DEFAULT_SCENARIO = os.path.join(EMU, "fares", "day.json")
+ACCEPTANCE = os.path.join(EMU, "sim", "acceptance.json")
+DOORS = {"any": 0, "entry": 1, "exit": 2}
+TAP_COLUMNS = ("seq", "at", "card", "line", "stop", "direction", "door", "reason", "kind",
+               "fare", "penalty", "amount", "balance", "terminal", "card_balance")
+
+
+def load_scenario(path, extras=()):
+    with open(path) as f:
+        scn = json.load(f)
+    base = os.path.dirname(os.path.abspath(path))
+    scn["table_path"] = os.path.join(base, scn.get("table", "default.json"))
+    scn["n_fare_taps"] = len(scn["taps"])
+    for e in extras:
+        with open(e) as f:
+            x = json.load(f)
+        scn["cards"].update(x.get("cards", {}))
+        scn["taps"].extend(x.get("taps", []))
+    return scn
+
+
+def dev_seconds(at, day):
+    from emu import farec
+
+    if isinstance(at, int):
+        return at
+    return farec.parse_time(at if "T" in at else day + "T" + at)
+
+
+def _serial(name):
+    """A stable 19-digit application serial per card name (printed number style)."""
+    h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    return "0" + str(3100000000000000000 + h % 10 ** 17)
+
+
+def make_card(keys, name, spec):
+    iss = spec.get("issuer", "02002900FFFFFFFF")
+    return issuer.issue_card(
+        keys, alg=spec.get("alg", "3des"), city=iss[4:8], issuer_code=iss[0:4],
+        serial=_serial(name), card_type=spec.get("type", "normal"),
+        balance=spec.get("balance", 5000), start=spec.get("start", "20240101"),
+        expiry=spec.get("expiry", "20341231"), interconnect=spec.get("interconnect", True),
+        blocked=spec.get("blocked", False), capp=spec.get("capp", True),
+        kind=spec.get("kind", "A"), phone=spec.get("phone", False),
+        seed=int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "big") or 1,
+    )
+
+
+class Sim:
+    def __init__(self, out_dir, keys=None, heap="128k", spi_terminals=(), log=None):
+        self.out = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.keys = keys or issuer.load_master_keys()
+        self.heap = heap
+        self.spi = set(spi_terminals)
+        self.log = log or (lambda s: None)
+        self.fleet = {}
+        self.cards = {}
+        self.gate = gate.Gate(self.keys)
+        self.rows = []
+        self.started = time.time()
+        self.lines = []
+        self.syncs = []
+        self.db_path = os.path.join(out_dir, "depot.sqlite")
+        if os.path.exists(self.db_path):
+            os.remove(self.db_path)
+        self.db = DepotDB(self.db_path)
+        self.keyring = Keyring(master=TEST_MASTER)
+        self.blacklist_serials = set()
+        self.day_start = 0
+        self.city = "2900"
+        self.fares_blob = None
+
+    # -- validators ----------------------------------------------------------------------
+    def validator(self, terminal):
+        """The validator whose PSAM has this terminal number: flashed, provisioned, booted
+        and given the morning sync (fare table, blacklist, clock) on first use."""
+        w = self.fleet.get(terminal)
+        if w is None:
+            n = len(self.fleet)
+            term = bytes.fromhex(terminal)
+            psam = t0.T0Card(Psam(self.keys, terminal_no=term, serial=bytes(4) + term))
+            sync_cfg, port = self._sync_link(n)
+            w = World(os.path.join(self.out, "dev-" + terminal), device_id=terminal[-8:],
+                      psams=[psam], spi=terminal in self.spi, heap=self.heap,
+                      extra_cfg={"sync": sync_cfg}, time_secs=self.day_start)
+            w.sync_port = port
+            w.terminal = terminal
+            if os.path.exists(w.flash_path):
+                os.remove(w.flash_path)
+            self.provision(w, terminal)
+            self.fleet[terminal] = w
+            w.start()
+            self.sync(w, morning=True)
+        return w
+
+    def _sync_link(self, n):
+        """Even validators sync over a serial line (pty pair through a line emulator),
+        odd ones over TCP on loopback (the device listens, like a depot Wi-Fi session)."""
+        if n % 2 == 0:
+            le = LineEmulator(baud=None)
+            self.lines.append(le)
+            return {"tty": le.device_path}, le.host_path
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        return {"listen": port, "listen_host": "127.0.0.1"}, "socket://127.0.0.1:%d" % port
+
+    def provision(self, w, terminal):
+        """What a field engineer's `ykt flash` does: device keys and the signed device
+        configuration into the parameter store of a blank flash image."""
+        dev_id = int(terminal[-8:], 16)
+        kd = auth.derive_device_key(TEST_MASTER, dev_id)
+        f = NorFlash(64 << 20, path=w.flash_path, invert=True)
+        ps = ParamStore(f, PLAN_SIM["params"]).mount()
+        ps.put(content.P_KEYS, auth.make_keys(dev_id, kd, TEST_CONTENT_KEY))
+        cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
+        ps.put(content.P_CONFIG, auth.make_content(TEST_CONTENT_KEY, wire.K_CONFIG, 1,
+                                                   json.dumps(cfg).encode()))
+        f.close()
+
+    def pushes(self):
+        """The back office's signed content for the morning sync."""
+        out = [(wire.K_FARES, "fares", self.fares_blob)]
+        if self.blacklist_serials:
+            keys = []
+            for ser in sorted(self.blacklist_serials):
+                k = bytearray(8)
+                bl.key_of(bytes.fromhex(ser), k)
+                keys.append(bytes(k))
+            keys.sort()
+            body = bl.make_body(bl.KIND_FULL, keys)
+            out.append((wire.K_BLACKLIST_FULL, "blacklist",
+                        auth.make_content(TEST_CONTENT_KEY, wire.K_BLACKLIST_FULL, 1, body)))
+        return out
+
+    def sync(self, w, morning=False):
+        import serial
+
+        t0_ = time.time()
+        port = serial.serial_for_url(w.sync_port, timeout=0.2)
+        try:
+            summary = station.sync_once(
+                port, self.keyring, self.db, pushes=self.pushes() if morning else (),
+                clock_secs=self.day_start if morning else None, pull=not morning)
+        finally:
+            port.close()
+        summary["seconds"] = round(time.time() - t0_, 3)
+        summary["link"] = "serial" if w.sync_port.startswith("/dev/") else "tcp"
+        summary["when"] = "morning" if morning else "evening"
+        self.syncs.append(summary)
+        self.log("sync %s %s over %s: %s" % (summary["when"], w.terminal, summary["link"],
+                                             {k: v for k, v in summary.items()
+                                              if k in ("records_new", "records_dup", "pushed")}))
+        return summary
+
+    # -- the day -----------------------------------------------------------------------------
+    def card(self, name, spec):
+        c = self.cards.get(name)
+        if c is None:
+            c = self.cards[name] = make_card(self.keys, name, spec)
+        return c
+
+    def prepare(self, scn):
+        with open(scn["table_path"]) as f:
+            tdesc = json.load(f)
+        self.city = tdesc.get("city", "2900")
+        sign = lambda c: auth.hmac_sha256(TEST_CONTENT_KEY, c)  # noqa: E731
+        self.fares_blob = farec.container(farec.compile_table(tdesc), sign=sign)
+        day = scn.get("day")
+        first = min(dev_seconds(t["at"], day) for t in scn["taps"])
+        self.day_start = first - first % 86400 + 5 * 3600  # 05:00, depot sync before service
+        for name, spec in scn["cards"].items():
+            if spec.get("blacklisted"):
+                c = self.card(name, spec)
+                self.blacklist_serials.add(bytes(c.ef15[10:20]).hex())
+
+    def run(self, scn):
+        self.prepare(scn)
+        day = scn.get("day")
+        for i, tp in enumerate(scn["taps"]):
+            now = dev_seconds(tp["at"], day)
+            card = self.card(tp["card"], scn["cards"][tp["card"]])
+            if "foreign" in tp:
+                f = tp["foreign"]
+                mode = f.get("mode", "rail")
+                self.gate.ride(card, now, 1 if mode in ("rail", 1) else 2, f.get("type", 4),
+                               f.get("line", 0), f.get("station", 0), f.get("amount", 0),
+                               int(f.get("city", "2900"), 16), f.get("flags", 0))
+                continue
+            self.rows.append(self.tap(i, tp, card, now))
+        return self.rows
+
+    def tap(self, i, tp, card, now):
+        terminal = tp.get("terminal", "000000000001")
+        w = self.validator(terminal)
+        door = tp.get("door", "any")
+        w.send("P %d %d %d %d" % (tp["line"], tp.get("stop", 0), tp.get("direction", 0),
+                                  DOORS[door]))
+        w.wait("POS")
+        w.set_time(now)
+        if tp.get("tear"):
+            card.arm_tear(tp["tear"])
+        if hasattr(card, "reroll_uid"):
+            card.reroll_uid()
+        reason, amount, balance, seq = w.tap(card)
+        ev = w.detail
+        row = {
+            "seq": i, "at": tp["at"], "card": tp["card"], "line": tp["line"],
+            "stop": tp.get("stop", 0), "direction": tp.get("direction", 0), "door": door,
+            "reason": E.reason_name(reason), "kind": ev.get("kind", "none"),
+            "fare": ev.get("fare", 0), "penalty": ev.get("penalty", 0), "amount": amount,
+            "balance": balance, "terminal": terminal, "card_balance": card.balance,
+        }
+        self.log("%s %-9s %-9s line %-4s stop %-2s %-20s amount %5d balance %6d" % (
+            tp["at"], tp["card"], terminal[-6:], tp["line"], tp.get("stop", 0),
+            row["reason"], amount, card.balance))
+        return row
+
+    def write_taps(self, path=None):
+        path = path or os.path.join(self.out, "taps.csv")
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, TAP_COLUMNS)
+            w.writeheader()
+            for r in self.rows:
+                w.writerow(r)
+        return path
+
+    def evening(self):
+        """End of the day: every validator syncs its records into the depot database."""
+        for w in self.fleet.values():
+            self.sync(w)
+
+    def export(self):
+        """records.csv (the clearing export) and the issuer-side TAC check of every
+        normal/recovered record."""
+        path = os.path.join(self.out, "records.csv")
+        self.db.export_csv(path)
+        ok = bad = 0
+        rows = []
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                rows.append(r)
+                if r.get("status") in ("normal", "recovered"):
+                    if verify_tac(self.keys, r):
+                        ok += 1
+                    else:
+                        bad += 1
+        return path, rows, ok, bad
+
+    def stop(self):
+        for w in self.fleet.values():
+            w.stop()
+        for le in self.lines:
+            le.close()
+
+
+def verify_tac(keys, r):
+    """The clearing centre's check of one records.csv row (emu.crypto)."""
+    return crypto.verify_purchase_tac(
+        keys, int(r["alg_id"], 16), bytes.fromhex(r["issuer_id"]),
+        bytes.fromhex(r["card_serial"])[2:10], int(r["amount"]), int(r["txn_type"], 16),
+        bytes.fromhex(r["terminal_no"]), bytes.fromhex(r["ttsn"]),
+        bytes.fromhex(r["datetime"]), bytes.fromhex(r["tac"]))
