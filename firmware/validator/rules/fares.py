@@ -14,9 +14,9 @@ from validator.errors import (
     R_CARD_TYPE_REFUSED,
     R_INSUFFICIENT,
     R_ISSUER_NOT_ACCEPTED,
+    R_NO_TARIFF,
     R_NOT_INTERCONNECT,
     R_OK,
-    R_NO_TARIFF,
 )
 from validator.rules import records as r
 from validator.rules import table as t
