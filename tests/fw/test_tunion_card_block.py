@@ -2,22 +2,7 @@
 # SPDX-License-Identifier: MIT
 from emu import crypto, issuer
 from emu.tunion_card import BLOCK_PERM, BLOCK_TEMP
-
-h = bytes.fromhex
-KEYS = issuer.load_master_keys()
-SELECT = h("00A4040008A00000063201010500")
-SELECT_PPSE = b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00"
-TERM = h("000000123456")
-DT = h("20250601083000")
-
-
-def sw(r):
-    return r[-2:].hex().upper()
-
-
-def new_card(**kw):
-    kw.setdefault("balance", 1000)
-    return issuer.issue_card(KEYS, **kw)
+from fw.cardkit import KEYS, SELECT, h, new_card, sw
 
 
 def _block_mac(c, header, challenge):

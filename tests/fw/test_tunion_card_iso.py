@@ -1,27 +1,6 @@
 # Tier 1: emu.tunion_card RF identity, SELECT/PPSE, READ BINARY/RECORD, GET BALANCE, APDU errors.
 # SPDX-License-Identifier: MIT
-from emu import issuer
-
-h = bytes.fromhex
-KEYS = issuer.load_master_keys()
-SELECT = h("00A4040008A00000063201010500")
-SELECT_PPSE = b"\x00\xa4\x04\x00\x0e2PAY.SYS.DDF01\x00"
-TERM = h("000000123456")
-DT = h("20250601083000")
-
-
-def sw(r):
-    return r[-2:].hex().upper()
-
-
-def new_card(**kw):
-    kw.setdefault("balance", 1000)
-    return issuer.issue_card(KEYS, **kw)
-
-
-def init_cmd(p1, amount, key_index=1, term=TERM):
-    head = bytes((0x80, 0x50, p1, 0x02, 0x0B, key_index))
-    return head + amount.to_bytes(4, "big") + term + b"\x0f"
+from fw.cardkit import SELECT, SELECT_PPSE, h, init_cmd, new_card, sw
 
 
 def test_card_when_placed_then_rf_identity_is_type_a_iso14443_4():
