@@ -16,11 +16,26 @@ datasheet/CPU-card figures, not measured here):
     modelled_tap_io_ms_psam38400 assumes the official MOT PSAM rate (card-protocol.md §4,
     S2: 38400). PSAM processing [INF] 8070 12 ms, 8072 3 ms.
   * NOR page program 0.7 ms typical (W25Q128 tPP) per program operation.
+
+instr_per_tap (goal <= 3 M): callgrind Ir of the MicroPython part of the unix port
+(--toggle-collect=micropython_unix_main, PYTHONHASHSEED=0, -X heapsize=4m fixed) running
+host_tools/bench/mp_tap_replay.py: one tap recorded against the emulators, then replayed
+N and 2N times from the rig journals; gross = (I_2N - I_N) / N. The harness share (journal
+replay of the card/PSAM bytes, Python clock, the slice-copy NOR model) is measured the same
+way by replaying only the calls the firmware made to those objects ("cal" mode) and is
+subtracted: instr_per_tap = gross - harness. It includes the idle-time housekeeping the
+tap causes (RecordLog/TearStore maintain), not the PN532 driver (the reader is replayed at
+APDU level). modelled_tap_ms = modelled_tap_io_ms + instr_per_tap cycles at 240 MHz
+(1 x86 instruction ~ 1 Xtensa cycle, an assumption); modelled_tap_ms_cpu2x doubles the CPU
+term. See firmware/validator/txn/README.md "Latency model".
 """
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 _SNIPPET = r"""
 import fwtest
@@ -45,6 +60,9 @@ _F_HZ = 3.571e6
 _CARD_MS = {0xA4: 3.0, 0xB0: 3.0, 0xB2: 3.0, 0x50: 10.0, 0xDC: 8.0, 0x54: 35.0}
 _PSAM_MS = {0x70: 12.0, 0x72: 3.0}
 _NOR_PROGRAM_MS = 0.7
+_MCU_HZ = 240e6  # ESP32-class MCU [INF]; 1 unix-port x86 instruction ~ 1 cycle (assumed)
+_HEAP = "4m"  # fixed: the heap size changes the instruction count (toolchain.md §7)
+_REPLAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mp_tap_replay.py")
 
 
 def _t0_byte_ms(etu):
@@ -52,10 +70,25 @@ def _t0_byte_ms(etu):
     return 10 * fi / di / _F_HZ * 1e3
 
 
-def _tap(visitor=False, etu=None):
+def _atr_ta1(ta1):
+    """The emulated PSAM's ATR with TA1 added (T0 bit 4): what an official MOT PSAM offers
+    for 38400 bit/s (TA1 = 13: Fi 372, Di 4; card-protocol.md §9 step 1, S2)."""
+    from emu.t0 import ATR
+
+    return ATR[:1] + bytes((ATR[1] | 0x10, ta1)) + ATR[2:]
+
+
+def _tap(visitor=False, etu=None, ta1=None, parts=None):
     from fw import rig
 
-    r = rig.Rig(accept=((0xFFFF, 0xFFFF),))
+    from emu.psam import Psam as PsamEmu
+    from emu.t0 import T0Card
+
+    kw = {}
+    if ta1 is not None:  # PPS through the firmware's link and the T=0 emulator
+        dev = PsamEmu(rig.keys(), terminal_no=rig.TERM)
+        kw = {"psam": dev, "t0": T0Card(dev, atr=_atr_ta1(ta1))}
+    r = rig.Rig(accept=((0xFFFF, 0xFFFF),), **kw)
     card = rig.card(city="1000") if visitor else rig.card()
     r.idle()
     r.reader.place(card)
@@ -90,15 +123,72 @@ def _tap(visitor=False, etu=None):
     psam_ms = line * _t0_byte_ms(etu or r.port.etu) + sum(_PSAM_MS.get(i, 0.0) for i in psam_ins)
     programs = r.flash.programs - p0
     io_ms = card_ms + psam_ms + programs * _NOR_PROGRAM_MS
+    if parts is not None:
+        parts["card"] = card_ms
+        parts["psam"] = psam_ms
+        parts["psam_line"] = line * _t0_byte_ms(etu or r.port.etu)
+        parts["flash"] = programs * _NOR_PROGRAM_MS
+        parts["etu"] = r.port.etu
     cbytes = sum(nc + nr for _, nc, nr in log)
     return res.exchanges, cbytes, line, programs, io_ms
 
 
+def replay(ctx, mode, k, valgrind=False, timeout=120):
+    """Run mp_tap_replay.py MODE K on the unix port; returns (Ir or None, {KEY: int})."""
+    cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, _REPLAY, mode, str(k)]
+    env = dict(ctx.mpenv)
+    env["PYTHONHASHSEED"] = "0"
+    out = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if valgrind:
+            # the venv's python3 path, not the resolved binary (toolchain.md §7)
+            py = os.path.join(os.path.dirname(ctx.micropython), "python3")
+            out = os.path.join(tmp, "cg.out")
+            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
+                   "--toggle-collect=micropython_unix_main", py] + cmd
+        p = subprocess.run(cmd, env=env, cwd=ctx.root, capture_output=True, text=True,
+                           timeout=timeout)
+        keys = {}
+        for line in p.stdout.splitlines():
+            f = line.split()
+            if len(f) == 2 and f[1].lstrip("-").isdigit():
+                keys[f[0]] = int(f[1])
+        ir = None
+        if valgrind:
+            m = re.search(r"Collected : (\d+)", p.stderr)
+            ir = int(m.group(1)) if m else None
+    if p.returncode != 0:
+        raise RuntimeError("mp_tap_replay %s %d: %s" % (mode, k, p.stderr[-500:]))
+    return ir, keys
+
+
+def instr_per_tap(ctx, n):
+    """(net, gross, harness) callgrind instructions per tap from runs with n and 2n taps."""
+    ir = {}
+    for mode in ("tap", "cal"):
+        for k in (n, 2 * n):
+            i, keys = replay(ctx, mode, k, valgrind=True)
+            if i is None or keys.get("TAPS") != k:
+                raise RuntimeError("replay %s %d: %r" % (mode, k, keys))
+            ir[mode, k] = i
+    gross = (ir["tap", 2 * n] - ir["tap", n]) / n
+    harness = (ir["cal", 2 * n] - ir["cal", n]) / n
+    return gross - harness, gross, harness
+
+
 def run(ctx):
     sys.path.insert(0, os.path.join(ctx.root, "tests"))
-    ex, cb, pb, fp, io_ms = _tap()
-    exv = _tap(visitor=True)[0]
+    # The emulated PSAM's own ATR offers no TA1 (9600 bit/s); the official MOT PSAM runs
+    # at 38400 (S2), which the engine reaches by PPS when the ATR offers TA1 = 13. The
+    # headline figures use that PSAM (PPS negotiated for real), *_psam9600 the default.
+    parts = {}
+    ex, cb, pb, fp, io_ms = _tap(ta1=0x13, parts=parts)
+    if parts["etu"] != (372, 4):
+        raise RuntimeError("PPS to 38400 not negotiated: %r" % (parts["etu"],))
+    exv = _tap(visitor=True, ta1=0x13)[0]
     io_fast = _tap(etu=(372, 4))[4]
+    slow = {}
+    io_slow = _tap(parts=slow)[4]
     out = {
         "exchanges_per_tap": ex,
         "exchanges_per_tap_visitor": exv,
@@ -107,7 +197,22 @@ def run(ctx):
         "tap_flash_programs": fp,
         "modelled_tap_io_ms": round(io_ms, 1),
         "modelled_tap_io_ms_psam38400": round(io_fast, 1),
+        "modelled_tap_io_ms_psam9600": round(io_slow, 1),
+        "modelled_tap_card_ms": round(parts["card"], 1),
+        "modelled_tap_psam_ms": round(parts["psam"], 1),
+        "modelled_tap_psam_ms_psam9600": round(slow["psam"], 1),
+        "modelled_tap_flash_ms": round(parts["flash"], 1),
     }
+    if shutil.which("valgrind"):
+        net, gross, harness = instr_per_tap(ctx, 10 if ctx.quick else 50)
+        cpu_ms = net / _MCU_HZ * 1e3
+        out["instr_per_tap"] = int(round(net))
+        out["instr_per_tap_gross"] = int(round(gross))
+        out["instr_per_tap_harness"] = int(round(harness))
+        out["modelled_tap_cpu_ms"] = round(cpu_ms, 1)
+        out["modelled_tap_ms"] = round(io_ms + cpu_ms, 1)
+        out["modelled_tap_ms_cpu2x"] = round(io_ms + 2 * cpu_ms, 1)
+        out["modelled_tap_ms_psam9600"] = round(io_slow + cpu_ms, 1)
     try:
         p = subprocess.run([ctx.micropython, "-X", "heapsize=1m", "-c", _SNIPPET],
                            env=ctx.mpenv, capture_output=True, text=True, timeout=120)

@@ -1,0 +1,37 @@
+# test_bench_txn: the tap replay behind instr_per_tap still runs and reports sane numbers.
+# SPDX-License-Identifier: MIT
+#
+# Runs host_tools/bench/mp_tap_replay.py on the unix port without valgrind (2 taps), so
+# the benchmark cannot rot silently when the engine, the rig or the stores change.
+import argparse
+import os
+import shutil
+import sys
+
+import pytest
+
+from bench import bench_txn
+from bench.__main__ import ROOT, mp_env
+
+
+def _ctx():
+    mp = shutil.which("micropython") or os.path.join(sys.prefix, "bin", "micropython")
+    if not os.path.exists(mp):
+        pytest.skip("no micropython")
+    return argparse.Namespace(root=ROOT, micropython=mp, mpenv=mp_env(ROOT), quick=True)
+
+
+def test_tap_replay_when_two_taps_replayed_each_pays_and_flash_matches_emu_nor():
+    _, k = bench_txn.replay(_ctx(), "check", 2, timeout=60)
+    assert k["TAPS"] == 2  # both replayed taps answered R_OK
+    assert k["EXCHANGES"] == 6  # the flat-fare CAPP tap of the table
+    assert k["PROGRAMS"] == 7  # tear context, gray and normal record (body + commit word)
+    assert k["RECORDS"] == 1 + 2 * 3  # next seq: recorded tap + 2 replays, gray + normal
+    assert k["SAME"] == 1  # the slice-copy NOR model ended equal to emu.nor
+
+
+def test_tap_replay_when_calibrating_replays_the_harness_calls_only():
+    _, k = bench_txn.replay(_ctx(), "cal", 2, timeout=60)
+    assert 20 <= k["CALLS"] <= 200
+    # the loop ran no tap: only the recorded and the traced tap wrote records
+    assert k["TAPS"] == 2 and k["RECORDS"] == 1 + 2 * 2
