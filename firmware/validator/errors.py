@@ -48,7 +48,7 @@ class SyncError(ValidatorError):
 
 
 # Reason codes (business outcomes). Stable numbers: they go into records, the
-# feedback table and the sim summary. Keep NAMES in the same order.
+# feedback table and the sim summary. Keep validator.util.errors_text.NAMES in the same order.
 R_OK = const(0)
 R_NO_CARD = const(1)
 R_MULTIPLE_CARDS = const(2)
@@ -71,32 +71,9 @@ R_FAULT = const(18)
 R_NO_TARIFF = const(19)  # no active fare table, or the line is not in it
 R_CARD_TYPE_REFUSED = const(20)  # the city policy refuses this card type
 
-NAMES = (
-    "ok",
-    "no_card",
-    "multiple_cards",
-    "blacklisted",
-    "expired",
-    "not_yet_valid",
-    "app_blocked",
-    "not_interconnect",
-    "issuer_not_accepted",
-    "insufficient_balance",
-    "already_paid",
-    "tap_again",
-    "recovered",
-    "card_error",
-    "unsupported_card",
-    "sam_fault",
-    "storage_full",
-    "comm_error",
-    "fault",
-    "no_tariff",
-    "card_type_refused",
-)
-
-
 def reason_name(code):
-    if 0 <= code < len(NAMES):
-        return NAMES[code]
-    return "reason_%d" % code
+    """Host tools' name for a reason code. The names live in util.errors_text, which the
+    firmware never imports (a tuple of strings costs heap and qstrs on the device)."""
+    from validator.util.errors_text import reason_name as name
+
+    return name(code)

@@ -9,7 +9,7 @@ import struct
 import sys
 
 from emu.nor import NorFlash
-from validator.storage import plan, record
+from validator.storage import plan, record, record_host
 from validator.storage.blacklist import KIND_FULL, OK, Blacklist
 from validator.storage.recordlog import RecordLog, TearStore
 
@@ -35,7 +35,7 @@ def _log_metrics(quick):
     lg = RecordLog(fl, log, p["watermark"]).mount()
     ts = TearStore(fl, p["tear"]).mount()
     lg.maintain()
-    img = record.new_image()
+    img = record_host.new_image()
     ctx = bytearray(TearStore.SIZE)
     taps = 5000
     tap_erases = 0

@@ -10,7 +10,7 @@ import time
 import zlib
 
 from validator.errors import SyncError
-from validator.sync import auth, wire
+from validator.sync import auth, wire, wire_host
 
 DEFLATE_WBITS = 10  # PROTOCOL.md §6
 
@@ -30,7 +30,7 @@ def _need(p, n, what):
 
 def _info(p):
     _need(p, wire.INFO_LEN, "INFO")
-    return wire.unpack_info(p)
+    return wire_host.unpack_info(p)
 
 
 class Keyring:
@@ -94,7 +94,7 @@ class SyncClient:
                 if self.rx_mac is not None:
                     if not self.rx_mac.check(d.hdr, d.payload, d.tag):
                         if t == wire.T_ERROR and d.tag is None and len(p) == 1:
-                            raise SyncFailure("device refused: " + wire.code_name(p[0]), p[0])
+                            raise SyncFailure("device refused: " + wire_host.code_name(p[0]), p[0])
                         raise SyncFailure("frame MAC wrong: not our device or tampered line",
                                           wire.E_MAC)
                     if d.seq <= self.rx_seq:
@@ -102,7 +102,7 @@ class SyncClient:
                     self.rx_seq = d.seq
                 if t == wire.T_ERROR:
                     code = p[0] if p else wire.E_PROTO
-                    raise SyncFailure("device refused: " + wire.code_name(code), code)
+                    raise SyncFailure("device refused: " + wire_host.code_name(code), code)
                 return t, p, fl
             if self._pending:
                 k = d.feed(self._pending)
@@ -120,7 +120,7 @@ class SyncClient:
         t, p, fl = self.recv(timeout)
         if t != want:
             if t == wire.T_RESULT and len(p) >= 2 and p[1] != wire.OK:
-                raise SyncFailure("device refused: " + wire.code_name(p[1]), p[1])
+                raise SyncFailure("device refused: " + wire_host.code_name(p[1]), p[1])
             raise SyncFailure("unexpected message 0x%02x (wanted 0x%02x)" % (t, want),
                               wire.E_PROTO)
         return p
@@ -221,7 +221,7 @@ class SyncClient:
                 first, count, size = struct.unpack_from(">IHH", p, 0)
                 if t == wire.T_RECORDS_Z and size == rs and count:
                     try:
-                        data = wire.rz_decode(p, 8, count, size)
+                        data = wire_host.rz_decode(p, 8, count, size)
                     except ValueError as e:
                         raise SyncFailure("malformed RECORDS_Z batch: %s" % e, wire.E_PROTO)
                 else:
@@ -243,7 +243,7 @@ class SyncClient:
             elif t == wire.T_RESULT:
                 _need(p, 6, "RESULT")
                 r, code, arg = struct.unpack_from(">BBI", p, 0)
-                raise SyncFailure("device refused ACK: " + wire.code_name(code), code)
+                raise SyncFailure("device refused ACK: " + wire_host.code_name(code), code)
             else:
                 raise SyncFailure("unexpected message 0x%02x during pull" % t, wire.E_PROTO)
 
@@ -252,8 +252,9 @@ class SyncClient:
         self.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
         code, _ = self.result(wire.T_PUSH_BEGIN)
         if code != wire.OK:
-            what = wire.KIND_NAMES[kind] if kind < len(wire.KIND_NAMES) else "kind %d" % kind
-            raise SyncFailure("push %s refused: %s" % (what, wire.code_name(code)), code)
+            names = wire_host.KIND_NAMES
+            what = names[kind] if kind < len(names) else "kind %d" % kind
+            raise SyncFailure("push %s refused: %s" % (what, wire_host.code_name(code)), code)
         off = 0
         last = -1
         stalls = 0  # PUSH_ACKs that did not advance (device resyncing or misbehaving)
@@ -270,7 +271,7 @@ class SyncClient:
             if t == wire.T_RESULT:
                 _need(p, 2, "RESULT")
                 code = p[1]
-                raise SyncFailure("push refused: " + wire.code_name(code), code)
+                raise SyncFailure("push refused: " + wire_host.code_name(code), code)
             if t != wire.T_PUSH_ACK:
                 raise SyncFailure("unexpected message 0x%02x during push" % t, wire.E_PROTO)
             _need(p, 4, "PUSH_ACK")
@@ -287,7 +288,8 @@ class SyncClient:
         code, version = self.result(wire.T_PUSH_END, timeout=max(self.timeout, 10.0))
         if code != wire.OK:
             raise SyncFailure(
-                "%s refused by device: %s" % (wire.KIND_NAMES[kind], wire.code_name(code)), code
+                "%s refused by device: %s" % (wire_host.KIND_NAMES[kind],
+                                              wire_host.code_name(code)), code
             )
         return version
 
@@ -295,7 +297,7 @@ class SyncClient:
         self.send(wire.T_SET_CLOCK, struct.pack(">I", secs))
         code, _ = self.result(wire.T_SET_CLOCK)
         if code != wire.OK:
-            raise SyncFailure("set clock refused: " + wire.code_name(code), code)
+            raise SyncFailure("set clock refused: " + wire_host.code_name(code), code)
 
     def faults(self):
         self.send(wire.T_GET_FAULTS)

@@ -142,15 +142,16 @@ class DepotDB:
             decode = None
             try:
                 from validator.storage import record as rec
+                from validator.storage import record_host as rec_host
             except ImportError:
                 rec = None
         if decode is None and rec is not None:
-            cols += list(rec.CSV_COLUMNS)
+            cols += list(rec_host.CSV_COLUMNS)
 
             def decode(data):
                 if len(data) != rec.REC_SIZE or not rec.crc_ok(data):
                     return None
-                return rec.decode(data)
+                return rec_host.decode(data)
 
         cols.append("record")
         n = 0

@@ -8,7 +8,7 @@
 import time
 
 from depot.client import SyncClient, SyncFailure
-from validator.sync import wire
+from validator.sync import wire, wire_host
 
 
 class StationError(Exception):
@@ -45,7 +45,7 @@ def sync_once(port, keyring, db, pushes=(), clock_secs=None, pull=True, faults=F
             summary["records_dup"] = dup
         pushed = []
         for kind, name, blob in pushes:
-            what = wire.KIND_NAMES[kind]
+            what = wire_host.KIND_NAMES[kind]
             stage = "push " + what
             v = client.push(kind, blob, progress=progress(what) if progress else None)
             pushed.append({"kind": what, "file": name, "version": v})

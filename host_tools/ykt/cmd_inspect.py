@@ -27,7 +27,7 @@ def register(sub):
 
 def do_inspect(args):
     from emu.nor import NorFlash
-    from validator.storage import plan, record
+    from validator.storage import plan, record, record_host
     from validator.storage.blacklist import Blacklist
     from validator.storage.params import ParamStore
     from validator.storage.recordlog import RecordLog, TearStore
@@ -55,7 +55,7 @@ def do_inspect(args):
         start = lg.first_seq if args.csv else max(lg.first_seq, lg.next_seq - args.records)
         for q in range(start, lg.next_seq):
             if lg.read(q, buf):
-                rows.append(record.decode(buf))
+                rows.append(record_host.decode(buf))
             else:
                 rows.append({"seq": q, "status": "corrupt"})
         for r in rows[-args.records:] if args.records else []:
@@ -67,7 +67,8 @@ def do_inspect(args):
                 r["balance_before"], r["balance_after"], r["tac"], r["datetime"]), file=out)
         if args.csv:
             with open(args.csv, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(record.CSV_COLUMNS), extrasaction="ignore")
+                w = csv.DictWriter(f, fieldnames=list(record_host.CSV_COLUMNS),
+                                   extrasaction="ignore")
                 w.writeheader()
                 for r in rows:
                     w.writerow(r)
@@ -75,7 +76,7 @@ def do_inspect(args):
         ts = TearStore(fl, fp["tear"]).mount()
         tb = bytearray(TearStore.SIZE)
         if ts.load(tb):
-            d = record.decode(tb[: record.REC_SIZE])
+            d = record_host.decode(tb[: record.REC_SIZE])
             print("tear: PENDING card %s amount %d atc %d ttsn %s" % (
                 d["card_serial"], d["amount"], d["atc"], d["ttsn"]), file=out)
         else:

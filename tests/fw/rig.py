@@ -265,13 +265,13 @@ def card(**kw):
 
 def rows(log):
     """Every record in the log, decoded (storage.record.decode dicts), oldest first."""
-    from validator.storage import record
+    from validator.storage import record, record_host
 
     out = []
     buf = bytearray(record.REC_SIZE)
     for seq in range(log.first_seq, log.next_seq):
         if log.read(seq, buf):
-            d = record.decode(buf)
+            d = record_host.decode(buf)
             d["raw"] = bytes(buf)
             out.append(d)
     return out

@@ -10,7 +10,7 @@ import struct
 from emu.nor import PowerCut
 from fw import storage_dev
 from validator.errors import StorageError
-from validator.storage import record
+from validator.storage import record, record_host
 from validator.storage.recordlog import RecordLog
 
 _BS = 512  # small blocks keep the RAM image small for the 128 KiB MicroPython heap
@@ -93,7 +93,7 @@ def _check(fl, st, img, b):
 def campaign(stride, modes=("drop", "torn")):
     """-> (cases, failures list). Also used by host_tools/bench/bench_storage.py."""
     fl = storage_dev.dev()
-    img = record.new_image()
+    img = record_host.new_image()
     b = bytearray(128)
     st = [0, 0, 0, 0]
     _reset(fl)

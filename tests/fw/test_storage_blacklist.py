@@ -16,10 +16,9 @@ from validator.storage.blacklist import (
     REJ_VERIFY,
     REJ_VERSION,
     Blacklist,
-    container,
     key_of,
-    make_body,
 )
+from validator.storage.blacklist_host import container, make_body
 
 # Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
 # 128 KiB; the firmware's own budget is proven from ROMFS by tests/host/test_heap*.py.

@@ -5,7 +5,7 @@ import fwtest
 from fw import storage_dev
 from fwtest import raises
 from validator.errors import StorageError
-from validator.storage import record
+from validator.storage import record, record_host
 from validator.storage.recordlog import RecordLog, TearStore
 
 # Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
@@ -41,7 +41,7 @@ def _fill(img, seq):
 
 
 def _ok(buf, seq):
-    d = record.decode(buf)
+    d = record_host.decode(buf)
     return record.crc_ok(buf) and d["seq"] == seq and d["amount"] == seq * 7 and buf[
         record.O_SERIAL + 3
     ] == (seq + 3) & 0xFF
@@ -50,7 +50,7 @@ def _ok(buf, seq):
 def test_recordlog_when_appended_reads_back_after_remount():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     for q in range(1, 21):
         _fill(img, q)
         assert lg.append(img) == q
@@ -67,15 +67,15 @@ def test_recordlog_when_fresh_needs_maintain_before_append():
     fl = _flash()
     lg = RecordLog(fl, _LOG, _WM).mount()
     assert lg.full  # nothing prepared: no erase happens inside append
-    raises(StorageError, lg.append, record.new_image())
+    raises(StorageError, lg.append, record_host.new_image())
     lg.maintain()
-    assert not lg.full and lg.append(record.new_image()) == 1
+    assert not lg.full and lg.append(record_host.new_image()) == 1
 
 
 def test_recordlog_when_full_of_unacked_refuses_and_never_overwrites():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     n = 0
     while not lg.full:
         n += 1
@@ -101,7 +101,7 @@ def test_recordlog_when_full_of_unacked_refuses_and_never_overwrites():
 def test_recordlog_when_wrapping_many_laps_keeps_sequence():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     b = bytearray(128)
     for q in range(1, 701):
         _fill(img, q)
@@ -121,7 +121,7 @@ def test_recordlog_when_wrapping_many_laps_keeps_sequence():
 def test_recordlog_when_bit_flipped_reports_and_later_records_stay_readable():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     for q in range(1, 21):
         _fill(img, q)
         lg.append(img)
@@ -144,7 +144,7 @@ def test_recordlog_when_bit_flipped_reports_and_later_records_stay_readable():
 def test_recordlog_when_block_header_bit_flipped_still_finds_the_end():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     for q in range(1, 18):
         _fill(img, q)
         lg.append(img)
@@ -163,7 +163,7 @@ def test_recordlog_when_block_header_bit_flipped_still_finds_the_end():
 def test_recordlog_when_mounted_reads_a_bounded_number_of_slots():
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     for q in range(1, 20):
         _fill(img, q)
         lg.append(img)
@@ -177,7 +177,7 @@ def test_recordlog_when_append_runs_heap_locked_allocates_nothing():
     fwtest.need_micropython()
     fl = _flash()
     lg = _log(fl)
-    img = record.new_image()
+    img = record_host.new_image()
     _fill(img, 1)
     lg.append(img)
 

@@ -12,7 +12,7 @@ from fw.sync_fixtures import (
     make_record,
     make_target,
 )
-from validator.sync import auth, wire
+from validator.sync import auth, wire, wire_host
 from validator.sync.session import Session
 
 # Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
@@ -54,7 +54,7 @@ def test_session_when_host_knows_key_info_describes_device():
     s, t, h = _setup(5)
     typ, p = h.handshake()
     assert typ == wire.T_INFO
-    i = wire.unpack_info(p)
+    i = wire_host.unpack_info(p)
     assert i["device_id"] == DEVICE_ID and i["next_seq"] == 6 and i["acked_seq"] == 0
     assert i["rec_size"] == REC_SIZE
     assert s.authenticated()
@@ -195,7 +195,7 @@ def test_session_when_host_accepts_rz_records_arrive_compressed_and_exact():
             break
         assert typ == wire.T_RECORDS_Z, typ
         first, count, rs = struct.unpack_from(">IHH", p, 0)
-        data = wire.rz_decode(p, 8, count, rs)
+        data = wire_host.rz_decode(p, 8, count, rs)
         raw_bytes += len(p)
         for i in range(count):
             got.append((first + i, data[i * rs : (i + 1) * rs]))

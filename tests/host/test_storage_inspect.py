@@ -3,7 +3,7 @@ import hashlib
 import struct
 
 from emu.nor import NorFlash
-from validator.storage import plan, record
+from validator.storage import plan, record, record_host
 from validator.storage.recordlog import RecordLog
 from ykt.cli import main
 
@@ -14,7 +14,7 @@ def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path,
     fl = NorFlash(plan.SIM_FLASH_SIZE, path=path)
     lg = RecordLog(fl, p["log"], p["watermark"]).mount()
     lg.maintain()
-    img = record.new_image()
+    img = record_host.new_image()
     for q in range(1, 13):
         record.reset(img)
         img[record.O_STATUS] = record.ST_GRAY if q == 12 else record.ST_NORMAL

@@ -9,7 +9,7 @@ from micropython import const
 
 from validator import errors as E
 
-OFF = const(0)
+_OFF = const(0)
 GREEN = const(1)
 RED = const(2)
 AMBER = const(3)
@@ -17,7 +17,7 @@ AMBER = const(3)
 # colour and beep count per reason code, in R_* order (errors.NAMES)
 _COLOUR = bytes((
     GREEN,  # ok
-    OFF,  # no_card
+    _OFF,  # no_card
     RED,  # multiple_cards
     RED,  # blacklisted
     RED,  # expired
@@ -40,7 +40,7 @@ _COLOUR = bytes((
 ))
 _BEEPS = bytes((1, 0, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 1, 3, 3, 3, 3, 2, 3, 3, 3))
 
-FEEDBACK_MS = const(800)  # how long a result stays on before the idle pattern
+_FEEDBACK_MS = const(800)  # how long a result stays on before the idle pattern
 
 
 def colour(reason):

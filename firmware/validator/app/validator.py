@@ -14,7 +14,7 @@ from validator import errors as E
 _S_WAIT_CARD = const(0)
 _S_WAIT_REMOVAL = const(1)
 _REMOVAL_MISSES = const(2)  # empty polls in a row that mean "card gone"
-POLL_MS = const(30)
+_POLL_MS = const(30)
 
 
 class Result:
@@ -172,7 +172,7 @@ class Validator:
 
         while True:
             self.step()
-            await asyncio.sleep_ms(POLL_MS)  # type: ignore[attr-defined]  # MicroPython API
+            await asyncio.sleep_ms(_POLL_MS)  # type: ignore[attr-defined]  # MicroPython API
 
 
 def run(board, processor=None, extra_tasks=(), make_processor=None):

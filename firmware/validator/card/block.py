@@ -10,7 +10,7 @@ from validator.errors import R_APP_BLOCKED, R_OK
 from validator.link import apdu
 
 BLOCK_TEMPORARY = const(0x00)  # P2 00 = temporary per PBOC naming (§10 open question 8)
-CHALLENGE_LEN = const(4)
+_CHALLENGE_LEN = const(4)
 
 STATUS_CHALLENGE = ((0x9000, R_OK),)
 STATUS_BLOCK = (
@@ -21,7 +21,7 @@ STATUS_BLOCK = (
 
 
 def get_challenge(buf):
-    apdu.case2(buf, 0x00, 0x84, 0x00, 0x00, CHALLENGE_LEN)
+    apdu.case2(buf, 0x00, 0x84, 0x00, 0x00, _CHALLENGE_LEN)
     return 5
 
 

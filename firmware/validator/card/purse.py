@@ -16,7 +16,7 @@ TYPE_CAPP = const(0x09)  # compound (CAPP) purchase
 # algId(1) random(4) (§3 table)
 INIT_BAL = const(0)
 INIT_ATC = const(4)
-INIT_OVERDRAFT = const(6)
+_INIT_OVERDRAFT = const(6)
 INIT_KEYVER = const(9)
 INIT_ALG = const(10)
 INIT_RAND = const(11)

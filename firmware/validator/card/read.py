@@ -11,12 +11,12 @@ SFI_EF15 = const(0x15)
 SFI_EF17 = const(0x17)
 SFI_EF18 = const(0x18)
 SFI_EF1E = const(0x1E)
-NO_RECORD = const(-2)  # table code: 6A83, record not found (end of a cyclic log)
+_NO_RECORD = const(-2)  # table code: 6A83, record not found (end of a cyclic log)
 
 STATUS = (
     (0x9000, R_OK),
     (0x6A82, R_UNSUPPORTED_CARD),  # file not found
-    (0x6A83, NO_RECORD),
+    (0x6A83, _NO_RECORD),
 )
 
 

@@ -17,12 +17,12 @@ from micropython import const
 
 from validator.errors import NfcError, NfcTimeout
 
-CMD_DIAGNOSE = const(0x00)
+_CMD_DIAGNOSE = const(0x00)
 CMD_GET_FIRMWARE_VERSION = const(0x02)
-CMD_SAM_CONFIGURATION = const(0x14)
-CMD_RF_CONFIGURATION = const(0x32)
+_CMD_SAM_CONFIGURATION = const(0x14)
+_CMD_RF_CONFIGURATION = const(0x32)
 CMD_IN_DATA_EXCHANGE = const(0x40)
-CMD_IN_DESELECT = const(0x44)
+_CMD_IN_DESELECT = const(0x44)
 CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
 CMD_IN_RELEASE = const(0x52)
 
@@ -40,47 +40,38 @@ _K_NACK = const(2)
 _K_DATA = const(3)
 _K_ERROR = const(4)
 
-# Status-byte error codes (UM0701 §7.1, Table 5), kept as a tuple pair table in flash.
+# Status-byte error codes (UM0701 §7.1, Table 5).
 ERR_TIMEOUT = const(0x01)
-ERR_CRC = const(0x02)
-ERR_PARITY = const(0x03)
+_ERR_CRC = const(0x02)
+_ERR_PARITY = const(0x03)
 ERR_TARGET_RELEASED = const(0x29)
 ERR_CARD_GONE = const(0x2B)
-STATUS_ERRORS = (
-    (0x01, "target did not answer"),
-    (0x02, "CRC error"),
-    (0x03, "parity error"),
-    (0x04, "bit count error in anticollision"),
-    (0x05, "framing error"),
-    (0x06, "abnormal bit collision"),
-    (0x07, "communication buffer too small"),
-    (0x09, "RF buffer overflow"),
-    (0x0A, "RF field not switched on in time"),
-    (0x0B, "RF protocol error"),
-    (0x0D, "temperature error"),
-    (0x0E, "internal buffer overflow"),
-    (0x10, "invalid parameter"),
-    (0x12, "DEP unsupported command"),
-    (0x13, "data format does not match the specification"),
-    (0x14, "MIFARE authentication error"),
-    (0x23, "UID check byte wrong"),
-    (0x25, "invalid device state"),
-    (0x26, "operation not allowed in this configuration"),
-    (0x27, "command not acceptable in the current context"),
-    (0x29, "target released by initiator"),
-    (0x2A, "card ID does not match"),
-    (0x2B, "card previously activated has disappeared"),
-    (0x2C, "NFCID3 mismatch"),
-    (0x2D, "over-current"),
-    (0x2E, "NAD missing in DEP frame"),
+# One bytes of codes and one "|"-separated string of texts, same order: two constants in
+# flash instead of a tuple of (code, str) pairs, which costs a heap object per entry when the
+# firmware runs from ROMFS/frozen .mpy. Only error messages use the texts.
+_STATUS_CODES = (
+    b"\x01\x02\x03\x04\x05\x06\x07\x09\x0a\x0b\x0d\x0e\x10"
+    b"\x12\x13\x14\x23\x25\x26\x27\x29\x2a\x2b\x2c\x2d\x2e"
+)
+_STATUS_TEXT = (
+    "target did not answer|CRC error|parity error|bit count error in anticollision|"
+    "framing error|abnormal bit collision|communication buffer too small|"
+    "RF buffer overflow|RF field not switched on in time|RF protocol error|"
+    "temperature error|internal buffer overflow|invalid parameter|"
+    "DEP unsupported command|data format does not match the specification|"
+    "MIFARE authentication error|UID check byte wrong|invalid device state|"
+    "operation not allowed in this configuration|"
+    "command not acceptable in the current context|target released by initiator|"
+    "card ID does not match|card previously activated has disappeared|"
+    "NFCID3 mismatch|over-current|NAD missing in DEP frame"
 )
 
 
 def status_text(code):
-    for c, t in STATUS_ERRORS:
-        if c == code:
-            return t
-    return "unknown status"
+    i = _STATUS_CODES.find(bytes((code,))) if 0 <= code < 256 else -1
+    if i < 0:
+        return "unknown status"
+    return _STATUS_TEXT.split("|")[i]
 
 
 class Pn532:
@@ -288,7 +279,7 @@ class Pn532:
         p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
         p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
         p[2] = 0x00 if not self.t.uses_irq else 0x01
-        self.command(CMD_SAM_CONFIGURATION, 3, 100)
+        self.command(_CMD_SAM_CONFIGURATION, 3, 100)
         return self.firmware_version()
 
     def firmware_version(self):
@@ -302,7 +293,7 @@ class Pn532:
         p = self.params
         p[0] = 0x01  # CfgItem 1: RF field (§7.3.1)
         p[1] = 0x01 if on else 0x00
-        self.command(CMD_RF_CONFIGURATION, 2, 100)
+        self.command(_CMD_RF_CONFIGURATION, 2, 100)
 
     def rf_timing(self, atr_res_timeout=0x0B, timeout=0x0A):
         p = self.params
@@ -310,7 +301,7 @@ class Pn532:
         p[1] = 0x00
         p[2] = atr_res_timeout
         p[3] = timeout  # 0x0A = 51.2 ms (§7.3.1 Table 12)
-        self.command(CMD_RF_CONFIGURATION, 4, 100)
+        self.command(_CMD_RF_CONFIGURATION, 4, 100)
 
     def rf_retries(self, atr=0xFF, psl=0x01, passive=0x01):
         p = self.params
@@ -318,4 +309,4 @@ class Pn532:
         p[1] = atr
         p[2] = psl
         p[3] = passive
-        self.command(CMD_RF_CONFIGURATION, 4, 100)
+        self.command(_CMD_RF_CONFIGURATION, 4, 100)

@@ -5,14 +5,14 @@
 # caller-supplied bytearray and return the length; nothing here allocates.
 #
 # Status tables (house style principle 4): a module-level tuple of (sw, code) pairs, one per
-# command. `code` is a validator.errors.R_* reason code (a business outcome) or FAULT when
+# command. `code` is a validator.errors.R_* reason code (a business outcome) or _FAULT when
 # the status word means a fault the caller raises on. SW1 wildcards are written with the
 # low byte 0xFF masked: an entry (0x61FF, x) would need masks, so we keep exact SWs only and
 # handle 61xx / 6Cxx in the link layer (ISO 7816-3 §10.3.3), where they belong.
 from micropython import const
 
 SW_OK = const(0x9000)
-FAULT = const(-1)  # table code: unexpected answer, caller treats as a fault
+_FAULT = const(-1)  # table code: unexpected answer, caller treats as a fault
 
 
 def header(buf, cla, ins, p1, p2):
@@ -46,7 +46,7 @@ def sw(resp, n):
     return (resp[n - 2] << 8) | resp[n - 1]
 
 
-def lookup(table, sw_, default=FAULT):
+def lookup(table, sw_, default=_FAULT):
     """Code of sw_ in a status table of (sw, code) pairs; `default` when absent."""
     for pair in table:
         if pair[0] == sw_:

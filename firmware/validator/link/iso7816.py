@@ -28,10 +28,10 @@ from validator.errors import SamError
 SAM_NO_ATR = const(1)
 SAM_BAD_ATR = const(2)
 SAM_TIMEOUT = const(3)
-SAM_PROTOCOL = const(4)
+_SAM_PROTOCOL = const(4)
 SAM_ECHO = const(5)
-SAM_PPS = const(6)
-SAM_OVERFLOW = const(7)
+_SAM_PPS = const(6)
+_SAM_OVERFLOW = const(7)
 
 _TS_DIRECT = const(0x3B)
 _TS_INVERSE = const(0x3F)
@@ -238,7 +238,7 @@ class Iso7816:
             self._put(v)
         for v in req:  # a successful PPS echoes the request (§9.3)
             if self._get(self.wwt_ms) != v:
-                raise SamError(0, SAM_PPS)
+                raise SamError(0, _SAM_PPS)
         self.port.set_etu(fi, di)
         self._set_wwt(ta1)
         return True
@@ -260,7 +260,7 @@ class Iso7816:
         elif n > 5:
             lc = cmd[4]  # case 3 / case 4: P3 = Lc; Le is obtained via 61xx (§12.2.4)
             if n != 5 + lc and n != 6 + lc:
-                raise SamError(0, SAM_PROTOCOL)
+                raise SamError(0, _SAM_PROTOCOL)
             hdr[4] = lc
         else:
             hdr[4] = 0  # case 1
@@ -284,7 +284,7 @@ class Iso7816:
             else:
                 break
         else:
-            raise SamError(sw, SAM_PROTOCOL)
+            raise SamError(sw, _SAM_PROTOCOL)
         got = self._got
         resp[got] = sw >> 8
         resp[got + 1] = sw & 0xFF
@@ -322,7 +322,7 @@ class Iso7816:
                 elif le > 0:
                     while le > 0:
                         if got >= cap:
-                            raise SamError(0, SAM_OVERFLOW)
+                            raise SamError(0, _SAM_OVERFLOW)
                         resp[got] = self._get(wwt)
                         got += 1
                         le -= 1
@@ -330,9 +330,9 @@ class Iso7816:
                             break
                     self._got = got
                 else:
-                    raise SamError(0, SAM_PROTOCOL)
+                    raise SamError(0, _SAM_PROTOCOL)
                 continue
             hi = pb & 0xF0
             if hi == 0x60 or hi == 0x90:
                 return (pb << 8) | self._get(wwt)
-            raise SamError(0, SAM_PROTOCOL)
+            raise SamError(0, _SAM_PROTOCOL)

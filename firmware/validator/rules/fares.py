@@ -33,7 +33,7 @@ K_TRANSFER = const(2)
 K_BOARD = const(3)  # section line: entry recorded, 0 charged now
 K_SECTION = const(4)  # section line: alighting, matrix fare
 K_CAPPED = const(5)
-K_FREE = const(6)  # card-type policy: free ride
+_K_FREE = const(6)  # card-type policy: free ride
 K_NO_ENTRY = const(7)  # exit tap with no matching boarding: the line's max fare
 KIND_NAMES = ("none", "flat", "transfer", "board", "section", "capped", "free", "no_entry")
 
@@ -251,7 +251,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         kind = K_NO_ENTRY
     fare = _price(method, pval, base)
     if method == t.PAY_FREE:
-        kind = K_FREE
+        kind = _K_FREE
 
     # -- transfer: decided at boarding (EF1E rec 1), applied at alighting (EF1A flag)
     xfer_allowed = tb.xfer_kind != t.XFER_NONE and (pflags & t.POL_TRANSFER)
@@ -272,7 +272,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
                 if d > 0:
                     fare -= d
                     res.flags |= r.F_TRANSFER
-                    if kind != K_FREE:
+                    if kind != _K_FREE:
                         kind = K_TRANSFER
 
     # -- daily cap over fares paid in this city on this service day (penalties excluded)
@@ -283,7 +283,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         if fare > room:
             fare = room
             res.flags |= r.F_CAPPED
-            if kind != K_FREE and kind != K_BOARD:
+            if kind != _K_FREE and kind != K_BOARD:
                 kind = K_CAPPED
     day_total += fare
     if ev != _EV_BOARD:

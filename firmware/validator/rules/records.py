@@ -13,7 +13,7 @@ E_TERMINAL = const(1)  # 8: 00 00 + 6-byte PSAM terminal number (S5/S6)
 E_INDUSTRY = const(9)  # 01 rail, 02 bus
 E_LINE = const(10)  # u16 BE (S1: line(2) station(2) operator(2) RFU(1))
 E_STATION = const(12)  # u16 BE
-E_OPERATOR = const(14)  # u16 BE, 0 here
+_E_OPERATOR = const(14)  # u16 BE, 0 here
 E_FLAGS = const(16)  # the RFU byte: yikatong ride flags (F_*) — 0 on foreign records
 E_AMOUNT = const(17)  # u32 BE, fen actually debited (fare + penalty)
 E_BALANCE = const(21)  # u32 BE, balance after
@@ -32,12 +32,12 @@ F_CAPPED = const(2)  # the daily cap reduced this fare
 F_PENALTY = const(4)  # amount includes a missing tap-off charge
 
 # ---- EF 0x1A record 2 (bus, ID 2702), 128 bytes (§2.5 common header + S6 bus fields) ----
-A_ID = const(0)  # 27 02
-A_LEN = const(2)  # 7D
-A_VALID = const(3)  # 01
-A_IC = const(4)  # 01 interconnect transaction
-A_LOCK = const(5)  # 00
-A_SERIAL = const(6)  # 8, transaction serial: the engine may fill it (outside the CRC)
+_A_ID = const(0)  # 27 02
+_A_LEN = const(2)  # 7D
+_A_VALID = const(3)  # 01
+_A_IC = const(4)  # 01 interconnect transaction
+_A_LOCK = const(5)  # 00
+_A_SERIAL = const(6)  # 8, transaction serial: the engine may fill it (outside the CRC)
 A_STATE = const(14)  # 00 initial, 01 boarded, 02 alighted/closed
 A_ENTRY_CITY = const(15)
 A_EXIT_CITY = const(17)
@@ -53,21 +53,21 @@ A_MAXFARE = const(81)  # u32: priced max fare of the entry line = missing tap-of
 A_DIRECTION = const(85)  # S6
 A_LINE = const(86)  # u16, S6
 A_VEHICLE = const(88)  # 6, S6: the PSAM terminal number of the validator
-A_MARK = const(94)  # 'Y' — yikatong layout marker
-A_VER = const(95)  # layout version 1
+_A_MARK = const(94)  # 'Y' — yikatong layout marker
+_A_VER = const(95)  # layout version 1
 A_FLAGS = const(96)  # F_TRANSFER: transfer discount reserved at boarding
 A_INDUSTRY = const(97)  # industry of the entry line
 A_DAY = const(98)  # 4 BCD service date of the accumulator
 A_DAY_TOTAL = const(102)  # u32 fen paid in A_DAY_CITY on A_DAY (fares, not penalties)
 A_DAY_COUNT = const(106)  # u16 rides counted
 A_DAY_CITY = const(108)  # 2 BCD city the accumulator belongs to
-A_CRC = const(126)  # CRC-16/CCITT-FALSE over bytes 14..125, big-endian
-A_CRC_FROM = const(14)
+_A_CRC = const(126)  # CRC-16/CCITT-FALSE over bytes 14..125, big-endian
+_A_CRC_FROM = const(14)
 A_LEN_TOTAL = const(128)
-A_MARK_BYTE = const(0x59)
-A_VERSION = const(1)
+_A_MARK_BYTE = const(0x59)
+_A_VERSION = const(1)
 
-ST_NONE = const(0)
+_ST_NONE = const(0)
 ST_BOARDED = const(1)
 ST_CLOSED = const(2)
 
@@ -123,19 +123,19 @@ def bus_record_ok(r):
     """True if r is a 2702 record in this layout with a good CRC (else: ignore its state)."""
     if r is None or len(r) < A_LEN_TOTAL:
         return False
-    if r[0] != 0x27 or r[1] != 0x02 or r[A_MARK] != A_MARK_BYTE or r[A_VER] != A_VERSION:
+    if r[0] != 0x27 or r[1] != 0x02 or r[_A_MARK] != _A_MARK_BYTE or r[_A_VER] != _A_VERSION:
         return False
-    return crc16(r, A_CRC_FROM, A_CRC) == get16(r, A_CRC)
+    return crc16(r, _A_CRC_FROM, _A_CRC) == get16(r, _A_CRC)
 
 
 def seal_bus_record(r):
     """Fill the constant header and the CRC of a 2702 record being written."""
     r[0] = 0x27
     r[1] = 0x02
-    r[A_LEN] = 0x7D
-    r[A_VALID] = 1
-    r[A_IC] = 1
-    r[A_LOCK] = 0
-    r[A_MARK] = A_MARK_BYTE
-    r[A_VER] = A_VERSION
-    put16(r, A_CRC, crc16(r, A_CRC_FROM, A_CRC))
+    r[_A_LEN] = 0x7D
+    r[_A_VALID] = 1
+    r[_A_IC] = 1
+    r[_A_LOCK] = 0
+    r[_A_MARK] = _A_MARK_BYTE
+    r[_A_VER] = _A_VERSION
+    put16(r, _A_CRC, crc16(r, _A_CRC_FROM, _A_CRC))

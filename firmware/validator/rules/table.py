@@ -12,8 +12,8 @@ from micropython import const
 from validator.errors import SyncError
 
 MAGIC = b"YKFT"
-FORMAT_VERSION = const(1)
-HEADER_LEN = const(48)
+_FORMAT_VERSION = const(1)
+_HEADER_LEN = const(48)
 LINE_LEN = const(12)
 POLICY_LEN = const(8)
 ACCEPT_LEN = const(4)
@@ -31,20 +31,20 @@ XFER_FREE = const(3)
 
 # missing tap-off policies
 TAPOFF_CHARGE_MAX = const(0)
-TAPOFF_CHARGE_NONE = const(1)
+_TAPOFF_CHARGE_NONE = const(1)
 
 # policy methods / scopes / flags
 PAY_PERCENT = const(0)
 PAY_FIXED = const(1)
 PAY_FREE = const(2)
 PAY_REFUSE = const(3)
-SCOPE_LOCAL = const(0)
-SCOPE_VISITING = const(1)
-SCOPE_ANY = const(2)
+_SCOPE_LOCAL = const(0)
+_SCOPE_VISITING = const(1)
+_SCOPE_ANY = const(2)
 POL_TRANSFER = const(1)
 POL_CAP = const(2)
-ANY_TYPE = const(0xFF)
-ANY_CODE = const(0xFFFF)
+_ANY_TYPE = const(0xFF)
+_ANY_CODE = const(0xFFFF)
 
 # industry codes (card-protocol.md §2.6 EF1E[9])
 IND_RAIL = const(1)
@@ -87,12 +87,12 @@ class FareTable:
     def __init__(self, blob):
         b = memoryview(blob)
         n = len(b)
-        if n < HEADER_LEN or bytes(b[0:4]) != MAGIC:
+        if n < _HEADER_LEN or bytes(b[0:4]) != MAGIC:
             _bad("magic")
-        if b[4] != FORMAT_VERSION or b[5] != HEADER_LEN:
+        if b[4] != _FORMAT_VERSION or b[5] != _HEADER_LEN:
             _bad("format version")
         clen = _u32(b, 44)
-        if clen > n or clen < HEADER_LEN:
+        if clen > n or clen < _HEADER_LEN:
             _bad("content length")
         self.blob = blob
         self.b = b
@@ -112,13 +112,13 @@ class FareTable:
         self.n_pol = b[41]
         self.n_acc = b[42]
         self.content_len = clen
-        if self.xfer_kind > XFER_FREE or self.tapoff_policy > TAPOFF_CHARGE_NONE:
+        if self.xfer_kind > XFER_FREE or self.tapoff_policy > _TAPOFF_CHARGE_NONE:
             _bad("transfer/tap-off policy")
         if self.xfer_kind == XFER_PERCENT_OFF and self.xfer_value > 100:
             _bad("transfer percent")
         if self.day_start >= 86400:
             _bad("day start")
-        self.o_lines = HEADER_LEN
+        self.o_lines = _HEADER_LEN
         self.o_pol = self.o_lines + self.n_lines * LINE_LEN
         self.o_acc = self.o_pol + self.n_pol * POLICY_LEN
         end = self.o_acc + self.n_acc * ACCEPT_LEN
@@ -152,7 +152,7 @@ class FareTable:
                 _bad("section max fare != matrix max")
         for i in range(self.n_pol):
             o = self.o_pol + i * POLICY_LEN
-            if b[o + 1] > SCOPE_ANY or b[o + 2] > PAY_REFUSE:
+            if b[o + 1] > _SCOPE_ANY or b[o + 2] > PAY_REFUSE:
                 _bad("policy")
             if b[o + 2] == PAY_PERCENT and _u16(b, o + 4) > 100:
                 _bad("policy percent")
@@ -197,12 +197,12 @@ class FareTable:
     def policy(self, card_type, local):
         """Offset of the first policy matching (card type, local/visiting); -1 = none."""
         b = self.b
-        want = SCOPE_LOCAL if local else SCOPE_VISITING
+        want = _SCOPE_LOCAL if local else _SCOPE_VISITING
         for i in range(self.n_pol):
             o = self.o_pol + i * POLICY_LEN
             t = b[o]
             s = b[o + 1]
-            if (t == card_type or t == ANY_TYPE) and (s == want or s == SCOPE_ANY):
+            if (t == card_type or t == _ANY_TYPE) and (s == want or s == _SCOPE_ANY):
                 return o
         return -1
 
@@ -213,7 +213,7 @@ class FareTable:
             o = self.o_acc + i * ACCEPT_LEN
             ao = _u16(b, o)
             ac = _u16(b, o + 2)
-            if (ao == org or ao == ANY_CODE) and (ac == city or ac == ANY_CODE):
+            if (ao == org or ao == _ANY_CODE) and (ac == city or ac == _ANY_CODE):
                 return True
         return False
 

@@ -15,7 +15,7 @@ from validator.errors import SamError
 from validator.link import apdu
 
 _DF_MOT = b"\x80\x11"
-TERM_LEN = const(6)
+_TERM_LEN = const(6)
 # 8070 data layout (§4 table), 36 bytes
 _M_RAND = const(0)
 _M_ATC = const(4)
@@ -32,7 +32,7 @@ _BLOCK_KEY_VER = const(0x02)
 _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
 ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
-MAC2_BAD = const(1)  # SamError.code for a refused MAC2
+_MAC2_BAD = const(1)  # SamError.code for a refused MAC2
 STATUS = ((0x9000, 0),)
 
 
@@ -46,7 +46,7 @@ class Psam:
     def __init__(self, link, reset=None):
         self.link = link
         self._reset = reset
-        self.terminal = bytearray(TERM_LEN)
+        self.terminal = bytearray(_TERM_LEN)
         self.key_index = 0
         self.ready = False
         self.cmd = bytearray(64)
@@ -71,10 +71,10 @@ class Psam:
         if self._reset is not None:
             self._reset()
         c = self.cmd
-        apdu.case2(c, 0x00, 0xB0, 0x96, 0x00, TERM_LEN)  # EF16, SFI 16
-        if self._x(5) != TERM_LEN:
+        apdu.case2(c, 0x00, 0xB0, 0x96, 0x00, _TERM_LEN)  # EF16, SFI 16
+        if self._x(5) != _TERM_LEN:
             raise SamError(0x9000, 0xB0)
-        apdu.copy(self.terminal, 0, self.resp, 0, TERM_LEN)
+        apdu.copy(self.terminal, 0, self.resp, 0, _TERM_LEN)
         apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, _DF_MOT, 2)  # SELECT DF 8011 by FID
         self._x(7)
         apdu.case2(c, 0x00, 0xB0, 0x97, 0x00, 1)  # EF17 byte 0 = key index

@@ -487,13 +487,7 @@ class Blacklist:
 
 
 def make_body(kind, keys, base=0):
-    """Host side: container body for sorted keys (full) or sorted (op, key) pairs (delta)."""
-    if kind == KIND_FULL:
-        return struct.pack(">I", len(keys)) + b"".join(bytes(k) for k in keys)
-    return struct.pack(">II", base, len(keys)) + b"".join(bytes([op]) + bytes(k) for op, k in keys)
+    """Host side; lives in blacklist_host (forwarder kept for existing host callers)."""
+    from validator.storage.blacklist_host import make_body as f
 
-
-def container(kind, version, body, sign):
-    """Host side: wrap body as a sync/PROTOCOL.md §5 container; sign(bytes) -> 32-byte tag."""
-    b = _CMAGIC + struct.pack(">BBII", kind, 0, version, len(body)) + bytes(body)
-    return b + sign(b)
+    return f(kind, keys, base)

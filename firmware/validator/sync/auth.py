@@ -16,7 +16,7 @@ from validator.errors import SyncError
 _BLOCK = const(64)
 DIGEST = const(32)
 NONCE_LEN = const(16)
-TAG_LEN = const(16)  # wire.MAC_LEN
+_TAG_LEN = const(16)  # wire.MAC_LEN
 KEYS_LEN = const(76)
 CONTENT_HDR = const(14)
 _KEYS_MAGIC = b"YKK1"
@@ -84,13 +84,13 @@ class FrameMac:
 
     def tag_into(self, hdr, payload, out):
         t = self._h.digest(hdr, payload)
-        for i in range(TAG_LEN):
+        for i in range(_TAG_LEN):
             out[i] = t[i]
 
     def check(self, hdr, payload, tag):
         if tag is None:
             return False
-        return equal(self._h.digest(hdr, payload)[:TAG_LEN], tag)
+        return equal(self._h.digest(hdr, payload)[:_TAG_LEN], tag)
 
 
 # -- challenge-response (PROTOCOL.md §3.1, §3.2) -------------------------------------

@@ -12,13 +12,13 @@ from binascii import crc32
 
 from micropython import const
 
-SOF0 = const(0x59)  # "Y"
-SOF1 = const(0x4B)  # "K"
+_SOF0 = const(0x59)  # "Y"
+_SOF1 = const(0x4B)  # "K"
 HDR = const(11)
 MAC_LEN = const(16)
-CRC_LEN = const(4)
+_CRC_LEN = const(4)
 MAX_PAYLOAD = const(2048)
-MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
+MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + _CRC_LEN
 F_MAC = const(1)
 F_DEFLATE = const(2)
 _F_KNOWN = const(3)
@@ -59,52 +59,30 @@ E_STORAGE = const(8)
 E_BUSY = const(9)
 E_KIND = const(10)
 
-CODE_NAMES = (
-    "ok",
-    "authentication failed",
-    "frame MAC wrong",
-    "replayed frame",
-    "protocol error",
-    "out of range",
-    "content refused (MAC/format)",
-    "content version not newer",
-    "storage fault",
-    "busy",
-    "unknown content kind",
-)
-
 # Content kinds (PROTOCOL.md §4.3)
 K_BLACKLIST_FULL = const(1)
 K_BLACKLIST_DELTA = const(2)
 K_FARES = const(3)
 K_WHITELIST = const(4)
 K_CONFIG = const(5)
-KIND_NAMES = ("", "blacklist", "blacklist-delta", "fares", "whitelist", "config")
-
 PULL_Z = const(1)  # PULL flags bit0: the host accepts RECORDS_Z
 PROTO_VERSION = const(1)
 INFO_LEN = const(44)
 INFO_FMT = ">IIIIIHIIIIIH"
 
 
-def code_name(code):
-    if 0 <= code < len(CODE_NAMES):
-        return CODE_NAMES[code]
-    return "code %d" % code
-
-
 def encode(buf, ftype, flags, seq, plen, mac=None):
     """Finish a frame whose payload the caller already placed at buf[HDR:HDR+plen].
 
     mac: an object with tag_into(hdr_mv, payload_mv, out_mv) (auth.FrameMac) or None.
-    Returns the frame length. buf must hold HDR + plen + MAC_LEN + CRC_LEN bytes.
+    Returns the frame length. buf must hold HDR + plen + MAC_LEN + _CRC_LEN bytes.
     """
     if plen > MAX_PAYLOAD:
         raise ValueError("payload too long")
     if mac is not None:
         flags |= F_MAC
-    buf[0] = SOF0
-    buf[1] = SOF1
+    buf[0] = _SOF0
+    buf[1] = _SOF1
     struct.pack_into(">BBIH", buf, 2, ftype, flags, seq, plen)
     mv = memoryview(buf)
     buf[10] = crc32(mv[2:10]) & 0xFF
@@ -113,12 +91,12 @@ def encode(buf, ftype, flags, seq, plen, mac=None):
         mac.tag_into(mv[2:10], mv[HDR:end], mv[end : end + MAC_LEN])
         end += MAC_LEN
     struct.pack_into(">I", buf, end, crc32(mv[2:end]))
-    return end + CRC_LEN
+    return end + _CRC_LEN
 
 
 def frame(ftype, payload=b"", seq=0, flags=0, mac=None):
     """Allocate and return one encoded frame (host side, tests)."""
-    buf = bytearray(HDR + len(payload) + MAC_LEN + CRC_LEN)
+    buf = bytearray(HDR + len(payload) + MAC_LEN + _CRC_LEN)
     buf[HDR : HDR + len(payload)] = payload
     n = encode(buf, ftype, flags, seq, len(payload), mac)
     return bytes(buf[:n])
@@ -202,15 +180,15 @@ class Decoder:
         while True:
             lo, hi = self.lo, self.hi
             if hi - lo < 2:
-                if hi - lo == 1 and buf[lo] != SOF0:
+                if hi - lo == 1 and buf[lo] != _SOF0:
                     self.lo = hi
                     self.dropped += 1
                 return False
-            if buf[lo] != SOF0 or buf[lo + 1] != SOF1:
+            if buf[lo] != _SOF0 or buf[lo + 1] != _SOF1:
                 i = buf.find(b"YK", lo + 1, hi)
                 if i < 0:
                     # keep a trailing "Y": it may be the start of the next SOF
-                    i = hi - 1 if buf[hi - 1] == SOF0 else hi
+                    i = hi - 1 if buf[hi - 1] == _SOF0 else hi
                 self.dropped += i - lo
                 self.lo = i
                 continue
@@ -231,7 +209,7 @@ class Decoder:
             end = lo + HDR + plen
             if flags & F_MAC:
                 end += MAC_LEN
-            if hi < end + CRC_LEN:
+            if hi < end + _CRC_LEN:
                 return False
             c = (buf[end] << 24) | (buf[end + 1] << 16) | (buf[end + 2] << 8) | buf[end + 3]
             if crc32(mv[lo + 2 : end]) != c:
@@ -247,7 +225,7 @@ class Decoder:
             self.hdr = mv[lo + 2 : lo + 10]
             self.payload = mv[p : p + plen]
             self.tag = mv[p + plen : end] if flags & F_MAC else None
-            self.lo = end + CRC_LEN
+            self.lo = end + _CRC_LEN
             self.frames += 1
             return True
 
@@ -256,22 +234,6 @@ def pack_info(buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, v
     struct.pack_into(
         INFO_FMT, buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, vcfg, clk, nf
     )
-
-
-def unpack_info(payload):
-    """-> dict (host side)."""
-    if len(payload) < INFO_LEN:
-        raise ValueError("INFO too short")
-    v = struct.unpack_from(INFO_FMT, payload, 0)
-    keys = (
-        "device_id", "firmware", "first_seq", "acked_seq", "next_seq", "rec_size",
-        "blacklist_version", "fares_version", "whitelist_version", "config_version",
-        "clock", "faults",
-    )
-    d = {}
-    for i in range(len(keys)):
-        d[keys[i]] = v[i]
-    return d
 
 
 # -- RECORDS_Z record delta coding (PROTOCOL.md §6) -----------------------------------
@@ -312,37 +274,3 @@ def rz_encode(prev, cur, rs, out, o):
                 o += 1
                 i += 1
     return o
-
-
-def rz_decode(payload, off, count, rs):
-    """Host side: -> bytes of count records of rs bytes; ValueError when malformed."""
-    out = bytearray(count * rs)
-    prev = bytearray(rs)
-    o = 0
-    for r in range(count):
-        i = 0
-        while i < rs:
-            if off >= len(payload):
-                raise ValueError("RECORDS_Z truncated")
-            c = payload[off]
-            off += 1
-            if c >= 0x80:
-                n = c - 0x7F
-                if i + n > rs:
-                    raise ValueError("RECORDS_Z run crosses a record")
-                for k in range(n):
-                    out[o + i + k] = prev[i + k]
-                i += n
-            else:
-                n = c + 1
-                if i + n > rs or off + n > len(payload):
-                    raise ValueError("RECORDS_Z literal overrun")
-                for k in range(n):
-                    out[o + i + k] = payload[off + k] ^ prev[i + k]
-                off += n
-                i += n
-        prev[:] = out[o : o + rs]
-        o += rs
-    if off != len(payload):
-        raise ValueError("RECORDS_Z trailing bytes")
-    return bytes(out)

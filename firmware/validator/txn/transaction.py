@@ -69,7 +69,7 @@ from validator.util import bcdtime
 # policy.needs() bits (the same values as validator.rules.table.NEED_*)
 NEED_1E = const(1)
 NEED_1A = const(2)
-NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
+_NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
 
 _SEEN = const(8)  # repeat-window ring entries
 _SER = const(10)  # serial length
@@ -308,7 +308,7 @@ class Transaction:
         needs = self.policy.needs()
         city = (e[2] << 8) | e[3]
         ef17 = None
-        if city != self.local_city or needs & NEED_EF17:
+        if city != self.local_city or needs & _NEED_EF17:
             n = self._card(read.binary(self.cmd, read.SFI_EF17, 0, 11))
             if self._read_ok() != R_OK or n < 11:
                 return self._refuse(R_CARD_ERROR)

@@ -1,0 +1,109 @@
+# validator.storage.record_host: decode a 128-byte record (FORMAT.md §2) on the host side.
+# SPDX-License-Identifier: MIT
+#
+# Host tools, the depot and tests only; the firmware never imports this module, so its
+# strings, dict keys and functions cost no heap on the device. Common subset (tier-1 tests
+# use it on MicroPython too).
+import binascii
+import struct
+
+from validator.storage.record import (
+    O_ALG_ID,
+    O_AMOUNT,
+    O_ATC,
+    O_BAL_AFTER,
+    O_BAL_BEFORE,
+    O_CARD_TYPE,
+    O_DATETIME,
+    O_DEVICE,
+    O_DIRECTION,
+    O_FARE_LIST,
+    O_FARE_RULE,
+    O_FLAGS,
+    O_ISSUER,
+    O_KEY_INDEX,
+    O_KEY_VER,
+    O_LINE,
+    O_PSAM_SLOT,
+    O_REASON,
+    O_REF_SEQ,
+    O_SEQ,
+    O_SERIAL,
+    O_STATION,
+    O_STATUS,
+    O_TAC,
+    O_TERMINAL,
+    O_TTSN,
+    O_TXN_TYPE,
+    O_VEHICLE,
+    O_VERSION,
+    REC_SIZE,
+    reset,
+)
+
+COMMIT = b"YKR1"  # the commit word at offset 0 (programmed last, outside the CRC)
+STATUS_NAMES = ("", "normal", "gray", "recovered", "blocked", "refused")
+
+
+def new_image():
+    """A zeroed image with TAC and REF_SEQ at their 'none' sentinels (not for the tap path)."""
+    b = bytearray(REC_SIZE)
+    reset(b)
+    return b
+
+
+def _hex(buf, off, n):
+    return binascii.hexlify(bytes(buf[off : off + n])).decode()
+
+
+def _bcdtime(buf, off):
+    return _hex(buf, off, 7)
+
+
+def decode(buf):
+    """Host/depot side: a 128-byte record -> dict with the records.csv columns (issue 4).
+
+    Does not check the CRC; call crc_ok() first when the bytes come from flash."""
+    u8 = lambda o: buf[o]
+    u16 = lambda o: struct.unpack_from(">H", buf, o)[0]
+    u32 = lambda o: struct.unpack_from(">I", buf, o)[0]
+    st = u8(O_STATUS)
+    return {
+        "device_id": _hex(buf, O_DEVICE, 4),
+        "seq": u32(O_SEQ),
+        "status": STATUS_NAMES[st] if 0 < st < len(STATUS_NAMES) else "status_%d" % st,
+        "txn_type": "%02x" % u8(O_TXN_TYPE),
+        "card_serial": _hex(buf, O_SERIAL, 10),
+        "issuer_id": _hex(buf, O_ISSUER, 8),
+        "card_type": "%02x" % u8(O_CARD_TYPE),
+        "amount": u32(O_AMOUNT),
+        "balance_before": u32(O_BAL_BEFORE),
+        "balance_after": u32(O_BAL_AFTER),
+        "atc": u16(O_ATC),
+        "terminal_no": _hex(buf, O_TERMINAL, 6),
+        "ttsn": _hex(buf, O_TTSN, 4),
+        "datetime": _bcdtime(buf, O_DATETIME),
+        "tac": _hex(buf, O_TAC, 4),
+        "key_version": "%02x" % u8(O_KEY_VER),
+        "alg_id": "%02x" % u8(O_ALG_ID),
+        "line": u16(O_LINE),
+        "vehicle": _hex(buf, O_VEHICLE, 6),
+        "station": u16(O_STATION),
+        "direction": u8(O_DIRECTION),
+        "reason": u8(O_REASON),
+        "flags": u8(O_FLAGS),
+        "fare_list": u32(O_FARE_LIST),
+        "fare_rule": u16(O_FARE_RULE),
+        "ref_seq": u32(O_REF_SEQ),
+        "psam_slot": u8(O_PSAM_SLOT),
+        "key_index": u8(O_KEY_INDEX),
+        "version": u8(O_VERSION),
+    }
+
+
+CSV_COLUMNS = (
+    "device_id", "seq", "status", "txn_type", "card_serial", "issuer_id", "card_type",
+    "amount", "balance_before", "balance_after", "atc", "terminal_no", "ttsn", "datetime",
+    "tac", "key_version", "alg_id", "line", "vehicle", "station", "direction", "reason",
+    "fare_list", "fare_rule", "ref_seq",
+)
