@@ -46,32 +46,30 @@ _ERR_CRC = const(0x02)
 _ERR_PARITY = const(0x03)
 ERR_TARGET_RELEASED = const(0x29)
 ERR_CARD_GONE = const(0x2B)
-# One bytes of codes and one "|"-separated string of texts, same order: two constants in
-# flash instead of a tuple of (code, str) pairs, which costs a heap object per entry when the
-# firmware runs from ROMFS/frozen .mpy. Only error messages use the texts.
-_STATUS_CODES = (
-    b"\x01\x02\x03\x04\x05\x06\x07\x09\x0a\x0b\x0d\x0e\x10"
-    b"\x12\x13\x14\x23\x25\x26\x27\x29\x2a\x2b\x2c\x2d\x2e"
-)
-_STATUS_TEXT = (
-    "target did not answer|CRC error|parity error|bit count error in anticollision|"
-    "framing error|abnormal bit collision|communication buffer too small|"
-    "RF buffer overflow|RF field not switched on in time|RF protocol error|"
-    "temperature error|internal buffer overflow|invalid parameter|"
-    "DEP unsupported command|data format does not match the specification|"
-    "MIFARE authentication error|UID check byte wrong|invalid device state|"
-    "operation not allowed in this configuration|"
-    "command not acceptable in the current context|target released by initiator|"
-    "card ID does not match|card previously activated has disappeared|"
-    "NFCID3 mismatch|over-current|NAD missing in DEP frame"
-)
 
 
 def status_text(code):
-    i = _STATUS_CODES.find(bytes((code,))) if 0 <= code < 256 else -1
+    """Text of a status-byte error code. Codes (bytes) and "|"-separated texts in the same
+    order, as function constants: no module-level table objects or names in the heap when
+    the firmware runs from ROMFS/frozen .mpy. Only error messages use it."""
+    i = (
+        b"\x01\x02\x03\x04\x05\x06\x07\x09\x0a\x0b\x0d\x0e\x10"
+        b"\x12\x13\x14\x23\x25\x26\x27\x29\x2a\x2b\x2c\x2d\x2e"
+    ).find(bytes((code,))) if 0 <= code < 256 else -1
     if i < 0:
         return "unknown status"
-    return _STATUS_TEXT.split("|")[i]
+    return (
+        "target did not answer|CRC error|parity error|bit count error in anticollision|"
+        "framing error|abnormal bit collision|communication buffer too small|"
+        "RF buffer overflow|RF field not switched on in time|RF protocol error|"
+        "temperature error|internal buffer overflow|invalid parameter|"
+        "DEP unsupported command|data format does not match the specification|"
+        "MIFARE authentication error|UID check byte wrong|invalid device state|"
+        "operation not allowed in this configuration|"
+        "command not acceptable in the current context|target released by initiator|"
+        "card ID does not match|card previously activated has disappeared|"
+        "NFCID3 mismatch|over-current|NAD missing in DEP frame"
+    ).split("|")[i]
 
 
 class Pn532:

@@ -15,7 +15,7 @@
 #     byte), NULL 0x60 (keep waiting), SW1 0x6X/0x9X; 61xx -> GET RESPONSE (§10.3.3, case 4
 #     and PSAM responses), 6Cxx -> resend the header with P3 = xx;
 #   * work waiting time (§10.2): WWT = 960 * WI * Fi / f; we hold it in milliseconds and
-#     raise SamError(0, SAM_TIMEOUT) when the PSAM stays silent longer.
+#     raise SamError(0, _SAM_TIMEOUT) when the PSAM stays silent longer.
 #
 # Bytes move one at a time through a preallocated 1-byte buffer: T=0 itself is byte-paced
 # (~INS procedure bytes, echo) and slicing memoryviews would allocate. transmit() allocates
@@ -25,11 +25,11 @@ from micropython import const
 from validator.errors import SamError
 
 # SamError.code values for link-level faults (sw = 0)
-SAM_NO_ATR = const(1)
-SAM_BAD_ATR = const(2)
-SAM_TIMEOUT = const(3)
+_SAM_NO_ATR = const(1)
+_SAM_BAD_ATR = const(2)
+_SAM_TIMEOUT = const(3)
 _SAM_PROTOCOL = const(4)
-SAM_ECHO = const(5)
+_SAM_ECHO = const(5)
 _SAM_PPS = const(6)
 _SAM_OVERFLOW = const(7)
 
@@ -103,7 +103,7 @@ class Iso7816:
             left = ms - clock.ticks_diff(clock.ticks_ms(), t0)
             if left <= 0 or not link.wait(left):
                 if not link.readinto(b):
-                    raise SamError(0, SAM_TIMEOUT)
+                    raise SamError(0, _SAM_TIMEOUT)
                 return _INV[b[0]] if self.inverse else b[0]
 
     def _putn(self, buf, n):
@@ -118,7 +118,7 @@ class Iso7816:
         if self.port.echo:
             for i in range(n):
                 if self._get(self.wwt_ms) != buf[i]:
-                    raise SamError(0, SAM_ECHO)
+                    raise SamError(0, _SAM_ECHO)
 
     def _put(self, v):
         b = self._b1
@@ -127,7 +127,7 @@ class Iso7816:
         if self.port.echo:
             # single-wire I/O: our own byte comes straight back (§5.2 contact C7)
             if self._get(self.wwt_ms) != v:
-                raise SamError(0, SAM_ECHO)
+                raise SamError(0, _SAM_ECHO)
 
     # ---- reset / ATR (§8) ---------------------------------------------------------------
     def reset(self):
@@ -142,14 +142,14 @@ class Iso7816:
         try:
             ts = self._get(self._atr_ms)
         except SamError:
-            raise SamError(0, SAM_NO_ATR)
+            raise SamError(0, _SAM_NO_ATR)
         if ts == _TS_INVERSE_SEEN:
             # inverse convention on a direct-convention UART (§8.1): convert from now on.
             # (The board's UART must check odd parity then; MOT PSAMs seen all use 3B.)
             self.inverse = True
             ts = _TS_INVERSE
         elif ts != _TS_DIRECT and ts != _TS_INVERSE:  # 3F: the board's UART converts
-            raise SamError(0, SAM_BAD_ATR)
+            raise SamError(0, _SAM_BAD_ATR)
         atr[0] = ts
         n = 1
         y = self._get(self._atr_ms)  # T0
@@ -166,7 +166,7 @@ class Iso7816:
             for bit in range(4):
                 if y & (0x10 << bit):
                     if n >= _ATR_MAX:
-                        raise SamError(0, SAM_BAD_ATR)
+                        raise SamError(0, _SAM_BAD_ATR)
                     v = self._get(self._atr_ms)
                     atr[n] = v
                     n += 1
@@ -190,7 +190,7 @@ class Iso7816:
         self.hist_off = n
         self.hist_len = k
         if n + k + (1 if tck else 0) > _ATR_MAX:
-            raise SamError(0, SAM_BAD_ATR)
+            raise SamError(0, _SAM_BAD_ATR)
         for _ in range(k):
             atr[n] = self._get(self._atr_ms)
             n += 1
@@ -201,9 +201,9 @@ class Iso7816:
             for j in range(1, n):
                 x ^= atr[j]
             if x:
-                raise SamError(0, SAM_BAD_ATR)  # §8.2.5: T0..TCK XOR to zero
+                raise SamError(0, _SAM_BAD_ATR)  # §8.2.5: T0..TCK XOR to zero
         if not protocols & 1:
-            raise SamError(0, SAM_BAD_ATR)  # this link speaks T=0 only
+            raise SamError(0, _SAM_BAD_ATR)  # this link speaks T=0 only
         self.atr_len = n
         self._set_wwt(0x11)  # until a PPS changes Fi
         return n
@@ -336,3 +336,12 @@ class Iso7816:
             if hi == 0x60 or hi == 0x90:
                 return (pb << 8) | self._get(wwt)
             raise SamError(0, _SAM_PROTOCOL)
+
+
+def __getattr__(name):
+    """Host callers' names for this module's private consts and host-only helpers: they live
+    in validator.link.iso7816_host (never imported by the firmware; PEP 562 / MicroPython module
+    __getattr__)."""
+    from validator.link import iso7816_host as h
+
+    return getattr(h, name)

@@ -27,14 +27,14 @@ DOOR_ENTRY = const(1)  # front door: always a boarding
 DOOR_EXIT = const(2)  # rear door: always an alighting
 
 # Decision.kind: what the rider sees; Decision.flags holds every F_* that applied.
-K_NONE = const(0)  # refused
-K_FLAT = const(1)
-K_TRANSFER = const(2)
-K_BOARD = const(3)  # section line: entry recorded, 0 charged now
-K_SECTION = const(4)  # section line: alighting, matrix fare
-K_CAPPED = const(5)
+_K_NONE = const(0)  # refused
+_K_FLAT = const(1)
+_K_TRANSFER = const(2)
+_K_BOARD = const(3)  # section line: entry recorded, 0 charged now
+_K_SECTION = const(4)  # section line: alighting, matrix fare
+_K_CAPPED = const(5)
 _K_FREE = const(6)  # card-type policy: free ride
-K_NO_ENTRY = const(7)  # exit tap with no matching boarding: the line's max fare
+_K_NO_ENTRY = const(7)  # exit tap with no matching boarding: the line's max fare
 KIND_NAMES = ("none", "flat", "transfer", "board", "section", "capped", "free", "no_entry")
 
 _EV_SINGLE = const(0)
@@ -70,7 +70,7 @@ class Decision:
 
     def clear(self):
         self.reason = R_OK
-        self.kind = K_NONE
+        self.kind = _K_NONE
         self.flags = 0
         self.txtype = 0  # EF1E[0]: 03 boarding, 04 alighting, 06 single ride
         self.industry = 0
@@ -142,7 +142,7 @@ def _discount(tb, fare):
 
 def _refuse(res, code):
     res.reason = code
-    res.kind = K_NONE
+    res.kind = _K_NONE
     res.write1a = False
 
 
@@ -235,20 +235,20 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     # -- base fare of this ride
     if ev == _EV_SINGLE:
         base = linemax
-        kind = K_FLAT
+        kind = _K_FLAT
     elif ev == _EV_BOARD:
         base = 0
-        kind = K_BOARD
+        kind = _K_BOARD
     elif ev == _EV_ALIGHT:
         es = r.get16(rec1a, r.A_ENTRY_STOP)
         if es < stops and where.stop < stops:
             base = tb.section_fare(li, es, where.stop)
         else:
             base = linemax  # stop outside the matrix: charge as far as the line goes
-        kind = K_SECTION
+        kind = _K_SECTION
     else:
         base = linemax
-        kind = K_NO_ENTRY
+        kind = _K_NO_ENTRY
     fare = _price(method, pval, base)
     if method == t.PAY_FREE:
         kind = _K_FREE
@@ -273,7 +273,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
                     fare -= d
                     res.flags |= r.F_TRANSFER
                     if kind != _K_FREE:
-                        kind = K_TRANSFER
+                        kind = _K_TRANSFER
 
     # -- daily cap over fares paid in this city on this service day (penalties excluded)
     if tb.cap and (pflags & t.POL_CAP):
@@ -283,8 +283,8 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         if fare > room:
             fare = room
             res.flags |= r.F_CAPPED
-            if kind != _K_FREE and kind != K_BOARD:
-                kind = K_CAPPED
+            if kind != _K_FREE and kind != _K_BOARD:
+                kind = _K_CAPPED
     day_total += fare
     if ev != _EV_BOARD:
         day_count += 1
@@ -392,3 +392,12 @@ class FarePolicy:
     def decide(self, now, ef15, ef17, rec1e, rec1a):
         return decide(self.res, self.tables.current(now), now, self.where, ef15, ef17, rec1e,
                       rec1a, self.balance)
+
+
+def __getattr__(name):
+    """Host callers' names for this module's private consts and host-only helpers: they live
+    in validator.rules.fares_host (never imported by the firmware; PEP 562 / MicroPython module
+    __getattr__)."""
+    from validator.rules import fares_host as h
+
+    return getattr(h, name)

@@ -14,9 +14,9 @@ from validator.errors import SyncError
 MAGIC = b"YKFT"
 _FORMAT_VERSION = const(1)
 _HEADER_LEN = const(48)
-LINE_LEN = const(12)
-POLICY_LEN = const(8)
-ACCEPT_LEN = const(4)
+_LINE_LEN = const(12)
+_POLICY_LEN = const(8)
+_ACCEPT_LEN = const(4)
 
 # header flags (FORMAT.md "flags")
 FLAG_XFER_SAME_LINE = const(1)  # same line, other vehicle (terminal) counts as a transfer
@@ -47,26 +47,25 @@ _ANY_TYPE = const(0xFF)
 _ANY_CODE = const(0xFFFF)
 
 # industry codes (card-protocol.md §2.6 EF1E[9])
-IND_RAIL = const(1)
-IND_BUS = const(2)
+_IND_RAIL = const(1)
+_IND_BUS = const(2)
 
 # what decide() needs read from the card, per line (see needs())
 NEED_1E = const(1)  # EF 0x1E record 1 (the newest trip record)
 NEED_1A = const(2)  # EF 0x1A record 2 (bus record 2702)
 
 # install outcomes (FareTables.offer)
-T_ACTIVE = const(0)
-T_PENDING = const(1)
-T_BAD_AUTH = const(-1)
-T_BAD_FORMAT = const(-2)
+_T_ACTIVE = const(0)
+_T_PENDING = const(1)
+_T_BAD_AUTH = const(-1)
+_T_BAD_FORMAT = const(-2)
 T_OLD_VERSION = const(-3)
 
 
 # content container framing (sync/PROTOCOL.md §5): "YKC1" kind flags version(4) len(4)
-_C_MAGIC = b"YKC1"
 _C_HDR = const(14)
 _C_TAG = const(32)
-KIND_FARE_TABLE = const(3)
+_KIND_FARE_TABLE = const(3)
 
 
 def _u16(b, o):
@@ -119,21 +118,21 @@ class FareTable:
         if self.day_start >= 86400:
             _bad("day start")
         self.o_lines = _HEADER_LEN
-        self.o_pol = self.o_lines + self.n_lines * LINE_LEN
-        self.o_acc = self.o_pol + self.n_pol * POLICY_LEN
-        end = self.o_acc + self.n_acc * ACCEPT_LEN
+        self.o_pol = self.o_lines + self.n_lines * _LINE_LEN
+        self.o_acc = self.o_pol + self.n_pol * _POLICY_LEN
+        end = self.o_acc + self.n_acc * _ACCEPT_LEN
         if end > clen:
             _bad("sections overrun")
         prev = -1
         self.any_section = False
         for i in range(self.n_lines):
-            o = self.o_lines + i * LINE_LEN
+            o = self.o_lines + i * _LINE_LEN
             lid = _u16(b, o)
             if lid <= prev:
                 _bad("lines not sorted")
             prev = lid
             ind, ns, fare, mo = b[o + 2], b[o + 3], _u16(b, o + 4), _u32(b, o + 8)
-            if ind not in (IND_RAIL, IND_BUS):
+            if ind not in (_IND_RAIL, _IND_BUS):
                 _bad("industry")
             if ns == 0:
                 if mo != 0:
@@ -151,7 +150,7 @@ class FareTable:
             if hi != fare:
                 _bad("section max fare != matrix max")
         for i in range(self.n_pol):
-            o = self.o_pol + i * POLICY_LEN
+            o = self.o_pol + i * _POLICY_LEN
             if b[o + 1] > _SCOPE_ANY or b[o + 2] > PAY_REFUSE:
                 _bad("policy")
             if b[o + 2] == PAY_PERCENT and _u16(b, o + 4) > 100:
@@ -165,7 +164,7 @@ class FareTable:
         lo, hi = 0, self.n_lines - 1
         while lo <= hi:
             mid = (lo + hi) >> 1
-            v = _u16(b, self.o_lines + mid * LINE_LEN)
+            v = _u16(b, self.o_lines + mid * _LINE_LEN)
             if v == line:
                 return mid
             if v < line:
@@ -175,19 +174,19 @@ class FareTable:
         return -1
 
     def line_industry(self, li):
-        return self.b[self.o_lines + li * LINE_LEN + 2]
+        return self.b[self.o_lines + li * _LINE_LEN + 2]
 
     def line_stops(self, li):
         """Stop count of a section line; 0 for a flat-fare line."""
-        return self.b[self.o_lines + li * LINE_LEN + 3]
+        return self.b[self.o_lines + li * _LINE_LEN + 3]
 
     def line_fare(self, li):
         """Flat fare, or the maximum section fare of a section line (fen)."""
-        return _u16(self.b, self.o_lines + li * LINE_LEN + 4)
+        return _u16(self.b, self.o_lines + li * _LINE_LEN + 4)
 
     def section_fare(self, li, a, b_):
         """Matrix fare between stops a and b (symmetric upper triangle incl. diagonal)."""
-        o = self.o_lines + li * LINE_LEN
+        o = self.o_lines + li * _LINE_LEN
         n = self.b[o + 3]
         if a > b_:
             a, b_ = b_, a
@@ -199,7 +198,7 @@ class FareTable:
         b = self.b
         want = _SCOPE_LOCAL if local else _SCOPE_VISITING
         for i in range(self.n_pol):
-            o = self.o_pol + i * POLICY_LEN
+            o = self.o_pol + i * _POLICY_LEN
             t = b[o]
             s = b[o + 1]
             if (t == card_type or t == _ANY_TYPE) and (s == want or s == _SCOPE_ANY):
@@ -210,7 +209,7 @@ class FareTable:
         """Interconnect whitelist: (issuer org, city) listed, 0xFFFF = wildcard."""
         b = self.b
         for i in range(self.n_acc):
-            o = self.o_acc + i * ACCEPT_LEN
+            o = self.o_acc + i * _ACCEPT_LEN
             ao = _u16(b, o)
             ac = _u16(b, o + 2)
             if (ao == org or ao == _ANY_CODE) and (ac == city or ac == _ANY_CODE):
@@ -239,9 +238,9 @@ def unwrap(blob):
     verifier's business. Copies the body once (install time, not the tap path).
     """
     n = len(blob)
-    if n < _C_HDR + _C_TAG or bytes(blob[0:4]) != _C_MAGIC:
+    if n < _C_HDR + _C_TAG or bytes(blob[0:4]) != b"YKC1":
         return None
-    if blob[4] != KIND_FARE_TABLE or blob[5] != 0:
+    if blob[4] != _KIND_FARE_TABLE or blob[5] != 0:
         return None
     blen = _u32(blob, 10)
     if _C_HDR + blen + _C_TAG != n:
@@ -264,33 +263,33 @@ class FareTables:
         bind the key: ``lambda b: auth.verify_content(kc, b)``. A table whose activation
         time has come becomes active at once; a later one waits in `pending`. A version
         not newer than the active one is refused (no rollback by replaying an old
-        container). Refused -> nothing changes. Sync result codes: T_BAD_AUTH and
-        T_BAD_FORMAT -> E_CONTENT, T_OLD_VERSION -> E_VERSION.
+        container). Refused -> nothing changes. Sync result codes: _T_BAD_AUTH and
+        _T_BAD_FORMAT -> E_CONTENT, T_OLD_VERSION -> E_VERSION.
         """
         try:
             ok = verify(blob)
         except Exception:
             ok = False
         if not ok:
-            return T_BAD_AUTH
+            return _T_BAD_AUTH
         body = unwrap(blob)
         if body is None:
-            return T_BAD_FORMAT
+            return _T_BAD_FORMAT
         try:
             t = FareTable(body)
         except (SyncError, IndexError, ValueError):
-            return T_BAD_FORMAT
+            return _T_BAD_FORMAT
         if t.version != _u32(blob, 6):
-            return T_BAD_FORMAT  # container and table disagree on the version
+            return _T_BAD_FORMAT  # container and table disagree on the version
         if self.active is not None and t.version <= self.active.version:
             return T_OLD_VERSION
         if t.activation <= now:
             self.active = t
             if self.pending is not None and self.pending.version <= t.version:
                 self.pending = None
-            return T_ACTIVE
+            return _T_ACTIVE
         self.pending = t
-        return T_PENDING
+        return _T_PENDING
 
     def current(self, now):
         """The table in force at device time now (promotes a due pending table)."""
@@ -301,7 +300,10 @@ class FareTables:
         return self.active
 
 
-def header_fields(t):
-    """Small summary tuple for tools/logs (allocates; not for the tap path)."""
-    return (t.version, t.activation, t.city, t.n_lines, t.n_pol, t.n_acc, t.cap)
+def __getattr__(name):
+    """Host callers' names for this module's private consts and host-only helpers: they live
+    in validator.rules.table_host (never imported by the firmware; PEP 562 / MicroPython module
+    __getattr__)."""
+    from validator.rules import table_host as h
 
+    return getattr(h, name)

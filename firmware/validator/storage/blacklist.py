@@ -23,9 +23,32 @@ _SUF = const(6)
 _LEAF = const(384)  # _G * _SUF
 _CHUNK = const(512)  # fence entries per chunk (64) * 8
 _MAGIC = b"YKBL"
-_CMAGIC = b"YKC1"
 _CHDR = const(14)  # content container header (sync/PROTOCOL.md §5)
 _TAG = const(32)
+# Indices of the build state (Blacklist._b) and the stream state (Blacklist._st)
+_B_KIND = const(0)
+_B_VERSION = const(1)
+_B_BANK = const(2)
+_B_NG = const(3)
+_B_NE = const(4)
+_B_GN = const(5)
+_B_GK = const(6)
+_B_LEAF = const(7)
+_B_FENCE = const(8)
+_B_IDX = const(9)
+_B_LAST = const(10)
+_B_ERASED = const(11)
+_B_ERR = const(12)
+_B_OLD = const(13)
+_B_OK = const(14)
+_S_TOTAL = const(0)
+_S_SEEN = const(1)
+_S_HDR = const(2)
+_S_ENT = const(3)
+_S_KIND = const(5)
+_S_ERR = const(6)
+_S_COUNT = const(7)
+_S_ESZ = const(8)
 
 KIND_FULL = const(1)
 KIND_DELTA = const(2)
@@ -242,69 +265,68 @@ class Blacklist:
         if kind == KIND_DELTA and (self._act < 0 or base != self.version):
             return REJ_BASE
         t = 0 if self._act < 0 else 1 - self._act
-        b = {
-            "kind": kind, "version": version, "bank": t, "ng": 0, "ne": 0, "gn": 0,
-            "gk": bytearray(8), "leaf": bytearray(_LEAF), "fence": bytearray(_CHUNK),
-            "idx": bytearray(len(self._idx)), "last": None, "erased": 1, "err": OK,
-            "old": self.keys() if kind == KIND_DELTA else None, "ok": None,
-        }
+        # build state: a list indexed by _B_* consts (a dict with string keys would put
+        # every key in the qstr pool of the device)
+        b = [kind, version, t, 0, 0, 0, bytearray(8), bytearray(_LEAF), bytearray(_CHUNK),
+             bytearray(len(self._idx)), None, 1, OK,
+             self.keys() if kind == KIND_DELTA else None, None]
         self._b = b
         # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
         self.flash.erase(self._base(t) // self._bs)
-        if b["old"] is not None:
-            b["ok"] = next(b["old"], None)
+        if b[_B_OLD] is not None:
+            b[_B_OK] = next(b[_B_OLD], None)
         return OK
 
     def add(self, key, op=OP_ADD):
         """Feed the next key (ascending). Delta: op OP_ADD or OP_REMOVE."""
         b = self._b
-        if b is None or b["err"]:
+        if b is None or b[_B_ERR]:
             return
         k = bytes(key)
-        if len(k) != 8 or (b["last"] is not None and k <= b["last"]):
-            b["err"] = REJ_FORMAT
+        if len(k) != 8 or (b[_B_LAST] is not None and k <= b[_B_LAST]):
+            b[_B_ERR] = REJ_FORMAT
             return
-        b["last"] = k
-        if b["kind"] == KIND_FULL:
+        b[_B_LAST] = k
+        if b[_B_KIND] == KIND_FULL:
             if op != OP_ADD:
-                b["err"] = REJ_FORMAT
+                b[_B_ERR] = REJ_FORMAT
                 return
             self._emit(k)
             return
-        while b["ok"] is not None and b["ok"] < k:
-            self._emit(b["ok"])
-            b["ok"] = next(b["old"], None)
-        if b["ok"] == k:
-            b["ok"] = next(b["old"], None)
+        while b[_B_OK] is not None and b[_B_OK] < k:
+            self._emit(b[_B_OK])
+            b[_B_OK] = next(b[_B_OLD], None)
+        if b[_B_OK] == k:
+            b[_B_OK] = next(b[_B_OLD], None)
         if op == OP_ADD:
             self._emit(k)
 
     def _emit(self, k):
         b = self._b
-        if b["err"]:
+        if b[_B_ERR]:
             return
-        gn = b["gn"]
-        gk = b["gk"]
+        gn = b[_B_GN]
+        gk = b[_B_GK]
         if gn and (gn == _G or gk[0] != k[0] or gk[1] != k[1]):
             self._flush_group()
             gn = 0
         if gn == 0:
             gk[:] = k
-        leaf = b["leaf"]
+        leaf = b[_B_LEAF]
         leaf[gn * _SUF : gn * _SUF + _SUF] = k[2:8]
-        b["gn"] = gn + 1
-        b["ne"] += 1
+        b[_B_GN] = gn + 1
+        b[_B_NE] += 1
 
     def _prog(self, addr, data):
         """Program data at addr (page splits; erase each block before its first program)."""
         fl = self.flash
         bs = self._bs
         b = self._b
-        base = self._base(b["bank"]) // bs
+        base = self._base(b[_B_BANK]) // bs
         end_blk = (addr + len(data) - 1) // bs - base
-        while b["erased"] <= end_blk:
-            fl.erase(base + b["erased"])
-            b["erased"] += 1
+        while b[_B_ERASED] <= end_blk:
+            fl.erase(base + b[_B_ERASED])
+            b[_B_ERASED] += 1
         mv = memoryview(data)
         p = fl.prog_size
         o = 0
@@ -317,51 +339,51 @@ class Blacklist:
 
     def _flush_group(self):
         b = self._b
-        gn = b["gn"]
+        gn = b[_B_GN]
         if gn == 0:
             return
-        g = b["ng"]
+        g = b[_B_NG]
         if g >= self.max_groups:
-            b["err"] = REJ_FULL
+            b[_B_ERR] = REJ_FULL
             return
-        leaf = b["leaf"]
+        leaf = b[_B_LEAF]
         for j in range(gn, _G):  # pad with the last suffix
             leaf[j * _SUF : j * _SUF + _SUF] = leaf[(gn - 1) * _SUF : gn * _SUF]
-        base = self._base(b["bank"])
+        base = self._base(b[_B_BANK])
         # one erase frontier for the whole bank: fence blocks precede the leaf blocks, so
         # every block is erased once, before its first program, whichever stream gets there
         self._prog(base + self._leaf_off + g * _LEAF, leaf)
-        fence = b["fence"]
+        fence = b[_B_FENCE]
         c = g % _G
-        fence[c * 8 : c * 8 + 8] = b["gk"]
+        fence[c * 8 : c * 8 + 8] = b[_B_GK]
         if c == 0:
             i = (g // _G) * 8
-            b["idx"][i : i + 8] = b["gk"]
+            b[_B_IDX][i : i + 8] = b[_B_GK]
         if c == _G - 1:
             self._prog(base + self._fence_off + (g - c) * 8, fence)
-        b["ng"] = g + 1
-        b["gn"] = 0
+        b[_B_NG] = g + 1
+        b[_B_GN] = 0
 
     def commit(self):
         """Finish the build and switch atomically (header programmed last). -> OK or REJ_*."""
         b = self._b
         if b is None:
             return REJ_FORMAT
-        if b["kind"] == KIND_DELTA:
-            while b["ok"] is not None:
-                self._emit(b["ok"])
-                b["ok"] = next(b["old"], None)
+        if b[_B_KIND] == KIND_DELTA:
+            while b[_B_OK] is not None:
+                self._emit(b[_B_OK])
+                b[_B_OK] = next(b[_B_OLD], None)
         self._flush_group()
-        if b["err"]:
+        if b[_B_ERR]:
             self._b = None
-            return b["err"]
-        base = self._base(b["bank"])
-        ng = b["ng"]
+            return b[_B_ERR]
+        base = self._base(b[_B_BANK])
+        ng = b[_B_NG]
         c = ng % _G
         if c:
-            self._prog(base + self._fence_off + (ng - c) * 8, memoryview(b["fence"])[0 : c * 8])
+            self._prog(base + self._fence_off + (ng - c) * 8, memoryview(b[_B_FENCE])[0 : c * 8])
         ch = (ng + _G - 1) // _G
-        idx = memoryview(b["idx"])[0 : ch * 8]
+        idx = memoryview(b[_B_IDX])[0 : ch * 8]
         if ch:
             self._prog(base + _HDR, idx)
         h = bytearray(_HDR)
@@ -369,16 +391,16 @@ class Blacklist:
         h[4] = _VERSION
         gen = (self._gen + 1) & 0xFFFFFFFF
         struct.pack_into(
-            ">IIIIIII", h, 8, gen, b["version"], b["ne"], ng, self._fence_off,
+            ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self._fence_off,
             self._leaf_off, binascii.crc32(idx),
         )
         struct.pack_into(">I", h, 60, binascii.crc32(memoryview(h)[0:60]))
         self.flash.program(base, h)  # the switch
         self._b = None
-        self._act = b["bank"]
+        self._act = b[_B_BANK]
         self._gen = gen
-        self.version = b["version"]
-        self.entries = b["ne"]
+        self.version = b[_B_VERSION]
+        self.entries = b[_B_NE]
         self._groups = ng
         self._idx[0 : ch * 8] = idx
         return OK
@@ -403,8 +425,8 @@ class Blacklist:
             if self._sverify is None:
                 return REJ_VERIFY
             self._sv = self._sverify(total)
-        self._st = {"total": total, "seen": 0, "hdr": bytearray(), "ent": bytearray(),
-                    "need": 0, "kind": 0, "err": OK, "count": 0}
+        # stream state, indexed by _S_* consts
+        self._st = [total, 0, bytearray(), bytearray(), 0, 0, OK, 0, 0]
         return OK
 
     def write(self, chunk):
@@ -413,40 +435,40 @@ class Blacklist:
         if self._sv is not None:
             self._sv.update(chunk)
         for x in bytes(chunk):
-            st["seen"] += 1
-            if st["err"]:
+            st[_S_SEEN] += 1
+            if st[_S_ERR]:
                 continue
-            if st["seen"] > st["total"] - _TAG:
+            if st[_S_SEEN] > st[_S_TOTAL] - _TAG:
                 continue  # the tag: checked by the verifier
-            h = st["hdr"]
-            if st["kind"] == 0:
+            h = st[_S_HDR]
+            if st[_S_KIND] == 0:
                 h.append(x)
                 self._parse_header(st)
                 continue
-            e = st["ent"]
+            e = st[_S_ENT]
             e.append(x)
-            if len(e) == st["esz"]:
-                if st["count"] == 0:
-                    st["err"] = REJ_FORMAT
+            if len(e) == st[_S_ESZ]:
+                if st[_S_COUNT] == 0:
+                    st[_S_ERR] = REJ_FORMAT
                     continue
-                st["count"] -= 1
-                if st["esz"] == 8:
+                st[_S_COUNT] -= 1
+                if st[_S_ESZ] == 8:
                     self.add(e, OP_ADD)
                 else:
                     if e[0] > OP_ADD:
-                        st["err"] = REJ_FORMAT
+                        st[_S_ERR] = REJ_FORMAT
                     self.add(memoryview(e)[1:9], e[0])
-                st["ent"] = bytearray()
+                st[_S_ENT] = bytearray()
 
     def _parse_header(self, st):
-        h = st["hdr"]
-        if len(h) == 4 and bytes(h) != _CMAGIC:
-            st["err"] = REJ_FORMAT
+        h = st[_S_HDR]
+        if len(h) == 4 and bytes(h) != b"YKC1":  # content container magic
+            st[_S_ERR] = REJ_FORMAT
         if len(h) < _CHDR + 4:
             return
         kind, flags, ver, blen = struct.unpack_from(">BBII", h, 4)
-        if kind not in (KIND_FULL, KIND_DELTA) or flags or _CHDR + blen + _TAG != st["total"]:
-            st["err"] = REJ_FORMAT
+        if kind not in (KIND_FULL, KIND_DELTA) or flags or _CHDR + blen + _TAG != st[_S_TOTAL]:
+            st[_S_ERR] = REJ_FORMAT
             return
         if kind == KIND_DELTA and len(h) < _CHDR + 8:
             return
@@ -456,10 +478,10 @@ class Blacklist:
             base, count = struct.unpack_from(">II", h, _CHDR)
             esz, hb = 9, 8
         if hb + count * esz != blen:
-            st["err"] = REJ_FORMAT
+            st[_S_ERR] = REJ_FORMAT
             return
-        st["kind"], st["esz"], st["count"] = kind, esz, count
-        st["err"] = self.begin(kind, ver, base)
+        st[_S_KIND], st[_S_ESZ], st[_S_COUNT] = kind, esz, count
+        st[_S_ERR] = self.begin(kind, ver, base)
 
     def end(self):
         """Finish a streamed container: verify, then switch. -> OK or REJ_*."""
@@ -469,18 +491,18 @@ class Blacklist:
         self._sv = None
         if st is None:
             return REJ_FORMAT
-        err = st["err"]
-        if not err and (st["seen"] != st["total"] or st["kind"] == 0 or st["count"]):
+        err = st[_S_ERR]
+        if not err and (st[_S_SEEN] != st[_S_TOTAL] or st[_S_KIND] == 0 or st[_S_COUNT]):
             err = REJ_FORMAT
         if not err and sv is not None and not sv.final():
             err = REJ_VERIFY
         if err:
-            if self._b is not None and not self._b["err"]:
-                self._b["err"] = err
+            if self._b is not None and not self._b[_B_ERR]:
+                self._b[_B_ERR] = err
             self.abort()
             return err
-        if self._b is not None and self._b["err"]:
-            e = self._b["err"]
+        if self._b is not None and self._b[_B_ERR]:
+            e = self._b[_B_ERR]
             self.abort()
             return e
         return self.commit()

@@ -18,8 +18,6 @@ VALID = const(1)
 CORRUPT = const(2)
 TORN = const(3)
 
-_J_MAGIC = b"YKJ1"
-_J_COMMIT = b"YKJE"
 
 
 def seq_newer(a, b, bits):
@@ -38,7 +36,7 @@ def is_blank(buf, n):
 class Journal:
     """Ping-pong journal of fixed-size entries (FORMAT.md §4): the newest entry wins."""
 
-    def __init__(self, flash, off, length, esize, reserve, magic=_J_MAGIC):
+    def __init__(self, flash, off, length, esize, reserve, magic=b"YKJ1"):
         bs = flash.block_size
         half = length // 2
         if off % bs or half % bs or half < bs or esize < 16 or half % esize:
@@ -162,7 +160,7 @@ class Journal:
             e[i] = 0xFF
         struct.pack_into(">I", e, self._E - 4, binascii.crc32(self._edata))
         for i in range(4):
-            e[i] = _J_COMMIT[i]
+            e[i] = b"YKJE"[i]  # the commit word (a constant: no allocation)
         a = self._a(self._act, self._free)
         self._cur = self._free
         self._free += 1

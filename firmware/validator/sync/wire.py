@@ -19,7 +19,7 @@ MAC_LEN = const(16)
 _CRC_LEN = const(4)
 MAX_PAYLOAD = const(2048)
 MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + _CRC_LEN
-F_MAC = const(1)
+_F_MAC = const(1)
 F_DEFLATE = const(2)
 _F_KNOWN = const(3)
 _SLACK = const(512)  # decoder room beyond one maximum frame
@@ -63,7 +63,7 @@ E_KIND = const(10)
 K_BLACKLIST_FULL = const(1)
 K_BLACKLIST_DELTA = const(2)
 K_FARES = const(3)
-K_WHITELIST = const(4)
+_K_WHITELIST = const(4)
 K_CONFIG = const(5)
 PULL_Z = const(1)  # PULL flags bit0: the host accepts RECORDS_Z
 PROTO_VERSION = const(1)
@@ -80,7 +80,7 @@ def encode(buf, ftype, flags, seq, plen, mac=None):
     if plen > MAX_PAYLOAD:
         raise ValueError("payload too long")
     if mac is not None:
-        flags |= F_MAC
+        flags |= _F_MAC
     buf[0] = _SOF0
     buf[1] = _SOF1
     struct.pack_into(">BBIH", buf, 2, ftype, flags, seq, plen)
@@ -207,7 +207,7 @@ class Decoder:
                 self.dropped += 1
                 continue
             end = lo + HDR + plen
-            if flags & F_MAC:
+            if flags & _F_MAC:
                 end += MAC_LEN
             if hi < end + _CRC_LEN:
                 return False
@@ -224,7 +224,7 @@ class Decoder:
             p = lo + HDR
             self.hdr = mv[lo + 2 : lo + 10]
             self.payload = mv[p : p + plen]
-            self.tag = mv[p + plen : end] if flags & F_MAC else None
+            self.tag = mv[p + plen : end] if flags & _F_MAC else None
             self.lo = end + _CRC_LEN
             self.frames += 1
             return True
@@ -274,3 +274,12 @@ def rz_encode(prev, cur, rs, out, o):
                 o += 1
                 i += 1
     return o
+
+
+def __getattr__(name):
+    """Host callers' names for this module's private consts and host-only helpers: they live
+    in validator.sync.wire_host (never imported by the firmware; PEP 562 / MicroPython module
+    __getattr__)."""
+    from validator.sync import wire_host as h
+
+    return getattr(h, name)

@@ -1,0 +1,15 @@
+# validator.rules.fares_host: host-side names of validator.rules.fares's private constants.
+# SPDX-License-Identifier: MIT
+#
+# Host tools and tests only; the firmware never imports this module.
+
+# Public names of validator.rules.fares's private consts (const() names beginning with _ take no
+# heap on the device); fares.__getattr__ serves them to host callers. Checked equal by
+# tests/host/test_heap_budget.py.
+K_NONE = 0  # refused
+K_FLAT = 1
+K_TRANSFER = 2
+K_BOARD = 3  # section line: entry recorded, 0 charged now
+K_SECTION = 4  # section line: alighting, matrix fare
+K_CAPPED = 5
+K_NO_ENTRY = 7  # exit tap with no matching boarding: the line's max fare

@@ -1,0 +1,24 @@
+# validator.rules.table_host: host-side names of validator.rules.table's private constants.
+# SPDX-License-Identifier: MIT
+#
+# Host tools and tests only; the firmware never imports this module.
+
+# Public names of validator.rules.table's private consts (const() names beginning with _ take no
+# heap on the device); table.__getattr__ serves them to host callers. Checked equal by
+# tests/host/test_heap_budget.py.
+T_ACTIVE = 0
+T_PENDING = 1
+T_BAD_AUTH = -1
+T_BAD_FORMAT = -2
+IND_RAIL = 1
+IND_BUS = 2
+LINE_LEN = 12
+POLICY_LEN = 8
+ACCEPT_LEN = 4
+KIND_FARE_TABLE = 3
+
+
+def header_fields(t):
+    """Small summary tuple for tools/logs (allocates; not for the tap path)."""
+    return (t.version, t.activation, t.city, t.n_lines, t.n_pol, t.n_acc, t.cap)
+
