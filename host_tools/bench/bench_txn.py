@@ -133,9 +133,11 @@ def _tap(visitor=False, etu=None, ta1=None, parts=None):
     return res.exchanges, cbytes, line, programs, io_ms
 
 
-def replay(ctx, mode, k, valgrind=False, timeout=120):
-    """Run mp_tap_replay.py MODE K on the unix port; returns (Ir or None, {KEY: int})."""
-    cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, _REPLAY, mode, str(k)]
+def replay(ctx, mode, k, valgrind=False, timeout=120, stack="pn532"):
+    """Run mp_tap_replay.py MODE K STACK on the unix port; returns (Ir or None, {KEY: int}).
+    STACK pn532: the firmware reader (Iso14443Reader, Pn532, Hsu) replayed at the UART;
+    apdu: the engine alone, card answers replayed at APDU level (rig.Reader)."""
+    cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, _REPLAY, mode, str(k), stack]
     env = dict(ctx.mpenv)
     env["PYTHONHASHSEED"] = "0"
     out = None
@@ -162,12 +164,12 @@ def replay(ctx, mode, k, valgrind=False, timeout=120):
     return ir, keys
 
 
-def instr_per_tap(ctx, n):
+def instr_per_tap(ctx, n, stack="pn532"):
     """(net, gross, harness) callgrind instructions per tap from runs with n and 2n taps."""
     ir = {}
     for mode in ("tap", "cal"):
         for k in (n, 2 * n):
-            i, keys = replay(ctx, mode, k, valgrind=True)
+            i, keys = replay(ctx, mode, k, valgrind=True, stack=stack)
             if i is None or keys.get("TAPS") != k:
                 raise RuntimeError("replay %s %d: %r" % (mode, k, keys))
             ir[mode, k] = i
@@ -204,9 +206,11 @@ def run(ctx):
         "modelled_tap_flash_ms": round(parts["flash"], 1),
     }
     if shutil.which("valgrind"):
-        net, gross, harness = instr_per_tap(ctx, 10 if ctx.quick else 50)
+        n = 10 if ctx.quick else 50
+        net, gross, harness = instr_per_tap(ctx, n)
         cpu_ms = net / _MCU_HZ * 1e3
         out["instr_per_tap"] = int(round(net))
+        out["instr_per_tap_engine"] = int(round(instr_per_tap(ctx, n, "apdu")[0]))
         out["instr_per_tap_gross"] = int(round(gross))
         out["instr_per_tap_harness"] = int(round(harness))
         out["modelled_tap_cpu_ms"] = round(cpu_ms, 1)

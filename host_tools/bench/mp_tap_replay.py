@@ -2,13 +2,18 @@
 # SPDX-License-Identifier: MIT
 #
 # MicroPython script (also runs on CPython), run by bench_txn under callgrind:
-#   micropython -X heapsize=4m host_tools/bench/mp_tap_replay.py MODE K
+#   micropython -X heapsize=4m host_tools/bench/mp_tap_replay.py MODE K [STACK]
 # with MICROPYPATH = firmware:host_tools:tests. One real tap is recorded against the
-# emulators (card over the reader adapter, emulated MOT PSAM behind emu.t0 over the
-# firmware's own T=0 link, stores on emu.nor); then the card and PSAM bytes are replayed
-# from tests/fw/rig.py's Journal, so the emulators' Python work (crypto, APDU parsing,
-# T=0 byte engine) is not counted. The flash is a NOR model whose operations are C-level
-# slice copies (FastNor below), mirrored onto emu.nor while recording.
+# emulators (T-Union card, emulated MOT PSAM behind emu.t0 over the firmware's own T=0
+# link, stores on emu.nor); then the card and PSAM bytes are replayed from journals
+# (tests/fw/rig.py's Journal/JournalLink for the PSAM), so the emulators' Python work
+# (crypto, APDU parsing, T=0 and PN532 byte engines) is not counted. The flash is a NOR
+# model whose operations are C-level slice copies (FastNor below), mirrored onto emu.nor
+# while recording.
+# STACK pn532 (default): the app's view of a tap -- Iso14443Reader.poll(), txn.tap(),
+#   release() -- through the firmware PN532 driver over HSU; the UART bytes of the PN532
+#   emulator (emu.pn532) are journalled (WireJournal, same chunks on replay).
+# STACK apdu: txn.tap() alone; rig.Reader replays the card's answers at APDU level.
 #
 # MODE tap:  K times { rewind journals; clock + 61 s (past the repeat window); tap; idle }
 # MODE cal:  the same loop with the tap replaced by the calls the firmware made to the
@@ -19,8 +24,10 @@
 # MODE check: tap mode with every flash operation still mirrored onto emu.nor; at the end
 #            the two flash images must be equal (FastNor behaves as emu.nor here).
 # Prints "KEY value" lines: TAPS (taps answered R_OK), EXCHANGES (per tap), PROGRAMS
-# (flash programs per tap), CALLS (harness calls per tap), MISMATCH (replayed bytes that
-# differ from the recording: the date-time), RECORDS (the log's next seq), SAME (check).
+# (flash programs per tap), CALLS (harness calls per tap), MISMATCH (replayed bytes or
+# writes that differ from the recording: the date-time), RECORDS (the log's next seq),
+# SAME (check).
+import gc
 import sys
 
 from fw import rig
@@ -161,10 +168,68 @@ class TClock:
         self.inner.ms += ms
 
 
+class WireJournal:
+    """ByteLink in front of emu.wires.HsuWire (the PN532 emulator): records what each
+    readinto()/wait() returned, then replays exactly that (same chunk sizes) with slice
+    copies; writes are compared with the recording."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.echo = False
+        self.tx = bytearray()
+        self.ev = []  # readinto -> bytes, wait -> bool
+        self.replay = False
+        self.itx = 0
+        self.iev = 0
+        self.mismatch = 0
+
+    def start_replay(self):
+        self.replay = True
+        self.itx = 0
+        self.iev = 0
+        self.mismatch = 0
+
+    def write(self, buf, n):
+        if self.replay:
+            if memoryview(self.tx)[self.itx:self.itx + n] != memoryview(buf)[:n]:
+                self.mismatch += 1
+            self.itx += n
+            return n
+        self.tx += bytes(buf[:n])
+        return self.inner.write(buf, n)
+
+    def readinto(self, buf):
+        if self.replay:
+            if self.iev >= len(self.ev):
+                return 0
+            c = self.ev[self.iev]
+            self.iev += 1
+            buf[:len(c)] = c
+            return len(c)
+        n = self.inner.readinto(buf)
+        self.ev.append(bytes(buf[:n]))
+        return n
+
+    def wait(self, ms):
+        if self.replay:
+            if self.iev >= len(self.ev):
+                return False
+            w = self.ev[self.iev]
+            self.iev += 1
+            return w
+        w = self.inner.wait(ms)
+        self.ev.append(w)
+        return w
+
+    def drain(self):
+        if not self.replay:
+            self.inner.drain()
+
+
 class Bench:
     """One validator core wired as in rig.Rig, with tracers and FastNor."""
 
-    def __init__(self):
+    def __init__(self, stack="pn532"):
         from emu.nor import NorFlash
         from emu.psam import Psam as PsamEmu
         from emu.t0 import T0Card
@@ -186,7 +251,27 @@ class Bench:
         self.psam.boot()
         self.pj.ntx = self.pj.nrx = 0  # the journal holds the tap only
         self.rreader = rig.Reader(journal=self.cj)
-        self.reader = TReader(self.rreader)
+        self.iso = None
+        self.wire = None
+        if stack == "pn532":
+            # the firmware's own reader stack: Iso14443Reader -> Pn532 -> Hsu -> UART
+            from emu import pn532 as emu_pn532
+            from emu.wires import HsuWire, SimClock
+            from validator.drivers.pn532 import Pn532
+            from validator.drivers.pn532_link import Hsu
+            from validator.link.iso14443 import Iso14443Reader
+
+            self.field = emu_pn532.Field()
+            core = emu_pn532.Pn532Core(self.field, hsu=True)
+            self.wire = WireJournal(HsuWire(core, SimClock()))
+            self.hsu = TLink(self.wire)
+            self.iso = Iso14443Reader(Pn532(Hsu(self.hsu), self.clock))
+            self.iso.begin()
+            self.wire.tx = bytearray()  # the journal holds the tap only
+            self.wire.ev = []
+            self.reader = self.iso
+        else:  # APDU level: rig.Reader replays the card's answers (no reader firmware)
+            self.reader = TReader(self.rreader)
         self.flash = FastNor(NorFlash(_SIZE, block_size=_BS, prog_size=256))
         self.records = RecordLog(self.flash, _LOG, _WM).mount()
         self.tears = TearStore(self.flash, _TEAR).mount()
@@ -201,30 +286,48 @@ class Bench:
 
     def record(self):
         """The one real tap against the emulators; returns its result reason."""
-        self.rreader.place(rig.card())
-        return self.txn.tap().reason
+        if self.iso is not None:
+            self.field.place(rig.card())
+        else:
+            self.rreader.place(rig.card())
+        return self.tap()
+
+    def tap(self):
+        """What the app does for one card: poll (InListPassiveTarget), tap, release."""
+        iso = self.iso
+        if iso is None:
+            return self.txn.tap().reason
+        if iso.poll() is None:
+            return -1
+        r = self.txn.tap().reason
+        iso.release()
+        return r
 
     def rewind(self):
         self.pj.start_replay()
         self.cj.start_replay()
         self.rreader.start_replay()
+        if self.wire is not None:
+            self.wire.start_replay()
         self.rclock.advance(61)  # repeat_window_s = 60: the same card may pay again
 
     def trace(self):
         """Replay one tap with every tracer logging; returns the call list."""
         log = []
-        for o in (self.link, self.reader, self.clock, self.flash):
+        objs = (self.link, self.hsu if self.iso is not None else self.reader, self.clock,
+                self.flash)
+        for o in objs:
             o.log = log
         self.rewind()
-        r = self.txn.tap().reason
-        for o in (self.link, self.reader, self.clock, self.flash):
+        r = self.tap()
+        for o in objs:
             o.log = None
         self.txn.maintain()
         return r, log
 
 
-def main(mode, k):
-    b = Bench()
+def main(mode, k, stack):
+    b = Bench(stack)
     if b.record() != R_OK:
         print("RECORD failed")
         return
@@ -240,6 +343,11 @@ def main(mode, k):
             return
         print("CALLS", len(calls))
         b.flash.strict = False
+    # No collection inside the loop: the taps allocate nothing, the harness a few KB per
+    # tap (NOR slices), and a GC pass triggered by the harness would depend on the heap
+    # layout. The 4 MB heap holds 2N = 100 taps' worth of harness garbage.
+    gc.collect()
+    gc.disable()
     p0 = b.flash.programs
     ok = 0
     ex = 0
@@ -252,12 +360,11 @@ def main(mode, k):
                 fn(*args)
             ok += 1
         else:
-            res = txn.tap()
-            if res.reason == R_OK:
+            if b.tap() == R_OK:
                 ok += 1
-            ex = res.exchanges
+            ex = txn.result.exchanges
         txn.maintain()
-        mism += b.pj.mismatch + b.cj.mismatch
+        mism += b.pj.mismatch + b.cj.mismatch + (b.wire.mismatch if b.wire else 0)
     print("TAPS", ok)
     print("EXCHANGES", ex)
     print("PROGRAMS", (b.flash.programs - p0) // k if k else 0)
@@ -268,4 +375,6 @@ def main(mode, k):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tap", int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    a = sys.argv
+    main(a[1] if len(a) > 1 else "tap", int(a[2]) if len(a) > 2 else 2,
+         a[3] if len(a) > 3 else "pn532")
