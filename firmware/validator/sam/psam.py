@@ -14,7 +14,6 @@ from micropython import const
 from validator.errors import SamError
 from validator.link import apdu
 
-_DF_MOT = b"\x80\x11"
 _TERM_LEN = const(6)
 # 8070 data layout (§4 table), 36 bytes
 _M_RAND = const(0)
@@ -75,7 +74,7 @@ class Psam:
         if self._x(5) != _TERM_LEN:
             raise SamError(0x9000, 0xB0)
         apdu.copy(self.terminal, 0, self.resp, 0, _TERM_LEN)
-        apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, _DF_MOT, 2)  # SELECT DF 8011 by FID
+        apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, b"\x80\x11", 2)  # SELECT DF 8011 by FID
         self._x(7)
         apdu.case2(c, 0x00, 0xB0, 0x97, 0x00, 1)  # EF17 byte 0 = key index
         if self._x(5) < 1:

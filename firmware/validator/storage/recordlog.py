@@ -21,8 +21,9 @@ _VERSION = const(1)
 _AHEAD = const(2)  # prepared empty blocks maintain() keeps ahead of the current block
 _HDR_LEN = const(24)
 
-_LOG_MAGIC = b"YKLB"
-_MAGIC_CRC = binascii.crc32(_LOG_MAGIC)
+# block-header magic b"YKLB" (FORMAT.md §3) is written as literals below; _MAGIC_CRC is
+# binascii.crc32(b"YKLB") (a const: no module-level objects or names in the heap)
+_MAGIC_CRC = const(0x2F90DDA0)
 
 __all__ = ("RecordLog", "Journal", "TearStore", "classify")
 
@@ -93,7 +94,7 @@ class RecordLog:
         cannot invalidate a header, so the binary search over headers stays monotone."""
         h = self._hb
         self.flash.read(self._addr(b, 0), h)
-        if h[0:4] == _LOG_MAGIC and binascii.crc32(memoryview(h)[0:12]) == struct.unpack_from(
+        if h[0:4] == b"YKLB" and binascii.crc32(memoryview(h)[0:12]) == struct.unpack_from(
             ">I", h, 12
         )[0]:
             if h[4] != _VERSION:
@@ -342,7 +343,7 @@ class RecordLog:
         self.flash.erase(self._off // self._bs + x)
         h = self._hb
         for i in range(4):
-            h[i] = _LOG_MAGIC[i]
+            h[i] = b"YKLB"[i]
         h[4] = _VERSION
         h[5] = h[6] = h[7] = 0xFF
         struct.pack_into(">I", h, 8, lap)

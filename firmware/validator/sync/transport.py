@@ -12,9 +12,11 @@ import select
 from micropython import const
 
 _EAGAIN = const(11)
-_POLLIN = select.POLLIN
-_POLLOUT = select.POLLOUT
-_BAD = select.POLLHUP | select.POLLERR
+# poll event bits: MicroPython's select uses MP_STREAM_POLL_RD/WR/ERR/HUP = 1/4/8/16 on
+# every port, the same values as Linux (CPython); consts take no heap on the device
+_POLLIN = const(1)
+_POLLOUT = const(4)
+_BAD = const(24)  # POLLHUP | POLLERR
 
 
 class StreamLink:
