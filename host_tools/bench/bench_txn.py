@@ -72,7 +72,7 @@ def _t0_byte_ms(etu):
 
 def _atr_ta1(ta1):
     """The emulated PSAM's ATR with TA1 added (T0 bit 4): what an official MOT PSAM offers
-    for 38400 bit/s (TA1 = 13: Fi 372, Di 4; card-protocol.md §9 step 1, S2)."""
+    for 38400 bit/s (TA1 = 13: Fi 372, Di 4; card-protocol.md §4, S2)."""
     from emu.t0 import ATR
 
     return ATR[:1] + bytes((ATR[1] | 0x10, ta1)) + ATR[2:]
