@@ -170,7 +170,7 @@ def instr_per_tap(ctx, n, stack="pn532"):
     for mode in ("tap", "cal"):
         for k in (n, 2 * n):
             i, keys = replay(ctx, mode, k, valgrind=True, stack=stack)
-            if i is None or keys.get("TAPS") != k:
+            if not i or keys.get("TAPS") != k:  # 0 Ir: python3 outside the venv
                 raise RuntimeError("replay %s %d: %r" % (mode, k, keys))
             ir[mode, k] = i
     gross = (ir["tap", 2 * n] - ir["tap", n]) / n
@@ -205,18 +205,6 @@ def run(ctx):
         "modelled_tap_psam_ms_psam9600": round(slow["psam"], 1),
         "modelled_tap_flash_ms": round(parts["flash"], 1),
     }
-    if shutil.which("valgrind"):
-        n = 10 if ctx.quick else 50
-        net, gross, harness = instr_per_tap(ctx, n)
-        cpu_ms = net / _MCU_HZ * 1e3
-        out["instr_per_tap"] = int(round(net))
-        out["instr_per_tap_engine"] = int(round(instr_per_tap(ctx, n, "apdu")[0]))
-        out["instr_per_tap_gross"] = int(round(gross))
-        out["instr_per_tap_harness"] = int(round(harness))
-        out["modelled_tap_cpu_ms"] = round(cpu_ms, 1)
-        out["modelled_tap_ms"] = round(io_ms + cpu_ms, 1)
-        out["modelled_tap_ms_cpu2x"] = round(io_ms + 2 * cpu_ms, 1)
-        out["modelled_tap_ms_psam9600"] = round(io_slow + cpu_ms, 1)
     try:
         p = subprocess.run([ctx.micropython, "-X", "heapsize=1m", "-c", _SNIPPET],
                            env=ctx.mpenv, capture_output=True, text=True, timeout=120)
@@ -225,4 +213,31 @@ def run(ctx):
                 out["tap_heap_alloc_bytes"] = int(line.split()[1])
     except (OSError, subprocess.TimeoutExpired):
         pass
+    out.update(_cpu(ctx, io_ms, io_slow))
     return out
+
+
+def _cpu(ctx, io_ms, io_slow):
+    """instr_per_tap and the modelled tap time with the CPU term; {} without valgrind."""
+    if not shutil.which("valgrind"):
+        print("bench_txn: no valgrind, no instr_per_tap / modelled_tap_ms", file=sys.stderr)
+        return {}
+    n = 10 if ctx.quick else 50
+    try:
+        net, gross, harness = instr_per_tap(ctx, n)
+        engine = instr_per_tap(ctx, n, "apdu")[0]
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        # tests/host/test_bench_txn.py fails loudly on the same script; keep the others
+        print("bench_txn: instr_per_tap failed: %s" % e, file=sys.stderr)
+        return {}
+    cpu_ms = net / _MCU_HZ * 1e3
+    return {
+        "instr_per_tap": int(round(net)),
+        "instr_per_tap_engine": int(round(engine)),
+        "instr_per_tap_gross": int(round(gross)),
+        "instr_per_tap_harness": int(round(harness)),
+        "modelled_tap_cpu_ms": round(cpu_ms, 1),
+        "modelled_tap_ms": round(io_ms + cpu_ms, 1),
+        "modelled_tap_ms_cpu2x": round(io_ms + 2 * cpu_ms, 1),
+        "modelled_tap_ms_psam9600": round(io_slow + cpu_ms, 1),
+    }
