@@ -181,9 +181,12 @@ def purchase_session_key(alg, dpk16, random4, atc2, ttsn4):
     return session_key(alg, dpk16, bytes(random4) + bytes(atc2) + bytes(ttsn4)[2:4])
 
 
-def purchase_mac1(alg, sespk, amount4, txn_type, terminal6, datetime7):
+def purchase_mac1(alg, sespk, amount4, txn_type, terminal6, datetime7, auth=b""):
+    """§5.3 MAC1. auth: the 9-byte MOHURD authentication code (80CA) that a local-issuer
+    (住建部) card appends to the MAC1 input (§5.5, real-card vector 303D735D); empty for
+    T-Union (JT/T 978) cards."""
     data = bytes(amount4) + bytes((txn_type,)) + bytes(terminal6) + bytes(datetime7)
-    return mac(alg, sespk, data)
+    return mac(alg, sespk, data + bytes(auth))
 
 
 def purchase_mac2(alg, sespk, amount4):

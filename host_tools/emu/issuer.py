@@ -11,12 +11,17 @@
 import json
 
 from emu import crypto
+from emu.local_card import LocalCard
 from emu.tunion_card import BLOCK_NONE, BLOCK_PERM, BLOCK_TEMP, TUnionCard
 
 CARD_TYPES = (("normal", 0x00), ("senior", 0x01), ("student", 0x02), ("staff", 0x03),
               ("disabled", 0x11))
 USAGES = ("purchase", "tac", "load", "maintenance")
 ISSUER_CODE = "0200"  # [INF] bytes 0-1 of the issuer ID, as in the §5.6 example
+LOCAL_ISSUER_CODE = "0300"  # [INF] the local (MOHURD) issuer's bytes 0-1
+# EF15[8] application type: 02 on every T-Union sample (§2.1); a MOHURD card with 00 is not
+# activated and refused (S5, S13), so an issued local card carries 01 [INF].
+LOCAL_APP_TYPE = 0x01
 # (city code BCD, province code BCD): Shanghai, Beijing, Tianjin, Changsha, Guangzhou [INF]
 CITIES = (("2900", "3100"), ("1000", "1100"), ("1121", "1200"), ("4310", "4300"),
           ("5810", "4400"))
@@ -33,6 +38,36 @@ KEYS_PATH = _dir() + "/test_master_keys.json"
 def load_master_keys(path=None):
     with open(path or KEYS_PATH) as f:
         return json.load(f)
+
+
+def local_master_keys(master_keys):
+    """The local issuer's (MOHURD city card) master keys: the key file's "local" section,
+    same shape as the file ({"3des": {...}, "sm4": {...}}); for emu.psam.Psam(app="local")."""
+    return master_keys["local"]
+
+
+def local_factor2(ef15):
+    """§4 "MOHURD PSAMs in S5/S7": factor 2 = cityCode(2) FF 00 00 00 00 00; the city code
+    is EF15[2..3] in the layout emu.local_card keeps [INF]."""
+    return bytes(ef15[2:4]) + b"\xff\x00\x00\x00\x00\x00"
+
+
+def local_card_keys(local_keys, alg, ef15):
+    """A local card's keys: DIV(DIV(MK_local, local_factor2), EF15[12..19]) per usage, the
+    same two-level order as T-Union (§5.2 [INF]) with the MOHURD factor 2."""
+    out = {}
+    for u in USAGES:
+        mk = crypto.master_key(local_keys, alg, u)
+        out[u] = crypto.card_key(mk, local_factor2(ef15), ef15[12:20], alg)
+    return out
+
+
+def auth_code(keys, alg, ef15):
+    """[INF] a local card's 9-byte authentication code (§5.5 shows `85 X X` with X 4 bytes):
+    85 || X || X, X = MAC of the serial factor under the card's maintenance key. Only the
+    card and the MAC1 it checks use it, so any per-card value would do."""
+    x = crypto.tac_mac(alg, keys["maintenance"], ef15[12:20])
+    return b"\x85" + x + x
 
 
 def wrong_keys(master_keys):
@@ -107,15 +142,25 @@ def make_ef17(city="2900", province="3100", interconnect=True, card_type="normal
 def issue_card(master_keys, alg="3des", city="2900", province=None, serial=None,
                card_type="normal", balance=0, start="20240101", expiry="20341231",
                interconnect=True, blocked=False, capp=True, kind="A", phone=False,
-               issuer_code=ISSUER_CODE, offline_atc=0, online_atc=0, seed=1):
-    """A fresh TUnionCard. blocked: False/True (temporary) or "permanent"."""
+               issuer_code=ISSUER_CODE, offline_atc=0, online_atc=0, seed=1, app="tunion"):
+    """A fresh TUnionCard. blocked: False/True (temporary) or "permanent".
+
+    app="local": a LocalCard instead (the city's own MOHURD card, emu.local_card): keys
+    from the key file's "local" section with the MOHURD factor 2, issuer code
+    LOCAL_ISSUER_CODE unless given, app type byte LOCAL_APP_TYPE."""
+    if app not in ("tunion", "local"):
+        raise ValueError("card application: tunion or local")
     a = alg_id(alg)
+    if app == "local" and issuer_code == ISSUER_CODE:
+        issuer_code = LOCAL_ISSUER_CODE
     if province is None:
         province = "0000"
         for c, p in CITIES:
             if c == city:
                 province = p
     ef15 = make_ef15(city, serial, start, expiry, card_type, issuer_code)
+    if app == "local":
+        ef15 = ef15[:8] + bytes((LOCAL_APP_TYPE,)) + ef15[9:]
     ef16 = bytearray(55)
     ef16[0] = card_type_code(card_type)
     ef16[1] = 1 if card_type == "staff" else 0
@@ -124,11 +169,19 @@ def issue_card(master_keys, alg="3des", city="2900", province=None, serial=None,
         b = BLOCK_PERM
     elif blocked:
         b = BLOCK_TEMP
-    return TUnionCard(
-        ef15, card_keys(master_keys, a, ef15), alg=a, balance=balance,
+    kw = {}
+    cls = TUnionCard
+    if app == "local":
+        keys = local_card_keys(local_master_keys(master_keys), a, ef15)
+        kw["auth_code"] = auth_code(keys, a, ef15)
+        cls = LocalCard
+    else:
+        keys = card_keys(master_keys, a, ef15)
+    return cls(
+        ef15, keys, alg=a, balance=balance,
         offline_atc=offline_atc, online_atc=online_atc, ef16=bytes(ef16),
         ef17=make_ef17(city, province, interconnect, card_type), capp=capp, blocked=b,
-        kind=kind, phone=phone, seed=seed,
+        kind=kind, phone=phone, seed=seed, **kw
     )
 
 

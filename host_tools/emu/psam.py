@@ -5,11 +5,23 @@
 # key index, 8070 MAC1 (two-level diversification, TTSN), 8072 MAC2 check, 801A/80FA for
 # the APPLICATION BLOCK secure-messaging MAC. Put it behind emu.t0.T0Card for the byte
 # stream. A "wrong PSAM" is a Psam built with other master keys (emu.issuer.wrong_keys).
+# Psam(..., app="local") is the city's own (MOHURD "住建部") PSAM for local-issuer cards:
+# its application DF is DF_LOCAL, and its 8070 takes the MOHURD layout (LOCAL_* below).
 # Strict: unknown or malformed commands answer an error SW; apdu() never raises.
 from emu import crypto
 
 DF_MOT = b"\x80\x11"
 MF = b"\x3f\x00"
+
+# ---- the local-issuer (MOHURD) PSAM, app="local" -------------------------------------------
+# [INF] its application DF: not in any source; one constant (firmware: sam.psam DF_LOCAL).
+DF_LOCAL = b"\x10\x01"
+# §4 "MOHURD PSAMs in S5/S7" [C2]: 8070 factor 2 = cityCode(2) FF 00 00 00 00 00.
+LOCAL_F2_TAIL = b"\xff\x00\x00\x00\x00\x00"
+# [INF] §5.5 puts the card's 9-byte 80CA authentication code into MAC1; the 36-byte MOT
+# layout has no room for it, so the local PSAM takes it appended: Lc 0x24 + 9 = 0x2D.
+LOCAL_AUTH_LEN = 9
+LOCAL_MAC1_LC = 0x24 + LOCAL_AUTH_LEN
 
 # [INF §10.6] TTSN is incremented by every 8070 (before use): the first MAC1 after
 # Psam(ttsn=n) carries n + 1. One constant so the other choice (at 8072) is one edit.
@@ -59,7 +71,9 @@ def command_case(cla, ins):
 class Psam:
     """MOT PSAM. master_keys: the test key file object {"3des": {...}, "sm4": {...}}
     (emu.issuer.load_master_keys()); only "purchase" and "maintenance" are used (the TAC
-    key stays with the clearing centre)."""
+    key stays with the clearing centre). app="local": the local issuer's PSAM (DF_LOCAL,
+    8070 Lc LOCAL_MAC1_LC with the MOHURD factor 2 and the card's auth code); give it
+    emu.issuer.local_master_keys(keys)."""
 
     def __init__(
         self,
@@ -70,10 +84,15 @@ class Psam:
         key_version=1,
         ttsn=0,
         issuer_id=b"\x02\x00\x29\x00\xff\xff\xff\xff",
+        app="mot",
     ):
         if len(terminal_no) != 6 or len(serial) != 10:
             raise ValueError("terminal number is 6 bytes, serial 10")
+        if app not in ("mot", "local"):
+            raise ValueError("PSAM application: mot or local")
         self.keys = master_keys
+        self.local = app == "local"
+        self.df = DF_LOCAL if self.local else DF_MOT
         self.terminal_no = bytes(terminal_no)
         self.key_index = key_index
         self.key_version = key_version
@@ -145,7 +164,7 @@ class Psam:
             return _sw(SW_P1P2)
         if len(data) != 2:
             return _sw(SW_WRONG_LENGTH)
-        if data == DF_MOT:
+        if data == self.df:
             self._df = True
         elif data == MF:
             self._df = False
@@ -180,7 +199,14 @@ class Psam:
         skips two bytes after the ATC; the §5.6 example and the 36-byte length fix these.)"""
         if p1 or p2:
             return _sw(SW_P1P2)
-        if len(d) != 0x24:
+        auth = b""
+        if self.local:
+            if len(d) != LOCAL_MAC1_LC:
+                return _sw(SW_WRONG_LENGTH)
+            if d[30:36] != LOCAL_F2_TAIL:
+                return _sw(SW_BAD_DATA)  # not a MOHURD factor 2 (§4)
+            auth = d[36:45]
+        elif len(d) != 0x24:
             return _sw(SW_WRONG_LENGTH)
         alg = d[19]
         if alg != crypto.ALG_3DES and alg != crypto.ALG_SM4:
@@ -194,7 +220,8 @@ class Psam:
             self.ttsn = (self.ttsn + 1) & 0xFFFFFFFF
         ttsn = self.ttsn.to_bytes(4, "big")
         sespk = crypto.purchase_session_key(alg, dpk, d[0:4], d[4:6], ttsn)
-        mac1 = crypto.purchase_mac1(alg, sespk, d[6:10], d[10], self.terminal_no, d[11:18])
+        mac1 = crypto.purchase_mac1(alg, sespk, d[6:10], d[10], self.terminal_no, d[11:18],
+                                    auth)
         self._purchase = (alg, sespk, bytes(d[6:10]))
         return ttsn + mac1 + b"\x90\x00"
 

@@ -75,6 +75,12 @@ class TUnionCard:
     {"purchase": DPK, "tac": DTK, "load": DLK, "maintenance": DAMK}, 16 bytes (or hex) each.
     """
 
+    # The application profile; emu.local_card.LocalCard (MOHURD) overrides all four.
+    aid = AID_EP
+    label = LABEL_EP
+    auth_code = b""  # appended to the MAC1 input (§5.5); none on T-Union cards
+    commands = EP_COMMANDS
+
     def __init__(
         self,
         ef15,
@@ -219,7 +225,7 @@ class TUnionCard:
         if cla == 0x00:
             h = _ISO.get(ins)
         elif cla == 0x80:
-            h = _EP.get(ins)
+            h = self.commands.get(ins)
         elif cla == 0x84:
             h = _SM.get(ins)
         else:

@@ -192,7 +192,8 @@ def debit(self, cmd, p1, p2, data, le, ch):
     atc = self.offline_atc.to_bytes(2, "big")
     amount4 = amount.to_bytes(4, "big")
     sespk = crypto.purchase_session_key(self.alg, self.keys["purchase"], rnd, atc, ttsn)
-    if crypto.purchase_mac1(self.alg, sespk, amount4, ttype, terminal, dt) != mac1:
+    # a local-issuer (MOHURD) card appends its 80CA authentication code (§5.5)
+    if crypto.purchase_mac1(self.alg, sespk, amount4, ttype, terminal, dt, self.auth_code) != mac1:
         return _sw(SW_MAC)  # §3: 9302, card did not debit
     tear, self._tear = self._tear, None
     if tear == "before_commit":

@@ -27,10 +27,10 @@ from emu.tunion_ep import (
 
 # ---- ISO commands ----------------------------------------------------------------------
 def _fci(self):
-    a5 = _tlv(b"\x50", LABEL_EP) + _tlv(b"\x87", b"\x02") + _tlv(b"\x9f\x08", b"\x02")
+    a5 = _tlv(b"\x50", self.label) + _tlv(b"\x87", b"\x02") + _tlv(b"\x9f\x08", b"\x02")
     if self.fci_ef15:
         a5 += _tlv(b"\x9f\x0c", self.ef15)  # §1: 9F0C = EF15
-    return _tlv(b"\x6f", _tlv(b"\x84", AID_EP) + _tlv(b"\xa5", a5))
+    return _tlv(b"\x6f", _tlv(b"\x84", self.aid) + _tlv(b"\xa5", a5))
 
 def _ppse(self):
     entry = _tlv(b"\x4f", AID_EP) + _tlv(b"\x50", LABEL_EP) + _tlv(b"\x87", b"\x02")
@@ -42,10 +42,10 @@ def select(self, cmd, p1, p2, data, le, ch):
         return _sw(SW_P1P2)
     if not data:
         return _sw(SW_WRONG_LENGTH)
-    if data == PPSE:
+    if data == PPSE and self.aid == AID_EP:  # a local-issuer card has no MOT_T_EP entry
         self._selected = False
         return _out(_ppse(self), le)
-    if data != AID_EP:
+    if data != self.aid:
         return _sw(SW_NOT_FOUND)
     if self.blocked == BLOCK_PERM:
         self._selected = False
