@@ -160,7 +160,8 @@ def replay(ctx, mode, k, valgrind=False, timeout=120, stack="pn532"):
             m = re.search(r"Collected : (\d+)", p.stderr)
             ir = int(m.group(1)) if m else None
     if p.returncode != 0:
-        raise RuntimeError("mp_tap_replay %s %d: %s" % (mode, k, p.stderr[-500:]))
+        raise RuntimeError("mp_tap_replay %s %d: rc %d: %s %s"
+                           % (mode, k, p.returncode, p.stdout[-300:], p.stderr[-500:]))
     return ir, keys
 
 
