@@ -86,7 +86,9 @@ class Pn532:
         self._tx = bytearray(_FRAME_BUF)
         self._body = bytearray(_MAX_DATA + 2)  # TFI..PDn, DCS
         self.params = bytearray(_MAX_DATA)  # caller fills parameters here
-        self.resp = bytearray(_MAX_DATA)  # answer data after D5 (cmd+1)
+        # the answer data after D5 (cmd+1): a window on the frame body, made once, so an
+        # answer is never copied inside the driver
+        self.resp = memoryview(self._body)[2:]
         self._chunk = bytearray(64)
         self._pos = 0
         self._avail = 0
@@ -210,10 +212,24 @@ class Pn532:
                 raise NfcError("checksum")
             body = self._body
             s = 0
-            for i in range(ln + 1):  # TFI..PDn, DCS
-                b = self._byte(deadline)
-                body[i] = b
-                s += b
+            i = 0
+            chunk = self._chunk
+            while i <= ln:  # TFI..PDn, DCS: copied straight from the receive chunk
+                if self._pos >= self._avail:
+                    body[i] = self._byte(deadline)  # refills the chunk
+                    s += body[i]
+                    i += 1
+                    continue
+                p = self._pos
+                k = self._avail - p
+                if k > ln + 1 - i:
+                    k = ln + 1 - i
+                for j in range(k):
+                    b = chunk[p + j]
+                    body[i + j] = b
+                    s += b
+                i += k
+                self._pos = p + k
             if s & 0xFF:
                 raise NfcError("checksum")
             self._blen = ln
@@ -265,9 +281,6 @@ class Pn532:
         ln = self._blen
         if ln < 2 or body[0] != _TFI_CHIP or body[1] != ((cmd + 1) & 0xFF):
             raise NfcError("PN532 answered another command")
-        r = self.resp
-        for i in range(ln - 2):
-            r[i] = body[2 + i]
         return ln - 2
 
     def begin(self):
