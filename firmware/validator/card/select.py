@@ -10,6 +10,9 @@ from validator.errors import R_APP_BLOCKED, R_OK, R_UNSUPPORTED_CARD
 from validator.link import apdu
 
 AID_TUNION = b"\xa0\x00\x00\x06\x32\x01\x01\x05"  # MOT_T_EP (§1)
+# The city's own CPU card (MOHURD "住建部" profile, §0, §8 [C2]): a dual-mode validator
+# selects it after the T-Union AID answered 6A82.
+AID_LOCAL = b"\xa0\x00\x00\x00\x03\x86\x98\x07\x01"
 PPSE = b"2PAY.SYS.DDF01"
 LABEL_EP = b"MOT_T_EP"
 EF15_LEN = const(30)

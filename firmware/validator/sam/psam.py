@@ -6,6 +6,10 @@
 # 8072 (MAC2 check). For APPLICATION BLOCK: 801A 45 02 (general DES init with the card's
 # two diversification factors) + 80FA 05 00 (MAC with IV).
 #
+# The local-issuer PSAM (the city's own MOHURD "住建部" card application, card-protocol.md
+# §0/§5.5/§8) speaks the same commands: Psam(link, reset, local=True) selects _DF_LOCAL
+# instead of 8011 and lays 8070 out the MOHURD way (factor 2 and the auth code, below).
+#
 # `link` is anything with transmit(cmd, n, resp) -> int, normally link.iso7816.Iso7816.
 # An unexpected status word is a fault (SamError); the transaction turns it into
 # R_SAM_FAULT. A missing or wrong PSAM leaves `ready` False: the app must not accept taps.
@@ -26,6 +30,17 @@ _M_ALG = const(19)
 _M_F1 = const(20)
 _M_F2 = const(28)
 _M_LEN = const(36)
+# Local-issuer (MOHURD) PSAM:
+# [INF] its application DF: no source names it; one constant (emu.psam.DF_LOCAL matches).
+_DF_LOCAL = b"\x10\x01"
+_DF_MOT = b"\x80\x11"  # §4 [C2]
+# [C2] §4 "MOHURD PSAMs in S5/S7": factor 2 = cityCode(2) FF 00 00 00 00 00, the city code
+# taken from EF15[2..3] [INF: the layout the emulated local card keeps].
+_F2_CITY = const(2)
+_F2_FILL = const(0xFF)
+# [INF] §5.5: the MOHURD card's MAC1 covers the 9-byte 80CA authentication code, which the
+# 36-byte MOT layout has no room for: the local PSAM takes it appended (Lc 0x24 + 9 = 0x2D).
+AUTH_LEN = const(9)
 _BLOCK_KEY_USAGE = const(0x45)  # 801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)
 _BLOCK_KEY_VER = const(0x02)
 _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
@@ -36,15 +51,17 @@ STATUS = ((0x9000, 0),)
 
 
 class Psam:
-    """PSAM session on one slot. Psam(link, reset=None): reset() re-powers the slot and
-    returns the ATR length (the Iso7816 object's reset); None when the slot has no reset.
+    """PSAM session on one slot. Psam(link, reset=None, local=False): reset() re-powers the
+    slot and returns the ATR length (the Iso7816 object's reset); None when the slot has no
+    reset. local=True: the local-issuer (MOHURD) PSAM (DF _DF_LOCAL, MOHURD 8070 layout).
 
     After boot(): terminal (bytearray 6), key_index (int), ready (bool).
     After mac1(): ttsn (4) and mac1 (4) in self.out[0:4], self.out[4:8]."""
 
-    def __init__(self, link, reset=None):
+    def __init__(self, link, reset=None, local=False):
         self.link = link
         self._reset = reset
+        self.local = local
         self.terminal = bytearray(_TERM_LEN)
         self.key_index = 0
         self.ready = False
@@ -74,7 +91,8 @@ class Psam:
         if self._x(5) != _TERM_LEN:
             raise SamError(0x9000, 0xB0)
         apdu.copy(self.terminal, 0, self.resp, 0, _TERM_LEN)
-        apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, b"\x80\x11", 2)  # SELECT DF 8011 by FID
+        # SELECT the application DF by FID: 8011 (MOT) or the local issuer's
+        apdu.case3(c, 0x00, 0xA4, 0x00, 0x00, _DF_LOCAL if self.local else _DF_MOT, 2)
         self._x(7)
         apdu.case2(c, 0x00, 0xB0, 0x97, 0x00, 1)  # EF17 byte 0 = key index
         if self._x(5) < 1:
@@ -82,13 +100,27 @@ class Psam:
         self.key_index = self.resp[0]
         self.ready = True
 
-    def mac1(self, rand, rand_off, atc, amount, ttype, dt, dt_off, keyver, alg, ef15, ef15_off):
+    def _factor2(self, c, off, ef15, ef15_off):
+        """Diversification factor 2 into c[off:off+8]: EF15[0..7] (issuer ID, §4) for the MOT
+        PSAM; cityCode(2) FF 00 00 00 00 00 for the local (MOHURD) PSAM (§4, S5/S7)."""
+        if not self.local:
+            apdu.copy(c, off, ef15, ef15_off, 8)
+            return
+        c[off] = ef15[ef15_off + _F2_CITY]
+        c[off + 1] = ef15[ef15_off + _F2_CITY + 1]
+        c[off + 2] = _F2_FILL
+        for i in range(off + 3, off + 8):
+            c[i] = 0
+
+    def mac1(self, rand, rand_off, atc, amount, ttype, dt, dt_off, keyver, alg, ef15, ef15_off,
+             auth=None):
         """8070: MAC1 + TTSN for a purchase; result TTSN(4) MAC1(4) in self.out.
 
-        Factor 1 = EF15[12..19] (card serial), factor 2 = EF15[0..7] (issuer) (§4)."""
+        Factor 1 = EF15[12..19] (card serial), factor 2 per _factor2 (§4). auth: the local
+        card's 9-byte 80CA code (appended for the local PSAM, §5.5 [INF]); None for MOT."""
         c = self.cmd
         apdu.header(c, 0x80, 0x70, 0x00, 0x00)
-        c[4] = _M_LEN
+        ln = _M_LEN
         d = 5
         apdu.copy(c, d + _M_RAND, rand, rand_off, 4)
         c[d + _M_ATC] = (atc >> 8) & 0xFF
@@ -99,9 +131,13 @@ class Psam:
         c[d + _M_KEYVER] = keyver
         c[d + _M_ALG] = alg
         apdu.copy(c, d + _M_F1, ef15, ef15_off + 12, 8)
-        apdu.copy(c, d + _M_F2, ef15, ef15_off, 8)
-        c[d + _M_LEN] = 8  # Le: TTSN + MAC1 (arrives via 61 08 on T=0)
-        if self._x(6 + _M_LEN) < 8:
+        self._factor2(c, d + _M_F2, ef15, ef15_off)
+        if self.local:
+            apdu.copy(c, d + _M_LEN, auth, 0, AUTH_LEN)
+            ln = _M_LEN + AUTH_LEN
+        c[4] = ln
+        c[d + ln] = 8  # Le: TTSN + MAC1 (arrives via 61 08 on T=0)
+        if self._x(6 + ln) < 8:
             raise SamError(0x9000, 0x70)
         apdu.copy(self.out, 0, self.resp, 0, 8)
 
@@ -125,7 +161,7 @@ class Psam:
         apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_SM4 if sm4 else _BLOCK_KEY_VER)
         c[4] = 16
         apdu.copy(c, 5, ef15, ef15_off + 12, 8)
-        apdu.copy(c, 13, ef15, ef15_off, 8)
+        self._factor2(c, 13, ef15, ef15_off)
         self._x(21)
         bs = 16 if sm4 else 8
         apdu.header(c, 0x80, 0xFA, 0x05, 0x00)

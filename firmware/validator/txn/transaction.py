@@ -15,6 +15,13 @@
 #   final record committed, tear context cleared, THEN the result says R_OK.
 # Cards without the compound application fall back to INITIALIZE FOR PURCHASE (type 06).
 #
+# Two PSAM slots (issue 4): the MOT PSAM (psam, T-Union) and the local-issuer PSAM
+# (local_psam, the city's own MOHURD card). Per tap the T-Union AID is selected first and the
+# local AID only when the card answers 6A82 (§8 dual-mode order), so a T-Union tap keeps its
+# 6 exchanges; a local card costs that extra SELECT plus 80CA (its MAC1 covers the 9-byte
+# authentication code, §5.5). The application's PSAM (self.sam) then serves the whole tap;
+# a missing one refuses only that application's cards (R_SAM_FAULT).
+#
 # Faults (NfcError, SamError, StorageError) are caught here, at the transaction boundary,
 # and become reason codes in the preallocated Result; refusals never raise. The tap path
 # allocates nothing: every buffer below is made in __init__.
@@ -73,6 +80,7 @@ _NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
 
 _SEEN = const(8)  # repeat-window ring entries
 _SER = const(10)  # serial length
+_APP_NOT_ACTIVE = const(0x00)  # EF15[8] of a MOHURD card not activated (§2.1, S5/S13)
 _CMD = const(144)
 _RSP = const(262)
 
@@ -99,10 +107,14 @@ class Transaction:
 
     Transaction(reader, psam, clock, policy, records, tears, blacklist, local_city=0,
                 device_id=b"\0" * 4, line=0, position=None, vehicle=b"\0" * 6, psam_slot=0,
-                repeat_window_s=60, tear_keep_s=600, log_refusals=True)
+                local_psam=None, local_slot=1, repeat_window_s=60, tear_keep_s=600,
+                log_refusals=True)
 
     reader     transmit(cmd, n, resp) -> int; NfcTimeout when the card is gone
-    psam       validator.sam.psam.Psam, booted (ready, terminal, key_index)
+    psam       validator.sam.psam.Psam, booted (ready, terminal, key_index): the MOT PSAM
+               for T-Union cards, in slot psam_slot
+    local_psam Psam(local=True) in slot local_slot for the city's own (MOHURD) cards, or
+               None: the local AID is then never selected (single-slot board)
     clock      now() -> device seconds
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
                with reason, amount, base, kind, flags, rec1e (48 bytes), write1a, rec1a
@@ -116,10 +128,16 @@ class Transaction:
 
     def __init__(self, reader, psam, clock, policy, records, tears, blacklist,
                  local_city=0, device_id=b"\x00\x00\x00\x00", line=0, position=None,
-                 vehicle=b"\x00\x00\x00\x00\x00\x00", psam_slot=0, repeat_window_s=60,
-                 tear_keep_s=600, log_refusals=True):
+                 vehicle=b"\x00\x00\x00\x00\x00\x00", psam_slot=0, local_psam=None,
+                 local_slot=1, repeat_window_s=60, tear_keep_s=600, log_refusals=True):
         self.reader = reader
-        self.psam = psam
+        self.psam = psam  # MOT PSAM (T-Union)
+        self.local_psam = local_psam  # local-issuer PSAM or None
+        self.sam = psam  # the PSAM of the card in the field (set per tap by _select)
+        self.mot_slot = psam_slot
+        self.local_slot = local_slot
+        self.local = False  # the card in the field is a local-issuer card
+        self.auth = bytearray(read.AUTH_LEN)  # its 80CA authentication code (§5.5)
         self.clock = clock
         self.policy = policy
         self.records = records
@@ -211,9 +229,13 @@ class Transaction:
         res = self.result
         res.clear()
         self._tag += 1
-        if not self.psam.ready:
-            res.reason = R_SAM_FAULT
+        loc = self.local_psam
+        if not self.psam.ready and (loc is None or not loc.ready):
+            res.reason = R_SAM_FAULT  # no PSAM at all: nothing is sent to the card
             return res
+        self.sam = self.psam
+        self.psam_slot = self.mot_slot
+        self.local = False
         try:
             res.reason = self._tap()
         except NfcTimeout:
@@ -231,6 +253,14 @@ class Transaction:
         c = self.cmd
         n = self._card(select.build(c, select.AID_TUNION, 8))
         code = apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR)
+        if code == R_UNSUPPORTED_CARD and self.local_psam is not None:
+            # no T-Union EP: the city's own card (§8 dual-mode order: T-Union, local, PPSE)
+            n = self._card(select.build(c, select.AID_LOCAL, len(select.AID_LOCAL)))
+            code = apdu.lookup(select.STATUS, self.sw, R_CARD_ERROR)
+            if code != R_UNSUPPORTED_CARD:
+                self.sam = self.local_psam
+                self.psam_slot = self.local_slot
+                self.local = True
         if code == R_UNSUPPORTED_CARD:
             # PPSE fallback (§1): a phone or SE may carry a longer AID
             n = self._card(select.build(c, select.PPSE, len(select.PPSE)))
@@ -276,8 +306,13 @@ class Transaction:
                 self._img_card()
                 return self._refuse(code)  # logged: a locked card presented again
             return code
+        if not self.sam.ready:
+            return R_SAM_FAULT  # this application's PSAM is missing or wrong (issue 4)
         e = self.ef15
         self._img_card()
+        if self.local and e[8] == _APP_NOT_ACTIVE:
+            # MOHURD cards: application type 00 = not activated (§2.1, S5/S13)
+            return self._refuse(R_UNSUPPORTED_CARD)
         # -- dates (§2.1 EF15[20..27]); the expiry day itself is still valid
         start = bcdtime.unpack_date(e, 20)
         end = bcdtime.unpack_date(e, 24)
@@ -333,6 +368,13 @@ class Transaction:
         if d.reason != R_OK:
             return self._refuse(d.reason)
         amount = d.amount
+        if self.local:
+            # §5.5: the MOHURD MAC1 covers the card's 80CA authentication code. Read it before
+            # INITIALIZE: any other command between 8050 and 8054 ends the purchase session.
+            n = self._card(read.auth_code(self.cmd))
+            if self._read_ok() != R_OK or n < read.AUTH_LEN:
+                return self._refuse(R_CARD_ERROR)
+            apdu.copy(self.auth, 0, self.resp, 0, read.AUTH_LEN)
         apdu.put_u32(self.img, rec.O_FARE_LIST, d.base)
         self.img[rec.O_FARE_RULE + 1] = d.kind & 0xFF
         self.img[rec.O_FLAGS] = d.flags & 0xFF
@@ -356,8 +398,8 @@ class Transaction:
         return self._refuse(R_CARD_ERROR)
 
     def _initialize(self, capp_ok, amount):
-        n = self._card(purse.init_purchase(self.cmd, capp_ok, self.psam.key_index, amount,
-                                           self.psam.terminal, 0))
+        n = self._card(purse.init_purchase(self.cmd, capp_ok, self.sam.key_index, amount,
+                                           self.sam.terminal, 0))
         code = apdu.lookup(purse.STATUS_INIT, self.sw, R_CARD_ERROR)
         if code == R_OK:
             if n < purse.INIT_LEN:
@@ -368,7 +410,7 @@ class Transaction:
     def _purchase(self, capp_ok, amount, d, now):
         """INIT done: 8070, 80DC, persist, 8054, 8072, final record."""
         res = self.result
-        psam = self.psam
+        psam = self.sam
         ini = self.init
         ttype = purse.TYPE_CAPP if capp_ok else purse.TYPE_EP
         res.capp = capp_ok
@@ -376,7 +418,7 @@ class Transaction:
         bal = apdu.get_u32(ini, purse.INIT_BAL)
         # PSAM 8070: MAC1 over amount, type, terminal, date-time (§4, §5.3)
         psam.mac1(ini, purse.INIT_RAND, atc, amount, ttype, self.dt, 0, ini[purse.INIT_KEYVER],
-                  ini[purse.INIT_ALG], self.ef15, 0)
+                  ini[purse.INIT_ALG], self.ef15, 0, self.auth)
         res.exchanges += 1
         psam.session_tag = self._tag
         img = self.img
@@ -501,9 +543,9 @@ class Transaction:
         apdu.copy(img, rec.O_REF_SEQ, ctx, C_GRAY, 4)
         apdu.copy(img, rec.O_TAC, self.resp, purse.PROVE_TAC, 4)
         img[O_TXFLAGS] = 0
-        if self.tears.session(self.psam.session_tag):
+        if self.tears.session(self.sam.session_tag):
             # the PSAM still holds the torn session: check MAC2 (§6.5)
-            ok2 = self.psam.verify_mac2(self.resp, purse.PROVE_MAC2)
+            ok2 = self.sam.verify_mac2(self.resp, purse.PROVE_MAC2)
             res.exchanges += 1
             if not ok2:
                 img[O_TXFLAGS] = FL_MAC2_BAD
@@ -526,8 +568,8 @@ class Transaction:
         maintenance key family and the MAC block size."""
         res = self.result
         alg = 0
-        n = self._card(purse.init_purchase(self.cmd, False, self.psam.key_index, 0,
-                                           self.psam.terminal, 0))
+        n = self._card(purse.init_purchase(self.cmd, False, self.sam.key_index, 0,
+                                           self.sam.terminal, 0))
         if apdu.lookup(purse.STATUS_INIT, self.sw, R_CARD_ERROR) == R_OK and n >= purse.INIT_LEN:
             alg = self.resp[purse.INIT_ALG]
             self.img[rec.O_KEY_VER] = self.resp[purse.INIT_KEYVER]
@@ -536,9 +578,9 @@ class Transaction:
         if apdu.lookup(block.STATUS_CHALLENGE, self.sw, R_CARD_ERROR) == R_OK and n >= 4:
             apdu.copy(self.ch, 0, self.resp, 0, 4)
             block.header(self.blk, block.BLOCK_TEMPORARY)
-            self.psam.block_mac(self.ef15, 0, self.ch, 0, self.blk, alg)
+            self.sam.block_mac(self.ef15, 0, self.ch, 0, self.blk, alg)
             res.exchanges += 2
-            self._card(block.app_block(self.cmd, block.BLOCK_TEMPORARY, self.psam.out, 0))
+            self._card(block.app_block(self.cmd, block.BLOCK_TEMPORARY, self.sam.out, 0))
         img = self.img
         img[rec.O_STATUS] = ST_BLOCKED
         img[rec.O_REASON] = R_BLACKLISTED
@@ -557,7 +599,7 @@ class Transaction:
         apdu.copy(img, rec.O_SERIAL, e, 10, _SER)
         apdu.copy(img, rec.O_ISSUER, e, 0, 8)
         img[rec.O_CARD_TYPE] = e[28]
-        apdu.copy(img, rec.O_TERMINAL, self.psam.terminal, 0, 6)
+        apdu.copy(img, rec.O_TERMINAL, self.sam.terminal, 0, 6)
         apdu.copy(img, rec.O_DATETIME, self.dt, 0, 7)
         pos = self.position
         line = self.line if pos is None else pos.line
@@ -569,7 +611,7 @@ class Transaction:
             img[rec.O_DIRECTION] = pos.direction & 0xFF
         apdu.copy(img, rec.O_VEHICLE, self.vehicle, 0, 6)
         img[rec.O_PSAM_SLOT] = self.psam_slot
-        img[rec.O_KEY_INDEX] = self.psam.key_index
+        img[rec.O_KEY_INDEX] = self.sam.key_index
 
     def _refuse(self, code):
         if self.log_refusals:
