@@ -164,3 +164,43 @@ def test_local_card_when_sm4_then_purchase_verifies():
     assert dr[-2:] == h("9000") and c.balance == 800
     assert crypto.verify_purchase_tac(lk, 4, f2, c.ef15[12:20], 200, 0x09, h("000000123456"),
                                       h("00000001"), h("20250601083000"), dr[0:4])
+
+
+class _Capture:
+    """A PSAM link that records the command bytes and answers a fixed response."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sent = []
+
+    def transmit(self, cmd, n, resp):
+        self.sent.append(bytes(cmd[:n]))
+        for i in range(len(self.answer)):
+            resp[i] = self.answer[i]
+        return len(self.answer)
+
+
+def test_local_psam_builder_when_8070_then_mohurd_factor_and_auth_code_lc_2d():
+    from validator.sam.psam import Psam as FwPsam
+
+    ef15 = issuer.issue_card(KEYS, app="local").ef15
+    init = bytearray(15)
+    init[11:15] = h("1a2b3c4d")
+    dt = h("20240102083000")
+    link = _Capture(h("0000001061956435") + b"\x90\x00")
+    FwPsam(link, None, True).mac1(init, 11, 5, 0x64, 0x09, dt, 0, 1, 0, ef15, 0, R_AUTH)
+    want = h("807000002D") + h("1a2b3c4d0005000000640920240102083000") + b"\x01\x00"
+    want += ef15[12:20] + h("2900FF0000000000") + R_AUTH + b"\x08"
+    assert link.sent[0] == want
+    mot = _Capture(h("0000001061956435") + b"\x90\x00")
+    FwPsam(mot).mac1(init, 11, 5, 0x64, 0x09, dt, 0, 1, 0, ef15, 0, R_AUTH)
+    assert mot.sent[0][4] == 0x24 and mot.sent[0][33:41] == ef15[0:8]  # MOT: no auth code
+
+
+def test_local_psam_builder_when_801a_then_mohurd_factor():
+    from validator.sam.psam import Psam as FwPsam
+
+    ef15 = issuer.issue_card(KEYS, app="local").ef15
+    link = _Capture(h("11223344") + b"\x90\x00")
+    FwPsam(link, None, True).block_mac(ef15, 0, h("01020304"), 0, h("841E000004"), 0)
+    assert link.sent[0] == h("801A450210") + ef15[12:20] + h("2900FF0000000000")
