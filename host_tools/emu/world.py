@@ -24,6 +24,11 @@ import tty
 from emu import pn532 as pn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The MCU's heap: 128 KiB of a 32-bit MicroPython. The unix port here is 64-bit, where every
+# object word and GC block is twice as big; MicroPython's own "w" modifier scales the size
+# for word size with 32 bit as the baseline (ports/unix/main.c), so 128wK = 256 KiB here
+# holds what 128 KiB holds on the MCU. A literal 128k boot is tested too (test_heap_budget).
+HEAP = "128wK"
 
 
 def _pty():
@@ -49,7 +54,7 @@ def mp_env(extra=None):
 
 class World:
     def __init__(self, workdir, device_id="00000001", psams=(), spi=False, flash_size=64 << 20,
-                 heap="128k", time_secs=None, main=None, log=None, extra_cfg=None, rom=True):
+                 heap=HEAP, time_secs=None, main=None, log=None, extra_cfg=None, rom=True):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.field = pn.Field()

@@ -16,7 +16,8 @@ def register(sub):
     p.add_argument("--no-acceptance", action="store_true",
                    help="with the default scenario: skip the validator acceptance taps")
     p.add_argument("--out", default="build/sim", help="output folder (default build/sim)")
-    p.add_argument("--heap", default="128k", help="MicroPython heap of each validator")
+    p.add_argument("--heap", default=None,
+                   help="MicroPython heap of each validator (default %s)" % "128wK")
     p.add_argument("--spi", action="store_true",
                    help="wire the first validator's PN532 over SPI instead of HSU")
     p.add_argument("-v", "--verbose", action="store_true", help="print every tap")
@@ -86,6 +87,7 @@ def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):
         "paid_by_city": dict(cities),
         "syncs": [{k: v for k, v in x.items() if k != "info"} for x in s.syncs],
         "heap": heap,
+        "heap_size": s.heap,
         "crashes": crashes,
         "seconds": round(seconds, 1),
     }
@@ -108,4 +110,5 @@ def print_summary(m):
             x.get("seconds", 0)))
     hu = [h["heap_used"] for h in m["heap"].values()]
     if hu:
-        w("validator heap after the day: %d..%d bytes used of 128 KiB\n" % (min(hu), max(hu)))
+        w("validator heap after the day: %d..%d bytes used (-X heapsize=%s)\n"
+          % (min(hu), max(hu), m["heap_size"]))

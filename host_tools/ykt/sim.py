@@ -86,11 +86,13 @@ def make_card(keys, name, spec):
 
 
 class Sim:
-    def __init__(self, out_dir, keys=None, heap="128k", spi_terminals=(), log=None):
+    def __init__(self, out_dir, keys=None, heap=None, spi_terminals=(), log=None):
         self.out = out_dir
         os.makedirs(out_dir, exist_ok=True)
         self.keys = keys or issuer.load_master_keys()
-        self.heap = heap
+        from emu.world import HEAP
+
+        self.heap = heap or HEAP
         self.spi = set(spi_terminals)
         self.log = log or (lambda s: None)
         self.fleet = {}

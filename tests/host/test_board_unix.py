@@ -1,77 +1,103 @@
-"""Tier 2: the real firmware on the MicroPython unix port (128 KiB heap) against the
-emulated PN532 over ptys, HSU and SPI. The foundation's app: detection state machine,
-two-card refusal, wait-for-removal, reason codes reported through the board."""
+"""Tier 2: the real firmware on the MicroPython unix port (bytecode in ROMFS, 128 KiB heap
+of a 32-bit MCU: -X heapsize=128wK) against the emulated PN532 over ptys, HSU and SPI, with
+a provisioned flash, a booted PSAM and a depot sync -- the validator as `make sim` runs it.
+The app's detection state machine: one tap per presentation, two cards refused,
+wait-for-removal, a card leaving mid-exchange, a missing PSAM as a fault state, and a whole
+tap allocating nothing with the heap locked."""
 
-import os
+import time
 
 import pytest
 
 from emu.echo_card import EchoCard
 from emu.world import World
 from validator import errors as E
+from ykt import sim
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(params=["hsu", "spi"])
-def world(request, tmp_path):
-    w = World(str(tmp_path), spi=request.param == "spi")
-    w.start()
-    yield w
-    w.stop()
+TERMINAL = "000000120001"
+NOW = 827800000  # 2026-03-27 in device seconds, inside every card's validity
 
 
-def test_board_unix_when_t_union_card_taps_result_is_ok(world):
-    assert world.tap(EchoCard())[0] == E.R_OK
+@pytest.fixture(scope="module", params=["hsu", "spi"])
+def rig(request, tmp_path_factory):
+    s = sim.Sim(str(tmp_path_factory.mktemp("board")),
+                spi_terminals=[TERMINAL] if request.param == "spi" else ())
+    s.prepare(sim.load_scenario(sim.DEFAULT_SCENARIO))
+    w = s.validator(TERMINAL)
+    w.send("P 12 1 0 0")
+    w.wait("POS")
+    w.set_time(NOW)
+    yield s, w
+    s.stop()
 
 
-def test_board_unix_when_card_lacks_t_union_app_result_is_unsupported(world):
-    assert world.tap(EchoCard(aids=()))[0] == E.R_UNSUPPORTED_CARD
+def card(s, name, **spec):
+    spec.setdefault("balance", 5000)
+    return s.card(name, spec)
 
 
-def test_board_unix_when_two_cards_in_field_refused_and_neither_processed(world):
+def test_board_unix_when_t_union_card_taps_it_pays(rig):
+    s, w = rig
+    c = card(s, "pay-%d" % id(w))
+    reason, amount, balance, seq = w.tap(c)
+    assert reason == E.R_OK and amount > 0 and c.balance == 5000 - amount == balance
+    assert seq >= 0
+
+
+def test_board_unix_when_card_lacks_t_union_app_result_is_unsupported(rig):
+    s, w = rig
+    assert w.tap(EchoCard(aids=()))[0] == E.R_UNSUPPORTED_CARD
+
+
+def test_board_unix_when_two_cards_in_field_refused_and_neither_processed(rig):
+    s, w = rig
     a, b = EchoCard(b"\x01\x01\x01\x01"), EchoCard(b"\x02\x02\x02\x02")
-    world.field.place(a)
-    world.field.place(b)
-    ev = world.wait("TAP").split()
-    assert int(ev[1]) == E.R_MULTIPLE_CARDS
+    w.field.place(a)
+    w.field.place(b)
+    assert int(w.wait("TAP").split()[1]) == E.R_MULTIPLE_CARDS
     assert a.apdus == [] and b.apdus == []
-    world.field.clear()
-    world.wait("IDLE")
+    w.field.clear()
+    w.wait("IDLE")
 
 
-def test_board_unix_when_card_stays_in_field_it_is_processed_once(world):
-    card = EchoCard()
-    assert world.tap(card, remove=False)[0] == E.R_OK
-    import time
-
+def test_board_unix_when_card_stays_in_field_it_is_charged_once(rig):
+    s, w = rig
+    c = card(s, "stay-%d" % id(w))
+    reason, amount, _, _ = w.tap(c, remove=False)
+    assert reason == E.R_OK
     time.sleep(0.4)  # several poll cycles with the card still there
-    assert len([a for a in card.apdus if a[1] == 0xA4]) == 1
-    world.field.remove(card)
-    world.wait("IDLE")
-    assert world.tap(card)[0] == E.R_OK  # presented again after removal: a new tap
+    w.field.remove(c)
+    w.wait("IDLE")
+    assert c.balance == 5000 - amount
 
 
-def test_board_unix_when_card_leaves_mid_exchange_reports_comm_error(world):
-    card = EchoCard()
-    world.field.remove_after(card, 0)
-    world.field.place(card)
-    assert int(world.wait("TAP").split()[1]) == E.R_COMM_ERROR
-    world.wait("IDLE")
+def test_board_unix_when_card_leaves_mid_exchange_nothing_is_charged(rig):
+    s, w = rig
+    c = card(s, "gone-%d" % id(w))
+    w.field.remove_after(c, 1)  # answers SELECT, gone before INITIALIZE
+    w.field.place(c)
+    assert int(w.wait("TAP").split()[1]) == E.R_COMM_ERROR
+    w.wait("IDLE")
+    assert c.balance == 5000
 
 
-def test_board_unix_when_control_line_quits_firmware_exits_cleanly(tmp_path):
-    w = World(str(tmp_path)).start()
-    w.send("Q")
-    assert w.wait("BYE").startswith("BYE")
-    assert w.proc.wait(10) == 0
-    w.stop()
+def test_board_unix_when_tap_runs_with_heap_locked_it_allocates_nothing(rig):
+    s, w = rig
+    w.tap(card(s, "warm-%d" % id(w)))  # first-use allocations happen here
+    w.set_time(NOW + 100)
+    w.send("A")
+    w.wait("ALLOC ARMED")
+    assert w.tap(card(s, "locked-%d" % id(w)))[0] == E.R_OK
+    w.send("a")
+    assert w.wait("ALLOC ").split() == ["ALLOC", "0"]
 
 
-def test_board_unix_when_tap_runs_with_heap_locked_it_allocates_nothing(world):
-    world.tap(EchoCard())  # warm-up: first-use allocations happen here
-    world.send("A")
-    world.wait("ALLOC ARMED")
-    assert world.tap(EchoCard())[0] == E.R_OK
-    world.send("a")
-    assert world.wait("ALLOC ").split() == ["ALLOC", "0"]
+def test_board_unix_when_psam_missing_every_tap_is_a_sam_fault(tmp_path):
+    w = World(str(tmp_path)).start()  # no PSAM in any slot
+    try:
+        assert w.tap(EchoCard())[0] == E.R_SAM_FAULT
+        w.send("Q")
+        assert w.wait("BYE").startswith("BYE")
+        assert w.proc.wait(10) == 0
+    finally:
+        w.stop()

@@ -123,9 +123,6 @@ def test_heap_budget_when_a_day_runs_the_heap_does_not_grow(tmp_path):
     assert after["heap_used"] - boot["heap_used"] < 8192
 
 
-@pytest.mark.xfail(strict=True, reason="1290 dynamic qstrs at boot need a 7th qstr pool (1280 "
-                   "entries, ~14 KiB) that a 128 KiB heap cannot give; the ROMFS image must be "
-                   "compiled with one shared source name (emu/romfs.py, see bench_heap)")
 def test_heap_budget_when_firmware_boots_at_128k_it_reports_heap(tmp_path):
     w = bench_heap.provisioned_world(str(tmp_path), "128k")
     try:

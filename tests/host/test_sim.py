@@ -18,7 +18,7 @@ from ykt import cmd_sim, sim
 sys.path.insert(0, os.path.dirname(__file__))
 import fare_oracle  # noqa: E402
 
-HEAP = os.environ.get("YKT_SIM_HEAP", "128k")
+HEAP = os.environ.get("YKT_SIM_HEAP")  # default: emu.world.HEAP
 KEYS = ("reason", "kind", "fare", "penalty", "amount")
 
 
