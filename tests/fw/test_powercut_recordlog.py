@@ -13,6 +13,9 @@ from validator.errors import StorageError
 from validator.storage import record, record_host
 from validator.storage.recordlog import RecordLog
 
+# Fixture: a RAM flash device beside the firmware compiled from source (see tests/mpsuite.py).
+MP_HEAP = "256k"
+
 _BS = 512  # small blocks keep the RAM image small for the 128 KiB MicroPython heap
 _LOG = (0, 16 * _BS)  # 16 blocks x 3 records: the workload wraps the log 4 times
 _WM = (16 * _BS, 2 * _BS)
