@@ -5,7 +5,8 @@ Scenario files follow firmware/validator/rules/README.md "Scenario file" (cards,
 line/stop/direction/door/terminal, foreign rides). `make sim` runs the default fare day
 (host_tools/emu/fares/day.json) followed by host_tools/emu/sim/acceptance.json. Extra keys
 understood here:
-  card: "alg" ("3des"|"sm4"), "start"/"expiry" (YYYYMMDD), "blacklisted" (bool: on the
+  card: "app" ("tunion"|"local": the city's own card, served by the PSAM in slot 1),
+        "alg" ("3des"|"sm4"), "start"/"expiry" (YYYYMMDD), "blacklisted" (bool: on the
         depot's blacklist), "blocked" (bool), "phone" (bool), "kind" ("A"|"B"),
         "capp" (bool: the card has the compound application)
   tap:  "tear": "before_commit"|"after_commit" -- the card leaves during DEBIT
@@ -81,6 +82,7 @@ def make_card(keys, name, spec):
         expiry=spec.get("expiry", "20341231"), interconnect=spec.get("interconnect", True),
         blocked=spec.get("blocked", False), capp=spec.get("capp", True),
         kind=spec.get("kind", "A"), phone=spec.get("phone", False),
+        app=spec.get("app", "tunion"),
         seed=int.from_bytes(hashlib.sha256(name.encode()).digest()[:2], "big") or 1,
     )
 
@@ -121,9 +123,13 @@ class Sim:
             n = len(self.fleet)
             term = bytes.fromhex(terminal)
             psam = t0.T0Card(Psam(self.keys, terminal_no=term, serial=bytes(4) + term))
+            # slot 1: the local issuer's PSAM (the city's own cards), its own terminal number
+            lterm = b"\x99" + term[1:]
+            local = t0.T0Card(Psam(issuer.local_master_keys(self.keys), terminal_no=lterm,
+                                   serial=bytes(4) + lterm, app="local"))
             sync_cfg, port = self._sync_link(n)
             w = World(os.path.join(self.out, "dev-" + terminal), device_id=terminal[-8:],
-                      psams=[psam], spi=terminal in self.spi, heap=self.heap,
+                      psams=[psam, local], spi=terminal in self.spi, heap=self.heap,
                       extra_cfg={"sync": sync_cfg}, time_secs=self.day_start)
             w.sync_port = port
             w.terminal = terminal
@@ -298,9 +304,15 @@ class Sim:
 
 
 def verify_tac(keys, r):
-    """The clearing centre's check of one records.csv row (emu.crypto)."""
+    """The clearing centre's check of one records.csv row (emu.crypto): T-Union records
+    (PSAM slot 0) against the MOT keys and the issuer ID, local-issuer records (slot 1)
+    against the local keys and the local factor 2."""
+    factor2 = bytes.fromhex(r["issuer_id"])
+    if r.get("psam_slot") == "1":
+        keys = issuer.local_master_keys(keys)
+        factor2 = issuer.local_factor2(factor2)
     return crypto.verify_purchase_tac(
-        keys, int(r["alg_id"], 16), bytes.fromhex(r["issuer_id"]),
+        keys, int(r["alg_id"], 16), factor2,
         bytes.fromhex(r["card_serial"])[2:10], int(r["amount"]), int(r["txn_type"], 16),
         bytes.fromhex(r["terminal_no"]), bytes.fromhex(r["ttsn"]),
         bytes.fromhex(r["datetime"]), bytes.fromhex(r["tac"]))

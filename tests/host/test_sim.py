@@ -62,7 +62,7 @@ def test_sim_when_acceptance_taps_run_reasons_are_right(day):
         ("locked", "app_blocked"), ("poor", "insufficient_balance"),
         ("tear_a", "tap_again"), ("sm4_sh", "ok"), ("tear_a", "recovered"),
         ("tear_b", "tap_again"), ("tear_b", "ok"), ("tear_b", "already_paid"),
-        ("nocapp", "unsupported_card"),
+        ("nocapp", "unsupported_card"), ("city_card", "ok"), ("city_sm4", "ok"),
     ]
 
 
@@ -86,6 +86,7 @@ def test_sim_when_synced_depot_holds_one_paid_record_per_charge_with_valid_tac(d
     assert {r["status"] for r in records} >= {"normal", "gray", "recovered", "blocked",
                                               "refused"}
     assert {"3des", "sm4"} <= set(summary["paid_by_alg"])
+    assert {r["psam_slot"] for r in paid} == {"0", "1"}  # MOT PSAM and local-issuer PSAM
     assert len(summary["paid_by_city"]) >= 3
 
 

@@ -108,8 +108,10 @@ def start(board):
         txn, fault = setup.build(board, reader, dev.policy, dev.records, dev.tears,
                                  dev.blacklist, local_city=dev.local_city(), position=p,
                                  repeat_window_s=dev.config.get("repeat_window_s", 60))
-        if fault == E.R_OK:
+        if txn.psam.ready:
             p.terminal[2:8] = txn.psam.terminal
+        elif txn.local_psam is not None and txn.local_psam.ready:
+            p.terminal[2:8] = txn.local_psam.terminal
         return TapProcessor(dev, txn), fault
 
     tasks = [maintenance_task(dev)]

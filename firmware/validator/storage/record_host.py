@@ -105,5 +105,5 @@ CSV_COLUMNS = (
     "device_id", "seq", "status", "txn_type", "card_serial", "issuer_id", "card_type",
     "amount", "balance_before", "balance_after", "atc", "terminal_no", "ttsn", "datetime",
     "tac", "key_version", "alg_id", "line", "vehicle", "station", "direction", "reason",
-    "fare_list", "fare_rule", "ref_seq",
+    "fare_list", "fare_rule", "ref_seq", "psam_slot",
 )
