@@ -192,6 +192,11 @@ def _figures(ctx, heap, sfx):
 
 
 def run(ctx):
-    out = _figures(ctx, "128k", "")
+    """Main figures at the MCU's heap (128wK: 128 KiB of a 32-bit port, emu.world.HEAP);
+    also a literal 128k on this 64-bit port (-1 where it does not fit) and a roomy 512k."""
+    from emu.world import HEAP
+
+    out = _figures(ctx, HEAP, "")
+    out.update(_figures(ctx, "128k", "_128k_literal"))
     out.update(_figures(ctx, "512k", "_512k"))
     return out
