@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # The MCU's heap: 128 KiB of a 32-bit MicroPython. The unix port here is 64-bit, where every
 # object word and GC block is twice as big; MicroPython's own "w" modifier scales the size
 # for word size with 32 bit as the baseline (ports/unix/main.c), so 128wK = 256 KiB here
-# holds what 128 KiB holds on the MCU. A literal 128k boot is tested too (test_heap_budget).
+# holds what 128 KiB holds on the MCU. bench_heap also reports a literal 128k boot.
 HEAP = "128wK"
 
 
