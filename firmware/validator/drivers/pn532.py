@@ -132,27 +132,24 @@ class Pn532:
         tx[i + 1] = 0x00
         return i + 2
 
-    def _send_nack(self):
+    def _control(self, ln, lcs):
+        """Send 00 00 FF ln lcs 00: an ACK (00 FF) or a NACK (FF 00) frame (§6.2.1.3)."""
         tx = self._tx
         tx[0] = 0
         tx[1] = 0
         tx[2] = 0xFF
-        tx[3] = 0xFF
-        tx[4] = 0
+        tx[3] = ln
+        tx[4] = lcs
         tx[5] = 0
-        self.nacks_sent += 1
         self.t.write(tx, 6)
+
+    def _send_nack(self):
+        self.nacks_sent += 1
+        self._control(0xFF, 0x00)  # ask the chip to repeat its last answer
 
     def abort(self):
         """Send an ACK frame: cancels the command the chip is processing (§6.2.1.3)."""
-        tx = self._tx
-        tx[0] = 0
-        tx[1] = 0
-        tx[2] = 0xFF
-        tx[3] = 0
-        tx[4] = 0xFF
-        tx[5] = 0
-        self.t.write(tx, 6)
+        self._control(0x00, 0xFF)
 
     # -- bytes in -----------------------------------------------------------------
     def _byte(self, deadline):

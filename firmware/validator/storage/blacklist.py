@@ -14,7 +14,7 @@ import struct
 from micropython import const
 
 from validator.errors import StorageError
-from validator.storage.journal import seq_newer
+from validator.storage.journal import program_span, seq_newer
 
 _VERSION = const(1)
 _HDR = const(64)
@@ -327,15 +327,7 @@ class Blacklist:
         while b[_B_ERASED] <= end_blk:
             fl.erase(base + b[_B_ERASED])
             b[_B_ERASED] += 1
-        mv = memoryview(data)
-        p = fl.prog_size
-        o = 0
-        while o < len(data):
-            k = p - (addr + o) % p
-            if k > len(data) - o:
-                k = len(data) - o
-            fl.program(addr + o, mv[o : o + k])
-            o += k
+        program_span(fl, addr, data)
 
     def _flush_group(self):
         b = self._b

@@ -20,6 +20,20 @@ TORN = const(3)
 
 
 
+def program_span(flash, addr, data):
+    """Program data at addr, split at page (prog_size) boundaries as NOR requires."""
+    p = flash.prog_size
+    mv = memoryview(data)
+    o = 0
+    n = len(data)
+    while o < n:
+        k = p - (addr + o) % p
+        if k > n - o:
+            k = n - o
+        flash.program(addr + o, mv[o : o + k])
+        o += k
+
+
 def seq_newer(a, b, bits):
     """True when counter a is newer than b (0 < (a - b) mod 2^bits < 2^(bits-1))."""
     d = (a - b) & ((1 << bits) - 1)

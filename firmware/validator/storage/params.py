@@ -13,7 +13,7 @@ import struct
 from micropython import const
 
 from validator.errors import StorageError
-from validator.storage.journal import seq_newer
+from validator.storage.journal import program_span, seq_newer
 
 _MAGIC = b"YKP1"
 _COMMIT = b"YKPE"
@@ -119,16 +119,7 @@ class ParamStore:
         self.flash.program(self._a(h, 0), b)
 
     def _prog(self, addr, data):
-        fl = self.flash
-        p = fl.prog_size
-        mv = memoryview(data)
-        o = 0
-        while o < len(data):
-            k = p - (addr + o) % p
-            if k > len(data) - o:
-                k = len(data) - o
-            fl.program(addr + o, mv[o : o + k])
-            o += k
+        program_span(self.flash, addr, data)
 
     def _entry(self, name, data, flags):
         n, d = len(name), len(data)
