@@ -102,9 +102,10 @@ def test_txn_edge_when_psam_keys_wrong_mac1_refused_9302_no_debit():
 class _Boarding:
     """A policy asking for the EF1A write (a section-line boarding)."""
 
-    def __init__(self):
+    def __init__(self, kind=3):  # 3 = board (validator.rules.fares kinds)
         self.reason = R_OK
-        self.amount = self.base = self.kind = self.flags = 0
+        self.amount = self.base = self.flags = 0
+        self.kind = kind
         self.write1a = True
         self.rec1e = bytearray(48)
         self.rec1a = bytearray(128)
@@ -126,6 +127,17 @@ def test_txn_edge_when_boarding_needs_ef1a_and_card_lacks_capp_refused():
     assert r.tap(rig.card(capp=False)).reason == R_UNSUPPORTED_CARD
     card = rig.card()
     assert r.tap(card).reason == R_OK and card.ef1a[2][0:3] == b"\x27\x02\x7d"
+
+
+def test_txn_edge_when_flat_fare_tracks_cap_and_card_lacks_capp_simple_purchase_pays():
+    r = rig.Rig()
+    r.policy = _Boarding(kind=1)  # flat fare whose EF1A write is only the day total
+    r.policy.amount = r.policy.base = 200
+    r.txn = r._new_txn()
+    card = rig.card(capp=False)
+    before = card.balance
+    res = r.tap(card)
+    assert res.reason == R_OK and not res.capp and card.balance == before - 200
 
 
 def test_txn_edge_when_torn_card_paid_elsewhere_meanwhile_not_taken_as_ours():

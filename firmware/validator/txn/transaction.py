@@ -78,6 +78,10 @@ NEED_1E = const(1)
 NEED_1A = const(2)
 _NEED_EF17 = const(4)  # read EF17 for local cards too (visitors always)
 
+# Decision.kind values of a section line (validator.rules.fares): the entry state lives in
+# EF1A, which only a compound (CAPP) purchase can write
+_K_BOARD = const(3)
+_K_SECTION = const(4)
 _SEEN = const(8)  # repeat-window ring entries
 _SER = const(10)  # serial length
 _APP_NOT_ACTIVE = const(0x00)  # EF15[8] of a MOHURD card not activated (§2.1, S5/S13)
@@ -387,8 +391,10 @@ class Transaction:
                 continue
             if code != R_OK:
                 return self._refuse(code)
-            if not capp_ok and d.write1a:
-                # a section boarding lives in EF1A, which only a CAPP purchase can write
+            if not capp_ok and d.write1a and (d.kind == _K_BOARD or d.kind == _K_SECTION):
+                # a section boarding lives in EF1A, which only a CAPP purchase can write;
+                # on other lines a simple purchase (type 06) goes ahead without the EF1A
+                # day-total update, so such a card pays the fare but is never capped
                 return self._refuse(R_UNSUPPORTED_CARD)
             code = self._purchase(capp_ok, amount, d, now)
             if code == purse.NO_CAPP and capp_ok:
