@@ -117,8 +117,13 @@ class PsamPort:
         self.rst = machine.Pin(rst_pin, machine.Pin.OUT, value=0)
         uart = machine.UART(uart_id, baudrate=9600, bits=8, parity=0, stop=2,
                             tx=io_pin, rx=io_pin, timeout=0, rxbuf=512)
+        self.uart = uart
         self.link = UartLink(uart)
         self.echo = True  # one I/O line: everything sent is also received
+
+    def set_etu(self, fi, di):
+        """PPS agreed Fi/Di (ISO 7816-3 §9): bit rate = f / (Fi / Di), f = 3.5712 MHz."""
+        self.uart.init(baudrate=3571200 * di // fi, bits=8, parity=0, stop=2)
 
     def reset(self, level):
         self.rst.value(level)

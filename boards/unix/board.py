@@ -245,8 +245,10 @@ class Board:
 
                 gc.collect()
                 self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
-                          "heap_free=%d" % (v.taps, v.faults, self.flash.programs,
-                                            self.flash.erases, gc.mem_alloc(), gc.mem_free()))
+                          "heap_free=%d psam_di=%s" % (
+                              v.taps, v.faults, self.flash.programs, self.flash.erases,
+                              gc.mem_alloc(), gc.mem_free(),
+                              ",".join(str(p.etu[1]) for p in self.psam_ports)))
 
     def after_tap(self, v, r):
         """Simulator report after each tap (not on the tap path): fare details."""
@@ -276,7 +278,12 @@ class PsamPort:
         self.link = link
         self.gpio = gpio
         self.echo = False
+        self.etu = (372, 1)
         self._msg = bytearray(b"R\x00\x00")
+
+    def set_etu(self, fi, di):
+        """PPS agreed a new rate (ISO 7816-3 §9): a pty has no baud rate; keep it for S."""
+        self.etu = (fi, di)
 
     def reset(self, level):
         if self.gpio is not None:

@@ -14,7 +14,10 @@
 # | "garbage" (answers seeded noise).
 from emu.psam import command_case
 
-ATR = bytes.fromhex("3b6800004d4f5450534d3031")  # TS T0(TB1 TC1, 8 hist.) "MOTPSM01" [INF]
+# TS, T0 (TA1 TB1 TC1, 8 historical bytes), TA1 = 13 (Fi 372, Di 4: 38 400 bit/s at
+# 3.5712 MHz, which the official MOT PSAM runs at -- card-protocol.md §4, S2), TB1, TC1,
+# "MOTPSM01" [INF]. The validator negotiates it with PPS (ISO 7816-3 §9).
+ATR = bytes.fromhex("3b781300004d4f5450534d3031")
 SW_GET_RESPONSE_NONE = 0x6985  # [INF] GET RESPONSE with nothing waiting
 
 _H_IDLE = 0

@@ -35,10 +35,10 @@ def _select_df(link, resp):
 
 def test_iso7816_when_reset_atr_parsed_historical_bytes():
     link, _, _, _ = _slot()
-    assert link.reset() == 12
-    assert link.atr[0] == 0x3B
-    assert link.hist_len == 8 and link.hist_off == 4  # T0=68: TB1, TC1, then history
-    assert bytes(link.atr[4:12]) == b"MOTPSM01"
+    assert link.reset() == 13
+    assert link.atr[0] == 0x3B and link.ta1 == 0x13  # 38 400 bit/s offered (MOT PSAM, S2)
+    assert link.hist_len == 8 and link.hist_off == 5  # T0=78: TA1, TB1, TC1, then history
+    assert bytes(link.atr[link.hist_off:link.hist_off + 8]) == b"MOTPSM01"
     assert link.protocols == 1
 
 
@@ -93,8 +93,8 @@ def test_iso7816_when_inverse_convention_ts_03_bytes_converted():
     clock = rig.Clock()
     t0 = T0Card(Psam(rig.keys(), terminal_no=rig.TERM), atr=b"\x3f" + ATR[1:])
     link = Iso7816(rig.T0Port(_InverseLine(t0), clock), clock)
-    assert link.reset() == 12 and link.inverse and link.atr[0] == 0x3F
-    assert bytes(link.atr[4:12]) == b"MOTPSM01"
+    assert link.reset() == 13 and link.inverse and link.atr[0] == 0x3F
+    assert bytes(link.atr[link.hist_off:link.hist_off + 8]) == b"MOTPSM01"
     resp = bytearray(260)
     n = link.transmit(bytearray(EF16_CMD), 5, resp)
     assert bytes(resp[:n]) == b"\x00\x00\x00\x12\x34\x56\x90\x00"

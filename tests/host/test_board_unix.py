@@ -44,6 +44,13 @@ def test_board_unix_when_t_union_card_taps_it_pays(rig):
     assert seq >= 0
 
 
+def test_board_unix_when_booted_both_psams_negotiated_38400_by_pps(rig):
+    s, w = rig
+    w.send("S")
+    st = dict(kv.split("=") for kv in w.wait("STATE").split()[1:])
+    assert st["psam_di"] == "4,4"  # TA1 = 13 offered in the ATR, PPS agreed Di = 4
+
+
 def test_board_unix_when_card_lacks_t_union_app_result_is_unsupported(rig):
     s, w = rig
     assert w.tap(EchoCard(aids=()))[0] == E.R_UNSUPPORTED_CARD
