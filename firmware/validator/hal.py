@@ -25,6 +25,9 @@
 #     link: ByteLink at the slot's baud rate (I/O line, TX and RX may be tied: echo)
 #     reset(level)                      RST pin; the clock pin is started by the board
 #     echo: bool                        True when TX and RX are wired together
+#     set_etu(fi, di)                   optional: switch the line to the rate PPS agreed
+#                                       (ISO 7816-3 §9); without it the slot stays at the
+#                                       default 372/1
 #
 # Clock
 #     ticks_ms() / ticks_diff(a, b) / ticks_add(a, d)   monotonic, wraps (2**30 on MCUs)
@@ -46,5 +49,9 @@
 #
 # Board -- built by boards/<name>/board.py: make_board() -> Board with
 #     name, device_id (bytes 4), clock, indicator, flash (NorFlash), flash_plan
-#     (dict region -> (offset, length)), pn532 (Pn532 transport), psam_ports (list of
-#     IsoPort, slot 0 = MOT PSAM), urandom(n), sync_links() (optional), console (optional)
+#     (dict region -> (offset, length); None = validator.storage.PLAN_SIM), pn532 (Pn532
+#     transport), psam_ports (list of IsoPort: slot 0 = MOT PSAM for T-Union cards,
+#     slot 1 = the local issuer's PSAM), urandom(n),
+#     sync_cfg (optional dict for validator.sync.service.tasks: "tty"/"link", "listen",
+#     "connect"), console_task(v) (optional coroutine: a maintenance console),
+#     after_tap(v, result) (optional: a report after each tap, off the tap path)
