@@ -18,7 +18,6 @@ from validator.storage.blacklist import Blacklist
 from validator.storage.params import ParamStore
 from validator.storage.recordlog import RecordLog, TearStore
 from validator.sync import auth
-from validator.util import bcdtime
 
 _DOORS = (fares.DOOR_ANY, fares.DOOR_ENTRY, fares.DOOR_EXIT)
 
@@ -63,6 +62,11 @@ class Device:
         if self.records.full:
             self.records.maintain()  # a fresh log needs its first block erased
 
+    def set_config(self, cfg):
+        """A verified configuration pushed by sync: takes effect for the next taps; city
+        and windows fully after the next boot (the engine reads them at construction)."""
+        self.config = cfg
+
     def local_city(self):
         return int(self.config.get("city", "2900"), 16)
 
@@ -97,8 +101,6 @@ def start(board):
     if hasattr(micropython, "alloc_emergency_exception_buf"):  # absent on the unix port
         micropython.alloc_emergency_exception_buf(100)
     dev = Device(board)
-    dt = bytearray(7)
-    bcdtime.pack_datetime(board.clock.now(), dt, 0)
 
     def make_processor(reader):
         from validator.txn import setup
@@ -107,7 +109,8 @@ def start(board):
         p.terminal[2:8] = b"\x00\x00\x00\x00\x00\x00"
         txn, fault = setup.build(board, reader, dev.policy, dev.records, dev.tears,
                                  dev.blacklist, local_city=dev.local_city(), position=p,
-                                 repeat_window_s=dev.config.get("repeat_window_s", 60))
+                                 repeat_window_s=dev.config.get("repeat_window_s", 60),
+                                 tear_keep_s=dev.config.get("tear_keep_s", 600))
         if txn.psam.ready:
             p.terminal[2:8] = txn.psam.terminal
         elif txn.local_psam is not None and txn.local_psam.ready:
@@ -119,7 +122,8 @@ def start(board):
         from validator.sync import service
 
         target = content.Target(dev.records, dev.keys[0], VERSION_NUM, dev.kc, board.clock,
-                                dev.blacklist, dev.params, dev.tables)
+                                dev.blacklist, dev.params, dev.tables,
+                                on_config=dev.set_config)
         tasks.extend(service.tasks(board.sync_cfg, target, dev.keys, board.urandom,
                                    board.clock))
     app.run(board, make_processor=make_processor, extra_tasks=tasks)
