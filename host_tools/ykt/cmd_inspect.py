@@ -22,7 +22,19 @@ def register(sub):
                    help="flash plan (default %(default)s); esp32s3 dumps start at 0")
     p.add_argument("--records", type=int, default=5, help="show the last N records")
     p.add_argument("--csv", metavar="FILE", help="write every readable record as CSV")
+    p.add_argument("--layout", choices=("auto", "plain", "inverted"), default="auto",
+                   help="plain = a chip dump; inverted = an emulated board's image file "
+                        "(bytes stored XOR FF so a blank device is sparse); auto guesses "
+                        "from the parameter region")
     p.set_defaults(func=do_inspect)
+
+
+def _inverted(path, region):
+    """An erased NOR reads FF; in an inverted image file it reads 00 on disk."""
+    with open(path, "rb") as f:
+        f.seek(region[0])
+        head = f.read(min(region[1], 4096))
+    return head.count(0) > head.count(0xFF)
 
 
 def do_inspect(args):
@@ -43,7 +55,9 @@ def do_inspect(args):
     tmp.close()
     try:
         shutil.copyfile(args.dump, tmp.name)
-        fl = NorFlash(size, path=tmp.name, create=False)
+        inv = args.layout == "inverted" or (
+            args.layout == "auto" and _inverted(args.dump, fp["params"]))
+        fl = NorFlash(size, path=tmp.name, create=False, invert=inv)
         lg = RecordLog(fl, fp["log"], fp["watermark"]).mount()
         out = sys.stdout
         print("log: first_seq %d  acked_seq %d  next_seq %d  full %s  capacity %d  "

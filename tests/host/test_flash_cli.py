@@ -35,3 +35,17 @@ def test_flash_image_when_config_unsigned_and_no_key_refuses(tmp_path):
     cfg.write_text("{}")
     assert cli.main(["flash", "image", "--keys-blob", str(blob), "--config", str(cfg),
                      "-o", str(tmp_path / "x.bin")]) != 0
+
+
+def test_inspect_when_image_is_an_emulated_boards_inverted_file_reads_it(tmp_path, capsys):
+    blob = tmp_path / "k.bin"
+    cli.main(["sync-keys", "--device-id", "00000002", "--test-keys", "-o", str(blob)])
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text("{}")
+    img = tmp_path / "flash.bin"
+    assert cli.main(["flash", "image", "--keys-blob", str(blob), "--config", str(cfg),
+                     "--test-keys", "-o", str(img)]) == 0
+    capsys.readouterr()
+    assert cli.main(["inspect", str(img)]) == 0
+    out = capsys.readouterr().out
+    assert "config(" in out and "sync.keys(76)" in out
