@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # what goes into the image: (source, path inside the image)
@@ -52,8 +53,10 @@ def build(out_dir=None):
     img = os.path.join(out_dir, "firmware-%s.romfs" % h.hexdigest()[:16])
     if os.path.exists(img):
         return img
-    stage = os.path.join(out_dir, "stage")
-    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(out_dir, exist_ok=True)
+    # a private staging folder: several processes (tests, benches, engineers) may build
+    # different images at once
+    stage = tempfile.mkdtemp(prefix="stage-", dir=out_dir)
     for src, dst in files:
         os.makedirs(os.path.dirname(os.path.join(stage, dst)), exist_ok=True)
         shutil.copy(src, os.path.join(stage, dst))
@@ -70,9 +73,10 @@ def build(out_dir=None):
                 os.remove(p)
     mpremote = shutil.which("mpremote") or os.path.join(os.path.dirname(sys.executable),
                                                          "mpremote")
-    tmp = img + ".tmp"
+    tmp = "%s.%d.tmp" % (img, os.getpid())
     r = subprocess.run([mpremote, "romfs", "-o", tmp, "build", stage], capture_output=True,
                        text=True, cwd=stage)
+    shutil.rmtree(stage, ignore_errors=True)
     if r.returncode or not os.path.exists(tmp):
         raise RuntimeError("romfs build failed:\n" + r.stdout + r.stderr)
     os.replace(tmp, img)
