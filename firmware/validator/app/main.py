@@ -6,6 +6,8 @@
 # missing or wrong PSAM puts the validator in R_SAM_FAULT: every tap refused, the fault
 # shown) -> ISO 14443 reader -> tap engine -> card loop, idle-time flash maintenance and
 # the sync tasks. Every fault found here is shown and kept, never hidden by a crash.
+import gc
+
 import micropython
 
 from validator import VERSION_NUM
@@ -103,7 +105,11 @@ def start(board):
     dev = Device(board)
 
     def make_processor(reader):
+        import gc
+
         from validator.txn import setup
+
+        gc.collect()  # the engine's buffers are the biggest boot allocations: compact first
 
         p = dev.position
         p.terminal[2:8] = b"\x00\x00\x00\x00\x00\x00"
@@ -118,6 +124,7 @@ def start(board):
         return TapProcessor(dev, txn), fault
 
     tasks = [maintenance_task(dev)]
+    gc.collect()  # boot reads (stores, keys, tables) leave garbage; start sync compact
     if dev.keys is not None and getattr(board, "sync_cfg", None):
         from validator.sync import service
 
