@@ -9,18 +9,148 @@
 # independent reference calculation is tests/host/fare_oracle.py.
 from micropython import const
 
-from validator.errors import (
-    R_ALREADY_PAID,
-    R_CARD_TYPE_REFUSED,
-    R_INSUFFICIENT,
-    R_ISSUER_NOT_ACCEPTED,
-    R_NO_TARIFF,
-    R_NOT_INTERCONNECT,
-    R_OK,
-)
-from validator.rules import records as r
+from validator import errors
 from validator.rules import table as t
 from validator.util import bcdtime
+
+# ---- card record layouts (were validator.rules.records; that module now serves the same
+# names to host tools and tests and is never imported by the firmware: private consts take
+# no heap on the device). EF 0x1E trip record (card-protocol.md §2.6, 48 bytes) and the
+# EF 0x1A bus record 2702 (§2.5; layout in rules/FORMAT.md "EF 0x1A bus record", guarded by
+# a marker + CRC-16 so a record written in another city's layout is never misread).
+# ---- EF 0x1E, 48 bytes (§2.6) ----
+_E_TYPE = const(0)  # 03 boarding, 04 alighting, 06 single ride (flat)
+_E_TERMINAL = const(1)  # 8: 00 00 + 6-byte PSAM terminal number (S5/S6)
+_E_INDUSTRY = const(9)  # 01 rail, 02 bus
+_E_LINE = const(10)  # u16 BE (S1: line(2) station(2) operator(2) RFU(1))
+_E_STATION = const(12)  # u16 BE
+_E_OPERATOR = const(14)  # u16 BE, 0 here
+_E_FLAGS = const(16)  # the RFU byte: yikatong ride flags (F_*) — 0 on foreign records
+_E_AMOUNT = const(17)  # u32 BE, fen actually debited (fare + penalty)
+_E_BALANCE = const(21)  # u32 BE, balance after
+_E_TIME = const(25)  # 7 BCD YYYYMMDDhhmmss
+_E_CITY = const(32)  # 2 BCD acquirer city code
+_E_ACQ = const(34)  # 8 acquirer institution ID
+_E_LEN = const(48)
+
+_TT_BOARD = const(0x03)
+_TT_ALIGHT = const(0x04)
+_TT_SINGLE = const(0x06)
+
+# ride flags in _E_FLAGS (and _A_FLAGS)
+_F_TRANSFER = const(1)  # this ride used (or, on a boarding, reserved) the journey's transfer
+_F_CAPPED = const(2)  # the daily cap reduced this fare
+_F_PENALTY = const(4)  # amount includes a missing tap-off charge
+
+# ---- EF 0x1A record 2 (bus, ID 2702), 128 bytes (§2.5 common header + S6 bus fields) ----
+_A_ID = const(0)  # 27 02
+_A_LEN = const(2)  # 7D
+_A_VALID = const(3)  # 01
+_A_IC = const(4)  # 01 interconnect transaction
+_A_LOCK = const(5)  # 00
+_A_SERIAL = const(6)  # 8, transaction serial: the engine may fill it (outside the CRC)
+_A_STATE = const(14)  # 00 initial, 01 boarded, 02 alighted/closed
+_A_ENTRY_CITY = const(15)
+_A_EXIT_CITY = const(17)
+_A_ENTRY_ACQ = const(19)
+_A_EXIT_ACQ = const(27)
+_A_ENTRY_STOP = const(41)  # u16 BE in the last 2 bytes of the 8-byte station field (35..42)
+_A_EXIT_STOP = const(49)  # u16 BE in 43..50
+_A_ENTRY_TERM = const(51)
+_A_EXIT_TERM = const(59)
+_A_ENTRY_TIME = const(67)
+_A_EXIT_TIME = const(74)
+_A_MAXFARE = const(81)  # u32: priced max fare of the entry line = missing tap-off charge
+_A_DIRECTION = const(85)  # S6
+_A_LINE = const(86)  # u16, S6
+_A_VEHICLE = const(88)  # 6, S6: the PSAM terminal number of the validator
+_A_MARK = const(94)  # 'Y' — yikatong layout marker
+_A_VER = const(95)  # layout version 1
+_A_FLAGS = const(96)  # _F_TRANSFER: transfer discount reserved at boarding
+_A_INDUSTRY = const(97)  # industry of the entry line
+_A_DAY = const(98)  # 4 BCD service date of the accumulator
+_A_DAY_TOTAL = const(102)  # u32 fen paid in _A_DAY_CITY on _A_DAY (fares, not penalties)
+_A_DAY_COUNT = const(106)  # u16 rides counted
+_A_DAY_CITY = const(108)  # 2 BCD city the accumulator belongs to
+_A_CRC = const(126)  # CRC-16/CCITT-FALSE over bytes 14..125, big-endian
+_A_CRC_FROM = const(14)
+_A_LEN_TOTAL = const(128)
+_A_MARK_BYTE = const(0x59)
+_A_VERSION = const(1)
+
+_ST_NONE = const(0)
+_ST_BOARDED = const(1)
+_ST_CLOSED = const(2)
+
+
+def _mk_crc_table():
+    # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection). 16-bit, not the CRC-32
+    # of the S1 rail record: every intermediate stays a small int on a 32-bit MCU (31-bit
+    # small ints), so the check allocates nothing on the tap path.
+    t = bytearray(512)
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+            c &= 0xFFFF
+        t[2 * i] = c >> 8
+        t[2 * i + 1] = c & 0xFF
+    return bytes(t)
+
+
+_CRC_T = _mk_crc_table()
+
+
+def _crc16(buf, start, end):
+    t = _CRC_T
+    c = 0xFFFF
+    for i in range(start, end):
+        k = ((c >> 8) ^ buf[i]) & 0xFF
+        c = (((c << 8) & 0xFFFF) ^ (t[2 * k] << 8)) ^ t[2 * k + 1]
+    return c
+
+
+def _get16(b, o):
+    return (b[o] << 8) | b[o + 1]
+
+
+def _get32(b, o):
+    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]
+
+
+def _put16(b, o, v):
+    b[o] = (v >> 8) & 0xFF
+    b[o + 1] = v & 0xFF
+
+
+def _put32(b, o, v):
+    b[o] = (v >> 24) & 0xFF
+    b[o + 1] = (v >> 16) & 0xFF
+    b[o + 2] = (v >> 8) & 0xFF
+    b[o + 3] = v & 0xFF
+
+
+def _bus_record_ok(r):
+    """True if r is a 2702 record in this layout with a good CRC (else: ignore its state)."""
+    if r is None or len(r) < _A_LEN_TOTAL:
+        return False
+    if r[0] != 0x27 or r[1] != 0x02 or r[_A_MARK] != _A_MARK_BYTE or r[_A_VER] != _A_VERSION:
+        return False
+    return _crc16(r, _A_CRC_FROM, _A_CRC) == _get16(r, _A_CRC)
+
+
+def _seal_bus_record(r):
+    """Fill the constant header and the CRC of a 2702 record being written."""
+    r[0] = 0x27
+    r[1] = 0x02
+    r[_A_LEN] = 0x7D
+    r[_A_VALID] = 1
+    r[_A_IC] = 1
+    r[_A_LOCK] = 0
+    r[_A_MARK] = _A_MARK_BYTE
+    r[_A_VER] = _A_VERSION
+    _put16(r, _A_CRC, _crc16(r, _A_CRC_FROM, _A_CRC))
+
 
 DOOR_ANY = const(0)  # one validator for both: an open entry on this line means alighting
 DOOR_ENTRY = const(1)  # front door: always a boarding
@@ -35,7 +165,6 @@ _K_SECTION = const(4)  # section line: alighting, matrix fare
 _K_CAPPED = const(5)
 _K_FREE = const(6)  # card-type policy: free ride
 _K_NO_ENTRY = const(7)  # exit tap with no matching boarding: the line's max fare
-KIND_NAMES = ("none", "flat", "transfer", "board", "section", "capped", "free", "no_entry")
 
 _EV_SINGLE = const(0)
 _EV_BOARD = const(1)
@@ -63,13 +192,13 @@ class Decision:
     """Preallocated result of decide(); read the fields, write rec1e / rec1a as told."""
 
     def __init__(self):
-        self.rec1e = bytearray(r.E_LEN)  # EF1E record to append (always, when reason R_OK)
-        self.rec1a = bytearray(r.A_LEN_TOTAL)  # EF1A record 2 to write when write1a
+        self.rec1e = bytearray(_E_LEN)  # EF1E record to append (always, when reason R_OK)
+        self.rec1a = bytearray(_A_LEN_TOTAL)  # EF1A record 2 to write when write1a
         self._day = bytearray(4)
         self.clear()
 
     def clear(self):
-        self.reason = R_OK
+        self.reason = errors.R_OK
         self.kind = _K_NONE
         self.flags = 0
         self.txtype = 0  # EF1E[0]: 03 boarding, 04 alighting, 06 single ride
@@ -80,9 +209,9 @@ class Decision:
         self.amount = 0  # fare + penalty: the purchase amount to debit
         self.day_total = 0  # daily accumulator after this ride (cap), fen
         self.write1a = False
-        for i in range(r.E_LEN):
+        for i in range(_E_LEN):
             self.rec1e[i] = 0
-        for i in range(r.A_LEN_TOTAL):
+        for i in range(_A_LEN_TOTAL):
             self.rec1a[i] = 0
 
 
@@ -110,22 +239,22 @@ def _price(method, value, base):
 
 def _transfer_ok(tb, now, where, industry, rec1e):
     """The newest EF1E record opens a transfer for this ride (at most once per journey)."""
-    if rec1e is None or len(rec1e) < r.E_LEN:
+    if rec1e is None or len(rec1e) < _E_LEN:
         return False
-    ty = rec1e[r.E_TYPE]
-    if ty != r.TT_SINGLE and ty != r.TT_BOARD and ty != r.TT_ALIGHT:
+    ty = rec1e[_E_TYPE]
+    if ty != _TT_SINGLE and ty != _TT_BOARD and ty != _TT_ALIGHT:
         return False  # empty (00/FF) or an update record
-    if rec1e[r.E_FLAGS] & r.F_TRANSFER:
+    if rec1e[_E_FLAGS] & _F_TRANSFER:
         return False  # that ride already was this journey's transfer
-    ts = bcdtime.unpack_datetime(rec1e, r.E_TIME)
+    ts = bcdtime.unpack_datetime(rec1e, _E_TIME)
     if ts < 0 or now < ts or now - ts > tb.xfer_window:
         return False
-    if not (tb.flags & t.FLAG_XFER_OTHER_CITY) and r.get16(rec1e, r.E_CITY) != tb.city:
+    if not (tb.flags & t.FLAG_XFER_OTHER_CITY) and _get16(rec1e, _E_CITY) != tb.city:
         return False
-    if rec1e[r.E_INDUSTRY] != industry or r.get16(rec1e, r.E_LINE) != where.line:
+    if rec1e[_E_INDUSTRY] != industry or _get16(rec1e, _E_LINE) != where.line:
         return True  # another mode (rail 01 -> bus 02) or another line
     if tb.flags & t.FLAG_XFER_SAME_LINE:
-        return not _same(rec1e, r.E_TERMINAL, where.terminal, 0, 8)  # another vehicle
+        return not _same(rec1e, _E_TERMINAL, where.terminal, 0, 8)  # another vehicle
     return False
 
 
@@ -160,22 +289,22 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     """
     res.clear()
     if tb is None:
-        _refuse(res, R_NO_TARIFF)
+        _refuse(res, errors.R_NO_TARIFF)
         return res
     li = tb.line_index(where.line)
     if li < 0:
-        _refuse(res, R_NO_TARIFF)
+        _refuse(res, errors.R_NO_TARIFF)
         return res
     # -- acceptance: local by city code, visitors by the interconnect whitelist (§2.1, §2.3, §7)
-    org = r.get16(ef15, 0)
-    city = r.get16(ef15, 2)
+    org = _get16(ef15, 0)
+    city = _get16(ef15, 2)
     local = city == tb.city
     if not local:
         if not tb.accepted(org, city):
-            _refuse(res, R_ISSUER_NOT_ACCEPTED)
+            _refuse(res, errors.R_ISSUER_NOT_ACCEPTED)
             return res
         if ef17 is not None and ef17[8] == 0 and ef17[9] == 0:
-            _refuse(res, R_NOT_INTERCONNECT)
+            _refuse(res, errors.R_NOT_INTERCONNECT)
             return res
     po = tb.policy(ef15[28], local)
     if po < 0:
@@ -184,7 +313,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         b = tb.b
         method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
     if method == t.PAY_REFUSE:
-        _refuse(res, R_CARD_TYPE_REFUSED)
+        _refuse(res, errors.R_CARD_TYPE_REFUSED)
         return res
 
     industry = tb.line_industry(li)
@@ -193,28 +322,28 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     res.industry = industry
 
     # -- the card's own bus record: open entry + daily accumulator (FORMAT.md §EF1A)
-    have1a = r.bus_record_ok(rec1a)
-    opened = have1a and rec1a[r.A_STATE] == r.ST_BOARDED
+    have1a = _bus_record_ok(rec1a)
+    opened = have1a and rec1a[_A_STATE] == _ST_BOARDED
     day = res._day
     sd = (now - tb.day_start) // 86400
     bcdtime.pack_date(sd * 86400, day, 0)
     day_total = 0
     day_count = 0
-    if have1a and r.get16(rec1a, r.A_DAY_CITY) == tb.city and _same(rec1a, r.A_DAY, day, 0, 4):
-        day_total = r.get32(rec1a, r.A_DAY_TOTAL)
-        day_count = r.get16(rec1a, r.A_DAY_COUNT)
+    if have1a and _get16(rec1a, _A_DAY_CITY) == tb.city and _same(rec1a, _A_DAY, day, 0, 4):
+        day_total = _get32(rec1a, _A_DAY_TOTAL)
+        day_count = _get16(rec1a, _A_DAY_COUNT)
 
     # -- which event is this tap
     if stops == 0:
         ev = _EV_SINGLE
     else:
         match = False
-        if opened and r.get16(rec1a, r.A_LINE) == where.line:
-            et = bcdtime.unpack_datetime(rec1a, r.A_ENTRY_TIME)
+        if opened and _get16(rec1a, _A_LINE) == where.line:
+            et = bcdtime.unpack_datetime(rec1a, _A_ENTRY_TIME)
             match = et >= 0 and 0 <= now - et <= tb.tapoff_window
-        if match and where.door != DOOR_EXIT and r.get16(rec1a, r.A_ENTRY_STOP) == where.stop:
+        if match and where.door != DOOR_EXIT and _get16(rec1a, _A_ENTRY_STOP) == where.stop:
             # a second tap where the ride began is a double tap, not a ride of zero stops
-            _refuse(res, R_ALREADY_PAID)
+            _refuse(res, errors.R_ALREADY_PAID)
             return res
         if where.door == DOOR_ENTRY:
             ev = _EV_BOARD
@@ -226,9 +355,9 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     # -- a boarding left open and not closed by this tap: missing tap-off
     penalty = 0
     if opened and ev != _EV_ALIGHT:
-        res.flags |= r.F_PENALTY
+        res.flags |= _F_PENALTY
         if tb.tapoff_policy == t.TAPOFF_CHARGE_MAX:
-            penalty = r.get32(rec1a, r.A_MAXFARE)
+            penalty = _get32(rec1a, _A_MAXFARE)
             if penalty > _MAX_FEN:
                 penalty = _MAX_FEN
 
@@ -240,7 +369,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         base = 0
         kind = _K_BOARD
     elif ev == _EV_ALIGHT:
-        es = r.get16(rec1a, r.A_ENTRY_STOP)
+        es = _get16(rec1a, _A_ENTRY_STOP)
         if es < stops and where.stop < stops:
             base = tb.section_fare(li, es, where.stop)
         else:
@@ -258,7 +387,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     reserve = False
     if xfer_allowed and ev != _EV_NO_ENTRY:
         if ev == _EV_ALIGHT:
-            xfer = rec1a[r.A_FLAGS] & r.F_TRANSFER
+            xfer = rec1a[_A_FLAGS] & _F_TRANSFER
         else:
             xfer = _transfer_ok(tb, now, where, industry, rec1e)
         if xfer:
@@ -266,12 +395,12 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
                 # reserve the journey's one discount only if the ride can cost something
                 reserve = _price(method, pval, linemax) > 0
                 if reserve:
-                    res.flags |= r.F_TRANSFER
+                    res.flags |= _F_TRANSFER
             else:
                 d = _discount(tb, fare)
                 if d > 0:
                     fare -= d
-                    res.flags |= r.F_TRANSFER
+                    res.flags |= _F_TRANSFER
                     if kind != _K_FREE:
                         kind = _K_TRANSFER
 
@@ -282,7 +411,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
             room = 0
         if fare > room:
             fare = room
-            res.flags |= r.F_CAPPED
+            res.flags |= _F_CAPPED
             if kind != _K_FREE and kind != _K_BOARD:
                 kind = _K_CAPPED
     day_total += fare
@@ -301,67 +430,67 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         if ev == _EV_BOARD and (tb.flags & t.FLAG_BOARD_NEEDS_MAX):
             need += _price(method, pval, linemax)
         if balance < need:
-            _refuse(res, R_INSUFFICIENT)
+            _refuse(res, errors.R_INSUFFICIENT)
             return res
 
     # -- EF1E record (§2.6): every accepted tap appends one
     e = res.rec1e
     if ev == _EV_SINGLE:
-        res.txtype = r.TT_SINGLE
+        res.txtype = _TT_SINGLE
     elif ev == _EV_BOARD:
-        res.txtype = r.TT_BOARD
+        res.txtype = _TT_BOARD
     else:
-        res.txtype = r.TT_ALIGHT
-    e[r.E_TYPE] = res.txtype
-    _copy(e, r.E_TERMINAL, where.terminal, 0, 8)
-    e[r.E_INDUSTRY] = industry
-    r.put16(e, r.E_LINE, where.line)
-    r.put16(e, r.E_STATION, where.stop)
-    e[r.E_FLAGS] = res.flags
-    r.put32(e, r.E_AMOUNT, amount)
+        res.txtype = _TT_ALIGHT
+    e[_E_TYPE] = res.txtype
+    _copy(e, _E_TERMINAL, where.terminal, 0, 8)
+    e[_E_INDUSTRY] = industry
+    _put16(e, _E_LINE, where.line)
+    _put16(e, _E_STATION, where.stop)
+    e[_E_FLAGS] = res.flags
+    _put32(e, _E_AMOUNT, amount)
     if balance >= 0:
-        r.put32(e, r.E_BALANCE, balance - amount)
-    bcdtime.pack_datetime(now, e, r.E_TIME)
-    r.put16(e, r.E_CITY, tb.city)
-    _copy(e, r.E_ACQ, tb.acq, 0, 8)
+        _put32(e, _E_BALANCE, balance - amount)
+    bcdtime.pack_datetime(now, e, _E_TIME)
+    _put16(e, _E_CITY, tb.city)
+    _copy(e, _E_ACQ, tb.acq, 0, 8)
 
     # -- EF1A record 2: section state, accumulator, or closing a dangling boarding
     if stops == 0 and not tb.cap and not opened:
         return res
     res.write1a = True
     a = res.rec1a
-    a[r.A_STATE] = r.ST_BOARDED if ev == _EV_BOARD else r.ST_CLOSED
+    a[_A_STATE] = _ST_BOARDED if ev == _EV_BOARD else _ST_CLOSED
     if ev == _EV_ALIGHT:  # keep the entry half of the record
-        _copy(a, r.A_ENTRY_CITY, rec1a, r.A_ENTRY_CITY, 2)
-        _copy(a, r.A_ENTRY_ACQ, rec1a, r.A_ENTRY_ACQ, 8)
-        _copy(a, r.A_ENTRY_STOP, rec1a, r.A_ENTRY_STOP, 2)
-        _copy(a, r.A_ENTRY_TERM, rec1a, r.A_ENTRY_TERM, 8)
-        _copy(a, r.A_ENTRY_TIME, rec1a, r.A_ENTRY_TIME, 7)
+        _copy(a, _A_ENTRY_CITY, rec1a, _A_ENTRY_CITY, 2)
+        _copy(a, _A_ENTRY_ACQ, rec1a, _A_ENTRY_ACQ, 8)
+        _copy(a, _A_ENTRY_STOP, rec1a, _A_ENTRY_STOP, 2)
+        _copy(a, _A_ENTRY_TERM, rec1a, _A_ENTRY_TERM, 8)
+        _copy(a, _A_ENTRY_TIME, rec1a, _A_ENTRY_TIME, 7)
     else:
-        r.put16(a, r.A_ENTRY_CITY, tb.city)
-        _copy(a, r.A_ENTRY_ACQ, tb.acq, 0, 8)
-        r.put16(a, r.A_ENTRY_STOP, where.stop)
-        _copy(a, r.A_ENTRY_TERM, where.terminal, 0, 8)
-        bcdtime.pack_datetime(now, a, r.A_ENTRY_TIME)
+        _put16(a, _A_ENTRY_CITY, tb.city)
+        _copy(a, _A_ENTRY_ACQ, tb.acq, 0, 8)
+        _put16(a, _A_ENTRY_STOP, where.stop)
+        _copy(a, _A_ENTRY_TERM, where.terminal, 0, 8)
+        bcdtime.pack_datetime(now, a, _A_ENTRY_TIME)
     if ev != _EV_BOARD:
-        r.put16(a, r.A_EXIT_CITY, tb.city)
-        _copy(a, r.A_EXIT_ACQ, tb.acq, 0, 8)
-        r.put16(a, r.A_EXIT_STOP, where.stop)
-        _copy(a, r.A_EXIT_TERM, where.terminal, 0, 8)
-        bcdtime.pack_datetime(now, a, r.A_EXIT_TIME)
-        r.put32(a, r.A_MAXFARE, fare)
+        _put16(a, _A_EXIT_CITY, tb.city)
+        _copy(a, _A_EXIT_ACQ, tb.acq, 0, 8)
+        _put16(a, _A_EXIT_STOP, where.stop)
+        _copy(a, _A_EXIT_TERM, where.terminal, 0, 8)
+        bcdtime.pack_datetime(now, a, _A_EXIT_TIME)
+        _put32(a, _A_MAXFARE, fare)
     else:
-        r.put32(a, r.A_MAXFARE, _price(method, pval, linemax))
-    a[r.A_DIRECTION] = where.direction & 0xFF
-    r.put16(a, r.A_LINE, where.line)
-    _copy(a, r.A_VEHICLE, where.terminal, 2, 6)
-    a[r.A_FLAGS] = res.flags if ev != _EV_BOARD else (r.F_TRANSFER if reserve else 0)
-    a[r.A_INDUSTRY] = industry
-    _copy(a, r.A_DAY, day, 0, 4)
-    r.put32(a, r.A_DAY_TOTAL, day_total)
-    r.put16(a, r.A_DAY_COUNT, day_count)
-    r.put16(a, r.A_DAY_CITY, tb.city)
-    r.seal_bus_record(a)
+        _put32(a, _A_MAXFARE, _price(method, pval, linemax))
+    a[_A_DIRECTION] = where.direction & 0xFF
+    _put16(a, _A_LINE, where.line)
+    _copy(a, _A_VEHICLE, where.terminal, 2, 6)
+    a[_A_FLAGS] = res.flags if ev != _EV_BOARD else (_F_TRANSFER if reserve else 0)
+    a[_A_INDUSTRY] = industry
+    _copy(a, _A_DAY, day, 0, 4)
+    _put32(a, _A_DAY_TOTAL, day_total)
+    _put16(a, _A_DAY_COUNT, day_count)
+    _put16(a, _A_DAY_CITY, tb.city)
+    _seal_bus_record(a)
     return res
 
 

@@ -13,3 +13,8 @@ K_BOARD = 3  # section line: entry recorded, 0 charged now
 K_SECTION = 4  # section line: alighting, matrix fare
 K_CAPPED = 5
 K_NO_ENTRY = 7  # exit tap with no matching boarding: the line's max fare
+K_FREE = 6  # card-type policy: free ride
+
+# Decision.kind -> name, for logs, the depot and tests (a tuple of strings would cost heap and
+# qstrs on the device; fares.__getattr__ serves it to host callers).
+KIND_NAMES = ("none", "flat", "transfer", "board", "section", "capped", "free", "no_entry")

@@ -1,0 +1,59 @@
+"""Tier 2: validator.rules.records (host-side names of the card record layouts) equals the
+private consts the fare rules use on the device (validator.rules.fares), and the firmware
+never imports it (private consts take no heap; rules/FORMAT.md "EF 0x1A bus record")."""
+
+import ast
+import os
+import re
+
+FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                  "firmware", "validator")
+
+
+def _consts(path):
+    out = {}
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for n in tree.body:
+        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
+        if isinstance(t, ast.Name):
+            v = n.value
+            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
+                v = v.args[0]
+            try:
+                out[t.id] = ast.literal_eval(v)
+            except ValueError:
+                pass
+    return out
+
+
+def test_records_when_compared_with_fares_every_offset_matches():
+    fw = _consts(os.path.join(FW, "rules", "fares.py"))
+    host = _consts(os.path.join(FW, "rules", "records.py"))
+    assert len(host) >= 45
+    for name, v in host.items():
+        priv = name if name.startswith("_") else "_" + name
+        assert fw.get(priv) == v, "records.%s=%r but fares.%s=%r" % (name, v, priv, fw.get(priv))
+    assert [n for n in host if n in fw and n[0] != "_"] == []  # none public in the firmware
+
+
+def test_records_when_firmware_sources_are_scanned_nothing_imports_it():
+    hits = []
+    for d, _, files in os.walk(FW):
+        for f in files:
+            if f.endswith(".py") and not f.endswith("_host.py") and f != "records.py":
+                with open(os.path.join(d, f)) as fh:
+                    if re.search(r"^\s*(from|import) .*\brecords\b", fh.read(), re.M):
+                        hits.append(f)
+    assert hits == []
+
+
+def test_records_when_host_codec_used_it_is_the_firmware_codec():
+    from validator.rules import fares, records
+
+    assert records.crc16 is fares._crc16 and records.bus_record_ok is fares._bus_record_ok
+    r = bytearray(128)
+    records.seal_bus_record(r)
+    assert records.bus_record_ok(r)
+    r[40] ^= 1
+    assert not records.bus_record_ok(r)
