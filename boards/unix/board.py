@@ -10,55 +10,60 @@
 #               gpio pty (slot 0 = MOT PSAM)
 #   flash       emu.nor.NorFlash backed by a file (NOR semantics, counters, power cut)
 #   clock       ticks_ms from the OS; wall time settable by the simulator (b"T secs")
-#   indicator   result lines on stdout: "@TAP reason amount balance seq" / "@IDLE"
+#   indicator   result lines on stdout: "@TAP reason amount balance -1" / "@IDLE" (the
+#               record seq is reported by "@DETAIL")
 # Control lines on stdin: "T <secs>" set the clock, "C <n> [torn]" cut power after n
-# flash operations, "A" run the next tap with the heap locked, "a" report its allocation
-# ("@ALLOC n", -1 if it tried to allocate), "S" state, "Q" quit.
+# flash operations, "P line stop dir door" set the position, "A" run the next tap with
+# the heap locked, "a" report its allocation ("@ALLOC n", -1 if it tried to allocate),
+# "S" state, "Q" quit.
 # Configuration: JSON file named by $YKT_BOARD_CONFIG.
-import json
+#
+# Heap: this is emulation glue (a pin map on the MCU), so it is kept to two classes:
+# Pty is every byte channel (ByteLink, the SPI bridge, a PSAM slot's IsoPort) and Board
+# is also the Clock and the Indicator (board.clock is board.indicator is board). Each
+# class costs ~290 B and each method ~57 B of the 128 KiB heap (heaptools README).
 import os
 import select
 import sys
-import termios
 import time
-
-from micropython import const
 
 from emu.nor import NorFlash
 
-_VMIN = const(6)
-_VTIME = const(5)
 
+class Pty:
+    """hal.ByteLink over a pty (readinto never blocks, wait() polls without allocating);
+    with spi=True also the hal SpiBus + chip select tunnelled to the emulated PN532 SPI
+    slave; with a slot number also the hal.IsoPort of that PSAM slot (link is itself, RST
+    through the gpio Pty)."""
 
-def _raw(f):
-    fd = f.fileno()
-    termios.setraw(fd)
-    a = termios.tcgetattr(fd)
-    a[6][_VMIN] = 0
-    a[6][_VTIME] = 0
-    termios.tcsetattr(fd, termios.TCSANOW, a)
+    def __init__(self, path, slot=-1, gpio=None, spi=False):
+        import termios
 
-
-class PtyLink:
-    """hal.ByteLink over a pty; readinto never blocks, wait() uses poll (no allocation)."""
-
-    def __init__(self, path):
-        self.f = open(path, "r+b")
-        _raw(self.f)
+        self.f = f = open(path, "r+b")
+        fd = f.fileno()
+        termios.setraw(fd)
+        a = termios.tcgetattr(fd)
+        a[6][6] = 0  # VMIN: reads return what is there
+        a[6][5] = 0  # VTIME: without waiting
+        termios.tcsetattr(fd, termios.TCSANOW, a)
         self._p = select.poll()
-        self._p.register(self.f, select.POLLIN)
-        self.tx_bytes = 0
-        self.rx_bytes = 0
+        self._p.register(f, select.POLLIN)
+        self.link = self
+        self.slot = slot
+        self.gpio = gpio
+        self.echo = False
+        self.etu = (372, 1)
+        if slot >= 0:
+            self._msg = bytearray(b"R\x00\x00")
+        if spi:
+            self._hdr = bytearray(b"X\x00")
+            self._chunk = bytearray(16)
 
     def write(self, buf, n):
-        self.tx_bytes += n
         return self.f.write(buf, n)
 
     def readinto(self, buf):
-        n = self.f.readinto(buf)
-        if n:
-            self.rx_bytes += n
-        return n or 0
+        return self.f.readinto(buf) or 0
 
     def wait(self, ms):
         for _ in self._p.ipoll(ms):
@@ -70,61 +75,36 @@ class PtyLink:
             if not self.readinto(bytearray(64)):
                 break
 
-
-class SpiBridge:
-    """hal SpiBus + chip select, tunnelled over a pty to the emulated PN532 SPI slave."""
-
-    def __init__(self, link):
-        self.link = link
-        self._hdr = bytearray(2)
-        self._S = b"S"
-        self._D = b"D"
-        self._chunk = bytearray(16)
-
+    # -- SPI bridge ---------------------------------------------------------------
     def cs(self, level):
-        self.link.write(self._D if level else self._S, 1)
+        self.f.write(b"D" if level else b"S", 1)
 
     def write_readinto(self, tx, rx):
         n = len(tx)
-        self._hdr[0] = 0x58  # "X"
         self._hdr[1] = n
-        self.link.write(self._hdr, 2)
-        self.link.write(tx, n)
+        self.f.write(self._hdr, 2)
+        self.f.write(tx, n)
         got = 0
         c = self._chunk
         while got < n:
-            if not self.link.wait(200):
+            if not self.wait(200):
                 raise OSError(110)  # ETIMEDOUT: the emulator went away
-            k = self.link.readinto(c)
+            k = self.readinto(c)
             for i in range(k):
                 if got + i < n:
                     rx[got + i] = c[i]
             got += k
 
+    # -- PSAM slot (hal.IsoPort) ----------------------------------------------------
+    def set_etu(self, fi, di):
+        """PPS agreed a new rate (ISO 7816-3 §9): a pty has no baud rate; keep it for S."""
+        self.etu = (fi, di)
 
-class Clock:
-    def __init__(self):
-        self._t0 = time.ticks_ms()
-        self._base = 0
-
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return time.ticks_diff(a, b)
-
-    def ticks_add(self, a, d):
-        return time.ticks_add(a, d)
-
-    def sleep_ms(self, ms):
-        time.sleep_ms(ms)
-
-    def now(self):
-        return self._base + time.ticks_diff(time.ticks_ms(), self._t0) // 1000
-
-    def set_time(self, secs):
-        self._t0 = time.ticks_ms()
-        self._base = secs
+    def reset(self, level):
+        if self.gpio is not None:
+            self._msg[1] = self.slot
+            self._msg[2] = level
+            self.gpio.write(self._msg, 3)
 
 
 def _itoa(buf, pos, v):
@@ -148,112 +128,75 @@ def _itoa(buf, pos, v):
     return pos
 
 
-class Indicator:
-    """Reports each result to the simulator as a line on stdout (allocation-free)."""
-
-    def __init__(self, out):
-        self.out = out
-        self._line = bytearray(64)
-        self._tap = b"@TAP "
-        self._idle = b"@IDLE\n"
-        self.last_seq = -1
-
-    def show(self, reason, amount, balance):
-        b = self._line
-        for i in range(5):
-            b[i] = self._tap[i]
-        p = _itoa(b, 5, reason)
-        b[p] = 0x20
-        p = _itoa(b, p + 1, amount)
-        b[p] = 0x20
-        p = _itoa(b, p + 1, balance)
-        b[p] = 0x20
-        p = _itoa(b, p + 1, self.last_seq)
-        b[p] = 0x0A
-        self.out.write(b, p + 1)
-
-    def idle(self):
-        self.out.write(self._idle, len(self._idle))
-
-
 class Board:
     name = "unix"
 
     def __init__(self, cfg):
-        self.cfg = cfg
         self.device_id = bytes.fromhex(cfg.get("device_id", "00000001"))
-        self.clock = Clock()
-        if "time" in cfg:
-            self.clock.set_time(cfg["time"])
+        # hal.Clock: the OS tick functions themselves (instance attributes are not bound)
+        self.clock = self
+        self.ticks_ms = time.ticks_ms
+        self.ticks_diff = time.ticks_diff
+        self.ticks_add = time.ticks_add
+        self.sleep_ms = time.sleep_ms
+        self.urandom = os.urandom
+        self.set_time(cfg.get("time", 0))
         self.out = open(1, "wb")  # unbuffered event stream (stdout)
-        self.indicator = Indicator(self.out)
+        self.indicator = self
+        self._line = bytearray(b"@TAP " + b"\x00" * 59)
         self.flash = NorFlash(cfg.get("flash_size", 64 << 20), path=cfg["flash"],
                               invert=cfg.get("flash_invert", True))
-        from validator.drivers.pn532_link import Hsu, Spi
+        spi = cfg.get("pn532_mode", "hsu") == "spi"
+        link = Pty(cfg["pn532"], spi=spi)
+        if spi:
+            from validator.drivers.pn532_spi import Spi
 
-        if cfg.get("pn532_mode", "hsu") == "spi":
-            bridge = SpiBridge(PtyLink(cfg["pn532"]))
-            self.pn532 = Spi(bridge, bridge.cs, self.clock, msb_only=True)
+            self.pn532 = Spi(link, link.cs, self, msb_only=True)
         else:
-            self.pn532 = Hsu(PtyLink(cfg["pn532"]))
-        self.gpio = PtyLink(cfg["gpio"]) if cfg.get("gpio") else None
-        self.psam_ports = [PsamPort(i, PtyLink(p), self.gpio) for i, p in
-                           enumerate(cfg.get("psam", ()))]
+            from validator.drivers.pn532_link import Hsu
+
+            self.pn532 = Hsu(link)
+        self.gpio = g = Pty(cfg["gpio"]) if cfg.get("gpio") else None
+        self.psam_ports = [Pty(p, i, g) for i, p in enumerate(cfg.get("psam", ()))]
         self.sync_cfg = cfg.get("sync")
         self.flash_plan = None  # validator.storage.PLAN_SIM
         self._stdin = select.poll()
         self._stdin.register(sys.stdin, select.POLLIN)
         self.quit = False
 
-    def urandom(self, n):
-        return os.urandom(n)
+    # -- hal.Clock (with ticks_ms, ticks_diff, ticks_add, sleep_ms above) ----------------
+    def now(self):
+        return self._base + time.ticks_diff(time.ticks_ms(), self._t0) // 1000
 
+    def set_time(self, secs):
+        self._t0 = time.ticks_ms()
+        self._base = secs
+
+    # -- hal.Indicator: lines on stdout, allocation-free -----------------------------------
+    def show(self, reason, amount, balance):
+        b = self._line
+        p = _itoa(b, 5, reason)
+        b[p] = 0x20
+        p = _itoa(b, p + 1, amount)
+        b[p] = 0x20
+        p = _itoa(b, p + 1, balance)
+        b[p] = 0x20
+        b[p + 1] = 0x2D  # "-1": the record seq is in @DETAIL
+        b[p + 2] = 0x31
+        b[p + 3] = 0x0A
+        self.out.write(b, p + 4)
+
+    def idle(self):
+        self.out.write(b"@IDLE\n", 6)
+
+    # -- the simulator's console (not on the tap path) -------------------------------------
     def emit(self, line):
-        """Free-form status line to the simulator (not on the tap path)."""
+        """Free-form status line to the simulator."""
         self.out.write(b"@" + line.encode() + b"\n")
 
-    def _control(self, v):
-        while self._stdin.poll(0):
-            line = sys.stdin.readline()
-            if not line:
-                self.quit = True
-                return
-            parts = line.split()
-            if not parts:
-                continue
-            c = parts[0]
-            if c == "T":
-                self.clock.set_time(int(parts[1]))
-                self.emit("TIME %d" % self.clock.now())
-            elif c == "C":
-                self.flash.cut_after(int(parts[1]), parts[2] if len(parts) > 2 else "drop")
-                self.emit("CUT ARMED")
-            elif c == "P":  # position from the driver console / GPS: line stop dir door
-                sp = getattr(v.processor, "set_position", None)
-                if sp is not None:
-                    sp(int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4]))
-                self.emit("POS " + " ".join(parts[1:5]))
-            elif c == "A":  # probe: run the next tap with the heap locked
-                v.probe_alloc = True
-                self.emit("ALLOC ARMED")
-            elif c == "a":
-                self.emit("ALLOC %d" % v.last_alloc)
-            elif c == "Q":
-                self.quit = True
-            elif c == "S":
-                import gc
-
-                gc.collect()
-                self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
-                          "heap_free=%d psam_di=%s" % (
-                              v.taps, v.faults, self.flash.programs, self.flash.erases,
-                              gc.mem_alloc(), gc.mem_free(),
-                              ",".join(str(p.etu[1]) for p in self.psam_ports)))
-
     def after_tap(self, v, r):
-        """Simulator report after each tap (not on the tap path): fare details."""
-        p = v.processor
-        d = getattr(getattr(getattr(p, "dev", None), "policy", None), "res", None)
+        """Simulator report after each tap: "@DETAIL reason kind fare penalty status seq"."""
+        d = getattr(getattr(getattr(v.processor, "dev", None), "policy", None), "res", None)
         kind = fare = penalty = 0
         if d is not None and r.reason in (0, 12):
             kind, fare, penalty = d.kind, d.fare, d.penalty
@@ -263,36 +206,49 @@ class Board:
     async def console_task(self, v):
         import asyncio
 
-        self.emit("READY %s" % self.device_id.hex())
+        self.emit("READY " + self.device_id.hex())
         while not self.quit:
-            self._control(v)
+            while self._stdin.poll(0):
+                line = sys.stdin.readline()
+                if not line:
+                    self.quit = True
+                    break
+                p = line.split()
+                c = p[0] if p else ""
+                if c == "T":
+                    self.set_time(int(p[1]))
+                    self.emit("TIME %d" % self.now())
+                elif c == "C":
+                    self.flash.cut_after(int(p[1]), p[2] if len(p) > 2 else "drop")
+                    self.emit("CUT ARMED")
+                elif c == "P":  # position from the driver console / GPS: line stop dir door
+                    sp = getattr(v.processor, "set_position", None)
+                    if sp is not None:
+                        sp(int(p[1]), int(p[2]), int(p[3]), int(p[4]))
+                    self.emit("POS " + " ".join(p[1:5]))
+                elif c == "A":  # probe: run the next tap with the heap locked
+                    v.probe_alloc = True
+                    self.emit("ALLOC ARMED")
+                elif c == "a":
+                    self.emit("ALLOC %d" % v.last_alloc)
+                elif c == "Q":
+                    self.quit = True
+                elif c == "S":
+                    import gc
+
+                    gc.collect()
+                    f = self.flash
+                    self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
+                              "heap_free=%d psam_di=%s" % (
+                                  v.taps, v.faults, f.programs, f.erases, gc.mem_alloc(),
+                                  gc.mem_free(),
+                                  ",".join(str(p.etu[1]) for p in self.psam_ports)))
             await asyncio.sleep_ms(5)
         self.emit("BYE taps=%d" % v.taps)
 
 
-class PsamPort:
-    """hal.IsoPort: the I/O line on a pty, RST through the gpio channel."""
-
-    def __init__(self, slot, link, gpio):
-        self.slot = slot
-        self.link = link
-        self.gpio = gpio
-        self.echo = False
-        self.etu = (372, 1)
-        self._msg = bytearray(b"R\x00\x00")
-
-    def set_etu(self, fi, di):
-        """PPS agreed a new rate (ISO 7816-3 §9): a pty has no baud rate; keep it for S."""
-        self.etu = (fi, di)
-
-    def reset(self, level):
-        if self.gpio is not None:
-            self._msg[1] = self.slot
-            self._msg[2] = level
-            self.gpio.write(self._msg, 3)
-
-
 def make_board():
+    import json
+
     with open(os.getenv("YKT_BOARD_CONFIG") or "build/sim/board.json") as f:
-        cfg = json.load(f)
-    return Board(cfg)
+        return Board(json.load(f))

@@ -6,7 +6,8 @@ from emu.echo_card import TypeBEchoCard as TypeBCard
 from emu.wires import HsuWire, SimClock, SpiWire
 from fwtest import raises
 from validator.drivers.pn532 import Pn532
-from validator.drivers.pn532_link import Hsu, Spi
+from validator.drivers.pn532_link import Hsu
+from validator.drivers.pn532_spi import Spi
 from validator.errors import NfcError, NfcTimeout
 from validator.link.iso14443 import KIND_A, KIND_B, Iso14443Reader
 

@@ -10,7 +10,7 @@
 # LEN counts TFI + PD bytes; LEN + LCS == 0 (mod 256); TFI + PD.. + DCS == 0 (mod 256).
 # TFI is D4 host -> PN532 and D5 PN532 -> host; the answer code is the command + 1.
 #
-# The driver is transport-agnostic (validator.drivers.pn532_link: HSU or SPI) and knows
+# The driver is transport-agnostic (validator.drivers.pn532_link.Hsu or pn532_spi.Spi) and knows
 # nothing about cards: ISO 14443-4 lives in validator.link.iso14443. All buffers are
 # allocated once; command() allocates nothing, so it can sit on the tap path.
 from micropython import const
@@ -73,7 +73,7 @@ def status_text(code):
 
 
 class Pn532:
-    """One PN532 behind a transport (pn532_link.Hsu or pn532_link.Spi).
+    """One PN532 behind a transport (pn532_link.Hsu or pn532_spi.Spi).
 
     `command(cmd, n_params, timeout_ms)` sends `cmd` with `self.params[:n_params]` and
     returns the number of answer bytes placed in `self.resp` (the bytes after D5 cmd+1).
