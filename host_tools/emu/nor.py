@@ -38,47 +38,45 @@ class NorFlash:
         self.block_size = block_size
         self.prog_size = prog_size
         self.block_count = size // block_size
-        self._path = path
         self._f = None
         self._ram = None
+        # one page buffer: program() reads the page into it, erase() fills it with 0xFF
+        # (the emulator lives in the validator's heap on the unix board: no second page)
         self._page = bytearray(prog_size)
-        self._ff = bytearray(b"\xff" * prog_size)
         # invert: the file holds each byte XOR 0xFF, so an erased device is a sparse file of
         # zeros (a 64 MiB image costs only the blocks ever programmed). Dumps of real chips
         # are plain (invert=False).
         self._inv = invert and path is not None
-        self._scratch = bytearray(prog_size)
-        if path is None:
-            self._ram = bytearray(b"\xff" * size)
-        else:
-            self._open(create)
+        if self._inv:
+            self._scratch = bytearray(prog_size)
         self.reset_counters()
         self._budget = -1  # operations left before the cut; -1 = never
         self._mode = "drop"
         self.dead = False
-
-    # -- backing store -------------------------------------------------------
-    def _open(self, create):
+        if path is None:
+            self._ram = bytearray(b"\xff" * size)
+            return
         try:
-            self._f = open(self._path, "r+b")
+            f = open(path, "r+b")
         except OSError:
             if not create:
                 raise
-            self._f = open(self._path, "w+b")
-        f = self._f
+            f = open(path, "w+b")
+        self._f = f
         f.seek(0, 2)
         have = f.tell()
-        if have >= self.size:
+        if have >= size:
             return
         if self._inv:  # erased = zeros on disk: extend sparsely
-            f.seek(self.size - 1)
+            f.seek(size - 1)
             f.write(b"\x00")
             return
-        while have < self.size:  # extend with erased bytes
-            n = self.size - have
-            if n > self.prog_size:
-                n = self.prog_size
-            f.write(self._ff if n == self.prog_size else self._ff[:n])
+        ff = bytearray(b"\xff" * prog_size)  # once, when a plain image file is created
+        while have < size:  # extend with erased bytes
+            n = size - have
+            if n > prog_size:
+                n = prog_size
+            f.write(ff if n == prog_size else ff[:n])
             have += n
 
     def close(self):
@@ -199,11 +197,17 @@ class NorFlash:
             raise NorError("erase out of range")
         t = self._tick()
         base = block * self.block_size
+        end = self.block_size
         if t:
-            if t == 1 and self._mode == "torn":
-                for off in range(0, self.block_size // 2, self.prog_size):
-                    self._put(base + off, self._ff, self.prog_size)
+            if t == 2 or self._mode != "torn":
+                raise PowerCut()
+            end //= 2  # torn: half the block erased
+        else:
+            self.erases += 1
+        ff = self._page
+        for i in range(self.prog_size):
+            ff[i] = 0xFF
+        for off in range(0, end, self.prog_size):
+            self._put(base + off, ff, self.prog_size)
+        if t:
             raise PowerCut()
-        self.erases += 1
-        for off in range(0, self.block_size, self.prog_size):
-            self._put(base + off, self._ff, self.prog_size)
