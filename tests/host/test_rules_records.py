@@ -57,3 +57,12 @@ def test_records_when_host_codec_used_it_is_the_firmware_codec():
     assert records.bus_record_ok(r)
     r[40] ^= 1
     assert not records.bus_record_ok(r)
+
+
+def test_rules_when_fares_copies_table_consts_the_values_match():
+    fw = _consts(os.path.join(FW, "rules", "fares.py"))
+    tb = _consts(os.path.join(FW, "rules", "table.py"))
+    shared = [n for n in fw if n in tb and n[:2] in ("_F", "_X", "_T", "_P")]
+    assert len(shared) >= 14
+    for n in shared:
+        assert fw[n] == tb[n], "fares.%s=%r, table.%s=%r" % (n, fw[n], n, tb[n])

@@ -10,7 +10,6 @@
 from micropython import const
 
 from validator import errors
-from validator.rules import table as t
 from validator.util import bcdtime
 
 # ---- card record layouts (were validator.rules.records; that module now serves the same
@@ -171,6 +170,25 @@ _EV_BOARD = const(1)
 _EV_ALIGHT = const(2)
 _EV_NO_ENTRY = const(3)
 
+# fare-table header flags, transfer kinds, tap-off and card-type policies: private copies of
+# validator.rules.table's (rules/FORMAT.md "Fare table"), checked equal by
+# tests/host/test_rules_records.py; a const from another module would be a run-time lookup
+# and a public name (heap) there.
+_FLAG_XFER_SAME_LINE = const(1)  # same line, other vehicle (terminal) counts as a transfer
+_FLAG_XFER_OTHER_CITY = const(2)  # previous ride acquired in another city counts
+_FLAG_BOARD_NEEDS_MAX = const(4)  # boarding a section line needs balance >= priced max fare
+_XFER_NONE = const(0)
+_XFER_AMOUNT_OFF = const(1)
+_XFER_PERCENT_OFF = const(2)
+_XFER_FREE = const(3)
+_TAPOFF_CHARGE_MAX = const(0)
+_PAY_PERCENT = const(0)
+_PAY_FIXED = const(1)
+_PAY_FREE = const(2)
+_PAY_REFUSE = const(3)
+_POL_TRANSFER = const(1)
+_POL_CAP = const(2)
+
 _MAX_FEN = const(0xFFFF)  # line fares are u16 in the table; a stored max never exceeds it
 
 
@@ -230,9 +248,9 @@ def _same(a, ao, b, bo, n):
 def _price(method, value, base):
     # card-type pricing (FORMAT.md "Policies"): percent rounds down (in the rider's favour);
     # a fixed fare never exceeds the line's own fare.
-    if method == t.PAY_FREE:
+    if method == _PAY_FREE:
         return 0
-    if method == t.PAY_FIXED:
+    if method == _PAY_FIXED:
         return value if value < base else base
     return base * value // 100
 
@@ -249,22 +267,22 @@ def _transfer_ok(tb, now, where, industry, rec1e):
     ts = bcdtime.unpack_datetime(rec1e, _E_TIME)
     if ts < 0 or now < ts or now - ts > tb.xfer_window:
         return False
-    if not (tb.flags & t.FLAG_XFER_OTHER_CITY) and _get16(rec1e, _E_CITY) != tb.city:
+    if not (tb.flags & _FLAG_XFER_OTHER_CITY) and _get16(rec1e, _E_CITY) != tb.city:
         return False
     if rec1e[_E_INDUSTRY] != industry or _get16(rec1e, _E_LINE) != where.line:
         return True  # another mode (rail 01 -> bus 02) or another line
-    if tb.flags & t.FLAG_XFER_SAME_LINE:
+    if tb.flags & _FLAG_XFER_SAME_LINE:
         return not _same(rec1e, _E_TERMINAL, where.terminal, 0, 8)  # another vehicle
     return False
 
 
 def _discount(tb, fare):
     k = tb.xfer_kind
-    if k == t.XFER_FREE:
+    if k == _XFER_FREE:
         return fare
-    if k == t.XFER_AMOUNT_OFF:
+    if k == _XFER_AMOUNT_OFF:
         return tb.xfer_value if tb.xfer_value < fare else fare
-    if k == t.XFER_PERCENT_OFF:
+    if k == _XFER_PERCENT_OFF:
         return fare * tb.xfer_value // 100
     return 0
 
@@ -308,11 +326,11 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
             return res
     po = tb.policy(ef15[28], local)
     if po < 0:
-        method, pflags, pval = t.PAY_PERCENT, t.POL_TRANSFER | t.POL_CAP, 100
+        method, pflags, pval = _PAY_PERCENT, _POL_TRANSFER | _POL_CAP, 100
     else:
         b = tb.b
         method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
-    if method == t.PAY_REFUSE:
+    if method == _PAY_REFUSE:
         _refuse(res, errors.R_CARD_TYPE_REFUSED)
         return res
 
@@ -356,7 +374,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     penalty = 0
     if opened and ev != _EV_ALIGHT:
         res.flags |= _F_PENALTY
-        if tb.tapoff_policy == t.TAPOFF_CHARGE_MAX:
+        if tb.tapoff_policy == _TAPOFF_CHARGE_MAX:
             penalty = _get32(rec1a, _A_MAXFARE)
             if penalty > _MAX_FEN:
                 penalty = _MAX_FEN
@@ -379,11 +397,11 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         base = linemax
         kind = _K_NO_ENTRY
     fare = _price(method, pval, base)
-    if method == t.PAY_FREE:
+    if method == _PAY_FREE:
         kind = _K_FREE
 
     # -- transfer: decided at boarding (EF1E rec 1), applied at alighting (EF1A flag)
-    xfer_allowed = tb.xfer_kind != t.XFER_NONE and (pflags & t.POL_TRANSFER)
+    xfer_allowed = tb.xfer_kind != _XFER_NONE and (pflags & _POL_TRANSFER)
     reserve = False
     if xfer_allowed and ev != _EV_NO_ENTRY:
         if ev == _EV_ALIGHT:
@@ -405,7 +423,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
                         kind = _K_TRANSFER
 
     # -- daily cap over fares paid in this city on this service day (penalties excluded)
-    if tb.cap and (pflags & t.POL_CAP):
+    if tb.cap and (pflags & _POL_CAP):
         room = tb.cap - day_total
         if room < 0:
             room = 0
@@ -427,7 +445,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     res.kind = kind
     if balance >= 0:
         need = amount
-        if ev == _EV_BOARD and (tb.flags & t.FLAG_BOARD_NEEDS_MAX):
+        if ev == _EV_BOARD and (tb.flags & _FLAG_BOARD_NEEDS_MAX):
             need += _price(method, pval, linemax)
         if balance < need:
             _refuse(res, errors.R_INSUFFICIENT)

@@ -11,7 +11,6 @@ from micropython import const
 
 from validator.errors import SyncError
 
-MAGIC = b"YKFT"
 _FORMAT_VERSION = const(1)
 _HEADER_LEN = const(48)
 _LINE_LEN = const(12)
@@ -19,30 +18,30 @@ _POLICY_LEN = const(8)
 _ACCEPT_LEN = const(4)
 
 # header flags (FORMAT.md "flags")
-FLAG_XFER_SAME_LINE = const(1)  # same line, other vehicle (terminal) counts as a transfer
-FLAG_XFER_OTHER_CITY = const(2)  # previous ride acquired in another city counts
-FLAG_BOARD_NEEDS_MAX = const(4)  # boarding a section line needs balance >= priced max fare
+_FLAG_XFER_SAME_LINE = const(1)  # same line, other vehicle (terminal) counts as a transfer
+_FLAG_XFER_OTHER_CITY = const(2)  # previous ride acquired in another city counts
+_FLAG_BOARD_NEEDS_MAX = const(4)  # boarding a section line needs balance >= priced max fare
 
 # transfer kinds
-XFER_NONE = const(0)
-XFER_AMOUNT_OFF = const(1)
-XFER_PERCENT_OFF = const(2)
-XFER_FREE = const(3)
+_XFER_NONE = const(0)
+_XFER_AMOUNT_OFF = const(1)
+_XFER_PERCENT_OFF = const(2)
+_XFER_FREE = const(3)
 
 # missing tap-off policies
-TAPOFF_CHARGE_MAX = const(0)
+_TAPOFF_CHARGE_MAX = const(0)
 _TAPOFF_CHARGE_NONE = const(1)
 
 # policy methods / scopes / flags
-PAY_PERCENT = const(0)
-PAY_FIXED = const(1)
-PAY_FREE = const(2)
-PAY_REFUSE = const(3)
+_PAY_PERCENT = const(0)
+_PAY_FIXED = const(1)
+_PAY_FREE = const(2)
+_PAY_REFUSE = const(3)
 _SCOPE_LOCAL = const(0)
 _SCOPE_VISITING = const(1)
 _SCOPE_ANY = const(2)
-POL_TRANSFER = const(1)
-POL_CAP = const(2)
+_POL_TRANSFER = const(1)
+_POL_CAP = const(2)
 _ANY_TYPE = const(0xFF)
 _ANY_CODE = const(0xFFFF)
 
@@ -86,7 +85,7 @@ class FareTable:
     def __init__(self, blob):
         b = memoryview(blob)
         n = len(b)
-        if n < _HEADER_LEN or bytes(b[0:4]) != MAGIC:
+        if n < _HEADER_LEN or bytes(b[0:4]) != b"YKFT":
             _bad("magic")
         if b[4] != _FORMAT_VERSION or b[5] != _HEADER_LEN:
             _bad("format version")
@@ -111,9 +110,9 @@ class FareTable:
         self.n_pol = b[41]
         self.n_acc = b[42]
         self.content_len = clen
-        if self.xfer_kind > XFER_FREE or self.tapoff_policy > _TAPOFF_CHARGE_NONE:
+        if self.xfer_kind > _XFER_FREE or self.tapoff_policy > _TAPOFF_CHARGE_NONE:
             _bad("transfer/tap-off policy")
-        if self.xfer_kind == XFER_PERCENT_OFF and self.xfer_value > 100:
+        if self.xfer_kind == _XFER_PERCENT_OFF and self.xfer_value > 100:
             _bad("transfer percent")
         if self.day_start >= 86400:
             _bad("day start")
@@ -151,9 +150,9 @@ class FareTable:
                 _bad("section max fare != matrix max")
         for i in range(self.n_pol):
             o = self.o_pol + i * _POLICY_LEN
-            if b[o + 1] > _SCOPE_ANY or b[o + 2] > PAY_REFUSE:
+            if b[o + 1] > _SCOPE_ANY or b[o + 2] > _PAY_REFUSE:
                 _bad("policy")
-            if b[o + 2] == PAY_PERCENT and _u16(b, o + 4) > 100:
+            if b[o + 2] == _PAY_PERCENT and _u16(b, o + 4) > 100:
                 _bad("policy percent")
 
     # --- lookups (tap path: no allocation) ---
@@ -224,7 +223,7 @@ class FareTable:
         accumulator lives there). A flat-only table with neither needs no READ RECORD.
         """
         m = 0
-        if self.xfer_kind != XFER_NONE:
+        if self.xfer_kind != _XFER_NONE:
             m |= NEED_1E
         if self.cap or self.any_section:
             m |= NEED_1A
