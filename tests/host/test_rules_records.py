@@ -66,3 +66,16 @@ def test_rules_when_fares_copies_table_consts_the_values_match():
     assert len(shared) >= 14
     for n in shared:
         assert fw[n] == tb[n], "fares.%s=%r, table.%s=%r" % (n, fw[n], n, tb[n])
+
+
+def test_rules_when_crc_table_regenerated_from_the_polynomial_it_matches():
+    from validator.rules import fares
+
+    t = bytearray(512)
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = (((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)) & 0xFFFF
+        t[2 * i : 2 * i + 2] = bytes((c >> 8, c & 0xFF))
+    assert fares._CRC_T == bytes(t)
+    assert fares._crc16(b"123456789", 0, 9) == 0x29B1  # CRC-16/CCITT-FALSE check value
