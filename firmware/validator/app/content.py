@@ -6,97 +6,106 @@
 # Boot path / sync path only -- never the tap path.
 import json
 
+from micropython import const
+
 from validator.rules import table
 from validator.storage import blacklist as bl
-from validator.sync import auth, wire
+from validator.sync import auth
 from validator.sync.target import LogTarget
+
+# Private copies of validator.sync.wire's codes and kinds (PROTOCOL.md §4.3, §4.4; checked
+# equal by tests/host/test_sync_consts.py): a const is inlined, an imported name costs heap.
+_OK = const(0)
+_E_CONTENT = const(6)
+_E_VERSION = const(7)
+_E_STORAGE = const(8)
+_E_KIND = const(10)
+_K_BLACKLIST_FULL = const(1)
+_K_BLACKLIST_DELTA = const(2)
+_K_FARES = const(3)
+_K_CONFIG = const(5)
 
 P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, Kc)
 P_FARES = "fares"  # the active fare-table container, re-verified at boot
 P_CONFIG = "config"  # device configuration container (JSON body), re-verified at boot
 
-_BL_CODES = ((bl.OK, wire.OK), (bl.REJ_VERIFY, wire.E_CONTENT), (bl.REJ_FORMAT, wire.E_CONTENT),
-             (bl.REJ_VERSION, wire.E_VERSION), (bl.REJ_BASE, wire.E_VERSION),
-             (bl.REJ_FULL, wire.E_STORAGE))
+def _bl_code(r):
+    """A storage.blacklist result -> the sync wire code the depot sees (PROTOCOL.md §4.4)."""
+    if r == bl.OK:
+        return _OK
+    if r == bl.REJ_VERIFY or r == bl.REJ_FORMAT:
+        return _E_CONTENT
+    if r == bl.REJ_VERSION or r == bl.REJ_BASE:
+        return _E_VERSION
+    return _E_STORAGE  # REJ_FULL, or anything new
 
 
-def bl_code(r):
-    for a, b in _BL_CODES:
-        if a == r:
-            return b
-    return wire.E_STORAGE
+def _fares_version(tables):
+    t = tables.pending if tables.pending is not None else tables.active
+    return t.version if t is not None else 0
 
 
-class BlacklistSink:
-    """Streaming handler: a pushed blacklist goes straight into the shadow bank in flash;
-    the bank switch (Blacklist.end -> commit) happens only for a verified container."""
+class Target(LogTarget):
+    """LogTarget that also owns the fare tables and the device configuration.
 
-    def __init__(self, blacklist):
+    It is its own streaming blacklist handler (begin/write/commit/abort, sync/README.md): a
+    pushed blacklist goes straight into the shadow bank in flash, and the bank switch
+    (Blacklist.end, in commit) happens only for a container LogTarget has verified
+    incrementally (auth.ContentVerifier). Fare tables and configuration are buffered and
+    land in apply(); their handler entries only mark the kinds as accepted."""
+
+    def __init__(self, log, device_id, fw_version, kc, clock, blacklist, params, tables,
+                 on_config=None, faults=None):
+        LogTarget.__init__(
+            self, log, device_id, fw_version, kc, clock,
+            {_K_BLACKLIST_FULL: self, _K_BLACKLIST_DELTA: self, _K_FARES: True,
+             _K_CONFIG: True},
+            versions=[blacklist.version, _fares_version(tables), 0, 0], faults=faults)
         self.bl = blacklist
+        self.params = params
+        self.tables = tables
+        self.on_config = on_config
 
+    # -- streaming blacklist handler ---------------------------------------------------
     def begin(self, kind, total):
         # the MAC is checked incrementally by LogTarget (auth.ContentVerifier)
-        return bl_code(self.bl.begin_stream(total, verified=True))
+        return _bl_code(self.bl.begin_stream(total, verified=True))
 
     def write(self, off, data):
         self.bl.write(data)
-        return wire.OK
+        return _OK
 
     def commit(self, version):
-        return bl_code(self.bl.end())
+        return _bl_code(self.bl.end())
 
     def abort(self):
         self.bl.abort()
 
-
-class Target(LogTarget):
-    """LogTarget that also owns the fare tables and the device configuration."""
-
-    def __init__(self, log, device_id, fw_version, kc, clock, blacklist, params, tables,
-                 on_config=None, faults=None):
-        sink = BlacklistSink(blacklist)
-        LogTarget.__init__(
-            self, log, device_id, fw_version, kc, clock,
-            {wire.K_BLACKLIST_FULL: sink, wire.K_BLACKLIST_DELTA: sink,
-             wire.K_FARES: self._unused, wire.K_CONFIG: self._unused},
-            versions=[blacklist.version, fares_version(tables), 0, 0], faults=faults)
-        self.params = params
-        self.tables = tables
-        self.on_config = on_config
-        self.kc = kc
-
-    def _unused(self, kind, version, body):
-        return wire.E_KIND
-
+    # -- buffered kinds -------------------------------------------------------------
     def apply(self, kind, blob):
-        if kind == wire.K_FARES:
+        if kind == _K_FARES:
             r = self.tables.offer(blob, self._verify, self.clock.now())
             if r < 0:
-                return (wire.E_VERSION if r == table.T_OLD_VERSION else wire.E_CONTENT), 0
+                return (_E_VERSION if r == table.T_OLD_VERSION else _E_CONTENT), 0
             self.params.put(P_FARES, blob)
-            v = fares_version(self.tables)
+            v = _fares_version(self.tables)
             self.versions[1] = v
-            return wire.OK, v
-        if kind == wire.K_CONFIG:
+            return _OK, v
+        if kind == _K_CONFIG:
             if not self._verify(blob):
-                return wire.E_CONTENT, 0
+                return _E_CONTENT, 0
             try:
                 cfg = parse_config(blob)
             except ValueError:
-                return wire.E_CONTENT, 0
+                return _E_CONTENT, 0
             self.params.put(P_CONFIG, blob)
             if self.on_config is not None:
                 self.on_config(cfg)
-            return wire.OK, 0
-        return LogTarget.apply(self, kind, blob)
+            return _OK, 0
+        return _E_KIND, 0
 
     def _verify(self, blob):
-        return auth.verify_content(self.kc, blob)
-
-
-def fares_version(tables):
-    t = tables.pending if tables.pending is not None else tables.active
-    return t.version if t is not None else 0
+        return auth.verify_content(self._kc, blob)
 
 
 def parse_config(blob):

@@ -14,33 +14,38 @@ import struct
 from micropython import const
 
 from validator.sync import auth, wire
-from validator.sync.wire import (
-    E_AUTH,
-    E_MAC,
-    E_PROTO,
-    E_REPLAY,
-    E_STORAGE,
-    HDR,
-    MAX_PAYLOAD,
-    OK,
-    T_ACK,
-    T_AUTH,
-    T_BYE,
-    T_CHALLENGE,
-    T_ERROR,
-    T_FAULTS,
-    T_GET_FAULTS,
-    T_HELLO,
-    T_INFO,
-    T_INFO_REQ,
-    T_PULL,
-    T_PUSH_BEGIN,
-    T_PUSH_DATA,
-    T_PUSH_END,
-    T_RESULT,
-    T_SET_CLOCK,
-)
 from validator.sync.xfer import Transfer
+
+# Private copies of validator.sync.wire's values (PROTOCOL.md §1, §4; checked equal by
+# tests/host/test_sync_consts.py): a const is inlined, an imported name costs heap.
+_HDR = const(11)
+_MAX_PAYLOAD = const(2048)
+_MAX_FRAME = const(2079)
+_PROTO_VERSION = const(1)
+_INFO_LEN = const(44)
+_T_HELLO = const(0x01)
+_T_CHALLENGE = const(0x02)
+_T_AUTH = const(0x03)
+_T_INFO = const(0x04)
+_T_INFO_REQ = const(0x05)
+_T_PULL = const(0x10)
+_T_ACK = const(0x12)
+_T_PUSH_BEGIN = const(0x20)
+_T_PUSH_DATA = const(0x21)
+_T_PUSH_END = const(0x22)
+_T_SET_CLOCK = const(0x30)
+_T_GET_FAULTS = const(0x31)
+_T_FAULTS = const(0x32)
+_T_RESULT = const(0x3F)
+_T_BYE = const(0x7E)
+_T_ERROR = const(0x7F)
+_OK = const(0)
+_E_AUTH = const(1)
+_E_MAC = const(2)
+_E_REPLAY = const(3)
+_E_PROTO = const(4)
+_E_STORAGE = const(8)
+_E_BUSY = const(9)
 
 _S_IDLE = const(0)  # waiting for HELLO
 _S_AUTH = const(1)  # CHALLENGE sent, waiting for AUTH
@@ -58,7 +63,7 @@ class Session(Transfer):
     urandom -- n -> n random bytes (board.urandom)
     clock   -- hal Clock (ticks_ms/ticks_diff); a monotonic default when None
     guard   -- a one-element list shared by the sessions of all links of one device, so
-               only one is authenticated at a time (others get E_BUSY); None = private
+               only one is authenticated at a time (others get _E_BUSY); None = private
     """
 
     def __init__(self, link, target, keys, urandom, clock=None, guard=None):
@@ -75,7 +80,7 @@ class Session(Transfer):
             clock = TicksClock(time)
         self._clock = clock
         self.dec = wire.Decoder()
-        tx = bytearray(wire.MAX_FRAME)
+        tx = bytearray(_MAX_FRAME)
         self._xfer_init(target, tx, memoryview(tx))  # target, _tx, _txmv, pull/push state
         self._tx_off = 0
         self._tx_len = 0
@@ -120,19 +125,19 @@ class Session(Transfer):
 
     # -- tx ---------------------------------------------------------------------------
     def _send(self, ftype, plen):
-        """Encode the payload already at _tx[HDR:] and start sending it."""
+        """Encode the payload already at _tx[_HDR:] and start sending it."""
         if self._tx_mac is not None:
             self._tx_seq += 1
         self._tx_len = wire.encode(self._tx, ftype, 0, self._tx_seq, plen, self._tx_mac)
         self._tx_off = 0
 
     def _result(self, req, code, arg=0):
-        struct.pack_into(">BBI", self._tx, HDR, req, code, arg)
-        self._send(T_RESULT, 6)
+        struct.pack_into(">BBI", self._tx, _HDR, req, code, arg)
+        self._send(_T_RESULT, 6)
 
     def _error(self, code, end=True):
-        self._tx[HDR] = code
-        self._send(T_ERROR, 1)
+        self._tx[_HDR] = code
+        self._send(_T_ERROR, 1)
         if end:
             # the ERROR frame is MAC'd with the keys of the session it ends (if any)
             self._end_after_tx = True
@@ -216,61 +221,61 @@ class Session(Transfer):
     def _handle(self):
         d = self.dec
         t = d.type
-        if t == T_HELLO:
+        if t == _T_HELLO:
             return self._on_hello(d.payload)
-        if self.state == _S_AUTH and t == T_AUTH:
+        if self.state == _S_AUTH and t == _T_AUTH:
             return self._on_auth(d.payload)
         if self.state != _S_READY:
             self.refused += 1
-            return self._error(E_AUTH, False)
+            return self._error(_E_AUTH, False)
         # PROTOCOL.md §3.3: MAC first, then strictly increasing seq; nothing acted on before.
         if not self._rx_mac.check(d.hdr, d.payload, d.tag):
             self.refused += 1
-            return self._error(E_MAC)
+            return self._error(_E_MAC)
         if d.seq <= self._rx_seq:
             self.refused += 1
-            return self._error(E_REPLAY)
+            return self._error(_E_REPLAY)
         self._rx_seq = d.seq
         p = d.payload
         try:
-            if t == T_ACK:
+            if t == _T_ACK:
                 return self._on_ack(p)
-            if t == T_PULL:
+            if t == _T_PULL:
                 return self._on_pull(p)
-            if t == T_PUSH_DATA:
+            if t == _T_PUSH_DATA:
                 return self._on_push_data(p, d.flags)
-            if t == T_PUSH_BEGIN:
+            if t == _T_PUSH_BEGIN:
                 return self._on_push_begin(p)
-            if t == T_PUSH_END:
+            if t == _T_PUSH_END:
                 return self._on_push_end()
-            if t == T_INFO_REQ:
+            if t == _T_INFO_REQ:
                 return self._send_info()
-            if t == T_SET_CLOCK:
+            if t == _T_SET_CLOCK:
                 if len(p) != 4:
-                    return self._error(E_PROTO)
+                    return self._error(_E_PROTO)
                 return self._result(t, self.target.set_clock(struct.unpack_from(">I", p, 0)[0]))
-            if t == T_GET_FAULTS:
-                n = self.target.faults(self._txmv[HDR : HDR + MAX_PAYLOAD])
-                return self._send(T_FAULTS, n)
-            if t == T_BYE:
-                self._result(t, OK)
+            if t == _T_GET_FAULTS:
+                n = self.target.faults(self._txmv[_HDR : _HDR + _MAX_PAYLOAD])
+                return self._send(_T_FAULTS, n)
+            if t == _T_BYE:
+                self._result(t, _OK)
                 self._end_after_tx = True
                 return
-            if t == T_ERROR:
+            if t == _T_ERROR:
                 return self._reset()
         except Exception as e:  # target fault (StorageError, ...) -> clear error, not a crash
             self.last_fault = e
-            return self._error(E_STORAGE)
-        return self._error(E_PROTO)
+            return self._error(_E_STORAGE)
+        return self._error(_E_PROTO)
 
     def _on_hello(self, p):
-        if len(p) != 17 or p[0] != wire.PROTO_VERSION:
+        if len(p) != 17 or p[0] != _PROTO_VERSION:
             self._reset()
             self.refused += 1
-            return self._error(E_PROTO, False)
+            return self._error(_E_PROTO, False)
         owner = self._guard[0]
         if owner is not None and owner is not self:
-            return self._error(wire.E_BUSY, False)
+            return self._error(_E_BUSY, False)
         self._reset()
         for i in range(auth.NONCE_LEN):
             self._nh[i] = p[1 + i]
@@ -278,22 +283,22 @@ class Session(Transfer):
         for i in range(auth.NONCE_LEN):
             self._nd[i] = nd[i]
         t = self._tx
-        t[HDR] = wire.PROTO_VERSION
-        struct.pack_into(">I", t, HDR + 1, self.device_id)
-        t[HDR + 5 : HDR + 21] = self._nd
-        t[HDR + 21 : HDR + 53] = auth.device_proof(self._kd, self.device_id, self._nh, self._nd)
+        t[_HDR] = _PROTO_VERSION
+        struct.pack_into(">I", t, _HDR + 1, self.device_id)
+        t[_HDR + 5 : _HDR + 21] = self._nd
+        t[_HDR + 21 : _HDR + 53] = auth.device_proof(self._kd, self.device_id, self._nh, self._nd)
         self.state = _S_AUTH
-        self._send(T_CHALLENGE, 53)
+        self._send(_T_CHALLENGE, 53)
 
     def _on_auth(self, p):
         want = auth.host_proof(self._kd, self.device_id, self._nh, self._nd)
         if len(p) != 32 or not auth.equal(want, p):
             self.refused += 1
             self._reset()
-            return self._error(E_AUTH, False)
+            return self._error(_E_AUTH, False)
         if self._guard[0] is not None and self._guard[0] is not self:
             self._reset()
-            return self._error(wire.E_BUSY, False)
+            return self._error(_E_BUSY, False)
         self._guard[0] = self
         self._tx_mac, self._rx_mac = auth.session_macs(self._kd, self._nh, self._nd, True)
         self.state = _S_READY
@@ -301,8 +306,8 @@ class Session(Transfer):
         self._send_info()
 
     def _send_info(self):
-        i = self.target.info()
-        wire.pack_info(self._tx, HDR, *i)
-        self._send(T_INFO, wire.INFO_LEN)
+        # INFO payload, PROTOCOL.md §4.1 (wire_host.INFO_FMT / unpack_info on the host)
+        struct.pack_into(">IIIIIHIIIIIH", self._tx, _HDR, *self.target.info())
+        self._send(_T_INFO, _INFO_LEN)
 
     # -- pull (PROTOCOL.md §4.2) ------------------------------------------------------

@@ -15,8 +15,17 @@
 #   -- the atomic switch -- is called only for a verified, newer container of that kind.
 from micropython import const
 
-from validator.sync import auth, wire
+from validator.sync import auth
 
+# Private copies of validator.sync.wire's result codes (PROTOCOL.md §4.4; checked equal by
+# tests/host/test_sync_consts.py): a const is inlined, an imported name costs heap.
+_OK = const(0)
+_E_PROTO = const(4)
+_E_RANGE = const(5)
+_E_CONTENT = const(6)
+_E_VERSION = const(7)
+_E_STORAGE = const(8)
+_E_KIND = const(10)
 _PUSH_LIMIT = const(16384)
 
 
@@ -34,36 +43,36 @@ class BufferedPush:
 
     def apply(self, kind, blob):
         """Override: verify and activate one container; -> (wire code, version)."""
-        return wire.E_KIND, 0
+        return _E_KIND, 0
 
     def push_begin(self, kind, total):
         self._pbuf = None
         if total > self.push_limit:
-            return wire.E_RANGE
+            return _E_RANGE
         if total < auth.CONTENT_HDR + auth.DIGEST:
-            return wire.E_CONTENT
+            return _E_CONTENT
         import gc
 
         gc.collect()  # one contiguous block of `total` bytes: collect first (128 KiB heap)
         try:
             self._pbuf = bytearray(total)
         except MemoryError:
-            return wire.E_STORAGE
+            return _E_STORAGE
         self._pkind = kind
-        return wire.OK
+        return _OK
 
     def push_write(self, off, data):
         b = self._pbuf
         if b is None or off + len(data) > len(b):
-            return wire.E_RANGE
+            return _E_RANGE
         b[off : off + len(data)] = data
-        return wire.OK
+        return _OK
 
     def push_end(self):
         b = self._pbuf
         self._pbuf = None
         if b is None:
-            return wire.E_PROTO, 0
+            return _E_PROTO, 0
         return self.apply(self._pkind, b)
 
     def push_abort(self):
@@ -77,13 +86,13 @@ def check_content(content_key, kind, blob, current_version):
     (E_CONTENT: a fare table cannot pose as a blacklist), or whose version is not newer
     than the active one (E_VERSION: a depot cannot roll a device back)."""
     if not auth.verify_content(content_key, blob):
-        return wire.E_CONTENT, 0, None
+        return _E_CONTENT, 0, None
     k, version, blen = auth.content_header(blob)
     if k != kind:
-        return wire.E_CONTENT, 0, None
+        return _E_CONTENT, 0, None
     if version <= current_version:
-        return wire.E_VERSION, version, None
-    return wire.OK, version, memoryview(blob)[auth.CONTENT_HDR : auth.CONTENT_HDR + blen]
+        return _E_VERSION, version, None
+    return _OK, version, memoryview(blob)[auth.CONTENT_HDR : auth.CONTENT_HDR + blen]
 
 
 # INFO version slots per kind (PROTOCOL.md §4.1): blacklist, fares, whitelist, config
@@ -145,7 +154,7 @@ class LogTarget(BufferedPush):
 
     def set_clock(self, secs):
         self.clock.set_time(secs)
-        return wire.OK
+        return _OK
 
     def faults(self, buf):
         if not self._faults:
@@ -165,13 +174,13 @@ class LogTarget(BufferedPush):
         self._stream = None
         h = self.handlers.get(kind) if 0 < kind < len(_SLOT) else None
         if h is None:
-            return wire.E_KIND
+            return _E_KIND
         if not hasattr(h, "begin"):
             return BufferedPush.push_begin(self, kind, total)
         if total < auth.CONTENT_HDR + auth.DIGEST:
-            return wire.E_CONTENT
+            return _E_CONTENT
         code = h.begin(kind, total)
-        if code == wire.OK:
+        if code == _OK:
             self._stream = h
             self._pkind = kind
             self._ver = auth.ContentVerifier(self._kc, total)
@@ -192,17 +201,17 @@ class LogTarget(BufferedPush):
         hdr = self._ver.header()
         if not self._ver.final() or hdr is None or hdr[0] != self._pkind:
             h.abort()
-            return wire.E_CONTENT, 0
+            return _E_CONTENT, 0
         slot = _SLOT[self._pkind]
         if hdr[1] <= self.versions[slot]:
             h.abort()
-            return wire.E_VERSION, hdr[1]
+            return _E_VERSION, hdr[1]
         try:
             code = h.commit(hdr[1])
         except Exception:
             h.abort()
-            return wire.E_STORAGE, hdr[1]
-        if code == wire.OK:
+            return _E_STORAGE, hdr[1]
+        if code == _OK:
             self.versions[slot] = hdr[1]
         return code, hdr[1]
 
@@ -214,15 +223,15 @@ class LogTarget(BufferedPush):
 
     def apply(self, kind, blob):
         if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
-            return wire.E_KIND, 0
+            return _E_KIND, 0
         slot = _SLOT[kind]
         code, version, body = check_content(self._kc, kind, blob, self.versions[slot])
-        if code != wire.OK:
+        if code != _OK:
             return code, version
         try:
             code = self.handlers[kind](kind, version, body)
         except Exception:
-            return wire.E_STORAGE, version
-        if code == wire.OK:
+            return _E_STORAGE, version
+        if code == _OK:
             self.versions[slot] = version
         return code, version

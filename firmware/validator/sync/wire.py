@@ -4,9 +4,16 @@
 # Common subset (MicroPython + CPython): this is the ONLY implementation of the frame
 # format in PROTOCOL.md §1; ykt sync imports it too. Layout:
 #   SOF "YK" | type | flags | seq(4) | len(2) | hchk | payload | [mac(16)] | crc32(4)
-# The decoder keeps one preallocated buffer of one maximum frame + 1 KiB; bytes are read into its
-# free tail (rx_space/rx_commit, or feed) and frames are parsed in place, so a decoded
+# The decoder keeps one preallocated buffer of one maximum frame + _SLACK; bytes are read into
+# its free tail (rx_space/rx_commit, or feed) and frames are parsed in place, so a decoded
 # payload is a window of that buffer valid until the next rx_space/feed call.
+#
+# Every constant here is private (a const() name beginning with _ is inlined and takes no
+# heap on the device; a public one costs a dict slot + qstr, ~40 B each). This table is the
+# firmware's reference copy of PROTOCOL.md §1/§4: the sync modules that need a value keep
+# their own private copy, and host callers get public names (wire.T_ACK, wire.frame, ...)
+# from validator.sync.wire_host through __getattr__ below. tests/host/test_sync_consts.py
+# checks every copy against this table.
 import struct
 from binascii import crc32
 
@@ -14,70 +21,69 @@ from micropython import const
 
 _SOF0 = const(0x59)  # "Y"
 _SOF1 = const(0x4B)  # "K"
-HDR = const(11)
-MAC_LEN = const(16)
+_HDR = const(11)
+_MAC_LEN = const(16)
 _CRC_LEN = const(4)
-MAX_PAYLOAD = const(2048)
-MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + _CRC_LEN
+_MAX_PAYLOAD = const(2048)
+_MAX_FRAME = const(2079)  # _HDR + _MAX_PAYLOAD + _MAC_LEN + _CRC_LEN
 _F_MAC = const(1)
-F_DEFLATE = const(2)
+_F_DEFLATE = const(2)
 _F_KNOWN = const(3)
 _SLACK = const(512)  # decoder room beyond one maximum frame
 
 # Message types (PROTOCOL.md §4)
-T_HELLO = const(0x01)
-T_CHALLENGE = const(0x02)
-T_AUTH = const(0x03)
-T_INFO = const(0x04)
-T_INFO_REQ = const(0x05)
-T_PULL = const(0x10)
-T_RECORDS = const(0x11)
-T_ACK = const(0x12)
-T_PULL_END = const(0x13)
-T_RECORDS_Z = const(0x14)
-T_PUSH_BEGIN = const(0x20)
-T_PUSH_DATA = const(0x21)
-T_PUSH_END = const(0x22)
-T_PUSH_ACK = const(0x23)
-T_SET_CLOCK = const(0x30)
-T_GET_FAULTS = const(0x31)
-T_FAULTS = const(0x32)
-T_RESULT = const(0x3F)
-T_BYE = const(0x7E)
-T_ERROR = const(0x7F)
+_T_HELLO = const(0x01)
+_T_CHALLENGE = const(0x02)
+_T_AUTH = const(0x03)
+_T_INFO = const(0x04)
+_T_INFO_REQ = const(0x05)
+_T_PULL = const(0x10)
+_T_RECORDS = const(0x11)
+_T_ACK = const(0x12)
+_T_PULL_END = const(0x13)
+_T_RECORDS_Z = const(0x14)
+_T_PUSH_BEGIN = const(0x20)
+_T_PUSH_DATA = const(0x21)
+_T_PUSH_END = const(0x22)
+_T_PUSH_ACK = const(0x23)
+_T_SET_CLOCK = const(0x30)
+_T_GET_FAULTS = const(0x31)
+_T_FAULTS = const(0x32)
+_T_RESULT = const(0x3F)
+_T_BYE = const(0x7E)
+_T_ERROR = const(0x7F)
 
 # Result / error codes (PROTOCOL.md §4.4)
-OK = const(0)
-E_AUTH = const(1)
-E_MAC = const(2)
-E_REPLAY = const(3)
-E_PROTO = const(4)
-E_RANGE = const(5)
-E_CONTENT = const(6)
-E_VERSION = const(7)
-E_STORAGE = const(8)
-E_BUSY = const(9)
-E_KIND = const(10)
+_OK = const(0)
+_E_AUTH = const(1)
+_E_MAC = const(2)
+_E_REPLAY = const(3)
+_E_PROTO = const(4)
+_E_RANGE = const(5)
+_E_CONTENT = const(6)
+_E_VERSION = const(7)
+_E_STORAGE = const(8)
+_E_BUSY = const(9)
+_E_KIND = const(10)
 
 # Content kinds (PROTOCOL.md §4.3)
-K_BLACKLIST_FULL = const(1)
-K_BLACKLIST_DELTA = const(2)
-K_FARES = const(3)
+_K_BLACKLIST_FULL = const(1)
+_K_BLACKLIST_DELTA = const(2)
+_K_FARES = const(3)
 _K_WHITELIST = const(4)
-K_CONFIG = const(5)
-PULL_Z = const(1)  # PULL flags bit0: the host accepts RECORDS_Z
-PROTO_VERSION = const(1)
-INFO_LEN = const(44)
-INFO_FMT = ">IIIIIHIIIIIH"
+_K_CONFIG = const(5)
+_PULL_Z = const(1)  # PULL flags bit0: the host accepts RECORDS_Z
+_PROTO_VERSION = const(1)
+_INFO_LEN = const(44)
 
 
 def encode(buf, ftype, flags, seq, plen, mac=None):
-    """Finish a frame whose payload the caller already placed at buf[HDR:HDR+plen].
+    """Finish a frame whose payload the caller already placed at buf[_HDR:_HDR+plen].
 
     mac: an object with tag_into(hdr_mv, payload_mv, out_mv) (auth.FrameMac) or None.
-    Returns the frame length. buf must hold HDR + plen + MAC_LEN + _CRC_LEN bytes.
+    Returns the frame length. buf must hold _HDR + plen + _MAC_LEN + _CRC_LEN bytes.
     """
-    if plen > MAX_PAYLOAD:
+    if plen > _MAX_PAYLOAD:
         raise ValueError("payload too long")
     if mac is not None:
         flags |= _F_MAC
@@ -86,20 +92,12 @@ def encode(buf, ftype, flags, seq, plen, mac=None):
     struct.pack_into(">BBIH", buf, 2, ftype, flags, seq, plen)
     mv = memoryview(buf)
     buf[10] = crc32(mv[2:10]) & 0xFF
-    end = HDR + plen
+    end = _HDR + plen
     if mac is not None:
-        mac.tag_into(mv[2:10], mv[HDR:end], mv[end : end + MAC_LEN])
-        end += MAC_LEN
+        mac.tag_into(mv[2:10], mv[_HDR:end], mv[end : end + _MAC_LEN])
+        end += _MAC_LEN
     struct.pack_into(">I", buf, end, crc32(mv[2:end]))
     return end + _CRC_LEN
-
-
-def frame(ftype, payload=b"", seq=0, flags=0, mac=None):
-    """Allocate and return one encoded frame (host side, tests)."""
-    buf = bytearray(HDR + len(payload) + MAC_LEN + _CRC_LEN)
-    buf[HDR : HDR + len(payload)] = payload
-    n = encode(buf, ftype, flags, seq, len(payload), mac)
-    return bytes(buf[:n])
 
 
 class Decoder:
@@ -111,8 +109,8 @@ class Decoder:
     Counters: bad_header, bad_crc, dropped (bytes skipped while hunting).
     """
 
-    def __init__(self, cap=MAX_FRAME + _SLACK):
-        if cap < MAX_FRAME:
+    def __init__(self, cap=_MAX_FRAME + _SLACK):
+        if cap < _MAX_FRAME:
             raise ValueError("decoder buffer too small")
         self.buf = bytearray(cap)
         self.mv = memoryview(self.buf)
@@ -145,20 +143,16 @@ class Decoder:
             self.lo += 1
             self.dropped += 1
 
-    def _compact(self):
+    def rx_space(self):
+        """Writable window for link.readinto(); then call rx_commit(n)."""
+        # an incomplete frame starts at lo and is < _MAX_FRAME, so after compaction at
+        # least _SLACK bytes are free
         lo, hi = self.lo, self.hi
-        if lo:
+        if lo and len(self.buf) - hi < _SLACK:
             if hi > lo:
                 self.mv[0 : hi - lo] = self.mv[lo:hi]
             self.hi = hi - lo
             self.lo = 0
-
-    def rx_space(self):
-        """Writable window for link.readinto(); then call rx_commit(n)."""
-        # an incomplete frame starts at lo and is < MAX_FRAME, so after compaction at
-        # least _SLACK bytes are free
-        if self.lo and len(self.buf) - self.hi < _SLACK:
-            self._compact()
         return self.mv[self.hi :]
 
     def rx_commit(self, n):
@@ -192,23 +186,23 @@ class Decoder:
                 self.dropped += i - lo
                 self.lo = i
                 continue
-            if hi - lo < HDR:
+            if hi - lo < _HDR:
                 return False
             mv = self.mv
             flags = buf[lo + 3]
             plen = (buf[lo + 8] << 8) | buf[lo + 9]
             if (
                 crc32(mv[lo + 2 : lo + 10]) & 0xFF != buf[lo + 10]
-                or plen > MAX_PAYLOAD
+                or plen > _MAX_PAYLOAD
                 or flags & ~_F_KNOWN
             ):
                 self.bad_header += 1
                 self.lo = lo + 1
                 self.dropped += 1
                 continue
-            end = lo + HDR + plen
+            end = lo + _HDR + plen
             if flags & _F_MAC:
-                end += MAC_LEN
+                end += _MAC_LEN
             if hi < end + _CRC_LEN:
                 return False
             c = (buf[end] << 24) | (buf[end + 1] << 16) | (buf[end + 2] << 8) | buf[end + 3]
@@ -221,19 +215,13 @@ class Decoder:
             self.flags = flags
             self.seq = (buf[lo + 4] << 24) | (buf[lo + 5] << 16) | (buf[lo + 6] << 8) | buf[lo + 7]
             self.plen = plen
-            p = lo + HDR
+            p = lo + _HDR
             self.hdr = mv[lo + 2 : lo + 10]
             self.payload = mv[p : p + plen]
             self.tag = mv[p + plen : end] if flags & _F_MAC else None
             self.lo = end + _CRC_LEN
             self.frames += 1
             return True
-
-
-def pack_info(buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, vcfg, clk, nf):
-    struct.pack_into(
-        INFO_FMT, buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, vcfg, clk, nf
-    )
 
 
 # -- RECORDS_Z record delta coding (PROTOCOL.md §6) -----------------------------------
@@ -243,10 +231,6 @@ def pack_info(buf, off, dev, fw, first, acked, nxt, rec_size, vbl, vfare, vwl, v
 #   control c < 0x80 : c + 1 literal bytes follow
 #   control c >= 0x80: c - 0x7F zero bytes (1 .. 128)
 # Worst case (no zero byte at all): rs + ceil(rs / 128) bytes per record.
-
-
-def rz_worst(rs):
-    return rs + (rs + 127) // 128
 
 
 def rz_encode(prev, cur, rs, out, o):

@@ -8,24 +8,28 @@ import struct
 from micropython import const
 
 from validator.sync import wire
-from validator.sync.wire import (
-    E_PROTO,
-    E_RANGE,
-    E_STORAGE,
-    HDR,
-    MAX_PAYLOAD,
-    OK,
-    T_ACK,
-    T_PULL_END,
-    T_PUSH_ACK,
-    T_PUSH_BEGIN,
-    T_PUSH_DATA,
-    T_PUSH_END,
-    T_RECORDS,
-)
+
+# Private copies of validator.sync.wire's values (PROTOCOL.md §1, §4; checked equal by
+# tests/host/test_sync_consts.py): a const is inlined, an imported name costs heap.
+_HDR = const(11)
+_MAX_PAYLOAD = const(2048)
+_F_DEFLATE = const(2)
+_PULL_Z = const(1)
+_T_RECORDS = const(0x11)
+_T_ACK = const(0x12)
+_T_PULL_END = const(0x13)
+_T_RECORDS_Z = const(0x14)
+_T_PUSH_BEGIN = const(0x20)
+_T_PUSH_DATA = const(0x21)
+_T_PUSH_END = const(0x22)
+_T_PUSH_ACK = const(0x23)
+_OK = const(0)
+_E_PROTO = const(4)
+_E_RANGE = const(5)
+_E_STORAGE = const(8)
 
 _STEP_RECORDS = const(8)  # records read from flash per step
-_REC_OFF = const(19)  # HDR + first_seq(4) count(2) rec_size(2)
+_REC_OFF = const(19)  # _HDR + first_seq(4) count(2) rec_size(2)
 _MAX_WINDOW = const(8)
 _DEFLATE_WBITS = const(10)
 _MAX_Z_RECORDS = const(512)  # records per RECORDS_Z batch (the payload limit decides too)
@@ -63,7 +67,7 @@ class Transfer:
 
     def _xfer_init(self, target, tx, txmv, zraw=None, zprev=None):
         self.target = target
-        self._tx = tx  # one frame: HDR + payload + MAC + CRC
+        self._tx = tx  # one frame: _HDR + payload + MAC + CRC
         self._txmv = txmv
         self._zraw = zraw  # RECORDS_Z scratch: _STEP_RECORDS raw records
         self._zprev = zprev  # the previous record of the batch
@@ -85,14 +89,14 @@ class Transfer:
 
     def _on_pull(self, p):
         if len(p) != 7 and len(p) != 8:
-            return self._error(E_PROTO)
+            return self._error(_E_PROTO)
         frm, win, maxr = struct.unpack_from(">IBH", p, 0)
-        z = len(p) == 8 and p[7] & wire.PULL_Z
+        z = len(p) == 8 and p[7] & _PULL_Z
         i = self.target.info()
         rs = i[5]
         if not 0 < rs <= 1024:
-            return self._error(E_STORAGE)
-        cap = _MAX_Z_RECORDS if z else (MAX_PAYLOAD - 8) // rs
+            return self._error(_E_STORAGE)
+        cap = _MAX_Z_RECORDS if z else (_MAX_PAYLOAD - 8) // rs
         if maxr == 0 or maxr > cap:
             maxr = cap
         if win == 0:
@@ -130,7 +134,8 @@ class Transfer:
         if want > _STEP_RECORDS:
             want = _STEP_RECORDS
         if z:
-            room = (HDR + MAX_PAYLOAD - self._zoff) // wire.rz_worst(rs)
+            # worst RECORDS_Z coding of one record: rs + ceil(rs / 128) (PROTOCOL.md §6)
+            room = (_HDR + _MAX_PAYLOAD - self._zoff) // (rs + (rs + 127) // 128)
             if want > room:
                 want = room
             dst = memoryview(self._zraw)[0 : want * rs]
@@ -145,7 +150,7 @@ class Transfer:
                 self._building = False
                 self._pulling = False
                 self.last_fault = e
-                return self._error(E_STORAGE)
+                return self._error(_E_STORAGE)
             if n and self._b_count and first != self._next:
                 n = 0  # a gap inside a batch: close this batch, the next starts at `first`
         if n:
@@ -159,18 +164,18 @@ class Transfer:
             return  # more to read next step
         self._building = False
         if self._b_count:
-            struct.pack_into(">IHH", self._tx, HDR, self._b_first, self._b_count, rs)
+            struct.pack_into(">IHH", self._tx, _HDR, self._b_first, self._b_count, rs)
             last = self._b_first + self._b_count - 1
             if last > self._sent_hw:
                 self._sent_hw = last
             if z:
-                self._send(wire.T_RECORDS_Z, self._zoff - HDR)
+                self._send(_T_RECORDS_Z, self._zoff - _HDR)
             else:
-                self._send(T_RECORDS, 8 + self._b_count * rs)
+                self._send(_T_RECORDS, 8 + self._b_count * rs)
         else:
             self._pulling = False
-            struct.pack_into(">I", self._tx, HDR, self._next)
-            self._send(T_PULL_END, 4)
+            struct.pack_into(">I", self._tx, _HDR, self._next)
+            self._send(_T_PULL_END, 4)
 
     def _encode(self, n, rs):
         """Delta-code n raw records from _zraw into the batch (PROTOCOL.md §6)."""
@@ -188,10 +193,10 @@ class Transfer:
 
     def _on_ack(self, p):
         if len(p) != 4:
-            return self._error(E_PROTO)
+            return self._error(_E_PROTO)
         upto = struct.unpack_from(">I", p, 0)[0]
         if upto > self._sent_hw:
-            return self._result(T_ACK, E_RANGE, self._sent_hw)
+            return self._result(_T_ACK, _E_RANGE, self._sent_hw)
         if self._pulling and upto > self._sess_acked:
             self._sess_acked = upto
         if upto > self.target.info()[3]:
@@ -201,45 +206,45 @@ class Transfer:
 
     def _on_push_begin(self, p):
         if len(p) != 5:
-            return self._error(E_PROTO)
+            return self._error(_E_PROTO)
         kind, total = struct.unpack_from(">BI", p, 0)
         if self._pushing:
             self.target.push_abort()
         code = self.target.push_begin(kind, total)
-        self._pushing = code == OK
+        self._pushing = code == _OK
         self._push_total = total
         self._push_off = 0
-        self._result(T_PUSH_BEGIN, code)
+        self._result(_T_PUSH_BEGIN, code)
 
     def _on_push_data(self, p, flags):
         if not self._pushing or len(p) < 4:
-            return self._result(T_PUSH_DATA, E_PROTO)
+            return self._result(_T_PUSH_DATA, _E_PROTO)
         off = struct.unpack_from(">I", p, 0)[0]
         if off == self._push_off:
             data = p[4:]
-            if flags & wire.F_DEFLATE:
+            if flags & _F_DEFLATE:
                 try:
-                    n = _inflate(data, self._txmv[0:MAX_PAYLOAD])
+                    n = _inflate(data, self._txmv[0:_MAX_PAYLOAD])
                 except Exception:
-                    return self._result(T_PUSH_DATA, E_PROTO, self._push_off)
+                    return self._result(_T_PUSH_DATA, _E_PROTO, self._push_off)
                 data = self._txmv[0:n]
             if self._push_off + len(data) > self._push_total:
-                return self._result(T_PUSH_DATA, E_RANGE, self._push_off)
+                return self._result(_T_PUSH_DATA, _E_RANGE, self._push_off)
             code = self.target.push_write(off, data)
-            if code != OK:
+            if code != _OK:
                 self._pushing = False
                 self.target.push_abort()
-                return self._result(T_PUSH_DATA, code, self._push_off)
+                return self._result(_T_PUSH_DATA, code, self._push_off)
             self._push_off += len(data)
-        struct.pack_into(">I", self._tx, HDR, self._push_off)
-        self._send(T_PUSH_ACK, 4)
+        struct.pack_into(">I", self._tx, _HDR, self._push_off)
+        self._send(_T_PUSH_ACK, 4)
 
     def _on_push_end(self):
         if not self._pushing:
-            return self._result(T_PUSH_END, E_PROTO)
+            return self._result(_T_PUSH_END, _E_PROTO)
         self._pushing = False
         if self._push_off != self._push_total:
             self.target.push_abort()
-            return self._result(T_PUSH_END, E_RANGE, self._push_off)
+            return self._result(_T_PUSH_END, _E_RANGE, self._push_off)
         code, version = self.target.push_end()
-        self._result(T_PUSH_END, code, version)
+        self._result(_T_PUSH_END, code, version)
