@@ -50,6 +50,13 @@ def _conv(x):
 
 
 _INV = bytes([_conv(x) for x in range(256)])  # built once at import (boot)
+# What goes out on the line is staged here: the 5-byte TPDU header (§10.1), then the data
+# phase over it (P3 = Lc <= 255, §10.1; one write() per INS procedure byte). The header is
+# no longer needed once the data phase starts (INS is kept in a local; a 6Cxx resend only
+# follows a TPDU without data, and GET RESPONSE writes a whole new header). One buffer for
+# every slot: the engine talks to one PSAM at a time; inverse-convention bytes are converted
+# in place and back (_conv is its own inverse), so no second buffer is needed.
+_TX = bytearray(256)
 _NULL = const(0x60)
 _ATR_MAX = const(33)
 _WI_DEFAULT = const(10)
@@ -83,9 +90,6 @@ class Iso7816:
         self.wwt_ms = wwt_ms or 1000
         self._atr_ms = atr_ms
         self._b1 = bytearray(1)
-        self._hdr = bytearray(5)
-        self._tx = bytearray(256)  # data phase staging: one write() per INS procedure byte
-        self._txi = bytearray(256)  # the same bytes converted for the inverse convention
         self.inverse = False  # True: convert every byte (TS arrived as 0x03)
         self.exchanges = 0  # command APDUs transmitted (GET RESPONSE not counted)
         self._got = 0
@@ -107,12 +111,14 @@ class Iso7816:
                 return _INV[b[0]] if self.inverse else b[0]
 
     def _putn(self, buf, n):
-        """Send buf[:n] in one write; with echo, read the n bytes back and compare."""
+        """Send buf[:n] (our own staging buffer) in one write; with echo, read the n bytes
+        back and compare."""
         if self.inverse:
-            t = self._txi
             for i in range(n):
-                t[i] = _INV[buf[i]]
-            self.link.write(t, n)
+                buf[i] = _INV[buf[i]]
+            self.link.write(buf, n)
+            for i in range(n):
+                buf[i] = _INV[buf[i]]
         else:
             self.link.write(buf, n)
         if self.port.echo:
@@ -249,7 +255,7 @@ class Iso7816:
 
         Returns the response length. Raises SamError on timeout/protocol fault."""
         self.exchanges += 1
-        hdr = self._hdr
+        hdr = _TX
         for i in range(4):
             hdr[i] = cmd[i]
         le = 0
@@ -291,11 +297,10 @@ class Iso7816:
         return got + 2
 
     def _tpdu(self, cmd, lc, le, resp):
-        """One T=0 TPDU: self._hdr, then procedure bytes until SW1 SW2; returns SW.
-
-        Sends cmd[5:5+lc] as the card asks; appends up to le received bytes at
-        resp[self._got]."""
-        hdr = self._hdr
+        """One T=0 TPDU: the header in _TX[:5], then procedure bytes until SW1 SW2;
+        returns SW. Sends cmd[5:5+lc] as the card asks (staged over the header); appends up
+        to le received bytes at resp[self._got]."""
+        hdr = _TX
         self._putn(hdr, 5)
         ins = hdr[1]
         sent = 0
@@ -313,7 +318,7 @@ class Iso7816:
                         self._put(cmd[5 + sent])
                         sent += 1
                     else:
-                        tx = self._tx
+                        tx = _TX
                         k = lc - sent
                         for i in range(k):
                             tx[i] = cmd[5 + sent + i]

@@ -49,6 +49,17 @@ ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 _MAC2_BAD = const(1)  # SamError.code for a refused MAC2
 STATUS = ((0x9000, 0),)
 
+# The APDU buffers, one pair for every slot AND the tap engine (txn.transaction uses
+# psam.cmd / psam.resp for the card): one tap talks to one device at a time, and no command
+# is built from the other's buffer (the engine copies what it keeps -- INIT, TAC, challenge
+# -- out of resp before the next exchange). Sizes from the spec's maxima:
+#   cmd  133 = UPDATE CAPP DATA CACHE of the 128-byte EF1A record, 5 + 128 (§2.5, §3); the
+#        biggest PSAM command is the local 8070, 5 + 45 + Le = 51 (§4, §5.5)
+#   resp 262 >= 256 data + SW1 SW2 of a short APDU (ISO 7816-4 §5.1); the 4 spare bytes
+#        cost nothing (the heap rounds both sizes up to the same 32-byte blocks)
+_CMD = bytearray(133)
+_RESP = bytearray(262)
+
 
 class Psam:
     """PSAM session on one slot. Psam(link, reset=None, local=False): reset() re-powers the
@@ -65,8 +76,8 @@ class Psam:
         self.terminal = bytearray(_TERM_LEN)
         self.key_index = 0
         self.ready = False
-        self.cmd = bytearray(64)
-        self.resp = bytearray(260)
+        self.cmd = _CMD  # shared, see above
+        self.resp = _RESP
         self.out = bytearray(8)  # TTSN(4) MAC1(4) after 8070; MAC(4) after 80FA
         # id of the tap whose 8070 the PSAM holds the session for (set by the caller)
         self.session_tag = 0

@@ -85,8 +85,6 @@ _K_SECTION = const(4)
 _SEEN = const(8)  # repeat-window ring entries
 _SER = const(10)  # serial length
 _APP_NOT_ACTIVE = const(0x00)  # EF15[8] of a MOHURD card not activated (§2.1, S5/S13)
-_CMD = const(144)
-_RSP = const(262)
 
 
 class Result:
@@ -157,8 +155,10 @@ class Transaction:
         self.repeat_window_s = repeat_window_s
         self.log_refusals = log_refusals
         self.result = Result()
-        self.cmd = bytearray(_CMD)
-        self.resp = bytearray(_RSP)
+        # the APDU buffers are the PSAM module's (sam.psam _CMD/_RESP: sizes there): one
+        # device at a time, and what a PSAM call needs from resp is copied out first
+        self.cmd = psam.cmd
+        self.resp = psam.resp
         self.ef15 = bytearray(select.EF15_LEN)
         self._serial = memoryview(self.ef15)[10:20]  # blacklist key, made once
         self.ef17 = bytearray(11)
