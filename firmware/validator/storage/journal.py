@@ -12,11 +12,13 @@ from micropython import const
 
 from validator.errors import StorageError
 
-# slot classes (shared with the record log)
-BLANK = const(0)
-VALID = const(1)
-CORRUPT = const(2)
-TORN = const(3)
+# slot classes; validator.storage.recordlog keeps the same private copies (a const from
+# another module is a run-time lookup and a public name here; tests/host/test_storage_consts.py
+# checks they agree)
+_BLANK = const(0)
+_VALID = const(1)
+_CORRUPT = const(2)
+_TORN = const(3)
 
 
 
@@ -69,8 +71,6 @@ class Journal:
         self._ebody = mv[4:]
         self._ecw = mv[0:4]
         self._edata = mv[8 : esize - 4]
-        self._eclr = mv[4:8]
-        self._zero4 = bytearray(4)
         self._hb = bytearray(16)
         self.inline_switches = 0
         self.dsize = esize - 12
@@ -90,16 +90,16 @@ class Journal:
         return struct.unpack_from(">H", b, 4)[0]
 
     def _ecls(self, h, s):
-        """Read entry slot s of half h into self._e: BLANK, VALID, CORRUPT or TORN."""
+        """Read entry slot s of half h into self._e: _BLANK, _VALID, _CORRUPT or _TORN."""
         e = self._e
         self.flash.read(self._a(h, s), e)
         if is_blank(e, self._E):
-            return BLANK
+            return _BLANK
         if binascii.crc32(self._edata) == struct.unpack_from(">I", e, self._E - 4)[0]:
-            return VALID
+            return _VALID
         if e[0] == 0xFF and e[1] == 0xFF and e[2] == 0xFF and e[3] == 0xFF:
-            return TORN
-        return CORRUPT
+            return _TORN
+        return _CORRUPT
 
     def mount(self):
         g0 = self._gen(0)
@@ -116,14 +116,14 @@ class Journal:
         lo, hi = 0, self._n
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self._ecls(h, mid) == BLANK:
+            if self._ecls(h, mid) == _BLANK:
                 hi = mid
             else:
                 lo = mid
         self._free = hi
         self._cur = -1
         for s in range(hi - 1, 0, -1):
-            if self._ecls(h, s) == VALID:
+            if self._ecls(h, s) == _VALID:
                 self._cur = s
                 break
         return self
@@ -141,11 +141,11 @@ class Journal:
         struct.pack_into(">I", b, 12, binascii.crc32(memoryview(b)[0:8]))
         return b
 
-    def latest(self, data):
+    def load(self, data):
         """Copy the current entry's data into data; False when there is none or it is cleared."""
         if self._cur < 0:
             return False
-        if self._ecls(self._act, self._cur) != VALID:
+        if self._ecls(self._act, self._cur) != _VALID:
             return False
         e = self._e
         if e[4] != 0xFF or e[5] != 0xFF or e[6] != 0xFF or e[7] != 0xFF:
@@ -157,7 +157,7 @@ class Journal:
             data[i] = e[8 + i]
         return True
 
-    def write(self, data):
+    def save(self, data):
         """Append a new current entry (data ≤ dsize bytes, rest zero). No allocation."""
         if self._free >= self._n:
             self.inline_switches += 1
@@ -199,7 +199,8 @@ class Journal:
     def clear(self):
         """Mark the current entry cleared (programs its clear word to 0)."""
         if self._cur >= 0:
-            self.flash.program(self._a(self._act, self._cur) + 4, self._zero4)
+            # a bytes literal lives in the image: no buffer in the heap
+            self.flash.program(self._a(self._act, self._cur) + 4, b"\x00\x00\x00\x00")
 
     def maintain(self):
         if self._n - self._free < self._reserve:
@@ -210,7 +211,7 @@ class Journal:
     def _switch(self, _idle):
         h = self._act
         o = 1 - h
-        live = self._cur >= 0 and self._ecls(h, self._cur) == VALID and self._e[4] == 0xFF
+        live = self._cur >= 0 and self._ecls(h, self._cur) == _VALID and self._e[4] == 0xFF
         hdr = self._fmt(o, self._g + 1)
         free = 1
         if live:  # self._e still holds the current entry
@@ -223,33 +224,14 @@ class Journal:
         self._cur = 1 if live else -1
 
 
-class TearStore:
+class TearStore(Journal):
     """Pending torn-transaction context (FORMAT.md §4, E = 256): survives reboot.
 
     save(ctx) before DEBIT (tap path: no erase, no allocation when maintain() runs between
-    taps); load(buf) -> True when a context is pending; clear() once resolved."""
+    taps); load(buf) -> True when a context is pending; clear() once resolved. A Journal
+    itself (no wrapper object or forwarding methods: they cost heap at import and boot)."""
 
     SIZE = const(244)
 
     def __init__(self, flash, region):
-        self._j = Journal(flash, region[0], region[1], 256, 8)
-
-    def mount(self):
-        self._j.mount()
-        return self
-
-    def save(self, ctx):
-        self._j.write(ctx)
-
-    def load(self, buf):
-        return self._j.latest(buf)
-
-    def clear(self):
-        self._j.clear()
-
-    def maintain(self):
-        return self._j.maintain()
-
-    @property
-    def inline_switches(self):
-        return self._j.inline_switches
+        Journal.__init__(self, flash, region[0], region[1], 256, 8)

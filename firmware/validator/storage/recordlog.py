@@ -14,41 +14,30 @@ from micropython import const
 
 from validator.errors import StorageError
 from validator.storage import record
-from validator.storage.journal import BLANK, CORRUPT, TORN, VALID, Journal, TearStore, is_blank
+from validator.storage.journal import Journal, TearStore, is_blank  # noqa: F401 (app imports TearStore here)
 
 _SLOT = const(128)
 _VERSION = const(1)
 _AHEAD = const(2)  # prepared empty blocks maintain() keeps ahead of the current block
 _HDR_LEN = const(24)
+# slot classes: the same values as validator.storage.journal's (tests/host/test_storage_consts.py)
+_BLANK = const(0)
+_VALID = const(1)
+_CORRUPT = const(2)
+_TORN = const(3)
 
 # block-header magic b"YKLB" (FORMAT.md §3) is written as literals below; _MAGIC_CRC is
 # binascii.crc32(b"YKLB") (a const: no module-level objects or names in the heap)
 _MAGIC_CRC = const(0x2F90DDA0)
-
-__all__ = ("RecordLog", "Journal", "TearStore", "classify")
-
-
-def classify(buf):
-    """Class of a 128-byte slot image (FORMAT.md §2): BLANK, VALID, CORRUPT or TORN."""
-    if is_blank(buf, _SLOT):
-        return BLANK
-    if record.crc_ok(buf):
-        return VALID
-    if buf[0] == 0xFF and buf[1] == 0xFF and buf[2] == 0xFF and buf[3] == 0xFF:
-        return TORN
-    return CORRUPT
-
-
-def _slot_seq(buf):
-    return struct.unpack_from(">I", buf, record.O_SEQ)[0]
 
 
 class RecordLog:
     """Record log over flash region log=(offset, length), watermark journal wm=(offset, length).
 
     mount() once at boot; append(img) on the tap path; maintain() in idle time;
-    read(seq, buf) / ack(seq) for the sync engine. first_seq, acked_seq, next_seq and
-    full are attributes; corrupt counts damaged records met by read() and mount().
+    read(seq, buf) / ack(seq) for the sync engine. first_seq, acked_seq, next_seq (plain
+    ints: callers read them, never write) and full are attributes; corrupt counts damaged
+    records met by read() and mount().
     """
 
     def __init__(self, flash, log, wm):
@@ -64,10 +53,10 @@ class RecordLog:
         self.capacity = self._B * (self._S - 1)
         self._wm = Journal(flash, wm[0], wm[1], 16, 8)
         self._wmbuf = bytearray(4)
-        # tap-path buffers, made once
-        self._buf = bytearray(_SLOT)
-        mv = memoryview(self._buf)
-        self._mv = mv
+        # tap-path buffers, made once; image is the log's own 128-byte record image (fill it,
+        # then append())
+        self.image = bytearray(_SLOT)
+        mv = memoryview(self.image)
         self._body = mv[4:]
         self._crcmv = mv[4 : record.O_CRC]
         self._cw = mv[0:4]
@@ -77,11 +66,10 @@ class RecordLog:
         self.torn = 0
         self.header_repairs = 0  # block headers read through their second copy
         self.reads_at_mount = 0
-        self._acked = 0
+        self.acked_seq = 0
         self._cseq = -1  # read cursor: seq expected at (_cblk, _cslot)
         self._cblk = 0
         self._cslot = 0
-        self._mounted = False
 
     # -- addresses and small readers ------------------------------------------
     def _addr(self, b, s):
@@ -108,8 +96,16 @@ class RecordLog:
         return -1
 
     def _cls(self, b, s):
-        self.flash.read(self._addr(b, s), self._sb)
-        return classify(self._sb)
+        """Read slot s of block b into self._sb; its class (FORMAT.md §2)."""
+        buf = self._sb
+        self.flash.read(self._addr(b, s), buf)
+        if is_blank(buf, _SLOT):
+            return _BLANK
+        if record.crc_ok(buf):
+            return _VALID
+        if buf[0] == 0xFF and buf[1] == 0xFF and buf[2] == 0xFF and buf[3] == 0xFF:
+            return _TORN
+        return _CORRUPT
 
     def _next_blk(self, b):
         b += 1
@@ -131,9 +127,9 @@ class RecordLog:
         fl = self.flash
         r0 = fl.reads
         self._wm.mount()
-        self._acked = 0
-        if self._wm.latest(self._wmbuf):
-            self._acked = struct.unpack_from(">I", self._wmbuf, 0)[0]
+        self.acked_seq = 0
+        if self._wm.load(self._wmbuf):
+            self.acked_seq = struct.unpack_from(">I", self._wmbuf, 0)[0]
         B, S = self._B, self._S
         h0 = self._hdr(0)
         if h0 >= 0:
@@ -161,7 +157,7 @@ class RecordLog:
             for _ in range(B):
                 if self._hdr(cur) < 0:
                     break
-                if self._cls(cur, 1) != BLANK:
+                if self._cls(cur, 1) != _BLANK:
                     found = True
                     break
                 ready += 1
@@ -174,13 +170,13 @@ class RecordLog:
         if not found:
             self._slot = S
             self._old = -1
-            self._first = nxt
-            self._next = nxt
+            self.first_seq = nxt
+            self.next_seq = nxt
         else:
             lo, hi = 1, S  # slot lo is not blank; first blank in (lo, hi]
             while hi - lo > 1:
                 mid = (lo + hi) // 2
-                if self._cls(cur, mid) == BLANK:
+                if self._cls(cur, mid) == _BLANK:
                     hi = mid
                 else:
                     lo = mid
@@ -189,12 +185,11 @@ class RecordLog:
             last = self._last_seq_before(cur, hi)
             if last >= 0 and last + 1 > nxt:
                 nxt = last + 1
-            self._next = nxt
-            self._first = self._first_seq_from(self._old)
-            if self._first < 0 or self._first > nxt:
-                self._first = nxt
+            self.next_seq = nxt
+            self.first_seq = self._first_seq_from(self._old)
+            if self.first_seq < 0 or self.first_seq > nxt:
+                self.first_seq = nxt
         self._cseq = -1
-        self._mounted = True
         self.reads_at_mount = fl.reads - r0
         return self
 
@@ -208,7 +203,7 @@ class RecordLog:
                 o = self._next_blk(o)  # the block being prepared at the cut
         # prepared-but-empty blocks only follow the current one: if o is empty, the
         # current block is the oldest
-        if o != self._blk and self._cls(o, 1) == BLANK:
+        if o != self._blk and self._cls(o, 1) == _BLANK:
             o = self._blk
         return o
 
@@ -218,12 +213,12 @@ class RecordLog:
         for _ in range(self._B):
             for i in range(s - 1, 0, -1):
                 c = self._cls(b, i)
-                if c == VALID:
-                    return _slot_seq(self._sb) + ncor
-                if c == CORRUPT:
+                if c == _VALID:
+                    return struct.unpack_from(">I", self._sb, record.O_SEQ)[0] + ncor
+                if c == _CORRUPT:
                     ncor += 1
                     self.corrupt += 1
-                elif c == TORN:
+                elif c == _TORN:
                     self.torn += 1
             if b == self._old:
                 break
@@ -238,11 +233,11 @@ class RecordLog:
         ncor = 0
         for i in range(1, self._S):
             c = self._cls(b, i)
-            if c == VALID:
-                return _slot_seq(self._sb) - ncor
-            if c == CORRUPT:
+            if c == _VALID:
+                return struct.unpack_from(">I", self._sb, record.O_SEQ)[0] - ncor
+            if c == _CORRUPT:
                 ncor += 1
-            elif c == BLANK:
+            elif c == _BLANK:
                 break
         return -1
 
@@ -256,25 +251,8 @@ class RecordLog:
 
     # -- public state -------------------------------------------------------------
     @property
-    def next_seq(self):
-        return self._next
-
-    @property
-    def first_seq(self):
-        return self._first
-
-    @property
-    def acked_seq(self):
-        return self._acked
-
-    @property
     def full(self):
         return self._slot >= self._S and self._ready == 0
-
-    @property
-    def image(self):
-        """The log's own preallocated 128-byte image (fill it, then append())."""
-        return self._buf
 
     # -- tap path -------------------------------------------------------------------
     def append(self, img=None):
@@ -291,10 +269,10 @@ class RecordLog:
             if self._empty_cur:
                 self._empty_cur = False
                 self._old = self._blk
-        b = self._buf
+        b = self.image
         if img is not None and img is not b:
-            self._mv[:] = img
-        seq = self._next
+            b[:] = img
+        seq = self.next_seq
         b[record.O_VERSION] = _VERSION
         struct.pack_into(">HI", b, record.O_LENGTH, _SLOT, seq)
         struct.pack_into(">I", b, record.O_CRC, binascii.crc32(self._crcmv))
@@ -306,7 +284,7 @@ class RecordLog:
         self._slot += 1
         self.flash.program(a + 4, self._body)  # body first ...
         self.flash.program(a, self._cw)  # ... commit word last
-        self._next = seq + 1
+        self.next_seq = seq + 1
         return seq
 
     # -- idle time ------------------------------------------------------------------
@@ -323,13 +301,13 @@ class RecordLog:
                 cnt = 0
                 for i in range(1, self._S):
                     c = self._cls(x, i)
-                    if c == VALID or c == CORRUPT:
+                    if c == _VALID or c == _CORRUPT:
                         cnt += 1
-                last = self._first + cnt - 1
+                last = self.first_seq + cnt - 1
                 if last > self.acked_seq:
                     break  # unacknowledged: never overwrite (FORMAT.md §0.6)
                 self._old = self._next_blk(x)
-                self._first = last + 1
+                self.first_seq = last + 1
             lap = self._L + 1 if x == 0 else self._L
             self._prepare(x, lap)
             self._f = x
@@ -355,17 +333,17 @@ class RecordLog:
     # -- sync side --------------------------------------------------------------------
     def ack(self, seq):
         """The depot holds every record up to seq: advance the persistent watermark."""
-        if seq >= self._next:
+        if seq >= self.next_seq:
             raise StorageError("ack beyond the log")
         if seq <= self.acked_seq:
             return
         struct.pack_into(">I", self._wmbuf, 0, seq)
-        self._wm.write(self._wmbuf)
-        self._acked = seq
+        self._wm.save(self._wmbuf)
+        self.acked_seq = seq
 
     def read(self, seq, buf):
         """Copy record seq into buf (128 bytes); -> 128, or 0 when absent or corrupt."""
-        if seq < self._first or seq >= self._next:
+        if seq < self.first_seq or seq >= self.next_seq:
             return 0
         if seq == self._cseq:
             b, s, at = self._cblk, self._cslot, seq
@@ -383,15 +361,15 @@ class RecordLog:
                 s = 1
             c = self._cls(b, s)
             s += 1
-            if c == BLANK:
+            if c == _BLANK:
                 return 0
-            if c == TORN:
+            if c == _TORN:
                 continue
-            if c == VALID:
-                at = _slot_seq(self._sb)
+            if c == _VALID:
+                at = struct.unpack_from(">I", self._sb, record.O_SEQ)[0]
             if at == seq:
                 self._cseq, self._cblk, self._cslot = seq + 1, b, s
-                if c == CORRUPT:
+                if c == _CORRUPT:
                     self.corrupt += 1
                     return 0
                 for i in range(_SLOT):
