@@ -9,7 +9,10 @@ from validator.drivers.pn532 import Pn532
 from validator.drivers.pn532_link import Hsu
 from validator.drivers.pn532_spi import Spi
 from validator.errors import NfcError, NfcTimeout
-from validator.link.iso14443 import KIND_A, KIND_B, Iso14443Reader
+from validator.link.iso14443 import Iso14443Reader
+
+KIND_A = 1  # CardInfo kinds (validator.link.iso14443 _KIND_A, _KIND_B)
+KIND_B = 2
 
 
 class EchoCard(_Echo):

@@ -34,27 +34,6 @@ class Result:
         return self
 
 
-class SelectProcessor:
-    """Fallback processor: SELECT the T-Union EP application, charge nothing.
-
-    Used until a transaction engine is configured (and by the foundation tests).
-    """
-
-    _AID = b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05"
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.result = Result()
-        self._cmd = bytearray(self._AID + b"\x00")
-        self._resp = bytearray(260)
-
-    def process(self, card):
-        n = self.reader.transmit(self._cmd, len(self._cmd), self._resp)
-        if self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00:
-            return self.result.set(E.R_OK)
-        return self.result.set(E.R_UNSUPPORTED_CARD)
-
-
 class Validator:
     def __init__(self, board, reader, processor):
         self.board = board
@@ -63,9 +42,8 @@ class Validator:
         self.state = _S_WAIT_CARD
         self._misses = 0
         self._fault = Result()
-        from validator.link.iso14443 import CardInfo
-
-        self._last = CardInfo()
+        self._uid = bytearray(10)  # the last tapped card's UID (wait-for-removal)
+        self._uid_len = 0
         self.taps = 0
         self.faults = 0
         self.fault_state = E.R_OK  # non-zero: refuse every tap with this reason
@@ -89,12 +67,22 @@ class Validator:
                     self.board.indicator.idle()
                 return None
             self._misses = 0
-            if info.count == 1 and info.same_uid(self._last):
-                self.reader.release()
-                return None  # the same card is still there: wait for removal
+            n = info.uid_len
+            if info.count == 1 and n == self._uid_len:
+                u = info.uid
+                last = self._uid
+                i = 0
+                while i < n and u[i] == last[i]:
+                    i += 1
+                if i == n:
+                    self.reader.release()
+                    return None  # the same card is still there: wait for removal
         if info is None:
             return None
-        self._last.copy_from(info)
+        n = info.uid_len
+        for i in range(n):
+            self._uid[i] = info.uid[i]
+        self._uid_len = n
         self.state = _S_WAIT_REMOVAL
         self._misses = 0
         if info.count > 1:
@@ -115,26 +103,23 @@ class Validator:
                 r = self._fault.set(E.R_STORAGE_FULL)
             except E.ValidatorError:
                 r = self._fault.set(E.R_CARD_ERROR)
-            if self._locked:
-                self._finish(r)  # release + feedback still under the heap lock
-                self._end_probe()
-                self.taps += 1
-                self._after(r)
-                return r
-        self._finish(r)
-        self.taps += 1
-        self._after(r)
-        return r
+        # the end of the tap path: release the card and start the feedback (still under
+        # the heap lock when the tap is probed)
+        self.reader.release()
+        self.board.indicator.show(r.reason, r.amount, r.balance)
+        if self._locked:
+            import gc
 
-    def _after(self, r):
+            import micropython
+
+            self._locked = False
+            micropython.heap_unlock()
+            self.last_alloc = gc.mem_alloc() - self._before
+        self.taps += 1
         hook = getattr(self.board, "after_tap", None)  # e.g. the simulator's report
         if hook is not None:
             hook(self, r)
-
-    def _finish(self, r):
-        """Release the card and start the feedback: the end of the tap path."""
-        self.reader.release()
-        self.board.indicator.show(r.reason, r.amount, r.balance)
+        return r
 
     def _process(self, info):
         if not self.probe_alloc:
@@ -157,15 +142,6 @@ class Validator:
             micropython.heap_unlock()
             self._locked = False
             raise
-
-    def _end_probe(self):
-        import gc
-
-        import micropython
-
-        self._locked = False
-        micropython.heap_unlock()
-        self.last_alloc = gc.mem_alloc() - self._before
 
     async def card_task(self):
         import asyncio
@@ -196,7 +172,7 @@ def run(board, processor=None, extra_tasks=(), make_processor=None):
     if make_processor is not None:
         processor, fault = make_processor(reader)
     if processor is None:
-        processor = SelectProcessor(reader)
+        processor = _select_processor(reader)
     v = Validator(board, reader, processor)
     v.fault_state = fault
     if fault:
@@ -216,3 +192,24 @@ def run(board, processor=None, extra_tasks=(), make_processor=None):
 
     asyncio.run(main())
     return v
+
+
+def _select_processor(reader):
+    """Fallback processor: SELECT the T-Union EP application, charge nothing.
+
+    Used until a transaction engine is configured (and by the foundation tests). Built
+    here, on demand: a booted validator has the engine and never pays for this class."""
+
+    class SelectProcessor:
+        def __init__(self):
+            self.result = Result()
+            self._cmd = bytearray(b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05\x00")
+            self._resp = bytearray(260)
+
+        def process(self, card):
+            n = reader.transmit(self._cmd, len(self._cmd), self._resp)
+            if self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00:
+                return self.result.set(E.R_OK)
+            return self.result.set(E.R_UNSUPPORTED_CARD)
+
+    return SelectProcessor()

@@ -18,18 +18,17 @@ from micropython import const
 from validator.errors import NfcError, NfcTimeout
 
 _CMD_DIAGNOSE = const(0x00)
-CMD_GET_FIRMWARE_VERSION = const(0x02)
+_CMD_GET_FIRMWARE_VERSION = const(0x02)
 _CMD_SAM_CONFIGURATION = const(0x14)
 _CMD_RF_CONFIGURATION = const(0x32)
-CMD_IN_DATA_EXCHANGE = const(0x40)
 _CMD_IN_DESELECT = const(0x44)
-CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
-CMD_IN_RELEASE = const(0x52)
+# InDataExchange 0x40, InListPassiveTarget 0x4A, InRelease 0x52: built by link.iso14443
 
 _TFI_HOST = const(0xD4)
 _TFI_CHIP = const(0xD5)
 _MAX_DATA = const(264)  # TFI + PD bytes in one extended frame (UM0701 §6.2.1.2)
 _FRAME_BUF = const(_MAX_DATA + 10)
+_P_OFF = const(7)  # params in a normal frame: 00 00 FF LEN LCS D4 cmd
 _ACK_TIMEOUT_MS = const(30)  # the chip ACKs within ~1 ms of a good frame
 _NACK_RETRIES = const(2)
 _RESYNC_LIMIT = const(600)  # bytes of garbage tolerated while hunting a start code
@@ -40,12 +39,10 @@ _K_NACK = const(2)
 _K_DATA = const(3)
 _K_ERROR = const(4)
 
-# Status-byte error codes (UM0701 §7.1, Table 5).
-ERR_TIMEOUT = const(0x01)
+# Status-byte error codes (UM0701 §7.1, Table 5); link.iso14443 tests the ones that mean
+# "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared) with private copies.
 _ERR_CRC = const(0x02)
 _ERR_PARITY = const(0x03)
-ERR_TARGET_RELEASED = const(0x29)
-ERR_CARD_GONE = const(0x2B)
 
 
 def status_text(code):
@@ -84,8 +81,11 @@ class Pn532:
         self.t = transport
         self.clock = clock
         self._tx = bytearray(_FRAME_BUF)
+        # the caller fills parameters straight into the outgoing frame, after 00 00 FF LEN
+        # LCS TFI cmd (UM0701 §6.2.1.1): no second 264-byte buffer and no copy; command()
+        # moves them 3 bytes on for the rare extended frame (§6.2.1.2)
+        self.params = memoryview(self._tx)[_P_OFF:_P_OFF + _MAX_DATA]
         self._body = bytearray(_MAX_DATA + 2)  # TFI..PDn, DCS
-        self.params = bytearray(_MAX_DATA)  # caller fills parameters here
         # the answer data after D5 (cmd+1): a window on the frame body, made once, so an
         # answer is never copied inside the driver
         self.resp = memoryview(self._body)[2:]
@@ -99,39 +99,6 @@ class Pn532:
         self.last_error = 0
 
     # -- frames out ---------------------------------------------------------------
-    def _build(self, cmd, n):
-        """Frame TFI D4, cmd, params[:n] into _tx; return the frame length."""
-        tx = self._tx
-        ln = n + 2  # TFI + cmd + params
-        if ln > _MAX_DATA:
-            raise NfcError("PN532 frame too long")
-        tx[0] = 0x00
-        tx[1] = 0x00
-        tx[2] = 0xFF
-        if ln <= 255:
-            tx[3] = ln
-            tx[4] = (-ln) & 0xFF
-            i = 5
-        else:  # extended frame, §6.2.1.2
-            tx[3] = 0xFF
-            tx[4] = 0xFF
-            tx[5] = ln >> 8
-            tx[6] = ln & 0xFF
-            tx[7] = (-(tx[5] + tx[6])) & 0xFF
-            i = 8
-        tx[i] = _TFI_HOST
-        tx[i + 1] = cmd
-        s = _TFI_HOST + cmd
-        p = self.params
-        for k in range(n):
-            b = p[k]
-            tx[i + 2 + k] = b
-            s += b
-        i += 2 + n
-        tx[i] = (-s) & 0xFF
-        tx[i + 1] = 0x00
-        return i + 2
-
     def _control(self, ln, lcs):
         """Send 00 00 FF ln lcs 00: an ACK (00 FF) or a NACK (FF 00) frame (§6.2.1.3)."""
         tx = self._tx
@@ -142,10 +109,6 @@ class Pn532:
         tx[4] = lcs
         tx[5] = 0
         self.t.write(tx, 6)
-
-    def _send_nack(self):
-        self.nacks_sent += 1
-        self._control(0xFF, 0x00)  # ask the chip to repeat its last answer
 
     def abort(self):
         """Send an ACK frame: cancels the command the chip is processing (§6.2.1.3)."""
@@ -162,10 +125,6 @@ class Pn532:
         b = self._chunk[self._pos]
         self._pos += 1
         return b
-
-    def _drop_pending(self):
-        self._pos = 0
-        self._avail = 0
 
     def _read_frame(self, timeout_ms):
         """Read one frame; return its kind. Data frames leave TFI..PDn in _body and the
@@ -239,9 +198,39 @@ class Pn532:
     # -- commands -------------------------------------------------------------------
     def command(self, cmd, n_params, timeout_ms):
         """Run one command; return the length of the answer data in self.resp."""
-        n = self._build(cmd, n_params)
-        self._drop_pending()
-        self.t.write(self._tx, n)
+        tx = self._tx
+        n = n_params
+        ln = n + 2  # TFI + cmd + params
+        if ln > _MAX_DATA:
+            raise NfcError("PN532 frame too long")
+        tx[0] = 0x00
+        tx[1] = 0x00
+        tx[2] = 0xFF
+        if ln <= 255:
+            tx[3] = ln
+            tx[4] = (-ln) & 0xFF
+            i = 5
+        else:  # extended frame, §6.2.1.2: LEN is 3 bytes longer, the params move on
+            for k in range(n - 1, -1, -1):
+                tx[_P_OFF + 3 + k] = tx[_P_OFF + k]
+            tx[3] = 0xFF
+            tx[4] = 0xFF
+            tx[5] = ln >> 8
+            tx[6] = ln & 0xFF
+            tx[7] = (-(tx[5] + tx[6])) & 0xFF
+            i = 8
+        tx[i] = _TFI_HOST
+        tx[i + 1] = cmd
+        s = _TFI_HOST + cmd
+        i += 2
+        for k in range(i, i + n):
+            s += tx[k]
+        i += n
+        tx[i] = (-s) & 0xFF
+        tx[i + 1] = 0x00
+        self._pos = 0  # drop bytes left from an earlier exchange
+        self._avail = 0
+        self.t.write(tx, i + 2)
         self.frames_sent += 1
         try:
             k = self._read_frame(_ACK_TIMEOUT_MS)
@@ -266,8 +255,10 @@ class Pn532:
                 if e.args[0] != "checksum" or tries >= _NACK_RETRIES:
                     raise
                 tries += 1
-                self._drop_pending()
-                self._send_nack()  # ask the chip to repeat its last frame (§6.2.1.3)
+                self._pos = 0  # drop the rest of the bad frame
+                self._avail = 0
+                self.nacks_sent += 1
+                self._control(0xFF, 0x00)  # NACK: repeat your last frame (§6.2.1.3)
                 continue
             if k == _K_DATA:
                 break
@@ -291,30 +282,19 @@ class Pn532:
         return self.firmware_version()
 
     def firmware_version(self):
-        n = self.command(CMD_GET_FIRMWARE_VERSION, 0, 100)
+        n = self.command(_CMD_GET_FIRMWARE_VERSION, 0, 100)
         if n != 4:
             raise NfcError("bad GetFirmwareVersion answer")
         r = self.resp
         return (r[0], r[1], r[2], r[3])
 
-    def rf_field(self, on):
+    def rf_config(self, item, n, a, b=0, c=0):
+        """RFConfiguration (§7.3.1): CfgItem `item` with its n (1 or 3) data bytes a, b, c.
+        Item 1 = RF field on/off; 2 = timings (RFU, ATR_RES timeout, RetryTimeout code);
+        5 = MxRtyATR, MxRtyPSL, MxRtyPassiveActivation (0xFF = forever)."""
         p = self.params
-        p[0] = 0x01  # CfgItem 1: RF field (§7.3.1)
-        p[1] = 0x01 if on else 0x00
-        self.command(_CMD_RF_CONFIGURATION, 2, 100)
-
-    def rf_timing(self, atr_res_timeout=0x0B, timeout=0x0A):
-        p = self.params
-        p[0] = 0x02  # CfgItem 2: various timings; RFU, ATR_RES timeout, RetryTimeout code
-        p[1] = 0x00
-        p[2] = atr_res_timeout
-        p[3] = timeout  # 0x0A = 51.2 ms (§7.3.1 Table 12)
-        self.command(_CMD_RF_CONFIGURATION, 4, 100)
-
-    def rf_retries(self, atr=0xFF, psl=0x01, passive=0x01):
-        p = self.params
-        p[0] = 0x05  # CfgItem 5: MxRtyATR, MxRtyPSL, MxRtyPassiveActivation (0xFF = forever)
-        p[1] = atr
-        p[2] = psl
-        p[3] = passive
-        self.command(_CMD_RF_CONFIGURATION, 4, 100)
+        p[0] = item
+        p[1] = a
+        p[2] = b
+        p[3] = c
+        self.command(_CMD_RF_CONFIGURATION, 1 + n, 100)

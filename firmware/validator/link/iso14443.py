@@ -6,10 +6,10 @@
 # host <-> chip transfers with the MI bit when an APDU is bigger than one frame
 # (UM0701 §7.3.8). Card detection uses InListPassiveTarget with MaxTg = 2 so two cards in
 # the field are seen and refused (DB31/T 239-2020 §6.4.1), type A first, then type B.
-# Nothing on the path allocates: CardInfo and every buffer are created once.
+# Nothing on the path allocates: the card information (kept in the reader itself) and
+# every buffer are created once.
 from micropython import const
 
-from validator.drivers import pn532 as _p
 from validator.errors import NfcError, NfcTimeout
 
 _BR_TYPE_A = const(0x00)
@@ -19,45 +19,32 @@ _MI = const(0x40)
 _POLL_TIMEOUT_MS = const(150)
 _EXCHANGE_TIMEOUT_MS = const(1500)  # chip gives up first (RF timeout / FWT from the ATS)
 _SAK_ISO14443_4 = const(0x20)
+# PN532 commands (UM0701 §7.3) and status-byte errors (§7.1 Table 5) used here
+_CMD_IN_DATA_EXCHANGE = const(0x40)
+_CMD_IN_LIST_PASSIVE_TARGET = const(0x4A)
+_CMD_IN_RELEASE = const(0x52)
+_ERR_TIMEOUT = const(0x01)
+_ERR_TARGET_RELEASED = const(0x29)
+_ERR_CARD_GONE = const(0x2B)
 
-KIND_A = const(1)
-KIND_B = const(2)
+_KIND_A = const(1)
+_KIND_B = const(2)
 
 
-class CardInfo:
-    """What polling found. `count` > 1 means several cards in the field."""
+class Iso14443Reader:
+    """poll() returns the reader itself as the card information (or None): `kind` (1 =
+    type A, 2 = type B), `count` (> 1: several cards in the field), `uid[:uid_len]`
+    (NFCID1 or PUPI), `sak`, `iso_dep`. One object, filled in place: no allocation."""
 
-    def __init__(self):
+    def __init__(self, pn532, type_b=True):
+        self.chip = pn532
+        self.type_b = type_b
         self.kind = 0
         self.count = 0
         self.uid = bytearray(10)
         self.uid_len = 0
         self.sak = 0
         self.iso_dep = False
-
-    def same_uid(self, other):
-        if other.uid_len != self.uid_len:
-            return False
-        for i in range(self.uid_len):
-            if other.uid[i] != self.uid[i]:
-                return False
-        return True
-
-    def copy_from(self, other):
-        self.kind = other.kind
-        self.count = other.count
-        self.uid_len = other.uid_len
-        self.sak = other.sak
-        self.iso_dep = other.iso_dep
-        for i in range(other.uid_len):
-            self.uid[i] = other.uid[i]
-
-
-class Iso14443Reader:
-    def __init__(self, pn532, type_b=True):
-        self.chip = pn532
-        self.type_b = type_b
-        self.card = CardInfo()
         self._tg = 1
         self.exchanges = 0
         self.version = None
@@ -67,23 +54,24 @@ class Iso14443Reader:
         self.version = self.chip.begin()
         # One passive-activation retry: InListPassiveTarget answers NbTg = 0 at once when
         # the field is empty instead of blocking (UM0701 §7.3.1 CfgItem 5).
-        self.chip.rf_retries(0xFF, 0x01, 0x01)
-        self.chip.rf_timing()
+        self.chip.rf_config(0x05, 3, 0xFF, 0x01, 0x01)  # MxRtyATR, MxRtyPSL, MxRtyPassive
+        # timings: RFU, ATR_RES timeout 0x0B, RetryTimeout 0x0A = 51.2 ms (§7.3.1 Table 12)
+        self.chip.rf_config(0x02, 3, 0x00, 0x0B, 0x0A)
         return self.version
 
     def field_on(self):
-        self.chip.rf_field(True)
+        self.chip.rf_config(0x01, 1, 0x01)  # CfgItem 1: RF field on (§7.3.1)
 
     def field_off(self):
-        self.chip.rf_field(False)
+        self.chip.rf_config(0x01, 1, 0x00)
 
     # -- detection --------------------------------------------------------------------
     def poll(self):
-        """Activate the card(s) in the field; CardInfo or None when the field is empty."""
+        """Activate the card(s) in the field; the reader (card information) or None when empty."""
         if self._list(_BR_TYPE_A):
-            return self.card
+            return self
         if self.type_b and self._list(_BR_TYPE_B):
-            return self.card
+            return self
         return None
 
     def _list(self, brty):
@@ -95,18 +83,18 @@ class Iso14443Reader:
         if brty == _BR_TYPE_B:
             p[2] = 0x00  # AFI: all families
             n = 3
-        ln = chip.command(_p.CMD_IN_LIST_PASSIVE_TARGET, n, _POLL_TIMEOUT_MS)
+        ln = chip.command(_CMD_IN_LIST_PASSIVE_TARGET, n, _POLL_TIMEOUT_MS)
         r = chip.resp
         if ln < 1 or r[0] == 0:
             return False
-        c = self.card
+        c = self
         c.count = r[0]
         self._tg = r[1]
         if brty == _BR_TYPE_A:
             # Tg, SENS_RES(2), SEL_RES, NFCIDLength, NFCID1, [ATS] (UM0701 §7.3.5)
             if ln < 6:
                 raise NfcError("short target data")
-            c.kind = KIND_A
+            c.kind = _KIND_A
             c.sak = r[4]
             k = r[5]
             if k > 10 or 6 + k > ln:
@@ -119,7 +107,7 @@ class Iso14443Reader:
             # Tg, ATQB(12: 50 PUPI(4) AppData(4) ProtInfo(3)), ATTRIB_RES len, ATTRIB_RES
             if ln < 14 or r[2] != 0x50:
                 raise NfcError("bad ATQB")
-            c.kind = KIND_B
+            c.kind = _KIND_B
             c.sak = 0
             c.uid_len = 4
             for i in range(4):
@@ -142,7 +130,7 @@ class Iso14443Reader:
             p[0] = self._tg | (_MI if more else 0)
             for i in range(k):
                 p[1 + i] = cmd[off + i]
-            ln = chip.command(_p.CMD_IN_DATA_EXCHANGE, 1 + k, _EXCHANGE_TIMEOUT_MS)
+            ln = chip.command(_CMD_IN_DATA_EXCHANGE, 1 + k, _EXCHANGE_TIMEOUT_MS)
             st = self._status(ln, r)
             off += k
             if not more:
@@ -160,7 +148,7 @@ class Iso14443Reader:
             if not (st & _MI):
                 break
             p[0] = self._tg
-            ln = chip.command(_p.CMD_IN_DATA_EXCHANGE, 1, _EXCHANGE_TIMEOUT_MS)
+            ln = chip.command(_CMD_IN_DATA_EXCHANGE, 1, _EXCHANGE_TIMEOUT_MS)
             st = self._status(ln, r)
         self.exchanges += 1
         if got < 2:
@@ -173,9 +161,11 @@ class Iso14443Reader:
         st = r[0]
         e = st & 0x3F
         if e:
-            if e == _p.ERR_TIMEOUT or e == _p.ERR_CARD_GONE or e == _p.ERR_TARGET_RELEASED:
+            if e == _ERR_TIMEOUT or e == _ERR_CARD_GONE or e == _ERR_TARGET_RELEASED:
                 raise NfcTimeout("card did not answer")
-            raise NfcError("PN532 status 0x%02x: %s" % (e, _p.status_text(e)))
+            from validator.drivers.pn532 import status_text
+
+            raise NfcError("PN532 status 0x%02x: %s" % (e, status_text(e)))
         return st
 
     def release(self):
@@ -183,6 +173,6 @@ class Iso14443Reader:
         p = self.chip.params
         p[0] = 0x00
         try:
-            self.chip.command(_p.CMD_IN_RELEASE, 1, _POLL_TIMEOUT_MS)
+            self.chip.command(_CMD_IN_RELEASE, 1, _POLL_TIMEOUT_MS)
         except NfcTimeout:
             pass
