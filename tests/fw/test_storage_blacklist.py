@@ -212,5 +212,6 @@ def test_blacklist_when_geometry_is_the_esp32s3_plan_holds_a_million():
 
     bl = Blacklist(_Geo(), (0x3E0000, 0xC20000))
     assert bl.max_groups * 64 >= 1000000
-    # RAM: index + one fence chunk (512) + one leaf (384) + key (8) <= 8 KiB
-    assert len(bl._idx) <= 4096 and len(bl._fb) + len(bl._lb) + len(bl._idx) + 8 <= 8192
+    # RAM: index + one lookup buffer (fence chunk 512, the 384-byte leaf read over it) + key (8)
+    assert len(bl._idx) == 2032 and len(bl._lbm) == 384
+    assert len(bl._idx) <= 4096 and len(bl._fb) + len(bl._idx) + 8 <= 8192

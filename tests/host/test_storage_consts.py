@@ -30,3 +30,13 @@ def test_storage_when_recordlog_copies_journal_slot_classes_they_match():
     j, r = _consts("journal.py"), _consts("recordlog.py")
     names = ("_BLANK", "_VALID", "_CORRUPT", "_TORN")
     assert [j[n] for n in names] == [r[n] for n in names] == [0, 1, 2, 3]
+
+
+def test_storage_when_blacklist_host_names_private_consts_the_values_match():
+    fw, host = _consts("blacklist.py"), _consts("blacklist_host.py")
+    names = ("KIND_FULL", "KIND_DELTA", "OP_REMOVE", "OP_ADD")
+    for n in names:
+        assert n not in fw and fw["_" + n] == host[n], n
+    from validator.storage import blacklist
+
+    assert blacklist.KIND_DELTA == 2 and blacklist.make_body(1, [b"\x00" * 8])[:4] == b"\0\0\0\1"

@@ -22,7 +22,6 @@ _G = const(64)  # keys per group
 _SUF = const(6)
 _LEAF = const(384)  # _G * _SUF
 _CHUNK = const(512)  # fence entries per chunk (64) * 8
-_MAGIC = b"YKBL"
 _CHDR = const(14)  # content container header (sync/PROTOCOL.md §5)
 _TAG = const(32)
 # Indices of the build state (Blacklist._b) and the stream state (Blacklist._st)
@@ -50,10 +49,12 @@ _S_ERR = const(6)
 _S_COUNT = const(7)
 _S_ESZ = const(8)
 
-KIND_FULL = const(1)
-KIND_DELTA = const(2)
-OP_REMOVE = const(0)
-OP_ADD = const(1)
+# container kinds and delta ops (sync/PROTOCOL.md §5); blacklist_host names them for host
+# callers (served by __getattr__ below; tests/host/test_storage_consts.py checks the values)
+_KIND_FULL = const(1)
+_KIND_DELTA = const(2)
+_OP_REMOVE = const(0)
+_OP_ADD = const(1)
 
 # apply()/end() results (business outcomes, not faults)
 OK = const(0)
@@ -124,16 +125,17 @@ class Blacklist:
                 break
             g -= 1
         self.max_groups = g
-        self._fence_off = bs
-        self._leaf_off = bs + fence
+        self._leaf_off = bs + fence  # the fence starts at block 1 (offset bs) of the bank
         self._verify = verifier
         self._sverify = stream_verifier
-        self._maxch = (g + _G - 1) // _G
-        self._idx = bytearray(self._maxch * 8)
+        # RAM index: first key of every fence chunk, 8 B per 64 groups (FORMAT.md §5): 2 680 B
+        # for the sim plan's 8 MiB banks, 2 032 B for the 16 MiB board's
+        self._idx = bytearray((g + _G - 1) // _G * 8)
+        # one lookup buffer: the fence chunk (512 B) is searched before the leaf (384 B) is
+        # read over it, so both reads share it; mount reads bank headers (64 B) into it too
         self._fb = bytearray(_CHUNK)
-        self._lb = bytearray(_LEAF)
+        self._lbm = memoryview(self._fb)[0:_LEAF]
         self._k = bytearray(8)
-        self._hb = bytearray(_HDR)
         self._act = -1
         self._gen = 0
         self.version = 0
@@ -147,16 +149,16 @@ class Blacklist:
 
     def _read_hdr(self, bank):
         """-> (gen, version, entries, groups, idx_crc) or None."""
-        h = self._hb
+        h = memoryview(self._fb)[0:_HDR]  # not the tap path: a view per call is fine
         self.flash.read(self._base(bank), h)
-        if h[0:4] != _MAGIC:
+        if bytes(h[0:4]) != b"YKBL":
             return None
         if binascii.crc32(memoryview(h)[0:60]) != struct.unpack_from(">I", h, 60)[0]:
             return None
         if h[4] != _VERSION:
             raise StorageError("blacklist format version %d" % h[4])
         gen, ver, ent, grp, fo, lo, icrc = struct.unpack_from(">IIIIIII", h, 8)
-        if fo != self._fence_off or lo != self._leaf_off or grp > self.max_groups:
+        if fo != self._bs or lo != self._leaf_off or grp > self.max_groups:
             return None  # another geometry: not ours
         return gen, ver, ent, grp, icrc
 
@@ -204,7 +206,7 @@ class Blacklist:
         base = self._base(self._act)
         g0 = lo * _G
         fb = self._fb
-        self.flash.read(base + self._fence_off + g0 * 8, fb)  # read 1
+        self.flash.read(base + self._bs + g0 * 8, fb)  # read 1
         n = ng - g0
         if n > _G:
             n = _G
@@ -218,8 +220,8 @@ class Blacklist:
                 hi = mid - 1
         if k[0] != fb[lo * 8] or k[1] != fb[lo * 8 + 1]:
             return False  # a group never spans two prefixes
-        lb = self._lb
-        self.flash.read(base + self._leaf_off + (g0 + lo) * _LEAF, lb)  # read 2
+        lb = fb  # the fence chunk is no longer needed: the leaf goes over it
+        self.flash.read(base + self._leaf_off + (g0 + lo) * _LEAF, self._lbm)  # read 2
         lo = 0
         hi = _G - 1
         while lo <= hi:
@@ -246,7 +248,7 @@ class Blacklist:
         f = bytearray(8)
         leaf = bytearray(_LEAF)
         for g in range(h[3]):
-            self.flash.read(base + self._fence_off + g * 8, f)
+            self.flash.read(base + self._bs + g * 8, f)
             self.flash.read(base + self._leaf_off + g * _LEAF, leaf)
             prev = None
             for j in range(_G):
@@ -262,14 +264,14 @@ class Blacklist:
         (apply/end do); commit() is what makes it active."""
         if version <= self.version and self._act >= 0:
             return REJ_VERSION  # stale or replayed content first: it is never applicable
-        if kind == KIND_DELTA and (self._act < 0 or base != self.version):
+        if kind == _KIND_DELTA and (self._act < 0 or base != self.version):
             return REJ_BASE
         t = 0 if self._act < 0 else 1 - self._act
         # build state: a list indexed by _B_* consts (a dict with string keys would put
         # every key in the qstr pool of the device)
         b = [kind, version, t, 0, 0, 0, bytearray(8), bytearray(_LEAF), bytearray(_CHUNK),
              bytearray(len(self._idx)), None, 1, OK,
-             self.keys() if kind == KIND_DELTA else None, None]
+             self.keys() if kind == _KIND_DELTA else None, None]
         self._b = b
         # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
         self.flash.erase(self._base(t) // self._bs)
@@ -277,8 +279,8 @@ class Blacklist:
             b[_B_OK] = next(b[_B_OLD], None)
         return OK
 
-    def add(self, key, op=OP_ADD):
-        """Feed the next key (ascending). Delta: op OP_ADD or OP_REMOVE."""
+    def add(self, key, op=_OP_ADD):
+        """Feed the next key (ascending). Delta: op _OP_ADD or _OP_REMOVE."""
         b = self._b
         if b is None or b[_B_ERR]:
             return
@@ -287,8 +289,8 @@ class Blacklist:
             b[_B_ERR] = REJ_FORMAT
             return
         b[_B_LAST] = k
-        if b[_B_KIND] == KIND_FULL:
-            if op != OP_ADD:
+        if b[_B_KIND] == _KIND_FULL:
+            if op != _OP_ADD:
                 b[_B_ERR] = REJ_FORMAT
                 return
             self._emit(k)
@@ -298,7 +300,7 @@ class Blacklist:
             b[_B_OK] = next(b[_B_OLD], None)
         if b[_B_OK] == k:
             b[_B_OK] = next(b[_B_OLD], None)
-        if op == OP_ADD:
+        if op == _OP_ADD:
             self._emit(k)
 
     def _emit(self, k):
@@ -352,7 +354,7 @@ class Blacklist:
             i = (g // _G) * 8
             b[_B_IDX][i : i + 8] = b[_B_GK]
         if c == _G - 1:
-            self._prog(base + self._fence_off + (g - c) * 8, fence)
+            self._prog(base + self._bs + (g - c) * 8, fence)
         b[_B_NG] = g + 1
         b[_B_GN] = 0
 
@@ -361,7 +363,7 @@ class Blacklist:
         b = self._b
         if b is None:
             return REJ_FORMAT
-        if b[_B_KIND] == KIND_DELTA:
+        if b[_B_KIND] == _KIND_DELTA:
             while b[_B_OK] is not None:
                 self._emit(b[_B_OK])
                 b[_B_OK] = next(b[_B_OLD], None)
@@ -373,17 +375,17 @@ class Blacklist:
         ng = b[_B_NG]
         c = ng % _G
         if c:
-            self._prog(base + self._fence_off + (ng - c) * 8, memoryview(b[_B_FENCE])[0 : c * 8])
+            self._prog(base + self._bs + (ng - c) * 8, memoryview(b[_B_FENCE])[0 : c * 8])
         ch = (ng + _G - 1) // _G
         idx = memoryview(b[_B_IDX])[0 : ch * 8]
         if ch:
             self._prog(base + _HDR, idx)
         h = bytearray(_HDR)
-        h[0:4] = _MAGIC
+        h[0:4] = b"YKBL"
         h[4] = _VERSION
         gen = (self._gen + 1) & 0xFFFFFFFF
         struct.pack_into(
-            ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self._fence_off,
+            ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self._bs,
             self._leaf_off, binascii.crc32(idx),
         )
         struct.pack_into(">I", h, 60, binascii.crc32(memoryview(h)[0:60]))
@@ -445,9 +447,9 @@ class Blacklist:
                     continue
                 st[_S_COUNT] -= 1
                 if st[_S_ESZ] == 8:
-                    self.add(e, OP_ADD)
+                    self.add(e, _OP_ADD)
                 else:
-                    if e[0] > OP_ADD:
+                    if e[0] > _OP_ADD:
                         st[_S_ERR] = REJ_FORMAT
                     self.add(memoryview(e)[1:9], e[0])
                 st[_S_ENT] = bytearray()
@@ -459,12 +461,12 @@ class Blacklist:
         if len(h) < _CHDR + 4:
             return
         kind, flags, ver, blen = struct.unpack_from(">BBII", h, 4)
-        if kind not in (KIND_FULL, KIND_DELTA) or flags or _CHDR + blen + _TAG != st[_S_TOTAL]:
+        if kind not in (_KIND_FULL, _KIND_DELTA) or flags or _CHDR + blen + _TAG != st[_S_TOTAL]:
             st[_S_ERR] = REJ_FORMAT
             return
-        if kind == KIND_DELTA and len(h) < _CHDR + 8:
+        if kind == _KIND_DELTA and len(h) < _CHDR + 8:
             return
-        if kind == KIND_FULL:
+        if kind == _KIND_FULL:
             base, count, esz, hb = 0, struct.unpack_from(">I", h, _CHDR)[0], 8, 4
         else:
             base, count = struct.unpack_from(">II", h, _CHDR)
@@ -500,8 +502,11 @@ class Blacklist:
         return self.commit()
 
 
-def make_body(kind, keys, base=0):
-    """Host side; lives in blacklist_host (forwarder kept for existing host callers)."""
-    from validator.storage.blacklist_host import make_body as f
 
-    return f(kind, keys, base)
+def __getattr__(name):
+    """Host callers' names (KIND_*, OP_*, make_body, container): they live in
+    validator.storage.blacklist_host, which the firmware never imports (PEP 562 / MicroPython
+    module __getattr__)."""
+    from validator.storage import blacklist_host as h
+
+    return getattr(h, name)

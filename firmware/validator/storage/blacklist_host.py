@@ -5,7 +5,12 @@
 # would cost heap on the device). Common subset: tier-1 tests use it on MicroPython.
 import struct
 
-from validator.storage.blacklist import KIND_FULL
+# public names of validator.storage.blacklist's private consts (checked equal by
+# tests/host/test_storage_consts.py); blacklist.__getattr__ serves them to host callers
+KIND_FULL = 1
+KIND_DELTA = 2
+OP_REMOVE = 0
+OP_ADD = 1
 
 CMAGIC = b"YKC1"  # content container magic (sync/PROTOCOL.md §5)
 
