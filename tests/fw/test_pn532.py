@@ -178,3 +178,14 @@ def test_pn532_when_field_off_no_card_is_found():
     assert reader.poll() is None
     reader.field_on()
     assert reader.poll() is not None
+
+
+def test_pn532_spi_when_bus_is_msb_first_table_reverses_every_bit_order():
+    from validator.drivers import pn532_spi
+
+    for i in range(256):
+        r = 0
+        for b in range(8):
+            if i & (1 << b):
+                r |= 0x80 >> b
+        assert pn532_spi._REV[i] == r

@@ -22,10 +22,10 @@ class Hsu:
 
     def __init__(self, link):
         self.link = link
-        self._wake = bytearray(b"\x55\x55" + b"\x00" * 14)
 
     def wakeup(self):
-        self.link.write(self._wake, len(self._wake))
+        # a bytes literal: stays in the image, no buffer in the heap
+        self.link.write(b"\x55\x55\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16)
 
     def write(self, buf, n):
         self.link.write(buf, n)
