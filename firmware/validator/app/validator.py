@@ -17,37 +17,27 @@ _REMOVAL_MISSES = const(2)  # empty polls in a row that mean "card gone"
 _POLL_MS = const(30)
 
 
-class Result:
-    """Preallocated outcome of one tap; the processor fills it."""
-
-    def __init__(self):
-        self.reason = E.R_OK
-        self.amount = 0
-        self.balance = 0
-        self.seq = -1
-
-    def set(self, reason, amount=0, balance=0, seq=-1):
-        self.reason = reason
-        self.amount = amount
-        self.balance = balance
-        self.seq = seq
-        return self
-
-
 class Validator:
+    """The card loop. It is also the preallocated Result of the taps it refuses itself
+    (reason; amount 0, balance 0, seq -1): a processor returns its own Result object."""
+
+    amount = 0
+    balance = 0
+    seq = -1
+
     def __init__(self, board, reader, processor):
         self.board = board
         self.reader = reader
         self.processor = processor
         self.state = _S_WAIT_CARD
         self._misses = 0
-        self._fault = Result()
+        self.reason = E.R_OK
         self._uid = bytearray(10)  # the last tapped card's UID (wait-for-removal)
         self._uid_len = 0
         self.taps = 0
         self.faults = 0
         self.fault_state = E.R_OK  # non-zero: refuse every tap with this reason
-        self.probe_alloc = False  # next tap runs under heap_lock (MicroPython); see _process
+        self.probe_alloc = False  # next tap runs under heap_lock (MicroPython); see step
         self.last_alloc = -1  # bytes the probed tap allocated (-1: not probed / failed)
         self._locked = False
         self._before = 0
@@ -85,24 +75,42 @@ class Validator:
         self._uid_len = n
         self.state = _S_WAIT_REMOVAL
         self._misses = 0
+        r = self
         if info.count > 1:
-            r = self._fault.set(E.R_MULTIPLE_CARDS)
+            self.reason = E.R_MULTIPLE_CARDS
         elif self.fault_state:
-            r = self._fault.set(self.fault_state)
+            self.reason = self.fault_state
         else:
             try:
-                r = self._process(info)
+                if self.probe_alloc:
+                    # Allocation probe (house style principle 6): the whole tap -- card,
+                    # PSAM, flash commit, release, feedback -- with the heap locked; any
+                    # allocation raises MemoryError. The lock ends below, after the
+                    # feedback started.
+                    import gc
+
+                    import micropython
+
+                    self.probe_alloc = False
+                    gc.collect()
+                    self._before = gc.mem_alloc()
+                    self._locked = True
+                    micropython.heap_lock()
+                r = self.processor.process(info)
             except MemoryError:
+                if self._locked:  # (micropython was imported by the probe above)
+                    micropython.heap_unlock()
+                    self._locked = False
                 self.last_alloc = -1  # the probed tap allocated: heap_lock refused it
-                r = self._fault.set(E.R_FAULT)
+                self.reason = E.R_FAULT
             except E.NfcError:
-                r = self._fault.set(E.R_COMM_ERROR)
+                self.reason = E.R_COMM_ERROR
             except E.SamError:
-                r = self._fault.set(E.R_SAM_FAULT)
+                self.reason = E.R_SAM_FAULT
             except E.StorageError:
-                r = self._fault.set(E.R_STORAGE_FULL)
+                self.reason = E.R_STORAGE_FULL
             except E.ValidatorError:
-                r = self._fault.set(E.R_CARD_ERROR)
+                self.reason = E.R_CARD_ERROR
         # the end of the tap path: release the card and start the feedback (still under
         # the heap lock when the tap is probed)
         self.reader.release()
@@ -120,28 +128,6 @@ class Validator:
         if hook is not None:
             hook(self, r)
         return r
-
-    def _process(self, info):
-        if not self.probe_alloc:
-            return self.processor.process(info)
-        # Allocation probe (house style principle 6): the whole tap -- card, PSAM, flash
-        # commit, release, feedback -- with the heap locked; any allocation raises
-        # MemoryError. The lock ends in step() after the feedback started.
-        import gc
-
-        import micropython
-
-        self.probe_alloc = False
-        gc.collect()
-        self._before = gc.mem_alloc()
-        self._locked = True
-        micropython.heap_lock()
-        try:
-            return self.processor.process(info)
-        except MemoryError:
-            micropython.heap_unlock()
-            self._locked = False
-            raise
 
     async def card_task(self):
         import asyncio
@@ -200,16 +186,20 @@ def _select_processor(reader):
     Used until a transaction engine is configured (and by the foundation tests). Built
     here, on demand: a booted validator has the engine and never pays for this class."""
 
-    class SelectProcessor:
+    class SelectProcessor:  # also its own Result (reason, amount, balance, seq)
+        amount = 0
+        balance = 0
+        seq = -1
+
         def __init__(self):
-            self.result = Result()
+            self.reason = E.R_OK
             self._cmd = bytearray(b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05\x00")
             self._resp = bytearray(260)
 
         def process(self, card):
             n = reader.transmit(self._cmd, len(self._cmd), self._resp)
-            if self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00:
-                return self.result.set(E.R_OK)
-            return self.result.set(E.R_UNSUPPORTED_CARD)
+            ok = self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00
+            self.reason = E.R_OK if ok else E.R_UNSUPPORTED_CARD
+            return self
 
     return SelectProcessor()
