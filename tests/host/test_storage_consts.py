@@ -40,3 +40,15 @@ def test_storage_when_blacklist_host_names_private_consts_the_values_match():
     from validator.storage import blacklist
 
     assert blacklist.KIND_DELTA == 2 and blacklist.make_body(1, [b"\x00" * 8])[:4] == b"\0\0\0\1"
+
+
+def test_storage_when_record_offsets_are_private_copies_agree():
+    rec, log, host = _consts("record.py"), _consts("recordlog.py"), _consts("record_host.py")
+    for n in ("O_VERSION", "O_LENGTH", "O_SEQ", "O_CRC", "VERSION"):
+        assert n not in rec and rec["_" + n] == host[n], n
+    for n in ("O_VERSION", "O_LENGTH", "O_SEQ", "O_CRC"):
+        assert log["_" + n] == host[n], n
+    assert log["_REC_VERSION"] == host["VERSION"] and log["_SLOT"] == rec["REC_SIZE"]
+    from validator.storage import record
+
+    assert record.O_SEQ == 8 and record.crc_ok(bytearray(128)) is False

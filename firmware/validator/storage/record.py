@@ -4,20 +4,17 @@
 # The transaction engine fills a preallocated REC_SIZE image by these offsets (struct
 # pack_into, slice assignment into memoryviews made once); RecordLog.append stamps the
 # commit word, version, length, seq and CRC. All integers big-endian (FORMAT.md §0.7).
-# The host decoder (decode, CSV_COLUMNS, new_image) is validator.storage.record_host,
+# The host decoder (decode, CSV_COLUMNS, new_image, crc_ok) is validator.storage.record_host,
 # which the firmware never imports (its strings and dict keys would cost heap).
-import binascii
-import struct
-
 from micropython import const
 
 REC_SIZE = const(128)
 
 _O_COMMIT = const(0)  # 4: "YKR1", programmed last, outside the CRC
-O_VERSION = const(4)
+_O_VERSION = const(4)
 O_STATUS = const(5)
-O_LENGTH = const(6)  # u16
-O_SEQ = const(8)  # u32
+_O_LENGTH = const(6)  # u16
+_O_SEQ = const(8)  # u32
 O_DEVICE = const(12)  # 4
 O_SERIAL = const(16)  # 10: EF15[10..19]
 O_ISSUER = const(26)  # 8: EF15[0..7]
@@ -45,9 +42,9 @@ O_REF_SEQ = const(92)  # u32, FFFFFFFF none
 O_PSAM_SLOT = const(96)
 O_KEY_INDEX = const(97)
 _O_RESERVED = const(98)  # 26 bytes of 00
-O_CRC = const(124)  # CRC-32 of bytes 4..123
+_O_CRC = const(124)  # CRC-32 of bytes 4..123
 
-VERSION = const(1)
+_VERSION = const(1)
 
 ST_NORMAL = const(1)
 ST_GRAY = const(2)
@@ -66,7 +63,11 @@ def reset(img):
     img[O_DIRECTION] = 0xFF
 
 
-def crc_ok(buf):
-    """True when the CRC of a 128-byte slot matches (FORMAT.md §2)."""
-    mv = memoryview(buf)
-    return binascii.crc32(mv[4:O_CRC]) == struct.unpack_from(">I", buf, O_CRC)[0]
+
+def __getattr__(name):
+    """Host callers' names for the private consts above and crc_ok (decoder side): they live
+    in validator.storage.record_host, which the firmware never imports (PEP 562 /
+    MicroPython module __getattr__)."""
+    from validator.storage import record_host as h
+
+    return getattr(h, name)

@@ -27,7 +27,6 @@ from validator.storage.record import (
     O_PSAM_SLOT,
     O_REASON,
     O_REF_SEQ,
-    O_SEQ,
     O_SERIAL,
     O_STATION,
     O_STATUS,
@@ -36,13 +35,25 @@ from validator.storage.record import (
     O_TTSN,
     O_TXN_TYPE,
     O_VEHICLE,
-    O_VERSION,
     REC_SIZE,
     reset,
 )
 
+# public names of validator.storage.record's private consts (checked equal by
+# tests/host/test_storage_consts.py); record.__getattr__ serves them and crc_ok
+O_VERSION = 4
+O_LENGTH = 6  # u16
+O_SEQ = 8  # u32
+O_CRC = 124  # CRC-32 of bytes 4..123
+VERSION = 1
+
 COMMIT = b"YKR1"  # the commit word at offset 0 (programmed last, outside the CRC)
 STATUS_NAMES = ("", "normal", "gray", "recovered", "blocked", "refused")
+
+
+def crc_ok(buf):
+    """True when the CRC of a 128-byte slot matches (FORMAT.md §2)."""
+    return binascii.crc32(memoryview(buf)[4:O_CRC]) == struct.unpack_from(">I", buf, O_CRC)[0]
 
 
 def new_image():

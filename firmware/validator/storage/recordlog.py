@@ -13,13 +13,19 @@ import struct
 from micropython import const
 
 from validator.errors import StorageError
-from validator.storage import record
 from validator.storage.journal import Journal, TearStore, is_blank  # noqa: F401 (app imports TearStore here)
 
 _SLOT = const(128)
 _VERSION = const(1)
 _AHEAD = const(2)  # prepared empty blocks maintain() keeps ahead of the current block
 _HDR_LEN = const(24)
+# record image offsets and version (FORMAT.md §2), private copies of validator.storage.record's
+# (tests/host/test_storage_consts.py checks they agree)
+_O_VERSION = const(4)
+_O_LENGTH = const(6)
+_O_SEQ = const(8)
+_O_CRC = const(124)
+_REC_VERSION = const(1)
 # slot classes: the same values as validator.storage.journal's (tests/host/test_storage_consts.py)
 _BLANK = const(0)
 _VALID = const(1)
@@ -58,7 +64,7 @@ class RecordLog:
         self.image = bytearray(_SLOT)
         mv = memoryview(self.image)
         self._body = mv[4:]
-        self._crcmv = mv[4 : record.O_CRC]
+        self._crcmv = mv[4 : _O_CRC]
         self._cw = mv[0:4]
         self._sb = bytearray(_SLOT)  # scan buffer (mount, read, maintain)
         self._hb = bytearray(_HDR_LEN)
@@ -101,7 +107,7 @@ class RecordLog:
         self.flash.read(self._addr(b, s), buf)
         if is_blank(buf, _SLOT):
             return _BLANK
-        if record.crc_ok(buf):
+        if binascii.crc32(memoryview(buf)[4:_O_CRC]) == struct.unpack_from(">I", buf, _O_CRC)[0]:
             return _VALID
         if buf[0] == 0xFF and buf[1] == 0xFF and buf[2] == 0xFF and buf[3] == 0xFF:
             return _TORN
@@ -214,7 +220,7 @@ class RecordLog:
             for i in range(s - 1, 0, -1):
                 c = self._cls(b, i)
                 if c == _VALID:
-                    return struct.unpack_from(">I", self._sb, record.O_SEQ)[0] + ncor
+                    return struct.unpack_from(">I", self._sb, _O_SEQ)[0] + ncor
                 if c == _CORRUPT:
                     ncor += 1
                     self.corrupt += 1
@@ -234,7 +240,7 @@ class RecordLog:
         for i in range(1, self._S):
             c = self._cls(b, i)
             if c == _VALID:
-                return struct.unpack_from(">I", self._sb, record.O_SEQ)[0] - ncor
+                return struct.unpack_from(">I", self._sb, _O_SEQ)[0] - ncor
             if c == _CORRUPT:
                 ncor += 1
             elif c == _BLANK:
@@ -273,9 +279,9 @@ class RecordLog:
         if img is not None and img is not b:
             b[:] = img
         seq = self.next_seq
-        b[record.O_VERSION] = _VERSION
-        struct.pack_into(">HI", b, record.O_LENGTH, _SLOT, seq)
-        struct.pack_into(">I", b, record.O_CRC, binascii.crc32(self._crcmv))
+        b[_O_VERSION] = _REC_VERSION
+        struct.pack_into(">HI", b, _O_LENGTH, _SLOT, seq)
+        struct.pack_into(">I", b, _O_CRC, binascii.crc32(self._crcmv))
         b[0] = 0x59  # "YKR1"
         b[1] = 0x4B
         b[2] = 0x52
@@ -366,7 +372,7 @@ class RecordLog:
             if c == _TORN:
                 continue
             if c == _VALID:
-                at = struct.unpack_from(">I", self._sb, record.O_SEQ)[0]
+                at = struct.unpack_from(">I", self._sb, _O_SEQ)[0]
             if at == seq:
                 self._cseq, self._cblk, self._cslot = seq + 1, b, s
                 if c == _CORRUPT:
