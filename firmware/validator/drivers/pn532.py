@@ -29,6 +29,11 @@ _TFI_CHIP = const(0xD5)
 _MAX_DATA = const(264)  # TFI + PD bytes in one extended frame (UM0701 §6.2.1.2)
 _FRAME_BUF = const(_MAX_DATA + 10)
 _P_OFF = const(7)  # params in a normal frame: 00 00 FF LEN LCS D4 cmd
+# A received frame's TFI..PDn, DCS (at most _MAX_DATA + 1 bytes) go into the same buffer
+# from here: after the 6 bytes an ACK/NACK we send takes, and 8 + 265 <= _FRAME_BUF. The
+# frame out is on the wire before an answer is read, and callers take the answer before
+# they fill the next parameters.
+_B_OFF = const(8)
 _ACK_TIMEOUT_MS = const(30)  # the chip ACKs within ~1 ms of a good frame
 _NACK_RETRIES = const(2)
 _RESYNC_LIMIT = const(600)  # bytes of garbage tolerated while hunting a start code
@@ -84,11 +89,12 @@ class Pn532:
         # the caller fills parameters straight into the outgoing frame, after 00 00 FF LEN
         # LCS TFI cmd (UM0701 §6.2.1.1): no second 264-byte buffer and no copy; command()
         # moves them 3 bytes on for the rare extended frame (§6.2.1.2)
-        self.params = memoryview(self._tx)[_P_OFF:_P_OFF + _MAX_DATA]
-        self._body = bytearray(_MAX_DATA + 2)  # TFI..PDn, DCS
+        mv = memoryview(self._tx)
+        self.params = mv[_P_OFF:_P_OFF + _MAX_DATA]
+        self._body = mv[_B_OFF:]  # TFI..PDn, DCS of the frame in
         # the answer data after D5 (cmd+1): a window on the frame body, made once, so an
         # answer is never copied inside the driver
-        self.resp = memoryview(self._body)[2:]
+        self.resp = mv[_B_OFF + 2:_B_OFF + _MAX_DATA]
         self._chunk = bytearray(64)
         self._pos = 0
         self._avail = 0
