@@ -8,10 +8,10 @@
 # command. `code` is a validator.errors.R_* reason code (a business outcome) or _FAULT when
 # the status word means a fault the caller raises on. SW1 wildcards are written with the
 # low byte 0xFF masked: an entry (0x61FF, x) would need masks, so we keep exact SWs only and
-# handle 61xx / 6Cxx in the link layer (ISO 7816-3 §10.3.3), where they belong.
+# handle 61xx / 6Cxx in the link layer (ISO 7816-3 §10.3.3), where they belong. Success is
+# 0x9000, written as a literal by the callers (a public constant here costs heap).
 from micropython import const
 
-SW_OK = const(0x9000)
 _FAULT = const(-1)  # table code: unexpected answer, caller treats as a fault
 
 
