@@ -36,6 +36,11 @@ class Pty:
     slave; with a slot number also the hal.IsoPort of that PSAM slot (link is itself, RST
     through the gpio Pty)."""
 
+    # IsoPort defaults as class attributes: instance slots only where they differ
+    echo = False
+    etu = (372, 1)
+    gpio = None
+
     def __init__(self, path, slot=-1, gpio=None, spi=False):
         import termios
 
@@ -49,12 +54,10 @@ class Pty:
         self._p = select.poll()
         self._p.register(f, select.POLLIN)
         self.link = self
-        self.slot = slot
-        self.gpio = gpio
-        self.echo = False
-        self.etu = (372, 1)
         if slot >= 0:
+            self.gpio = gpio
             self._msg = bytearray(b"R\x00\x00")
+            self._msg[1] = slot
         if spi:
             self._hdr = bytearray(b"X\x00")
             self._chunk = bytearray(16)
@@ -102,7 +105,6 @@ class Pty:
 
     def reset(self, level):
         if self.gpio is not None:
-            self._msg[1] = self.slot
             self._msg[2] = level
             self.gpio.write(self._msg, 3)
 
@@ -130,6 +132,8 @@ def _itoa(buf, pos, v):
 
 class Board:
     name = "unix"
+    flash_plan = None  # validator.storage.PLAN_SIM
+    quit = False
 
     def __init__(self, cfg):
         self.device_id = bytes.fromhex(cfg.get("device_id", "00000001"))
@@ -156,13 +160,11 @@ class Board:
             from validator.drivers.pn532_link import Hsu
 
             self.pn532 = Hsu(link)
-        self.gpio = g = Pty(cfg["gpio"]) if cfg.get("gpio") else None
+        g = Pty(cfg["gpio"]) if cfg.get("gpio") else None
         self.psam_ports = [Pty(p, i, g) for i, p in enumerate(cfg.get("psam", ()))]
         self.sync_cfg = cfg.get("sync")
-        self.flash_plan = None  # validator.storage.PLAN_SIM
         self._stdin = select.poll()
         self._stdin.register(sys.stdin, select.POLLIN)
-        self.quit = False
 
     # -- hal.Clock (with ticks_ms, ticks_diff, ticks_add, sleep_ms above) ----------------
     def now(self):
