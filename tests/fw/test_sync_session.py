@@ -7,6 +7,7 @@ from fw.sync_fixtures import (
     KD,
     KEYS,
     REC_SIZE,
+    MemLog,
     MiniHost,
     link_pair,
     make_record,
@@ -203,6 +204,44 @@ def test_session_when_host_accepts_rz_records_arrive_compressed_and_exact():
     assert [g[0] for g in got] == list(range(1, 61))
     assert all(g[1] == make_record(g[0]) for g in got)
     assert raw_bytes < 60 * REC_SIZE
+
+
+def _rz_pull(rs, n, rec):
+    """Pull n records of rs bytes (rec(seq) -> bytes) with RECORDS_Z; -> [(seq, data)]."""
+    link, h2d, d2h = link_pair()
+    log = MemLog(rs)
+    for seq in range(1, n + 1):
+        log.append(rec(seq))
+    t = make_target(log=log)
+    s = Session(link, t, KEYS, _rand, t.clock)
+    h = MiniHost(s, h2d, d2h)
+    h.handshake()
+    h.send(wire.T_PULL, struct.pack(">IBHB", 0, 2, 0, wire.PULL_Z))
+    got = []
+    while True:
+        typ, p, d = h.pump()
+        assert typ is not None and h.rx_mac.check(d.hdr, d.payload, d.tag)
+        if typ == wire.T_PULL_END:
+            return got
+        assert typ == wire.T_RECORDS_Z, typ
+        first, count, size = struct.unpack_from(">IHH", p, 0)
+        data = wire_host.rz_decode(p, 8, count, size)
+        for i in range(count):
+            got.append((first + i, data[i * size : (i + 1) * size]))
+        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+
+
+def test_session_when_rz_records_share_no_byte_worst_case_batches_stay_exact():
+    # every byte differs from the record before (and the first has no zero byte): each
+    # record codes to its worst size, rs + ceil(rs / 128) (PROTOCOL.md §6), so the coded
+    # batch fills the frame right up to the raw records read into its tail
+    for rs in (128, 200):
+        def rec(seq, rs=rs):
+            return bytes([(seq + i * 3) & 0xFF or 0x55 for i in range(rs)])
+
+        got = _rz_pull(rs, 40, rec)
+        assert [g[0] for g in got] == list(range(1, 41)), rs
+        assert all(g[1] == rec(g[0]) for g in got), rs
 
 
 def test_session_when_noise_header_promises_long_frame_quiet_line_resyncs():

@@ -29,7 +29,10 @@ _MAX_FRAME = const(2079)  # _HDR + _MAX_PAYLOAD + _MAC_LEN + _CRC_LEN
 _F_MAC = const(1)
 _F_DEFLATE = const(2)
 _F_KNOWN = const(3)
-_SLACK = const(512)  # decoder room beyond one maximum frame
+# Decoder room beyond one maximum frame. The host sends one frame and waits (PUSH_DATA ->
+# PUSH_ACK) or a window of 35-byte ACKs, so a small margin keeps reads large enough; it
+# only has to be >= 1 for a partial frame to leave room after compaction.
+_SLACK = const(64)
 
 # Message types (PROTOCOL.md §4)
 _T_HELLO = const(0x01)
@@ -146,9 +149,10 @@ class Decoder:
     def rx_space(self):
         """Writable window for link.readinto(); then call rx_commit(n)."""
         # an incomplete frame starts at lo and is < _MAX_FRAME, so after compaction at
-        # least _SLACK bytes are free
+        # least _SLACK bytes are free; with nothing held, start over at 0 (no copy) so the
+        # next read can take a whole frame
         lo, hi = self.lo, self.hi
-        if lo and len(self.buf) - hi < _SLACK:
+        if lo and (lo == hi or len(self.buf) - hi < _SLACK):
             if hi > lo:
                 self.mv[0 : hi - lo] = self.mv[lo:hi]
             self.hi = hi - lo

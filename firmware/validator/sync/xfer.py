@@ -65,12 +65,15 @@ def _inflate(src, dst):
 class Transfer:
     """Pull and push handlers; Session supplies the frame senders and calls _xfer_init."""
 
-    def _xfer_init(self, target, tx, txmv, zraw=None, zprev=None):
+    def _xfer_init(self, target, tx, txmv):
         self.target = target
         self._tx = tx  # one frame: _HDR + payload + MAC + CRC
         self._txmv = txmv
-        self._zraw = zraw  # RECORDS_Z scratch: _STEP_RECORDS raw records
-        self._zprev = zprev  # the previous record of the batch
+        # RECORDS_Z scratch, made at the first PULL that asks for it: the previous record of
+        # the batch and a copy of the current one (the raw records themselves are read into
+        # the tail of the frame buffer, _build_batch)
+        self._zprev = None
+        self._zcur = None
         self._z = False
         self._sent_hw = 0  # highest record seq sent to any host since boot
         self._pushing = False
@@ -105,10 +108,10 @@ class Transfer:
             win = _MAX_WINDOW
         if frm <= i[3]:
             frm = i[3] + 1  # never resend what the depot already confirmed
-        if z and (self._zraw is None or len(self._zprev) != rs):
-            self._zraw = None  # free the old scratch before making the new one
-            self._zraw = bytearray(_STEP_RECORDS * rs)
+        if z and (self._zprev is None or len(self._zprev) != rs):
+            self._zprev = self._zcur = None  # free the old scratch before making the new one
             self._zprev = bytearray(rs)
+            self._zcur = bytearray(rs)
         self._z = z
         self._rec_size = rs
         self._max_rec = maxr
@@ -138,7 +141,12 @@ class Transfer:
             room = (_HDR + _MAX_PAYLOAD - self._zoff) // (rs + (rs + 127) // 128)
             if want > room:
                 want = room
-            dst = memoryview(self._zraw)[0 : want * rs]
+            # Raw records go to the tail of the payload area and are coded to the front of
+            # it. Coding never overtakes a record not yet copied out: record k+1 starts at
+            # tail - (want-k-1)*rs >= zoff + (k+1)*worst (by `room`), the most that coding
+            # records 0..k can write. So no separate raw-record scratch (8 records, 1 KiB).
+            at = _HDR + _MAX_PAYLOAD - want * rs
+            dst = self._txmv[at : at + want * rs]
         else:
             off = _REC_OFF + self._b_count * rs
             dst = self._txmv[off : off + want * rs]
@@ -157,7 +165,7 @@ class Transfer:
             if not self._b_count:
                 self._b_first = first
             if z:
-                self._encode(n, rs)
+                self._encode(n, rs, at)
             self._b_count += n
             self._next = first + n
         if want and n == want and self._b_count < self._max_rec:
@@ -177,18 +185,21 @@ class Transfer:
             struct.pack_into(">I", self._tx, _HDR, self._next)
             self._send(_T_PULL_END, 4)
 
-    def _encode(self, n, rs):
-        """Delta-code n raw records from _zraw into the batch (PROTOCOL.md §6)."""
-        prev = self._zprev
-        raw = self._zraw
+    def _encode(self, n, rs, at):
+        """Delta-code n raw records at _tx[at:] onto the batch at _zoff (PROTOCOL.md §6)."""
         if not self._b_count:
+            prev = self._zprev
             for i in range(rs):
                 prev[i] = 0
+        tx = self._tx
         o = self._zoff
         for k in range(n):
-            cur = memoryview(raw)[k * rs : (k + 1) * rs]
-            o = wire.rz_encode(prev, cur, rs, self._tx, o)
-            prev[:] = cur
+            cur = self._zcur
+            p = at + k * rs
+            cur[:] = self._txmv[p : p + rs]  # copied out before coding can overwrite it
+            o = wire.rz_encode(self._zprev, cur, rs, tx, o)
+            self._zcur = self._zprev  # this record is the next one's previous
+            self._zprev = cur
         self._zoff = o
 
     def _on_ack(self, p):
