@@ -52,7 +52,7 @@ def is_blank(buf, n):
 class Journal:
     """Ping-pong journal of fixed-size entries (FORMAT.md §4): the newest entry wins."""
 
-    def __init__(self, flash, off, length, esize, reserve, magic=b"YKJ1"):
+    def __init__(self, flash, off, length, esize, reserve):
         bs = flash.block_size
         half = length // 2
         if off % bs or half % bs or half < bs or esize < 16 or half % esize:
@@ -60,12 +60,10 @@ class Journal:
         self.flash = flash
         self._off = off
         self._half = half
-        self._bpb = half // bs  # blocks per half
         self._n = half // esize
         self._E = esize
         # switch early enough to never switch inside a write, but leave room to work
         self._reserve = min(reserve, max(1, self._n // 4))
-        self._magic = magic
         self._e = bytearray(esize)
         mv = memoryview(self._e)
         self._ebody = mv[4:]
@@ -73,7 +71,6 @@ class Journal:
         self._edata = mv[8 : esize - 4]
         self._hb = bytearray(16)
         self.inline_switches = 0
-        self.dsize = esize - 12
 
     def _a(self, h, s):
         return self._off + h * self._half + s * self._E
@@ -81,7 +78,7 @@ class Journal:
     def _gen(self, h):
         b = self._hb
         self.flash.read(self._a(h, 0), b)
-        if b[0:4] != self._magic:
+        if b[0] != 0x59 or b[1] != 0x4B or b[2] != 0x4A or b[3] != 0x31:  # "YKJ1"
             return -1
         if binascii.crc32(memoryview(b)[0:8]) != struct.unpack_from(">I", b, 12)[0]:
             return -1
@@ -131,11 +128,11 @@ class Journal:
     def _fmt(self, h, gen):
         bs = self.flash.block_size
         first = (self._off + h * self._half) // bs
-        for i in range(self._bpb):  # header block first: the half stops validating at once
+        for i in range(self._half // bs):  # header block first: the half stops validating at once
             self.flash.erase(first + i)
         b = self._hb
         for i in range(4):
-            b[i] = self._magic[i]
+            b[i] = b"YKJ1"[i]  # a constant: no allocation
         struct.pack_into(">HH", b, 4, gen & 0xFFFF, self._E)
         b[8] = b[9] = b[10] = b[11] = 0xFF
         struct.pack_into(">I", b, 12, binascii.crc32(memoryview(b)[0:8]))
@@ -151,20 +148,20 @@ class Journal:
         if e[4] != 0xFF or e[5] != 0xFF or e[6] != 0xFF or e[7] != 0xFF:
             return False
         n = len(data)
-        if n > self.dsize:
-            n = self.dsize
+        if n > self._E - 12:
+            n = self._E - 12
         for i in range(n):
             data[i] = e[8 + i]
         return True
 
     def save(self, data):
-        """Append a new current entry (data ≤ dsize bytes, rest zero). No allocation."""
+        """Append a new current entry (data ≤ E - 12 bytes, rest zero). No allocation."""
         if self._free >= self._n:
             self.inline_switches += 1
             self._switch(False)
         e = self._e
         n = len(data)
-        if n > self.dsize:
+        if n > self._E - 12:
             raise StorageError("journal entry too big")
         for i in range(n):
             e[8 + i] = data[i]
@@ -205,7 +202,7 @@ class Journal:
     def maintain(self):
         if self._n - self._free < self._reserve:
             self._switch(True)
-            return self._bpb
+            return self._half // self.flash.block_size
         return 0
 
     def _switch(self, _idle):

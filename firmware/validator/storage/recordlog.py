@@ -53,12 +53,10 @@ class RecordLog:
             raise StorageError("log geometry")
         self.flash = flash
         self._off = off
-        self._bs = bs
         self._B = length // bs
         self._S = bs // _SLOT
         self.capacity = self._B * (self._S - 1)
         self._wm = Journal(flash, wm[0], wm[1], 16, 8)
-        self._wmbuf = bytearray(4)
         # tap-path buffers, made once; image is the log's own 128-byte record image (fill it,
         # then append())
         self.image = bytearray(_SLOT)
@@ -67,7 +65,7 @@ class RecordLog:
         self._crcmv = mv[4 : _O_CRC]
         self._cw = mv[0:4]
         self._sb = bytearray(_SLOT)  # scan buffer (mount, read, maintain)
-        self._hb = bytearray(_HDR_LEN)
+        self._hb = bytearray(_HDR_LEN)  # block headers; the 4-byte watermark entry too
         self.corrupt = 0
         self.torn = 0
         self.header_repairs = 0  # block headers read through their second copy
@@ -79,7 +77,7 @@ class RecordLog:
 
     # -- addresses and small readers ------------------------------------------
     def _addr(self, b, s):
-        return self._off + b * self._bs + s * _SLOT
+        return self._off + (b * self._S + s) * _SLOT
 
     def _hdr(self, b):
         """Lap of block b, or -1 when its header is not valid.
@@ -134,8 +132,8 @@ class RecordLog:
         r0 = fl.reads
         self._wm.mount()
         self.acked_seq = 0
-        if self._wm.load(self._wmbuf):
-            self.acked_seq = struct.unpack_from(">I", self._wmbuf, 0)[0]
+        if self._wm.load(self._hb):  # the watermark entry: 4 bytes (FORMAT.md §4)
+            self.acked_seq = struct.unpack_from(">I", self._hb, 0)[0]
         B, S = self._B, self._S
         h0 = self._hdr(0)
         if h0 >= 0:
@@ -324,7 +322,7 @@ class RecordLog:
         return n
 
     def _prepare(self, x, lap):
-        self.flash.erase(self._off // self._bs + x)
+        self.flash.erase(self._off // (self._S * _SLOT) + x)
         h = self._hb
         for i in range(4):
             h[i] = b"YKLB"[i]
@@ -343,8 +341,8 @@ class RecordLog:
             raise StorageError("ack beyond the log")
         if seq <= self.acked_seq:
             return
-        struct.pack_into(">I", self._wmbuf, 0, seq)
-        self._wm.save(self._wmbuf)
+        struct.pack_into(">I", self._hb, 0, seq)
+        self._wm.save(memoryview(self._hb)[0:4])  # sync path, not the tap path: a view is fine
         self.acked_seq = seq
 
     def read(self, seq, buf):
