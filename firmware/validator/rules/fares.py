@@ -230,7 +230,10 @@ class Position:
 
 
 class Decision:
-    """Preallocated result of decide(); read the fields, write rec1e / rec1a as told."""
+    """Preallocated result of decide(); read the fields, write rec1e / rec1a as told.
+
+    Twelve fields at most: one more would move the instance dict up a size step. The line's
+    industry is rec1e[9] and the day's total the EF1A accumulator (FORMAT.md §2)."""
 
     def __init__(self):
         self.rec1e = bytearray(_E_LEN)  # EF1E record to append (always, when reason R_OK)
@@ -243,12 +246,10 @@ class Decision:
         self.kind = _K_NONE
         self.flags = 0
         self.txtype = 0  # EF1E[0]: 03 boarding, 04 alighting, 06 single ride
-        self.industry = 0
         self.base = 0  # undiscounted fare of this ride (table), fen
         self.fare = 0  # this ride after card type, transfer and cap
         self.penalty = 0  # missing tap-off charge of an earlier boarding
         self.amount = 0  # fare + penalty: the purchase amount to debit
-        self.day_total = 0  # daily accumulator after this ride (cap), fen
         self.write1a = False
         for i in range(_E_LEN):
             self.rec1e[i] = 0
@@ -360,7 +361,6 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     industry = tb.line_industry(li)
     stops = tb.line_stops(li)
     linemax = tb.line_fare(li)
-    res.industry = industry
 
     # -- the card's own bus record: open entry + daily accumulator (FORMAT.md §EF1A)
     have1a = _bus_record_ok(rec1a)
@@ -464,7 +464,6 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     res.fare = fare
     res.penalty = penalty
     res.amount = amount
-    res.day_total = day_total
     res.kind = kind
     if balance >= 0:
         need = amount
