@@ -102,7 +102,6 @@ class Pn532:
         self.nacks_sent = 0
         self.resyncs = 0
         self.garbage_bytes = 0
-        self.last_error = 0
 
     # -- frames out ---------------------------------------------------------------
     def _control(self, ln, lcs):

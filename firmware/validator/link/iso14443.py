@@ -117,12 +117,17 @@ class Iso14443Reader:
 
     # -- APDUs ------------------------------------------------------------------------
     def transmit(self, cmd, n, resp):
-        """Send cmd[:n] as one APDU; response data + SW into resp; return its length."""
+        """Send cmd[:n] as one APDU; response data + SW into resp; return its length.
+
+        Each pass sends one InDataExchange frame: the next chunk of the command (MI set
+        while more follows), then, once the command is out, empty frames that fetch the
+        rest of the answer while the chip sets MI in its status byte (UM0701 §7.3.8)."""
         chip = self.chip
         p = chip.params
         r = chip.resp
         off = 0
-        while True:  # host -> chip, MI chaining for long commands
+        got = 0
+        while True:
             k = n - off
             more = k > _CHUNK
             if more:
@@ -130,15 +135,22 @@ class Iso14443Reader:
             p[0] = self._tg | (_MI if more else 0)
             for i in range(k):
                 p[1 + i] = cmd[off + i]
-            ln = chip.command(_CMD_IN_DATA_EXCHANGE, 1 + k, _EXCHANGE_TIMEOUT_MS)
-            st = self._status(ln, r)
             off += k
-            if not more:
-                break
-            if ln != 1:
-                raise NfcError("data in a chained-send acknowledgement")
-        got = 0
-        while True:  # chip -> host, MI set while more answer data waits in the chip
+            ln = chip.command(_CMD_IN_DATA_EXCHANGE, 1 + k, _EXCHANGE_TIMEOUT_MS)
+            if ln < 1:
+                raise NfcError("empty InDataExchange answer")
+            st = r[0]
+            e = st & 0x3F
+            if e:
+                if e == _ERR_TIMEOUT or e == _ERR_CARD_GONE or e == _ERR_TARGET_RELEASED:
+                    raise NfcTimeout("card did not answer")
+                from validator.drivers.pn532 import status_text
+
+                raise NfcError("PN532 status 0x%02x: %s" % (e, status_text(e)))
+            if more:
+                if ln != 1:
+                    raise NfcError("data in a chained-send acknowledgement")
+                continue
             k = ln - 1
             if got + k > len(resp):
                 raise NfcError("card answer too long")
@@ -147,26 +159,10 @@ class Iso14443Reader:
             got += k
             if not (st & _MI):
                 break
-            p[0] = self._tg
-            ln = chip.command(_CMD_IN_DATA_EXCHANGE, 1, _EXCHANGE_TIMEOUT_MS)
-            st = self._status(ln, r)
         self.exchanges += 1
         if got < 2:
             raise NfcError("answer without status word")
         return got
-
-    def _status(self, ln, r):
-        if ln < 1:
-            raise NfcError("empty InDataExchange answer")
-        st = r[0]
-        e = st & 0x3F
-        if e:
-            if e == _ERR_TIMEOUT or e == _ERR_CARD_GONE or e == _ERR_TARGET_RELEASED:
-                raise NfcTimeout("card did not answer")
-            from validator.drivers.pn532 import status_text
-
-            raise NfcError("PN532 status 0x%02x: %s" % (e, status_text(e)))
-        return st
 
     def release(self):
         """InRelease all targets: DESELECT sent, card left in HALT (UM0701 §7.3.11)."""
