@@ -10,9 +10,10 @@
 # LEN counts TFI + PD bytes; LEN + LCS == 0 (mod 256); TFI + PD.. + DCS == 0 (mod 256).
 # TFI is D4 host -> PN532 and D5 PN532 -> host; the answer code is the command + 1.
 #
-# The driver is transport-agnostic (validator.drivers.pn532_link.Hsu or pn532_spi.Spi) and knows
-# nothing about cards: ISO 14443-4 lives in validator.link.iso14443. All buffers are
-# allocated once; command() allocates nothing, so it can sit on the tap path.
+# The driver is transport-agnostic (validator.drivers.pn532_link.Hsu or pn532_spi.Spi)
+# and knows nothing about cards: ISO 14443-4 lives in validator.link.iso14443. One frame
+# buffer, allocated once, serves both directions; command() allocates nothing, so it can
+# sit on the tap path.
 from micropython import const
 
 from validator.errors import NfcError, NfcTimeout
@@ -79,6 +80,8 @@ class Pn532:
 
     `command(cmd, n_params, timeout_ms)` sends `cmd` with `self.params[:n_params]` and
     returns the number of answer bytes placed in `self.resp` (the bytes after D5 cmd+1).
+    `params` and `resp` are windows on the one frame buffer: fill `params` for every
+    command, and take what you need from `resp` before filling the next parameters.
     Counters (frames_sent, nacks_sent, resyncs, garbage_bytes) help tests and benches.
     """
 
