@@ -71,14 +71,6 @@ def _u16(b, o):
     return (b[o] << 8) | b[o + 1]
 
 
-def _u32(b, o):
-    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]
-
-
-def _bad(msg):
-    raise SyncError("fare table: " + msg)
-
-
 class FareTable:
     """One parsed table. Construct with the verified blob; raises SyncError if malformed."""
 
@@ -86,24 +78,24 @@ class FareTable:
         b = memoryview(blob)
         n = len(b)
         if n < _HEADER_LEN or bytes(b[0:4]) != b"YKFT":
-            _bad("magic")
+            raise SyncError("fare table: magic")
         if b[4] != _FORMAT_VERSION or b[5] != _HEADER_LEN:
-            _bad("format version")
-        clen = _u32(b, 44)
+            raise SyncError("fare table: format version")
+        clen = _u16(b, 44) << 16 | _u16(b, 46)  # u32 fields: two u16 reads (no helper to keep)
         if clen > n or clen < _HEADER_LEN:
-            _bad("content length")
+            raise SyncError("fare table: content length")
         self.blob = blob
         self.b = b
         self.flags = _u16(b, 6)
-        self.version = _u32(b, 8)
-        self.activation = _u32(b, 12)
+        self.version = _u16(b, 8) << 16 | _u16(b, 10)
+        self.activation = _u16(b, 12) << 16 | _u16(b, 14)
         self.city = _u16(b, 16)
         self.acq = b[18:26]  # memoryview made once: 8-byte acquirer institution ID
         self.xfer_window = _u16(b, 26)
         self.xfer_kind = b[28]
         self.tapoff_policy = b[29]
         self.xfer_value = _u16(b, 30)
-        self.cap = _u32(b, 32)
+        self.cap = _u16(b, 32) << 16 | _u16(b, 34)
         self.day_start = _u16(b, 36) * 60
         self.tapoff_window = _u16(b, 38)
         self.n_lines = b[40]
@@ -111,49 +103,50 @@ class FareTable:
         self.n_acc = b[42]
         self.content_len = clen
         if self.xfer_kind > _XFER_FREE or self.tapoff_policy > _TAPOFF_CHARGE_NONE:
-            _bad("transfer/tap-off policy")
+            raise SyncError("fare table: transfer/tap-off policy")
         if self.xfer_kind == _XFER_PERCENT_OFF and self.xfer_value > 100:
-            _bad("transfer percent")
+            raise SyncError("fare table: transfer percent")
         if self.day_start >= 86400:
-            _bad("day start")
+            raise SyncError("fare table: day start")
         self.o_lines = _HEADER_LEN
         self.o_pol = self.o_lines + self.n_lines * _LINE_LEN
         self.o_acc = self.o_pol + self.n_pol * _POLICY_LEN
         end = self.o_acc + self.n_acc * _ACCEPT_LEN
         if end > clen:
-            _bad("sections overrun")
+            raise SyncError("fare table: sections overrun")
         prev = -1
         self.any_section = False
         for i in range(self.n_lines):
             o = self.o_lines + i * _LINE_LEN
             lid = _u16(b, o)
             if lid <= prev:
-                _bad("lines not sorted")
+                raise SyncError("fare table: lines not sorted")
             prev = lid
-            ind, ns, fare, mo = b[o + 2], b[o + 3], _u16(b, o + 4), _u32(b, o + 8)
+            ind, ns, fare = b[o + 2], b[o + 3], _u16(b, o + 4)
+            mo = _u16(b, o + 8) << 16 | _u16(b, o + 10)
             if ind not in (_IND_RAIL, _IND_BUS):
-                _bad("industry")
+                raise SyncError("fare table: industry")
             if ns == 0:
                 if mo != 0:
-                    _bad("flat line with matrix")
+                    raise SyncError("fare table: flat line with matrix")
                 continue
             self.any_section = True
             cells = ns * (ns + 1) // 2
             if mo < end or mo + 2 * cells > clen or mo & 1:
-                _bad("matrix offset")
+                raise SyncError("fare table: matrix offset")
             hi = 0
             for k in range(cells):
                 v = _u16(b, mo + 2 * k)
                 if v > hi:
                     hi = v
             if hi != fare:
-                _bad("section max fare != matrix max")
+                raise SyncError("fare table: section max fare != matrix max")
         for i in range(self.n_pol):
             o = self.o_pol + i * _POLICY_LEN
             if b[o + 1] > _SCOPE_ANY or b[o + 2] > _PAY_REFUSE:
-                _bad("policy")
+                raise SyncError("fare table: policy")
             if b[o + 2] == _PAY_PERCENT and _u16(b, o + 4) > 100:
-                _bad("policy percent")
+                raise SyncError("fare table: policy percent")
 
     # --- lookups (tap path: no allocation) ---
 
@@ -190,7 +183,7 @@ class FareTable:
         if a > b_:
             a, b_ = b_, a
         k = a * n - (a * (a - 1) >> 1) + (b_ - a)
-        return _u16(self.b, _u32(self.b, o + 8) + 2 * k)
+        return _u16(self.b, (_u16(self.b, o + 8) << 16 | _u16(self.b, o + 10)) + 2 * k)
 
     def policy(self, card_type, local):
         """Offset of the first policy matching (card type, local/visiting); -1 = none."""
@@ -241,7 +234,7 @@ def unwrap(blob):
         return None
     if blob[4] != _KIND_FARE_TABLE or blob[5] != 0:
         return None
-    blen = _u32(blob, 10)
+    blen = _u16(blob, 10) << 16 | _u16(blob, 12)
     if _C_HDR + blen + _C_TAG != n:
         return None
     return bytes(blob[_C_HDR:_C_HDR + blen])
@@ -278,7 +271,7 @@ class FareTables:
             t = FareTable(body)
         except (SyncError, IndexError, ValueError):
             return _T_BAD_FORMAT
-        if t.version != _u32(blob, 6):
+        if t.version != (_u16(blob, 6) << 16 | _u16(blob, 8)):
             return _T_BAD_FORMAT  # container and table disagree on the version
         if self.active is not None and t.version <= self.active.version:
             return T_OLD_VERSION

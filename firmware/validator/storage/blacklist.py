@@ -14,7 +14,7 @@ import struct
 from micropython import const
 
 from validator.errors import StorageError
-from validator.storage.journal import program_span, seq_newer
+from validator.storage.journal import program_span
 
 _VERSION = const(1)
 _HDR = const(64)
@@ -116,7 +116,7 @@ class Blacklist:
         self.flash = flash
         self._off = off
         self._bs = bs
-        self._bank = bank
+        self._bank = bank  # bank i starts at _off + i * _bank
         g = (bank - bs) // (_LEAF + 8) + 1
         while g > 0:
             ch = (g + _G - 1) // _G
@@ -144,13 +144,10 @@ class Blacklist:
         self._b = None  # build state
 
     # -- mount ---------------------------------------------------------------------
-    def _base(self, bank):
-        return self._off + bank * self._bank
-
     def _read_hdr(self, bank):
         """-> (gen, version, entries, groups, idx_crc) or None."""
         h = memoryview(self._fb)[0:_HDR]  # not the tap path: a view per call is fine
-        self.flash.read(self._base(bank), h)
+        self.flash.read(self._off + bank * self._bank, h)
         if bytes(h[0:4]) != b"YKBL":
             return None
         if binascii.crc32(memoryview(h)[0:60]) != struct.unpack_from(">I", h, 60)[0]:
@@ -165,7 +162,10 @@ class Blacklist:
     def mount(self):
         a = self._read_hdr(0)
         b = self._read_hdr(1)
-        order = (0, 1) if b is None or (a is not None and seq_newer(a[0], b[0], 32)) else (1, 0)
+        # bank a is newer when 0 < (gen_a - gen_b) mod 2^32 < 2^31 (journal.seq_newer, inlined:
+        # one module-level name less)
+        newer = a is not None and b is not None and 0 < (a[0] - b[0]) & 0xFFFFFFFF < 0x80000000
+        order = (0, 1) if b is None or newer else (1, 0)
         self._act = -1
         self.version = self.entries = self._groups = 0
         for bank in order:
@@ -174,7 +174,7 @@ class Blacklist:
                 continue
             ch = (h[3] + _G - 1) // _G
             idx = memoryview(self._idx)[0 : ch * 8]
-            self.flash.read(self._base(bank) + _HDR, idx)
+            self.flash.read(self._off + bank * self._bank + _HDR, idx)
             if binascii.crc32(idx) != h[4]:
                 continue  # damaged index: fall back to the older list
             self._act = bank
@@ -203,7 +203,7 @@ class Blacklist:
                 lo = mid
             else:
                 hi = mid - 1
-        base = self._base(self._act)
+        base = self._off + self._act * self._bank
         g0 = lo * _G
         fb = self._fb
         self.flash.read(base + self._bs + g0 * 8, fb)  # read 1
@@ -244,7 +244,7 @@ class Blacklist:
         h = self._read_hdr(bank)
         if h is None:
             return
-        base = self._base(bank)
+        base = self._off + bank * self._bank
         f = bytearray(8)
         leaf = bytearray(_LEAF)
         for g in range(h[3]):
@@ -274,7 +274,7 @@ class Blacklist:
              self.keys() if kind == _KIND_DELTA else None, None]
         self._b = b
         # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
-        self.flash.erase(self._base(t) // self._bs)
+        self.flash.erase((self._off + t * self._bank) // self._bs)
         if b[_B_OLD] is not None:
             b[_B_OK] = next(b[_B_OLD], None)
         return OK
@@ -324,7 +324,7 @@ class Blacklist:
         fl = self.flash
         bs = self._bs
         b = self._b
-        base = self._base(b[_B_BANK]) // bs
+        base = (self._off + b[_B_BANK] * self._bank) // bs
         end_blk = (addr + len(data) - 1) // bs - base
         while b[_B_ERASED] <= end_blk:
             fl.erase(base + b[_B_ERASED])
@@ -343,7 +343,7 @@ class Blacklist:
         leaf = b[_B_LEAF]
         for j in range(gn, _G):  # pad with the last suffix
             leaf[j * _SUF : j * _SUF + _SUF] = leaf[(gn - 1) * _SUF : gn * _SUF]
-        base = self._base(b[_B_BANK])
+        base = self._off + b[_B_BANK] * self._bank
         # one erase frontier for the whole bank: fence blocks precede the leaf blocks, so
         # every block is erased once, before its first program, whichever stream gets there
         self._prog(base + self._leaf_off + g * _LEAF, leaf)
@@ -371,7 +371,7 @@ class Blacklist:
         if b[_B_ERR]:
             self._b = None
             return b[_B_ERR]
-        base = self._base(b[_B_BANK])
+        base = self._off + b[_B_BANK] * self._bank
         ng = b[_B_NG]
         c = ng % _G
         if c:

@@ -15,15 +15,9 @@ from micropython import const
 from validator.errors import StorageError
 from validator.storage.journal import program_span, seq_newer
 
-_MAGIC = b"YKP1"
-_COMMIT = b"YKPE"
 _EH = const(16)  # entry header
 _F_DELETED = const(1)
 _MAXNAME = const(32)
-
-
-def _pad16(n):
-    return (n + 15) & ~15
 
 
 class ParamStore:
@@ -50,7 +44,7 @@ class ParamStore:
     def _gen(self, h):
         b = bytearray(16)
         self.flash.read(self._a(h, 0), b)
-        if bytes(b[0:4]) != _MAGIC:
+        if bytes(b[0:4]) != b"YKP1":
             return -1
         if binascii.crc32(b[0:8]) != struct.unpack_from(">I", b, 12)[0]:
             return -1
@@ -76,10 +70,10 @@ class ParamStore:
         eh = bytearray(_EH)
         while o + _EH <= self._half:
             self.flash.read(self._a(h, o), eh)
-            if bytes(eh[0:4]) != _COMMIT:
+            if bytes(eh[0:4]) != b"YKPE":
                 break
             n, fl, d = eh[4], eh[5], struct.unpack_from(">H", eh, 6)[0]
-            if n == 0 or n > _MAXNAME or o + _pad16(_EH + n + d) > self._half:
+            if n == 0 or n > _MAXNAME or o + ((_EH + n + d + 15) & ~15) > self._half:
                 break
             body = bytearray(n + d)
             self.flash.read(self._a(h, o + _EH), body)
@@ -90,7 +84,7 @@ class ParamStore:
                 t.pop(name, None)
             else:
                 t[name] = (o + _EH + n, d)
-            o += _pad16(_EH + n + d)
+            o += (_EH + n + d + 15) & ~15  # entries are 16-byte aligned (FORMAT.md §6)
         self._t = t
         self._free = o
         # anything after the last valid entry must be blank, or the next put compacts
@@ -113,17 +107,14 @@ class ParamStore:
         for i in range(self._bpb):  # header block first
             self.flash.erase(first + i)
         b = bytearray(b"\xff" * 16)
-        b[0:4] = _MAGIC
+        b[0:4] = b"YKP1"
         struct.pack_into(">HH", b, 4, gen & 0xFFFF, 0)
         struct.pack_into(">I", b, 12, binascii.crc32(b[0:8]))
         self.flash.program(self._a(h, 0), b)
 
-    def _prog(self, addr, data):
-        program_span(self.flash, addr, data)
-
     def _entry(self, name, data, flags):
         n, d = len(name), len(data)
-        e = bytearray(b"\xff" * _pad16(_EH + n + d))
+        e = bytearray(b"\xff" * ((_EH + n + d + 15) & ~15))
         e[4] = n
         e[5] = flags
         struct.pack_into(">H", e, 6, d)
@@ -131,12 +122,12 @@ class ParamStore:
         e[_EH + n : _EH + n + d] = data
         crc = binascii.crc32(memoryview(e)[_EH : _EH + n + d], binascii.crc32(e[4:8]))
         struct.pack_into(">I", e, 8, crc)
-        e[0:4] = _COMMIT
+        e[0:4] = b"YKPE"  # the commit word
         return e
 
     def _write_entry(self, h, o, e):
         a = self._a(h, o)
-        self._prog(a + 4, memoryview(e)[4:])  # body first ...
+        program_span(self.flash, a + 4, memoryview(e)[4:])  # body first ...
         self.flash.program(a, memoryview(e)[0:4])  # ... commit word last
 
     def put(self, name, data, _flags=0):
@@ -192,7 +183,7 @@ class ParamStore:
             o += len(e_new)
         g = (self._g + 1) & 0xFFFF
         hdr = bytearray(b"\xff" * 16)
-        hdr[0:4] = _MAGIC
+        hdr[0:4] = b"YKP1"
         struct.pack_into(">HH", hdr, 4, g, 0)
         struct.pack_into(">I", hdr, 12, binascii.crc32(hdr[0:8]))
         self.flash.program(self._a(o_h, 0), hdr)  # the switch

@@ -76,6 +76,7 @@ class RecordLog:
         self._cslot = 0
 
     # -- addresses and small readers ------------------------------------------
+    # blocks are used in physical order and wrap: the next block is (b + 1) % _B (FORMAT.md §3)
     def _addr(self, b, s):
         return self._off + (b * self._S + s) * _SLOT
 
@@ -110,21 +111,6 @@ class RecordLog:
         if buf[0] == 0xFF and buf[1] == 0xFF and buf[2] == 0xFF and buf[3] == 0xFF:
             return _TORN
         return _CORRUPT
-
-    def _next_blk(self, b):
-        b += 1
-        return 0 if b == self._B else b
-
-    def _prev_blk(self, b):
-        return self._B - 1 if b == 0 else b - 1
-
-    def _has_records(self, b):
-        """b lies in the run of blocks that hold records (oldest .. current)."""
-        if self._old < 0:
-            return False
-        return (b - self._old) % self._B <= (self._blk - self._old) % self._B and not (
-            b == self._blk and self._empty_cur
-        )
 
     # -- mount / recovery (FORMAT.md §3) ----------------------------------------
     def mount(self):
@@ -165,7 +151,7 @@ class RecordLog:
                     found = True
                     break
                 ready += 1
-                cur = self._prev_blk(cur)
+                cur = (cur - 1) % self._B
         self._ready = ready
         self._blk = cur
         self._empty_cur = not found
@@ -190,9 +176,15 @@ class RecordLog:
             if last >= 0 and last + 1 > nxt:
                 nxt = last + 1
             self.next_seq = nxt
-            self.first_seq = self._first_seq_from(self._old)
-            if self.first_seq < 0 or self.first_seq > nxt:
-                self.first_seq = nxt
+            # first seq: the first committed record from the oldest block on
+            first = -1
+            b = self._old
+            for _ in range(B):
+                first = self._first_seq_in(b)
+                if first >= 0 or b == self._blk:
+                    break
+                b = (b + 1) % B
+            self.first_seq = nxt if first < 0 or first > nxt else first
         self._cseq = -1
         self.reads_at_mount = fl.reads - r0
         return self
@@ -202,9 +194,9 @@ class RecordLog:
         if lap == 0 and f < B - 1 and self._hdr(f + 1) < 0:
             o = 0  # no wrap yet (FORMAT.md §3 step 4)
         else:
-            o = self._next_blk(f)
+            o = (f + 1) % self._B
             if self._hdr(o) < 0:
-                o = self._next_blk(o)  # the block being prepared at the cut
+                o = (o + 1) % self._B  # the block being prepared at the cut
         # prepared-but-empty blocks only follow the current one: if o is empty, the
         # current block is the oldest
         if o != self._blk and self._cls(o, 1) == _BLANK:
@@ -226,7 +218,7 @@ class RecordLog:
                     self.torn += 1
             if b == self._old:
                 break
-            b = self._prev_blk(b)
+            b = (b - 1) % self._B
             if self._hdr(b) < 0:
                 break
             s = self._S
@@ -245,14 +237,6 @@ class RecordLog:
                 break
         return -1
 
-    def _first_seq_from(self, b):
-        for _ in range(self._B):
-            v = self._first_seq_in(b)
-            if v >= 0 or b == self._blk:
-                return v
-            b = self._next_blk(b)
-        return -1
-
     # -- public state -------------------------------------------------------------
     @property
     def full(self):
@@ -267,7 +251,7 @@ class RecordLog:
         if self._slot >= self._S:
             if self._ready == 0:
                 raise StorageError("log full")
-            self._blk = self._next_blk(self._blk)
+            self._blk = (self._blk + 1) % self._B
             self._slot = 1
             self._ready -= 1
             if self._empty_cur:
@@ -296,11 +280,15 @@ class RecordLog:
         """Prepare blocks ahead of need (erase + header). Returns erases done."""
         n = 0
         while self._ready < _AHEAD:
-            x = self._next_blk(self._f)
+            x = (self._f + 1) % self._B
             if x == self._blk:
                 break
-            if self._has_records(x):
-                if x != self._old:
+            # x lies in the run of blocks that hold records (oldest .. current)?
+            old = self._old
+            if old >= 0 and (x - old) % self._B <= (self._blk - old) % self._B and not (
+                x == self._blk and self._empty_cur
+            ):
+                if x != old:
                     break  # cannot happen: records are contiguous from the oldest
                 cnt = 0
                 for i in range(1, self._S):
@@ -310,7 +298,7 @@ class RecordLog:
                 last = self.first_seq + cnt - 1
                 if last > self.acked_seq:
                     break  # unacknowledged: never overwrite (FORMAT.md §0.6)
-                self._old = self._next_blk(x)
+                self._old = (x + 1) % self._B
                 self.first_seq = last + 1
             lap = self._L + 1 if x == 0 else self._L
             self._prepare(x, lap)
@@ -361,7 +349,7 @@ class RecordLog:
             if s >= self._S:
                 if b == self._blk:
                     return 0
-                b = self._next_blk(b)
+                b = (b + 1) % self._B
                 s = 1
             c = self._cls(b, s)
             s += 1
