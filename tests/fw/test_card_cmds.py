@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 from binascii import hexlify, unhexlify
 
-from validator.card import block, capp, purse, read, select
+from validator.card import ep
 from validator.errors import R_APP_BLOCKED, R_CARD_ERROR, R_INSUFFICIENT, R_OK
 from validator.link import apdu
 from validator.sam.psam import Psam
@@ -34,83 +34,83 @@ def _hex(b, n):
 
 def test_select_when_built_matches_iso7816_4():
     b = bytearray(32)
-    n = select.build(b, select.AID_TUNION, 8)
+    n = ep.select(b, ep.AID_TUNION, 8)
     assert _hex(b, n) == "00a4040008a00000063201010500"
 
 
 def test_select_when_fci_has_9f0c_ef15_found():
-    off = select.fci_ef15(FCI_RSP, len(FCI_RSP))
+    off = ep.fci_ef15(FCI_RSP, len(FCI_RSP))
     assert off > 0 and FCI_RSP[off:off + 30] == EF15
-    off = select.fci_ef15(FCI2_RSP, len(FCI2_RSP))
+    off = ep.fci_ef15(FCI2_RSP, len(FCI2_RSP))
     assert off > 0 and FCI2_RSP[off:off + 30] == EF15
 
 
 def test_select_when_fci_without_9f0c_or_truncated_minus_one():
     bare = unhexlify("6f0a8408a000000632010105") + b"\x90\x00"
-    assert select.fci_ef15(bare, len(bare)) == -1
+    assert ep.fci_ef15(bare, len(bare)) == -1
     cut = FCI_RSP[:40] + b"\x90\x00"
-    assert select.fci_ef15(cut, len(cut)) == -1
-    assert select.fci_ef15(b"\x90\x00", 2) == -1
+    assert ep.fci_ef15(cut, len(cut)) == -1
+    assert ep.fci_ef15(b"\x90\x00", 2) == -1
 
 
 def test_select_when_ppse_lists_ep_label_aid_returned():
-    a = select.ppse_aid(PPSE_RSP, len(PPSE_RSP))
+    a = ep.ppse_aid(PPSE_RSP, len(PPSE_RSP))
     off, ln = a & 0xFFFF, a >> 16
-    assert ln == 8 and PPSE_RSP[off:off + 8] == select.AID_TUNION
+    assert ln == 8 and PPSE_RSP[off:off + 8] == ep.AID_TUNION
 
 
 def test_select_when_status_table_maps_locks():
-    assert apdu.lookup(select.STATUS, 0x9000) == R_OK
+    assert apdu.lookup(ep.SW_SELECT, 0x9000) == R_OK
     for sw in (0x6283, 0x6284, 0x9303, 0x6A81):
-        assert apdu.lookup(select.STATUS, sw) == R_APP_BLOCKED
-    assert apdu.lookup(select.STATUS, 0x6F00, R_CARD_ERROR) == R_CARD_ERROR
+        assert apdu.lookup(ep.SW_SELECT, sw) == R_APP_BLOCKED
+    assert apdu.lookup(ep.SW_SELECT, 0x6F00, R_CARD_ERROR) == R_CARD_ERROR
 
 
 def test_read_when_built_sfi_and_record_encoded():
     b = bytearray(8)
-    assert _hex(b, read.binary(b, read.SFI_EF17, 0, 11)) == "00b097000b"
-    assert _hex(b, read.record(b, 1, read.SFI_EF1E, 48)) == "00b201f430"
+    assert _hex(b, ep.read_binary(b, ep.SFI_EF17, 0, 11)) == "00b097000b"
+    assert _hex(b, ep.read_record(b, 1, ep.SFI_EF1E, 48)) == "00b201f430"
 
 
 def test_purse_when_init_capp_built_matches_56_vector():
     b = bytearray(32)
-    assert _hex(b, purse.init_purchase(b, True, 1, 0x64, TERM, 0)) == INIT_CMD
-    assert _hex(b, purse.init_purchase(b, False, 1, 0x64, TERM, 0))[:8] == "80500102"
+    assert _hex(b, ep.init_purchase(b, True, 1, 0x64, TERM, 0)) == INIT_CMD
+    assert _hex(b, ep.init_purchase(b, False, 1, 0x64, TERM, 0))[:8] == "80500102"
 
 
 def test_purse_when_debit_built_matches_56_vector():
     b = bytearray(32)
     ttsn, dt, mac1 = unhexlify("00000010"), unhexlify("20240102083000"), unhexlify("61956435")
-    assert _hex(b, purse.debit(b, ttsn, 0, dt, 0, mac1, 0)) == DEBIT_CMD
+    assert _hex(b, ep.debit(b, ttsn, 0, dt, 0, mac1, 0)) == DEBIT_CMD
 
 
 def test_purse_when_prove_built_with_atc_plus_one():
     b = bytearray(16)
-    assert _hex(b, purse.prove(b, purse.TYPE_CAPP, 0x0006)) == PROVE_CMD
+    assert _hex(b, ep.prove(b, ep.TYPE_CAPP, 0x0006)) == PROVE_CMD
 
 
 def test_purse_when_status_words_mapped():
-    assert apdu.lookup(purse.STATUS_INIT, 0x9401) == R_INSUFFICIENT
-    assert apdu.lookup(purse.STATUS_INIT, 0x6A86) == purse.NO_CAPP
-    assert apdu.lookup(purse.STATUS_DEBIT, 0x9302) == R_CARD_ERROR
-    assert apdu.lookup(purse.STATUS_PROVE, 0x9406) == purse.NO_PROVE
-    assert apdu.lookup(purse.STATUS_BALANCE, 0x9000) == R_OK
+    assert apdu.lookup(ep.SW_INIT, 0x9401) == R_INSUFFICIENT
+    assert apdu.lookup(ep.SW_INIT, 0x6A86) == ep.NO_CAPP
+    assert apdu.lookup(ep.SW_DEBIT, 0x9302) == R_CARD_ERROR
+    assert apdu.lookup(ep.SW_PROVE, 0x9406) == ep.NO_PROVE
+    assert apdu.lookup(ep.SW_BALANCE, 0x9000) == R_OK
     b = bytearray(8)
-    assert _hex(b, purse.get_balance(b)) == "805c030204"
+    assert _hex(b, ep.get_balance(b)) == "805c030204"
 
 
 def test_capp_when_update_1e_built():
     b = bytearray(64)
     r = bytearray(range(48))
-    n = capp.update_1e(b, r, 0)
+    n = ep.update_1e(b, r, 0)
     assert n == 53 and _hex(b, 5) == "80dc00f030" and bytes(b[5:53]) == bytes(r)
 
 
 def test_block_when_header_and_command_built():
     b = bytearray(16)
-    assert _hex(b, block.header(b, 0)) == "841e000004"
-    assert _hex(b, block.get_challenge(b)) == "0084000004"
-    assert _hex(b, block.app_block(b, 0, b"\x01\x02\x03\x04", 0)) == "841e00000401020304"
+    assert _hex(b, ep.block_header(b)) == "841e000004"
+    assert _hex(b, ep.get_challenge(b)) == "0084000004"
+    assert _hex(b, ep.app_block(b, b"\x01\x02\x03\x04", 0)) == "841e00000401020304"
 
 
 class _Capture:
@@ -156,7 +156,7 @@ def test_select_when_fci_bytes_are_random_parsers_never_raise():
             buf[i] = (seed >> 16) & 0xFF
         if round_ % 3 == 0:
             buf[0], buf[1] = 0x6F, max(0, n - 4)  # plausible outer template
-        off = select.fci_ef15(buf, n)
+        off = ep.fci_ef15(buf, n)
         assert off == -1 or 0 <= off and off + 30 <= n - 2
-        a = select.ppse_aid(buf, n)
+        a = ep.ppse_aid(buf, n)
         assert a == -1 or (a & 0xFFFF) + (a >> 16) <= n - 2

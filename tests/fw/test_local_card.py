@@ -202,5 +202,5 @@ def test_local_psam_builder_when_801a_then_mohurd_factor():
 
     ef15 = issuer.issue_card(KEYS, app="local").ef15
     link = _Capture(h("11223344") + b"\x90\x00")
-    FwPsam(link, None, True).block_mac(ef15, 0, h("01020304"), 0, h("841E000004"), 0)
+    FwPsam(link, None, True).block_mac(ef15, 0, h("01020304"), 0, h("841E000004"), 0, 0)
     assert link.sent[0] == h("801A450210") + ef15[12:20] + h("2900FF0000000000")

@@ -286,8 +286,8 @@ def test_txn_when_purchase_heap_locked_allocates_nothing():
     r.pj.start_replay()
     r.cj.start_replay()
     r.reader.start_replay()
-    for k in range(len(t._seen_t)):
-        t._seen_t[k] = 0
+    for k in range(len(t._seen)):
+        t._seen[k] = 0
     assert fwtest.heap_locked(t.tap) == 0
     assert t.result.reason == R_OK
     assert r.pj.mismatch == 0 and r.cj.mismatch == 0

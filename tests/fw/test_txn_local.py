@@ -228,8 +228,8 @@ def test_txn_local_when_local_purchase_heap_locked_allocates_nothing():
     for j in (r.pj, r.lj, r.cj):
         j.start_replay()
     r.reader.start_replay()
-    for k in range(len(t._seen_t)):
-        t._seen_t[k] = 0
+    for k in range(len(t._seen)):
+        t._seen[k] = 0
     assert fwtest.heap_locked(t.tap) == 0
     assert t.result.reason == R_OK and t.result.exchanges == LOCAL_EXCHANGES
     assert r.lj.mismatch == 0 and r.cj.mismatch == 0

@@ -38,24 +38,34 @@ _TS_INVERSE = const(0x3F)
 _TS_INVERSE_SEEN = const(0x03)  # inverse-convention TS read by a direct-convention UART
 
 
-def _conv(x):
-    # §8.1: inverse convention = logic 1 is the low state and bits come MSB first. A UART
-    # set up for the direct convention therefore receives bitreverse(~x); the map is its
-    # own inverse, so the same table converts in both directions.
-    v = 0
-    for i in range(8):
-        if x & (1 << i):
-            v |= 0x80 >> i
-    return v ^ 0xFF
-
-
-_INV = bytes([_conv(x) for x in range(256)])  # built once at import (boot)
+# §8.1: inverse convention = logic 1 is the low state and bits come MSB first. A UART set up
+# for the direct convention therefore receives bitreverse(~x); the map is its own inverse,
+# so the same table converts in both directions. A bytes literal stays in the image (ROMFS
+# or frozen) and takes no heap; iso7816_host.conv() computes it and a test compares.
+_INV = const(
+    b"\xff\x7f\xbf\x3f\xdf\x5f\x9f\x1f\xef\x6f\xaf\x2f\xcf\x4f\x8f\x0f"
+    b"\xf7\x77\xb7\x37\xd7\x57\x97\x17\xe7\x67\xa7\x27\xc7\x47\x87\x07"
+    b"\xfb\x7b\xbb\x3b\xdb\x5b\x9b\x1b\xeb\x6b\xab\x2b\xcb\x4b\x8b\x0b"
+    b"\xf3\x73\xb3\x33\xd3\x53\x93\x13\xe3\x63\xa3\x23\xc3\x43\x83\x03"
+    b"\xfd\x7d\xbd\x3d\xdd\x5d\x9d\x1d\xed\x6d\xad\x2d\xcd\x4d\x8d\x0d"
+    b"\xf5\x75\xb5\x35\xd5\x55\x95\x15\xe5\x65\xa5\x25\xc5\x45\x85\x05"
+    b"\xf9\x79\xb9\x39\xd9\x59\x99\x19\xe9\x69\xa9\x29\xc9\x49\x89\x09"
+    b"\xf1\x71\xb1\x31\xd1\x51\x91\x11\xe1\x61\xa1\x21\xc1\x41\x81\x01"
+    b"\xfe\x7e\xbe\x3e\xde\x5e\x9e\x1e\xee\x6e\xae\x2e\xce\x4e\x8e\x0e"
+    b"\xf6\x76\xb6\x36\xd6\x56\x96\x16\xe6\x66\xa6\x26\xc6\x46\x86\x06"
+    b"\xfa\x7a\xba\x3a\xda\x5a\x9a\x1a\xea\x6a\xaa\x2a\xca\x4a\x8a\x0a"
+    b"\xf2\x72\xb2\x32\xd2\x52\x92\x12\xe2\x62\xa2\x22\xc2\x42\x82\x02"
+    b"\xfc\x7c\xbc\x3c\xdc\x5c\x9c\x1c\xec\x6c\xac\x2c\xcc\x4c\x8c\x0c"
+    b"\xf4\x74\xb4\x34\xd4\x54\x94\x14\xe4\x64\xa4\x24\xc4\x44\x84\x04"
+    b"\xf8\x78\xb8\x38\xd8\x58\x98\x18\xe8\x68\xa8\x28\xc8\x48\x88\x08"
+    b"\xf0\x70\xb0\x30\xd0\x50\x90\x10\xe0\x60\xa0\x20\xc0\x40\x80\x00"
+)
 # What goes out on the line is staged here: the 5-byte TPDU header (§10.1), then the data
 # phase over it (P3 = Lc <= 255, §10.1; one write() per INS procedure byte). The header is
 # no longer needed once the data phase starts (INS is kept in a local; a 6Cxx resend only
 # follows a TPDU without data, and GET RESPONSE writes a whole new header). One buffer for
 # every slot: the engine talks to one PSAM at a time; inverse-convention bytes are converted
-# in place and back (_conv is its own inverse), so no second buffer is needed.
+# in place and back (_INV is its own inverse), so no second buffer is needed.
 _TX = bytearray(256)
 _NULL = const(0x60)
 _ATR_MAX = const(33)

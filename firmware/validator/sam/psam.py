@@ -40,11 +40,11 @@ _F2_CITY = const(2)
 _F2_FILL = const(0xFF)
 # [INF] §5.5: the MOHURD card's MAC1 covers the 9-byte 80CA authentication code, which the
 # 36-byte MOT layout has no room for: the local PSAM takes it appended (Lc 0x24 + 9 = 0x2D).
-AUTH_LEN = const(9)
+_AUTH_LEN = const(9)
 _BLOCK_KEY_USAGE = const(0x45)  # 801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)
 _BLOCK_KEY_VER = const(0x02)
 _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
-ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
+_ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
 _MAC2_BAD = const(1)  # SamError.code for a refused MAC2
 STATUS = ((0x9000, 0),)
@@ -124,11 +124,12 @@ class Psam:
             c[i] = 0
 
     def mac1(self, rand, rand_off, atc, amount, ttype, dt, dt_off, keyver, alg, ef15, ef15_off,
-             auth=None):
+             auth=None, auth_off=0):
         """8070: MAC1 + TTSN for a purchase; result TTSN(4) MAC1(4) in self.out.
 
         Factor 1 = EF15[12..19] (card serial), factor 2 per _factor2 (§4). auth: the local
-        card's 9-byte 80CA code (appended for the local PSAM, §5.5 [INF]); None for MOT."""
+        card's 9-byte 80CA code at auth[auth_off:] (appended for the local PSAM, §5.5 [INF]);
+        None for MOT."""
         c = self.cmd
         apdu.header(c, 0x80, 0x70, 0x00, 0x00)
         ln = _M_LEN
@@ -144,8 +145,8 @@ class Psam:
         apdu.copy(c, d + _M_F1, ef15, ef15_off + 12, 8)
         self._factor2(c, d + _M_F2, ef15, ef15_off)
         if self.local:
-            apdu.copy(c, d + _M_LEN, auth, 0, AUTH_LEN)
-            ln = _M_LEN + AUTH_LEN
+            apdu.copy(c, d + _M_LEN, auth, auth_off, _AUTH_LEN)
+            ln = _M_LEN + _AUTH_LEN
         c[4] = ln
         c[d + ln] = 8  # Le: TTSN + MAC1 (arrives via 61 08 on T=0)
         if self._x(6 + ln) < 8:
@@ -162,13 +163,14 @@ class Psam:
         r = self.link.transmit(c, 9, self.resp)
         return apdu.sw(self.resp, r) == 0x9000
 
-    def block_mac(self, ef15, ef15_off, challenge, ch_off, header, alg):
+    def block_mac(self, ef15, ef15_off, challenge, ch_off, header, hdr_off, alg):
         """MAC for APPLICATION BLOCK (secure messaging, §4/§5.1): 801A 45 with the card's
         factors (P2 = maintenance key of the card's algorithm family), then 80FA 05 00 with
-        IV = challenge || 00.. and the command header header[:5] padded (ISO 9797-1 m. 2)
-        to the cipher block (8 for 3DES, 16 for SM4 [INF §10.1]). MAC in self.out[0:4]."""
+        IV = challenge || 00.. and the command header header[hdr_off:hdr_off+5] padded
+        (ISO 9797-1 m. 2) to the cipher block (8 for 3DES, 16 for SM4 [INF §10.1]). MAC in
+        self.out[0:4]."""
         c = self.cmd
-        sm4 = alg == ALG_SM4
+        sm4 = alg == _ALG_SM4
         apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_SM4 if sm4 else _BLOCK_KEY_VER)
         c[4] = 16
         apdu.copy(c, 5, ef15, ef15_off + 12, 8)
@@ -180,7 +182,7 @@ class Psam:
         apdu.copy(c, 5, challenge, ch_off, 4)
         for i in range(9, 5 + 2 * bs):
             c[i] = 0
-        apdu.copy(c, 5 + bs, header, 0, 5)
+        apdu.copy(c, 5 + bs, header, hdr_off, 5)
         c[10 + bs] = 0x80
         c[5 + 2 * bs] = 4
         if self._x(6 + 2 * bs) < 4:

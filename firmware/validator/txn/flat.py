@@ -7,10 +7,16 @@
 # The engine itself fills EF1E amount, balance, date-time and terminal (§2.6).
 from micropython import const
 
-from validator.card import capp
 from validator.errors import R_ISSUER_NOT_ACCEPTED, R_OK
 
 _ANY = const(0xFFFF)
+# EF1E record layout (§2.6): private copies of validator.card.ep's (tests/host/test_card_consts.py)
+_REC1E_LEN = const(48)
+_R1E_TYPE = const(0)
+_R1E_INDUSTRY = const(9)
+_R1E_LINE = const(10)
+_R1E_CITY = const(32)
+_R1E_ACQUIRER = const(34)
 _INDUSTRY_BUS = const(0x02)
 _TYPE_SINGLE = const(0x06)
 
@@ -35,7 +41,7 @@ class FlatFare:
         self.kind = 1  # flat (record FARE_RULE; rules.fares.K_FLAT)
         self.flags = 0
         self.write1a = False
-        self.rec1e = bytearray(capp.REC1E_LEN)
+        self.rec1e = bytearray(_REC1E_LEN)
         self.rec1a = bytearray(128)
 
     def needs(self):
@@ -55,14 +61,14 @@ class FlatFare:
                 self.reason = R_ISSUER_NOT_ACCEPTED
                 return self
         r = self.rec1e
-        for i in range(capp.REC1E_LEN):
+        for i in range(_REC1E_LEN):
             r[i] = 0
-        r[capp.R1E_TYPE] = _TYPE_SINGLE
-        r[capp.R1E_INDUSTRY] = _INDUSTRY_BUS
-        r[capp.R1E_LINE] = (self.line >> 8) & 0xFF
-        r[capp.R1E_LINE + 1] = self.line & 0xFF
-        r[capp.R1E_CITY] = (self.city >> 8) & 0xFF
-        r[capp.R1E_CITY + 1] = self.city & 0xFF
+        r[_R1E_TYPE] = _TYPE_SINGLE
+        r[_R1E_INDUSTRY] = _INDUSTRY_BUS
+        r[_R1E_LINE] = (self.line >> 8) & 0xFF
+        r[_R1E_LINE + 1] = self.line & 0xFF
+        r[_R1E_CITY] = (self.city >> 8) & 0xFF
+        r[_R1E_CITY + 1] = self.city & 0xFF
         for i in range(8):
-            r[capp.R1E_ACQUIRER + i] = self.acquirer[i]
+            r[_R1E_ACQUIRER + i] = self.acquirer[i]
         return self

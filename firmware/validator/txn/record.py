@@ -5,6 +5,10 @@
 # is the slice of that image from SERIAL to DIRECTION (everything that entered MAC1/TAC,
 # exact, plus line/station), followed by the gray record's seq, the save time and a
 # valid flag. N_CTX contexts make one blob for storage.journal.TearStore (<= 244 bytes).
+#
+# The reference for host tools and tests: the firmware does not import this module (its
+# public names would cost heap on the device); txn.transaction keeps private copies of these
+# values, checked against this file by tests/host/test_card_consts.py.
 from micropython import const
 
 from validator.storage import record as rec
