@@ -115,7 +115,6 @@ class Blacklist:
             raise StorageError("blacklist geometry")
         self.flash = flash
         self._off = off
-        self._bs = bs
         self._bank = bank  # bank i starts at _off + i * _bank
         g = (bank - bs) // (_LEAF + 8) + 1
         while g > 0:
@@ -125,7 +124,8 @@ class Blacklist:
                 break
             g -= 1
         self.max_groups = g
-        self._leaf_off = bs + fence  # the fence starts at block 1 (offset bs) of the bank
+        # the fence starts at block 1 of the bank (offset flash.block_size), the leaves after it
+        self._leaf_off = bs + fence
         self._verify = verifier
         self._sverify = stream_verifier
         # RAM index: first key of every fence chunk, 8 B per 64 groups (FORMAT.md §5): 2 680 B
@@ -155,7 +155,7 @@ class Blacklist:
         if h[4] != _VERSION:
             raise StorageError("blacklist format version %d" % h[4])
         gen, ver, ent, grp, fo, lo, icrc = struct.unpack_from(">IIIIIII", h, 8)
-        if fo != self._bs or lo != self._leaf_off or grp > self.max_groups:
+        if fo != self.flash.block_size or lo != self._leaf_off or grp > self.max_groups:
             return None  # another geometry: not ours
         return gen, ver, ent, grp, icrc
 
@@ -206,7 +206,7 @@ class Blacklist:
         base = self._off + self._act * self._bank
         g0 = lo * _G
         fb = self._fb
-        self.flash.read(base + self._bs + g0 * 8, fb)  # read 1
+        self.flash.read(base + self.flash.block_size + g0 * 8, fb)  # read 1
         n = ng - g0
         if n > _G:
             n = _G
@@ -248,7 +248,7 @@ class Blacklist:
         f = bytearray(8)
         leaf = bytearray(_LEAF)
         for g in range(h[3]):
-            self.flash.read(base + self._bs + g * 8, f)
+            self.flash.read(base + self.flash.block_size + g * 8, f)
             self.flash.read(base + self._leaf_off + g * _LEAF, leaf)
             prev = None
             for j in range(_G):
@@ -274,7 +274,7 @@ class Blacklist:
              self.keys() if kind == _KIND_DELTA else None, None]
         self._b = b
         # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
-        self.flash.erase((self._off + t * self._bank) // self._bs)
+        self.flash.erase((self._off + t * self._bank) // self.flash.block_size)
         if b[_B_OLD] is not None:
             b[_B_OK] = next(b[_B_OLD], None)
         return OK
@@ -322,7 +322,7 @@ class Blacklist:
     def _prog(self, addr, data):
         """Program data at addr (page splits; erase each block before its first program)."""
         fl = self.flash
-        bs = self._bs
+        bs = self.flash.block_size
         b = self._b
         base = (self._off + b[_B_BANK] * self._bank) // bs
         end_blk = (addr + len(data) - 1) // bs - base
@@ -354,7 +354,7 @@ class Blacklist:
             i = (g // _G) * 8
             b[_B_IDX][i : i + 8] = b[_B_GK]
         if c == _G - 1:
-            self._prog(base + self._bs + (g - c) * 8, fence)
+            self._prog(base + self.flash.block_size + (g - c) * 8, fence)
         b[_B_NG] = g + 1
         b[_B_GN] = 0
 
@@ -375,7 +375,8 @@ class Blacklist:
         ng = b[_B_NG]
         c = ng % _G
         if c:
-            self._prog(base + self._bs + (ng - c) * 8, memoryview(b[_B_FENCE])[0 : c * 8])
+            fo = base + self.flash.block_size + (ng - c) * 8
+            self._prog(fo, memoryview(b[_B_FENCE])[0 : c * 8])
         ch = (ng + _G - 1) // _G
         idx = memoryview(b[_B_IDX])[0 : ch * 8]
         if ch:
@@ -385,7 +386,7 @@ class Blacklist:
         h[4] = _VERSION
         gen = (self._gen + 1) & 0xFFFFFFFF
         struct.pack_into(
-            ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self._bs,
+            ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self.flash.block_size,
             self._leaf_off, binascii.crc32(idx),
         )
         struct.pack_into(">I", h, 60, binascii.crc32(memoryview(h)[0:60]))

@@ -25,14 +25,6 @@ def secs(y, mo, d, h=0, mi=0, s=0):
     return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
 
 
-def _bcd(v):
-    return ((v // 10) << 4) | (v % 10)
-
-
-def _unbcd(b):
-    return (b >> 4) * 10 + (b & 0x0F)
-
-
 def pack_date(t, buf, off):
     """Write YYYYMMDD (4 bytes BCD) for device time t at buf[off]."""
     z = t // 86400 + _DAYS_1970_TO_2000 + 719468
@@ -46,19 +38,25 @@ def pack_date(t, buf, off):
     m = mp + 3 if mp < 10 else mp - 9
     if m <= 2:
         y += 1
-    buf[off] = _bcd(y // 100)
-    buf[off + 1] = _bcd(y % 100)
-    buf[off + 2] = _bcd(m)
-    buf[off + 3] = _bcd(d)
+    # BCD byte of v < 100: tens in the high nibble (no helper: a function is heap on the MCU)
+    c = y // 100
+    y %= 100
+    buf[off] = c // 10 << 4 | c % 10
+    buf[off + 1] = y // 10 << 4 | y % 10
+    buf[off + 2] = m // 10 << 4 | m % 10
+    buf[off + 3] = d // 10 << 4 | d % 10
 
 
 def pack_datetime(t, buf, off):
     """Write YYYYMMDDhhmmss (7 bytes BCD) for device time t at buf[off]."""
     pack_date(t, buf, off)
     r = t % 86400
-    buf[off + 4] = _bcd(r // 3600)
-    buf[off + 5] = _bcd((r // 60) % 60)
-    buf[off + 6] = _bcd(r % 60)
+    h = r // 3600
+    mi = r // 60 % 60
+    r %= 60
+    buf[off + 4] = h // 10 << 4 | h % 10
+    buf[off + 5] = mi // 10 << 4 | mi % 10
+    buf[off + 6] = r // 10 << 4 | r % 10
 
 
 def unpack_date(buf, off):
@@ -67,9 +65,13 @@ def unpack_date(buf, off):
         b = buf[off + i]
         if (b >> 4) > 9 or (b & 0x0F) > 9:
             return -1
-    y = _unbcd(buf[off]) * 100 + _unbcd(buf[off + 1])
-    m = _unbcd(buf[off + 2])
-    d = _unbcd(buf[off + 3])
+    c = buf[off]
+    y = buf[off + 1]
+    y = ((c >> 4) * 10 + (c & 0x0F)) * 100 + (y >> 4) * 10 + (y & 0x0F)
+    m = buf[off + 2]
+    m = (m >> 4) * 10 + (m & 0x0F)
+    d = buf[off + 3]
+    d = (d >> 4) * 10 + (d & 0x0F)
     if m < 1 or m > 12 or d < 1 or d > 31:
         return -1
     return days_from_civil(y, m, d) * 86400
@@ -84,9 +86,12 @@ def unpack_datetime(buf, off):
         b = buf[off + i]
         if (b >> 4) > 9 or (b & 0x0F) > 9:
             return -1
-    h = _unbcd(buf[off + 4])
-    mi = _unbcd(buf[off + 5])
-    s = _unbcd(buf[off + 6])
+    h = buf[off + 4]
+    h = (h >> 4) * 10 + (h & 0x0F)
+    mi = buf[off + 5]
+    mi = (mi >> 4) * 10 + (mi & 0x0F)
+    s = buf[off + 6]
+    s = (s >> 4) * 10 + (s & 0x0F)
     if h > 23 or mi > 59 or s > 59:
         return -1
     return t + h * 3600 + mi * 60 + s
