@@ -269,10 +269,6 @@ class TearTable:
         self.store.save(t)
         self.any = True
 
-    def session(self, psam_tag):
-        """True when the PSAM still holds the 8070 session of the context in use."""
-        return self.slot >= 0 and self.tags[self.slot] == psam_tag
-
     def drop(self):
         """Forget the context in use (persisted; store.clear() when none is left)."""
         k = self.slot
@@ -294,10 +290,7 @@ class TearTable:
 
 
 class Result:
-    """What a tap produced; one instance, overwritten per tap."""
-
-    def __init__(self):
-        self.clear()
+    """What a tap produced; one instance, overwritten per tap (clear() sets every field)."""
 
     def clear(self):
         self.reason = _R_OK
@@ -360,6 +353,7 @@ class Transaction:
         self.repeat_window_s = repeat_window_s
         self.log_refusals = log_refusals
         self.result = Result()
+        self.result.clear()
         # the APDU buffers are the PSAM module's (sam.psam _CMD/_RESP: sizes there): one
         # device at a time, and what a PSAM call needs from resp is copied out first
         self.cmd = psam.cmd
@@ -422,10 +416,6 @@ class Transaction:
         self.sw = sw
         self.result.sw = sw
         return r - 2
-
-    def _read_ok(self):
-        """READ BINARY / READ RECORD status through the command's table (card/read.py)."""
-        return apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR)
 
     # ---- the tap ------------------------------------------------------------------------------
     def tap(self, card=None):
@@ -495,7 +485,7 @@ class Transaction:
             apdu.copy(self.ef15, 0, self.resp, off, _EF15_LEN)
             return _R_OK
         n = self._card(ep.read_binary(c, _SFI_EF15, 0, _EF15_LEN))
-        if self._read_ok() != _R_OK or n < _EF15_LEN:
+        if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < _EF15_LEN:
             return _R_CARD_ERROR
         apdu.copy(self.ef15, 0, self.resp, 0, _EF15_LEN)
         return _R_OK
@@ -549,7 +539,7 @@ class Transaction:
         ef17 = None
         if city != self.local_city or needs & _NEED_EF17:
             n = self._card(ep.read_binary(self.cmd, _SFI_EF17, 0, 11))
-            if self._read_ok() != _R_OK or n < 11:
+            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < 11:
                 return self._refuse(_R_CARD_ERROR)
             apdu.copy(self.ef17, 0, self.resp, 0, 11)
             ef17 = self.ef17
@@ -558,13 +548,13 @@ class Transaction:
         r1e = None
         if needs & _NEED_1E:
             n = self._card(ep.read_record(self.cmd, 1, _SFI_EF1E, _REC1E_LEN))
-            if self._read_ok() == _R_OK and n >= _REC1E_LEN:
+            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= _REC1E_LEN:
                 apdu.copy(self.rec1e, 0, self.resp, 0, _REC1E_LEN)
                 r1e = self.rec1e
         r1a = None
         if needs & _NEED_1A:
             n = self._card(ep.read_record(self.cmd, 2, 0x1A, 128))
-            if self._read_ok() == _R_OK and n >= 128:
+            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= 128:
                 apdu.copy(self.rec1a, 0, self.resp, 0, 128)
                 r1a = self.rec1a
         # -- fare
@@ -576,7 +566,7 @@ class Transaction:
             # §5.5: the MOHURD MAC1 covers the card's 80CA authentication code. Read it before
             # INITIALIZE: any other command between 8050 and 8054 ends the purchase session.
             n = self._card(ep.auth_code(self.cmd))
-            if self._read_ok() != _R_OK or n < _AUTH_LEN:
+            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < _AUTH_LEN:
                 return self._refuse(_R_CARD_ERROR)
             apdu.copy(self._b, _B_AUTH, self.resp, 0, _AUTH_LEN)
         apdu.put_u32(self.img, _O_FARE_LIST, d.base)
@@ -704,7 +694,7 @@ class Transaction:
         res.balance = bal - amount
         if not ok2:
             return _R_CARD_ERROR
-        self._remember(now)
+        self._remember_serial(self.ef15, 10, now)
         return _R_OK
 
     def _recover(self, code):
@@ -727,7 +717,7 @@ class Transaction:
         # (EF18 record 1, §2.4) says whose debit that was: ATC, type, terminal and date-time
         # must be ours -- a card torn here and then used elsewhere also shows ATC+1.
         n = self._card(ep.read_record(self.cmd, 1, _SFI_EF18, 23))
-        if self._read_ok() == _R_OK and n >= 23:
+        if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= 23:
             r = self.resp
             if not (
                 apdu.get_u16(r, 0) == ((s + 1) & 0xFFFF)
@@ -749,8 +739,9 @@ class Transaction:
         apdu.copy(img, _O_REF_SEQ, ctx, _C_GRAY, 4)
         apdu.copy(img, _O_TAC, self.resp, _PROVE_TAC, 4)
         img[_O_TXFLAGS] = 0
-        if self.tears.session(self.sam.session_tag):
-            # the PSAM still holds the torn session: check MAC2 (§6.5)
+        tt = self.tears
+        if tt.slot >= 0 and tt.tags[tt.slot] == self.sam.session_tag:
+            # the PSAM still holds the 8070 session of this context: check MAC2 (§6.5)
             ok2 = self.sam.verify_mac2(self.resp, _PROVE_MAC2)
             res.exchanges += 1
             if not ok2:
@@ -764,7 +755,7 @@ class Transaction:
         res.amount = apdu.get_u32(ctx, _C_AMOUNT)
         res.balance = apdu.get_u32(ctx, _C_BAL_AFTER)
         res.capp = ctx[_C_TXN_TYPE] == _TYPE_CAPP
-        self._remember(self.clock.now())
+        self._remember_serial(self.ef15, 10, self.clock.now())
         return _R_RECOVERED
 
     def _block(self):
@@ -842,9 +833,6 @@ class Transaction:
             if t and 0 <= now - t < self.repeat_window_s and apdu.equal(s, o, e, 10, _SER):
                 return True
         return False
-
-    def _remember(self, now):
-        self._remember_serial(self.ef15, 10, now)
 
     def _remember_serial(self, src, off, t):
         k = self._seen_i
