@@ -244,6 +244,19 @@ def test_session_when_rz_records_share_no_byte_worst_case_batches_stay_exact():
         assert all(g[1] == rec(g[0]) for g in got), rs
 
 
+def test_session_when_pulled_and_pushed_attributes_fit_one_dict_size():
+    # MicroPython grows an instance dict from 37 to 47 slots (752 B in one block on a
+    # 64-bit port) at the 38th attribute; every attribute is made at boot and they stay
+    # within 37, so a sync mid-day never needs that block (xfer._xfer_init)
+    s, t, h = _setup(30)
+    n = len(s.__dict__)
+    h.handshake()
+    _pull_all(h)
+    h.send(wire.T_PUSH_BEGIN, struct.pack(">BI", 3, 100))
+    h.pump()
+    assert len(s.__dict__) == n <= 37, sorted(s.__dict__)
+
+
 def test_session_when_noise_header_promises_long_frame_quiet_line_resyncs():
     s, t, h = _setup(3)
     # a header with a valid check byte announcing 2000 bytes that never come

@@ -63,14 +63,13 @@ class Session(Transfer):
     urandom -- n -> n random bytes (board.urandom)
     clock   -- hal Clock (ticks_ms/ticks_diff); a monotonic default when None
     guard   -- a one-element list shared by the sessions of all links of one device, so
-               only one is authenticated at a time (others get _E_BUSY); None = private
+               only one is authenticated at a time (others get E_BUSY); None = private
     """
 
     def __init__(self, link, target, keys, urandom, clock=None, guard=None):
         self._guard = guard if guard is not None else [None]
         self.link = link
-        self.device_id = keys[0]
-        self._kd = keys[1]
+        self._keys = keys
         self._urandom = urandom
         if clock is None:  # tests and depot.devsim; a validator always passes its board clock
             import time
@@ -80,12 +79,10 @@ class Session(Transfer):
             clock = TicksClock(time)
         self._clock = clock
         self.dec = wire.Decoder()
-        tx = bytearray(_MAX_FRAME)
-        self._xfer_init(target, tx, memoryview(tx))  # target, _tx, _txmv, pull/push state
+        self._xfer_init(target, memoryview(bytearray(_MAX_FRAME)))  # target, _txmv, pull/push
         self._tx_off = 0
         self._tx_len = 0
-        self._nh = bytearray(auth.NONCE_LEN)
-        self._nd = bytearray(auth.NONCE_LEN)
+        self._nonce = bytearray(32)  # host nonce Nh (0..15), device nonce Nd (16..31)
         self._last_rx = self._clock.ticks_ms()
         # counters (tests, bench, fault log)
         self.sessions = 0
@@ -103,15 +100,14 @@ class Session(Transfer):
         self._rx_mac = None
         self._tx_seq = 0
         self._rx_seq = 0
-        self._pulling = False
+        self._pulling = 0
         self._building = False
-        if self._pushing:
+        if self._push_off >= 0:
             try:
                 self.target.push_abort()
             except Exception:
                 pass
-        self._pushing = False
-        self._push_off = 0
+        self._push_off = -1
 
     def attach(self, link):
         """Switch to a new link (a new TCP connection); the old session state is dropped."""
@@ -125,18 +121,18 @@ class Session(Transfer):
 
     # -- tx ---------------------------------------------------------------------------
     def _send(self, ftype, plen):
-        """Encode the payload already at _tx[_HDR:] and start sending it."""
+        """Encode the payload already at _txmv[_HDR:] and start sending it."""
         if self._tx_mac is not None:
             self._tx_seq += 1
-        self._tx_len = wire.encode(self._tx, ftype, 0, self._tx_seq, plen, self._tx_mac)
+        self._tx_len = wire.encode(self._txmv, ftype, 0, self._tx_seq, plen, self._tx_mac)
         self._tx_off = 0
 
     def _result(self, req, code, arg=0):
-        struct.pack_into(">BBI", self._tx, _HDR, req, code, arg)
+        struct.pack_into(">BBI", self._txmv, _HDR, req, code, arg)
         self._send(_T_RESULT, 6)
 
     def _error(self, code, end=True):
-        self._tx[_HDR] = code
+        self._txmv[_HDR] = code
         self._send(_T_ERROR, 1)
         if end:
             # the ERROR frame is MAC'd with the keys of the session it ends (if any)
@@ -277,21 +273,25 @@ class Session(Transfer):
         if owner is not None and owner is not self:
             return self._error(_E_BUSY, False)
         self._reset()
-        for i in range(auth.NONCE_LEN):
-            self._nh[i] = p[1 + i]
-        nd = self._urandom(auth.NONCE_LEN)
-        for i in range(auth.NONCE_LEN):
-            self._nd[i] = nd[i]
-        t = self._tx
+        nonce = self._nonce  # Nh from the HELLO, then Nd (PROTOCOL.md §3.1)
+        nd = self._urandom(16)
+        for i in range(16):
+            nonce[i] = p[1 + i]
+            nonce[16 + i] = nd[i]
+        dev = self._keys[0]
+        t = self._txmv
         t[_HDR] = _PROTO_VERSION
-        struct.pack_into(">I", t, _HDR + 1, self.device_id)
-        t[_HDR + 5 : _HDR + 21] = self._nd
-        t[_HDR + 21 : _HDR + 53] = auth.device_proof(self._kd, self.device_id, self._nh, self._nd)
+        struct.pack_into(">I", t, _HDR + 1, dev)
+        t[_HDR + 5 : _HDR + 21] = nonce[16:32]
+        mv = memoryview(nonce)
+        t[_HDR + 21 : _HDR + 53] = auth.device_proof(self._keys[1], dev, mv[0:16], mv[16:32])
         self.state = _S_AUTH
         self._send(_T_CHALLENGE, 53)
 
     def _on_auth(self, p):
-        want = auth.host_proof(self._kd, self.device_id, self._nh, self._nd)
+        kd = self._keys[1]
+        mv = memoryview(self._nonce)
+        want = auth.host_proof(kd, self._keys[0], mv[0:16], mv[16:32])
         if len(p) != 32 or not auth.equal(want, p):
             self.refused += 1
             self._reset()
@@ -300,14 +300,14 @@ class Session(Transfer):
             self._reset()
             return self._error(_E_BUSY, False)
         self._guard[0] = self
-        self._tx_mac, self._rx_mac = auth.session_macs(self._kd, self._nh, self._nd, True)
+        self._tx_mac, self._rx_mac = auth.session_macs(kd, mv[0:16], mv[16:32], True)
         self.state = _S_READY
         self.sessions += 1
         self._send_info()
 
     def _send_info(self):
         # INFO payload, PROTOCOL.md §4.1 (wire_host.INFO_FMT / unpack_info on the host)
-        struct.pack_into(">IIIIIHIIIIIH", self._tx, _HDR, *self.target.info())
+        struct.pack_into(">IIIIIHIIIIIH", self._txmv, _HDR, *self.target.info())
         self._send(_T_INFO, _INFO_LEN)
 
     # -- pull (PROTOCOL.md §4.2) ------------------------------------------------------

@@ -32,6 +32,12 @@ _STEP_RECORDS = const(8)  # records read from flash per step
 _REC_OFF = const(19)  # _HDR + first_seq(4) count(2) rec_size(2)
 _MAX_WINDOW = const(8)
 _DEFLATE_WBITS = const(10)
+# Room kept for the inflater: DeflateIO allocates its decompressor state (1336 B on the
+# 64-bit unix port, less on a 32-bit MCU) and a 1 << _DEFLATE_WBITS window at its first
+# read. Two blocks that size rarely exist in a heap fragmented by boot and a day of taps
+# (at a 120k heap after boot: 11.6 KB free, largest hole 864 B), so the session holds one
+# block from boot and lets go of it only while it inflates a PUSH_DATA chunk.
+_INFLATE_ROOM = const(2560)
 _MAX_Z_RECORDS = const(512)  # records per RECORDS_Z batch (the payload limit decides too)
 
 
@@ -41,17 +47,6 @@ def _inflate(src, dst):
         import io
 
         import deflate  # MicroPython: decompress-only DeflateIO
-
-        d = deflate.DeflateIO(io.BytesIO(bytes(src)), deflate.RAW, _DEFLATE_WBITS)
-        n = 0
-        while n < len(dst):
-            k = d.readinto(dst[n:])
-            if not k:
-                break
-            n += k
-        if d.read(1):
-            raise ValueError("inflated data too long")
-        return n
     except ImportError:
         import zlib
 
@@ -61,24 +56,68 @@ def _inflate(src, dst):
         dst[: len(out)] = out
         return len(out)
 
+    class _Src(io.IOBase):
+        """The compressed payload read in place from the frame: io.BytesIO would need a
+        copy of it (up to 2 KiB in one block). DeflateIO reads a byte at a time; the
+        stream protocol hands readinto a stack buffer, so this allocates nothing."""
+
+        def __init__(self, mv):
+            self.mv = mv
+            self.o = 0
+
+        def readinto(self, b):
+            o = self.o
+            n = len(self.mv) - o
+            if n > len(b):
+                n = len(b)
+            for i in range(n):
+                b[i] = self.mv[o + i]
+            self.o = o + n
+            return n
+
+    d = deflate.DeflateIO(_Src(src), deflate.RAW, _DEFLATE_WBITS)
+    n = 0
+    while n < len(dst):
+        k = d.readinto(dst[n:])
+        if not k:
+            break
+        n += k
+    if d.read(1):
+        raise ValueError("inflated data too long")
+    return n
+
 
 class Transfer:
     """Pull and push handlers; Session supplies the frame senders and calls _xfer_init."""
 
-    def _xfer_init(self, target, tx, txmv):
+    def _xfer_init(self, target, txmv):
+        # Every pull/push attribute is made here, at boot: the instance dict then never
+        # grows mid-day (a rehash is one more block of up to ~750 B, hard to find in a
+        # fragmented heap). Session + these stay <= 37 attributes, one MicroPython map size
+        # (tests/fw/test_sync_session.py checks it).
         self.target = target
-        self._tx = tx  # one frame: _HDR + payload + MAC + CRC
-        self._txmv = txmv
+        self._txmv = txmv  # one frame: _HDR + payload + MAC + CRC
         # RECORDS_Z scratch, made at the first PULL that asks for it: the previous record of
         # the batch and a copy of the current one (the raw records themselves are read into
         # the tail of the frame buffer, _build_batch)
         self._zprev = None
         self._zcur = None
-        self._z = False
         self._sent_hw = 0  # highest record seq sent to any host since boot
-        self._pushing = False
-        self._push_off = 0
+        # pull: _pulling is 0 (no), 1 (RECORDS) or 2 (RECORDS_Z)
+        self._pulling = 0
+        self._building = False
+        self._rec_size = 0
+        self._max_rec = 0
+        self._window = 0
+        self._next = 0
+        self._sess_acked = 0
+        self._b_first = 0
+        self._b_count = 0
+        self._zoff = 0
+        # push: _push_off is the next container offset while a push is open, -1 otherwise
+        self._push_off = -1
         self._push_total = 0
+        self._room = bytearray(_INFLATE_ROOM)
 
     # Provided by Session.
     def _send(self, ftype, plen):
@@ -112,13 +151,12 @@ class Transfer:
             self._zprev = self._zcur = None  # free the old scratch before making the new one
             self._zprev = bytearray(rs)
             self._zcur = bytearray(rs)
-        self._z = z
+        self._pulling = 2 if z else 1
         self._rec_size = rs
         self._max_rec = maxr
         self._window = win
         self._next = frm
         self._sess_acked = frm - 1
-        self._pulling = True
 
     def _window_open(self):
         return self._next - 1 - self._sess_acked < self._window * self._max_rec
@@ -132,7 +170,7 @@ class Transfer:
 
     def _build_batch(self):
         rs = self._rec_size
-        z = self._z
+        z = self._pulling == 2
         want = self._max_rec - self._b_count
         if want > _STEP_RECORDS:
             want = _STEP_RECORDS
@@ -156,7 +194,7 @@ class Transfer:
                 first, n = self.target.read_records(self._next, dst, want)
             except Exception as e:
                 self._building = False
-                self._pulling = False
+                self._pulling = 0
                 self.last_fault = e
                 return self._error(_E_STORAGE)
             if n and self._b_count and first != self._next:
@@ -172,7 +210,7 @@ class Transfer:
             return  # more to read next step
         self._building = False
         if self._b_count:
-            struct.pack_into(">IHH", self._tx, _HDR, self._b_first, self._b_count, rs)
+            struct.pack_into(">IHH", self._txmv, _HDR, self._b_first, self._b_count, rs)
             last = self._b_first + self._b_count - 1
             if last > self._sent_hw:
                 self._sent_hw = last
@@ -181,8 +219,8 @@ class Transfer:
             else:
                 self._send(_T_RECORDS, 8 + self._b_count * rs)
         else:
-            self._pulling = False
-            struct.pack_into(">I", self._tx, _HDR, self._next)
+            self._pulling = 0
+            struct.pack_into(">I", self._txmv, _HDR, self._next)
             self._send(_T_PULL_END, 4)
 
     def _encode(self, n, rs, at):
@@ -191,7 +229,7 @@ class Transfer:
             prev = self._zprev
             for i in range(rs):
                 prev[i] = 0
-        tx = self._tx
+        tx = self._txmv
         o = self._zoff
         for k in range(n):
             cur = self._zcur
@@ -219,43 +257,54 @@ class Transfer:
         if len(p) != 5:
             return self._error(_E_PROTO)
         kind, total = struct.unpack_from(">BI", p, 0)
-        if self._pushing:
+        if self._push_off >= 0:
             self.target.push_abort()
         code = self.target.push_begin(kind, total)
-        self._pushing = code == _OK
         self._push_total = total
-        self._push_off = 0
+        self._push_off = 0 if code == _OK else -1
         self._result(_T_PUSH_BEGIN, code)
 
     def _on_push_data(self, p, flags):
-        if not self._pushing or len(p) < 4:
+        if self._push_off < 0 or len(p) < 4:
             return self._result(_T_PUSH_DATA, _E_PROTO)
         off = struct.unpack_from(">I", p, 0)[0]
         if off == self._push_off:
             data = p[4:]
             if flags & _F_DEFLATE:
+                # the room's block is reclaimed by the collection the inflater's first
+                # big allocation triggers, and taken back (collecting the inflater's
+                # garbage if need be) when it is done
+                self._room = None
                 try:
                     n = _inflate(data, self._txmv[0:_MAX_PAYLOAD])
                 except Exception:
+                    n = -1
+                try:
+                    self._room = bytearray(_INFLATE_ROOM)
+                except MemoryError:
+                    pass  # no block that big now: try again after the next chunk
+                if n < 0:
                     return self._result(_T_PUSH_DATA, _E_PROTO, self._push_off)
                 data = self._txmv[0:n]
             if self._push_off + len(data) > self._push_total:
                 return self._result(_T_PUSH_DATA, _E_RANGE, self._push_off)
             code = self.target.push_write(off, data)
             if code != _OK:
-                self._pushing = False
+                at = self._push_off
+                self._push_off = -1
                 self.target.push_abort()
-                return self._result(_T_PUSH_DATA, code, self._push_off)
+                return self._result(_T_PUSH_DATA, code, at)
             self._push_off += len(data)
-        struct.pack_into(">I", self._tx, _HDR, self._push_off)
+        struct.pack_into(">I", self._txmv, _HDR, self._push_off)
         self._send(_T_PUSH_ACK, 4)
 
     def _on_push_end(self):
-        if not self._pushing:
+        at = self._push_off
+        if at < 0:
             return self._result(_T_PUSH_END, _E_PROTO)
-        self._pushing = False
-        if self._push_off != self._push_total:
+        self._push_off = -1
+        if at != self._push_total:
             self.target.push_abort()
-            return self._result(_T_PUSH_END, _E_RANGE, self._push_off)
+            return self._result(_T_PUSH_END, _E_RANGE, at)
         code, version = self.target.push_end()
         self._result(_T_PUSH_END, code, version)
