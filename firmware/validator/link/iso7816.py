@@ -95,8 +95,9 @@ class Iso7816:
         self.ta1 = 0x11
         self.protocols = 1  # bit i set = T=i offered
         self.wi = _WI_DEFAULT
-        self.f_khz = f_khz
-        self._wwt_fixed = wwt_ms
+        # 0 = WWT fixed by the caller (wwt_ms), never derived from the ATR; one attribute
+        # less keeps the instance dict at 17 slots (the next size is 23: +96 B per slot)
+        self.f_khz = 0 if wwt_ms else f_khz
         self.wwt_ms = wwt_ms or 1000
         self._atr_ms = atr_ms
         self._b1 = bytearray(1)
@@ -225,8 +226,8 @@ class Iso7816:
         return n
 
     def _set_wwt(self, ta1):
-        if self._wwt_fixed:
-            return
+        if not self.f_khz:
+            return  # fixed by the caller
         fi = _FI[ta1 >> 4] or 372
         # WWT = 960 * WI * Fi / f (§10.2); +50% margin for UART latency
         self.wwt_ms = (960 * self.wi * fi) // self.f_khz * 3 // 2 + 1

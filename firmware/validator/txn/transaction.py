@@ -337,7 +337,6 @@ class Transaction:
         self.sam = psam  # the PSAM of the card in the field (set per tap by _select)
         self.mot_slot = psam_slot
         self.local_slot = local_slot
-        self.local = False  # the card in the field is a local-issuer card
         self.clock = clock
         self.policy = policy
         self.records = records
@@ -349,7 +348,6 @@ class Transaction:
         self._b = b
         apdu.copy(b, _B_VEHICLE, vehicle, 0, min(len(vehicle), 6))
         apdu.copy(b, _B_DEVICE, device_id, 0, 4)
-        self.psam_slot = psam_slot
         self.repeat_window_s = repeat_window_s
         self.log_refusals = log_refusals
         self.result = Result()
@@ -365,11 +363,9 @@ class Transaction:
         self.rec1a = bytearray(128)
         self.img = bytearray(_REC_SIZE)
         self.tears = TearTable(tears, tear_keep_s)
-        self.ctx = self.tears.ctx
-        self._seen = bytearray(_SEEN * _SEEN_REC)  # time 0 = empty entry
-        self._seen_i = 0
+        # the ring, then its next index in the last byte; time 0 = empty entry
+        self._seen = bytearray(_SEEN * _SEEN_REC + 1)
         self._tag = 0  # tap counter; the PSAM session belongs to psam.session_tag
-        self.sw = 0
         self._known = False  # EF15 of a refused SELECT is known (blocked card's FCI)
         self.resume()
 
@@ -402,7 +398,7 @@ class Transaction:
 
     # ---- exchanges --------------------------------------------------------------------------
     def _card(self, n):
-        """Send self.cmd[:n] to the card; returns data length, status word in self.sw."""
+        """Send self.cmd[:n] to the card; returns data length, status word in result.sw."""
         r = self.reader.transmit(self.cmd, n, self.resp)
         self.result.exchanges += 1
         sw = apdu.sw(self.resp, r)
@@ -413,7 +409,6 @@ class Transaction:
             sw = apdu.sw(self.resp, r)
         if r < 2:
             raise NfcError()
-        self.sw = sw
         self.result.sw = sw
         return r - 2
 
@@ -428,8 +423,6 @@ class Transaction:
             res.reason = _R_SAM_FAULT  # no PSAM at all: nothing is sent to the card
             return res
         self.sam = self.psam
-        self.psam_slot = self.mot_slot
-        self.local = False
         try:
             res.reason = self._tap()
         except NfcTimeout:
@@ -446,19 +439,17 @@ class Transaction:
         """SELECT the EP; EF15 into self.ef15. Returns R_OK or a refusal."""
         c = self.cmd
         n = self._card(ep.select(c, _AID_TUNION, 8))
-        code = apdu.lookup(ep.SW_SELECT, self.sw, _R_CARD_ERROR)
+        code = apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR)
         if code == _R_UNSUPPORTED_CARD and self.local_psam is not None:
             # no T-Union EP: the city's own card (§8 dual-mode order: T-Union, local, PPSE)
             n = self._card(ep.select(c, _AID_LOCAL, len(_AID_LOCAL)))
-            code = apdu.lookup(ep.SW_SELECT, self.sw, _R_CARD_ERROR)
+            code = apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR)
             if code != _R_UNSUPPORTED_CARD:
                 self.sam = self.local_psam
-                self.psam_slot = self.local_slot
-                self.local = True
         if code == _R_UNSUPPORTED_CARD:
             # PPSE fallback (§1): a phone or SE may carry a longer AID
             n = self._card(ep.select(c, _PPSE, len(_PPSE)))
-            if apdu.lookup(ep.SW_SELECT, self.sw, _R_CARD_ERROR) != _R_OK:
+            if apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR) != _R_OK:
                 return _R_UNSUPPORTED_CARD
             a = ep.ppse_aid(self.resp, n + 2)
             if a < 0:
@@ -471,7 +462,7 @@ class Transaction:
             c[4] = ln
             c[5 + ln] = 0
             n = self._card(6 + ln)
-            code = apdu.lookup(ep.SW_SELECT, self.sw, _R_CARD_ERROR)
+            code = apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR)
         if code != _R_OK:
             if code == _R_APP_BLOCKED and n > 0:
                 # a blocked card still shows its FCI (6283, §1): keep EF15 for the record
@@ -485,7 +476,7 @@ class Transaction:
             apdu.copy(self.ef15, 0, self.resp, off, _EF15_LEN)
             return _R_OK
         n = self._card(ep.read_binary(c, _SFI_EF15, 0, _EF15_LEN))
-        if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < _EF15_LEN:
+        if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) != _R_OK or n < _EF15_LEN:
             return _R_CARD_ERROR
         apdu.copy(self.ef15, 0, self.resp, 0, _EF15_LEN)
         return _R_OK
@@ -504,7 +495,7 @@ class Transaction:
             return _R_SAM_FAULT  # this application's PSAM is missing or wrong (issue 4)
         e = self.ef15
         self._img_card()
-        if self.local and e[8] == _APP_NOT_ACTIVE:
+        if self.sam is self.local_psam and e[8] == _APP_NOT_ACTIVE:
             # MOHURD cards: application type 00 = not activated (§2.1, S5/S13)
             return self._refuse(_R_UNSUPPORTED_CARD)
         # -- dates (§2.1 EF15[20..27]); the expiry day itself is still valid
@@ -526,7 +517,7 @@ class Transaction:
             return self._block()
         # -- the torn card is back: settle the old debit before anything else (§6.4)
         if torn:
-            ctx = self.ctx
+            ctx = self.tears.ctx
             code = self._initialize(ctx[_C_TXN_TYPE] == _TYPE_CAPP,
                                     apdu.get_u32(ctx, _C_AMOUNT))
             r = self._recover(code)
@@ -539,7 +530,7 @@ class Transaction:
         ef17 = None
         if city != self.local_city or needs & _NEED_EF17:
             n = self._card(ep.read_binary(self.cmd, _SFI_EF17, 0, 11))
-            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < 11:
+            if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) != _R_OK or n < 11:
                 return self._refuse(_R_CARD_ERROR)
             apdu.copy(self.ef17, 0, self.resp, 0, 11)
             ef17 = self.ef17
@@ -548,13 +539,13 @@ class Transaction:
         r1e = None
         if needs & _NEED_1E:
             n = self._card(ep.read_record(self.cmd, 1, _SFI_EF1E, _REC1E_LEN))
-            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= _REC1E_LEN:
+            if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) == _R_OK and n >= _REC1E_LEN:
                 apdu.copy(self.rec1e, 0, self.resp, 0, _REC1E_LEN)
                 r1e = self.rec1e
         r1a = None
         if needs & _NEED_1A:
             n = self._card(ep.read_record(self.cmd, 2, 0x1A, 128))
-            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= 128:
+            if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) == _R_OK and n >= 128:
                 apdu.copy(self.rec1a, 0, self.resp, 0, 128)
                 r1a = self.rec1a
         # -- fare
@@ -562,11 +553,11 @@ class Transaction:
         if d.reason != _R_OK:
             return self._refuse(d.reason)
         amount = d.amount
-        if self.local:
+        if self.sam is self.local_psam:
             # §5.5: the MOHURD MAC1 covers the card's 80CA authentication code. Read it before
             # INITIALIZE: any other command between 8050 and 8054 ends the purchase session.
             n = self._card(ep.auth_code(self.cmd))
-            if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) != _R_OK or n < _AUTH_LEN:
+            if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) != _R_OK or n < _AUTH_LEN:
                 return self._refuse(_R_CARD_ERROR)
             apdu.copy(self._b, _B_AUTH, self.resp, 0, _AUTH_LEN)
         apdu.put_u32(self.img, _O_FARE_LIST, d.base)
@@ -596,7 +587,7 @@ class Transaction:
     def _initialize(self, capp_ok, amount):
         n = self._card(ep.init_purchase(self.cmd, capp_ok, self.sam.key_index, amount,
                                            self.sam.terminal, 0))
-        code = apdu.lookup(ep.SW_INIT, self.sw, _R_CARD_ERROR)
+        code = apdu.lookup(ep.SW_INIT, self.result.sw, _R_CARD_ERROR)
         if code == _R_OK:
             if n < _INIT_LEN:
                 return _R_CARD_ERROR
@@ -636,7 +627,7 @@ class Transaction:
                 c[4] = 128
                 apdu.copy(c, 5, d.rec1a, 0, 128)
                 self._card(133)
-                code = apdu.lookup(ep.SW_CAPP, self.sw, _R_CARD_ERROR)
+                code = apdu.lookup(ep.SW_CAPP, self.result.sw, _R_CARD_ERROR)
                 if code != _R_OK:
                     return code if code == _NO_CAPP else self._refuse(code)
             r = d.rec1e
@@ -647,12 +638,12 @@ class Transaction:
             apdu.put_u32(r, _R1E_BALANCE, bal - amount)
             apdu.copy(r, _R1E_DATETIME, self._b, _B_DT, 7)
             self._card(ep.update_1e(self.cmd, r, 0))
-            code = apdu.lookup(ep.SW_CAPP, self.sw, _R_CARD_ERROR)
+            code = apdu.lookup(ep.SW_CAPP, self.result.sw, _R_CARD_ERROR)
             if code != _R_OK:
                 return code if code == _NO_CAPP else self._refuse(code)
         # persist the recovery context and the gray record BEFORE the debit (§6.1)
         img[_O_STATUS] = _ST_GRAY
-        ctx = self.ctx
+        ctx = self.tears.ctx
         apdu.copy(ctx, 0, img, _CTX_BASE, _CTX_IMG)
         apdu.put_u32(ctx, _C_GRAY, self.records.next_seq)  # the gray record's seq
         apdu.put_u32(ctx, _C_SAVED, now)
@@ -665,7 +656,7 @@ class Transaction:
             res.seq = gray
             res.status = _ST_GRAY
             return _R_TAP_AGAIN
-        code = apdu.lookup(ep.SW_DEBIT, self.sw, _R_CARD_ERROR)
+        code = apdu.lookup(ep.SW_DEBIT, self.result.sw, _R_CARD_ERROR)
         if code != _R_OK or n < _DEBIT_LEN:
             # any status word: the card did not debit (§6.2); the refused record names
             # the gray one it closes (REF_SEQ), so clearing never waits for it
@@ -701,7 +692,7 @@ class Transaction:
         """The torn card is back and INITIALIZE answered `code` (§6.4-6.6). Returns a
         reason, or -1 when the debit did not happen (a fresh purchase follows)."""
         res = self.result
-        ctx = self.ctx
+        ctx = self.tears.ctx
         s = apdu.get_u16(ctx, _C_ATC)
         if code == _R_OK:
             atc = apdu.get_u16(self._b, _B_INIT + _INIT_ATC)
@@ -717,7 +708,7 @@ class Transaction:
         # (EF18 record 1, §2.4) says whose debit that was: ATC, type, terminal and date-time
         # must be ours -- a card torn here and then used elsewhere also shows ATC+1.
         n = self._card(ep.read_record(self.cmd, 1, _SFI_EF18, 23))
-        if apdu.lookup(ep.SW_READ, self.sw, _R_CARD_ERROR) == _R_OK and n >= 23:
+        if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) == _R_OK and n >= 23:
             r = self.resp
             if not (
                 apdu.get_u16(r, 0) == ((s + 1) & 0xFFFF)
@@ -728,7 +719,7 @@ class Transaction:
                 self.tears.drop()  # not our debit: the gray record stays for clearing
                 return -1 if code == _R_OK else self._refuse(code)
         n = self._card(ep.prove(self.cmd, ctx[_C_TXN_TYPE], (s + 1) & 0xFFFF))
-        pc = apdu.lookup(ep.SW_PROVE, self.sw, _R_CARD_ERROR)
+        pc = apdu.lookup(ep.SW_PROVE, self.result.sw, _R_CARD_ERROR)
         if pc == _NO_PROVE:
             self.tears.drop()
             return -1 if code == _R_OK else self._refuse(code)
@@ -767,12 +758,12 @@ class Transaction:
         alg = 0
         n = self._card(ep.init_purchase(self.cmd, False, self.sam.key_index, 0,
                                            self.sam.terminal, 0))
-        if apdu.lookup(ep.SW_INIT, self.sw, _R_CARD_ERROR) == _R_OK and n >= _INIT_LEN:
+        if apdu.lookup(ep.SW_INIT, self.result.sw, _R_CARD_ERROR) == _R_OK and n >= _INIT_LEN:
             alg = self.resp[_INIT_ALG]
             self.img[_O_KEY_VER] = self.resp[_INIT_KEYVER]
             self.img[_O_ALG_ID] = alg
         n = self._card(ep.get_challenge(self.cmd))
-        if self.sw == 0x9000 and n >= 4:  # GET CHALLENGE: data on 9000 only (§3)
+        if self.result.sw == 0x9000 and n >= 4:  # GET CHALLENGE: data on 9000 only (§3)
             b = self._b
             apdu.copy(b, _B_CH, self.resp, 0, 4)
             ep.block_header(self.cmd)  # built in cmd, kept in b: the PSAM's 801A reuses cmd
@@ -809,7 +800,7 @@ class Transaction:
             img[_O_STATION + 1] = pos.stop & 0xFF
             img[_O_DIRECTION] = pos.direction & 0xFF
         apdu.copy(img, _O_VEHICLE, self._b, _B_VEHICLE, 6)
-        img[_O_PSAM_SLOT] = self.psam_slot
+        img[_O_PSAM_SLOT] = self.local_slot if self.sam is self.local_psam else self.mot_slot
         img[_O_KEY_INDEX] = self.sam.key_index
 
     def _refuse(self, code):
@@ -835,8 +826,8 @@ class Transaction:
         return False
 
     def _remember_serial(self, src, off, t):
-        k = self._seen_i
+        k = self._seen[_SEEN * _SEEN_REC]
         o = k * _SEEN_REC
         apdu.copy(self._seen, o, src, off, _SER)
         apdu.put_u32(self._seen, o + _SER, t or 1)
-        self._seen_i = (k + 1) % _SEEN
+        self._seen[_SEEN * _SEEN_REC] = (k + 1) % _SEEN
