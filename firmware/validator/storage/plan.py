@@ -3,10 +3,11 @@
 #
 # Boards copy one of these into board.flash_plan (hal.Board). Erase block 4 KiB, page 256 B.
 # Regions: params (ParamStore), tear (TearStore), watermark (RecordLog's journal),
-# log (RecordLog), blacklist (Blacklist, two banks).
+# log (RecordLog), blacklist (Blacklist, two banks). Only the sim plan (the default) lives
+# here; PLAN_ESP32S3_16M, the flash sizes and check() are in storage.plan_boards, served by
+# __getattr__ below so the sim validator's heap never holds them.
 
 # sim board: 64 MiB file-backed NorFlash (W25Q512-class geometry)
-SIM_FLASH_SIZE = 64 * 1024 * 1024
 PLAN_SIM = {
     "params": (0x0000000, 0x10000),
     "tear": (0x0010000, 0x8000),
@@ -15,25 +16,10 @@ PLAN_SIM = {
     "blacklist": (0x2820000, 0x1000000),  # 2 x 8 MiB banks
 }
 
-# esp32s3 board: 16 MiB flash; the first 2 MiB hold bootloader, partition table, nvs,
-# phy and the MicroPython factory app
-ESP32S3_FLASH_SIZE = 16 * 1024 * 1024
-PLAN_ESP32S3_16M = {
-    "firmware": (0x000000, 0x200000),
-    "params": (0x200000, 0x10000),
-    "tear": (0x210000, 0x8000),
-    "watermark": (0x218000, 0x2000),
-    "log": (0x21A000, 0x1C6000),  # 454 blocks x 31 = 14 074 records
-    "blacklist": (0x3E0000, 0xC20000),  # 2 x 6.0625 MiB banks
-}
 
+def __getattr__(name):
+    """PLAN_ESP32S3_16M, SIM_FLASH_SIZE, ESP32S3_FLASH_SIZE, check: storage.plan_boards (PEP 562
+    / MicroPython module __getattr__)."""
+    import validator.storage.plan_boards as b
 
-def check(plan, size, block=4096):
-    """True when regions are block-aligned, inside the device and do not overlap."""
-    spans = sorted(plan.values())
-    end = 0
-    for off, length in spans:
-        if off % block or length % block or off < end or off + length > size:
-            return False
-        end = off + length
-    return True
+    return getattr(b, name)
