@@ -48,6 +48,16 @@ def test_sync_consts_when_modules_copy_wire_values_they_match_wire():
     assert checked >= 50
 
 
+def test_sync_consts_when_modules_copy_auth_values_they_match_auth():
+    auth = _consts("sync/auth.py")
+    checked = 0
+    for rel in ("sync/target.py", "app/content.py"):
+        for name in ("_CONTENT_HDR", "_DIGEST"):
+            assert _consts(rel)[name] == auth[name], (rel, name)
+            checked += 1
+    assert checked == 4
+
+
 def test_sync_consts_when_host_names_wire_values_they_match_wire():
     from validator.sync import wire, wire_host
 

@@ -24,10 +24,14 @@ _K_BLACKLIST_FULL = const(1)
 _K_BLACKLIST_DELTA = const(2)
 _K_FARES = const(3)
 _K_CONFIG = const(5)
+# and of validator.sync.auth's container layout (PROTOCOL.md §5): header, body, 32-byte tag
+_CONTENT_HDR = const(14)
+_DIGEST = const(32)
 
 P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, Kc)
 P_FARES = "fares"  # the active fare-table container, re-verified at boot
 P_CONFIG = "config"  # device configuration container (JSON body), re-verified at boot
+
 
 def _bl_code(r):
     """A storage.blacklist result -> the sync wire code the depot sees (PROTOCOL.md §4.4)."""
@@ -110,7 +114,7 @@ class Target(LogTarget):
 
 def parse_config(blob):
     """The JSON body of a verified config container (PROTOCOL.md §5 layout)."""
-    body = memoryview(blob)[auth.CONTENT_HDR: len(blob) - auth.DIGEST]
+    body = memoryview(blob)[_CONTENT_HDR: len(blob) - _DIGEST]
     cfg = json.loads(bytes(body))
     if not isinstance(cfg, dict):
         raise ValueError("config")

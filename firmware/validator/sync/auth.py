@@ -14,16 +14,24 @@ from micropython import const
 from validator.errors import SyncError
 
 _BLOCK = const(64)
-DIGEST = const(32)
-NONCE_LEN = const(16)
-_TAG_LEN = const(16)  # wire.MAC_LEN
+# All private (inlined, no heap); host callers get public names from auth_host through
+# __getattr__ below, and target.py / app/content.py keep checked copies
+# (tests/host/test_sync_consts.py).
+_DIGEST = const(32)
+_NONCE_LEN = const(16)
+_TAG_LEN = const(16)  # wire's _MAC_LEN
 _KEYS_LEN = const(76)
-CONTENT_HDR = const(14)
+_CONTENT_HDR = const(14)
 _CONTENT_MAGIC = b"YKC1"
 
 
 class Hmac:
-    """HMAC-SHA256 with precomputed pads. digest(*parts) hashes the concatenation."""
+    """HMAC-SHA256 with precomputed pads. digest(*parts) hashes the concatenation.
+
+    Also the per-direction frame MAC (PROTOCOL.md §1): tag_into/check use
+    HMAC(K, hdr ‖ payload)[:16]. (It was a FrameMac class wrapping an Hmac: one class and
+    object fewer; auth_host.FrameMac names it for host callers.)
+    """
 
     def __init__(self, key):
         if len(key) > _BLOCK:
@@ -60,6 +68,16 @@ class Hmac:
             h.update(d)
         return self.outer(h.digest())
 
+    def tag_into(self, hdr, payload, out):
+        t = self.digest(hdr, payload)
+        for i in range(_TAG_LEN):
+            out[i] = t[i]
+
+    def check(self, hdr, payload, tag):
+        if tag is None:
+            return False
+        return equal(self.digest(hdr, payload)[:_TAG_LEN], tag)
+
 
 def equal(a, b):
     """Constant-time compare of two byte sequences of equal length."""
@@ -69,23 +87,6 @@ def equal(a, b):
     for i in range(len(a)):
         r |= a[i] ^ b[i]
     return r == 0
-
-
-class FrameMac:
-    """Per-direction frame MAC (PROTOCOL.md §1): HMAC(K, hdr ‖ payload)[:16]."""
-
-    def __init__(self, key):
-        self._h = Hmac(key)
-
-    def tag_into(self, hdr, payload, out):
-        t = self._h.digest(hdr, payload)
-        for i in range(_TAG_LEN):
-            out[i] = t[i]
-
-    def check(self, hdr, payload, tag):
-        if tag is None:
-            return False
-        return equal(self._h.digest(hdr, payload)[:_TAG_LEN], tag)
 
 
 # -- challenge-response (PROTOCOL.md §3.1, §3.2) -------------------------------------
@@ -106,11 +107,11 @@ def host_proof(kd, device_id, nh, nd):
 
 
 def session_macs(kd, nh, nd, device_side):
-    """-> (tx FrameMac, rx FrameMac) for one side of a session."""
+    """-> (tx frame MAC, rx frame MAC) Hmac objects for one side of a session."""
     ks = Hmac(kd).digest(b"YKS1", nh, nd)
     h = Hmac(ks)
-    d2h = FrameMac(h.digest(b"d2h"))
-    h2d = FrameMac(h.digest(b"h2d"))
+    d2h = Hmac(h.digest(b"d2h"))
+    h2d = Hmac(h.digest(b"h2d"))
     if device_side:
         return d2h, h2d
     return h2d, d2h
@@ -133,10 +134,10 @@ def parse_keys(blob):
 
 def content_header(blob):
     """-> (kind, version, body_len) of a content container, or None if malformed."""
-    if len(blob) < CONTENT_HDR + DIGEST or bytes(blob[:4]) != _CONTENT_MAGIC:
+    if len(blob) < _CONTENT_HDR + _DIGEST or bytes(blob[:4]) != _CONTENT_MAGIC:
         return None
     kind, flags, version, blen = struct.unpack_from(">BBII", blob, 4)
-    if flags != 0 or CONTENT_HDR + blen + DIGEST != len(blob):
+    if flags != 0 or _CONTENT_HDR + blen + _DIGEST != len(blob):
         return None
     return kind, version, blen
 
@@ -153,15 +154,15 @@ class ContentVerifier:
         self._h = self._hm.inner()
         self._total = total_len
         self._seen = 0
-        self._tag = bytearray(DIGEST)
-        self._hdr = bytearray(CONTENT_HDR)
+        self._tag = bytearray(_DIGEST)
+        self._hdr = bytearray(_CONTENT_HDR)
 
     def update(self, chunk):
         n = len(chunk)
-        body_end = self._total - DIGEST
+        body_end = self._total - _DIGEST
         s = self._seen
         for i in range(n):  # header bytes (first 14) are kept for the format check
-            if s + i >= CONTENT_HDR:
+            if s + i >= _CONTENT_HDR:
                 break
             self._hdr[s + i] = chunk[i]
         if s < body_end:
@@ -171,25 +172,25 @@ class ContentVerifier:
             self._h.update(chunk[:k] if k < n else chunk)
         for i in range(n):
             p = s + i - body_end
-            if 0 <= p < DIGEST:
+            if 0 <= p < _DIGEST:
                 self._tag[p] = chunk[i]
         self._seen = s + n
 
     def header(self):
         """-> (kind, version, body_len) from the bytes seen so far, or None."""
-        if self._seen < CONTENT_HDR or bytes(self._hdr[:4]) != _CONTENT_MAGIC:
+        if self._seen < _CONTENT_HDR or bytes(self._hdr[:4]) != _CONTENT_MAGIC:
             return None
         kind, flags, version, blen = struct.unpack_from(">BBII", self._hdr, 4)
         return kind, version, blen
 
     def final(self):
-        if self._seen != self._total or self._total < CONTENT_HDR + DIGEST:
+        if self._seen != self._total or self._total < _CONTENT_HDR + _DIGEST:
             return False
         if bytes(self._hdr[:4]) != _CONTENT_MAGIC:
             return False
         flags = self._hdr[5]
         blen = struct.unpack_from(">I", self._hdr, 10)[0]
-        if flags != 0 or CONTENT_HDR + blen + DIGEST != self._total:
+        if flags != 0 or _CONTENT_HDR + blen + _DIGEST != self._total:
             return False
         return equal(self._hm.outer(self._h.digest()), self._tag)
 
@@ -201,7 +202,7 @@ def verify_content(content_key, blob):
     try:
         if content_header(blob) is None:
             return False
-        n = len(blob) - DIGEST
+        n = len(blob) - _DIGEST
         mv = memoryview(blob)
         return equal(Hmac(content_key).digest(mv[:n]), mv[n:])
     except Exception:
@@ -209,7 +210,8 @@ def verify_content(content_key, blob):
 
 
 def __getattr__(name):
-    """Host-side helpers (hmac_sha256, derive_device_key, make_keys, make_content) live in
+    """Host-side helpers (hmac_sha256, derive_device_key, make_keys, make_content) and the
+    public names of the consts above (DIGEST, NONCE_LEN, CONTENT_HDR, KEYS_LEN) live in
     validator.sync.auth_host, which the firmware never imports; host callers that still say
     auth.make_content(...) get them from there (PEP 562; MicroPython module __getattr__)."""
     from validator.sync import auth_host

@@ -8,12 +8,17 @@ import struct
 from binascii import crc32
 
 from validator.errors import SyncError
-from validator.sync.auth import DIGEST, Hmac, _id4
+from validator.sync.auth import Hmac, _id4
 
 # Public names of validator.sync.auth's private consts (const() names beginning with _ take no
 # heap on the device); auth.__getattr__ serves them to host callers. Checked equal by
 # tests/host/test_heap_budget.py.
 KEYS_LEN = 76
+DIGEST = 32
+NONCE_LEN = 16
+CONTENT_HDR = 14
+
+FrameMac = Hmac  # the frame MAC is an Hmac (tag_into/check), PROTOCOL.md §1
 
 
 def hmac_sha256(key, msg):

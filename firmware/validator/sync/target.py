@@ -26,6 +26,9 @@ _E_CONTENT = const(6)
 _E_VERSION = const(7)
 _E_STORAGE = const(8)
 _E_KIND = const(10)
+# and of validator.sync.auth's container layout (PROTOCOL.md §5): header, body, 32-byte tag
+_CONTENT_HDR = const(14)
+_DIGEST = const(32)
 _PUSH_LIMIT = const(16384)
 
 
@@ -49,7 +52,7 @@ class BufferedPush:
         self._pbuf = None
         if total > self.push_limit:
             return _E_RANGE
-        if total < auth.CONTENT_HDR + auth.DIGEST:
+        if total < _CONTENT_HDR + _DIGEST:
             return _E_CONTENT
         import gc
 
@@ -92,7 +95,7 @@ def check_content(content_key, kind, blob, current_version):
         return _E_CONTENT, 0, None
     if version <= current_version:
         return _E_VERSION, version, None
-    return _OK, version, memoryview(blob)[auth.CONTENT_HDR : auth.CONTENT_HDR + blen]
+    return _OK, version, memoryview(blob)[_CONTENT_HDR : _CONTENT_HDR + blen]
 
 
 # INFO version slots per kind (PROTOCOL.md §4.1): blacklist, fares, whitelist, config
@@ -177,7 +180,7 @@ class LogTarget(BufferedPush):
             return _E_KIND
         if not hasattr(h, "begin"):
             return BufferedPush.push_begin(self, kind, total)
-        if total < auth.CONTENT_HDR + auth.DIGEST:
+        if total < _CONTENT_HDR + _DIGEST:
             return _E_CONTENT
         code = h.begin(kind, total)
         if code == _OK:

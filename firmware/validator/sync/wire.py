@@ -83,7 +83,7 @@ _INFO_LEN = const(44)
 def encode(buf, ftype, flags, seq, plen, mac=None):
     """Finish a frame whose payload the caller already placed at buf[_HDR:_HDR+plen].
 
-    mac: an object with tag_into(hdr_mv, payload_mv, out_mv) (auth.FrameMac) or None.
+    mac: an object with tag_into(hdr_mv, payload_mv, out_mv) (auth.Hmac) or None.
     Returns the frame length. buf must hold _HDR + plen + _MAC_LEN + _CRC_LEN bytes.
     """
     if plen > _MAX_PAYLOAD:
