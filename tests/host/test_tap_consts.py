@@ -108,3 +108,11 @@ def test_tap_consts_when_inverse_convention_table_is_literal_it_matches_iso7816_
     assert iso7816._INV == bytes(iso7816_host.conv(x) for x in range(256))
     assert all(iso7816._INV[iso7816._INV[x]] == x for x in range(256))  # its own inverse
     assert iso7816._INV[0x03] == 0x3F  # TS of an inverse-convention card read directly
+
+
+def test_tap_consts_when_firmware_psam_selects_a_df_the_emulated_psam_has_it():
+    from emu import psam as emu_psam
+
+    fw = _consts("sam/psam.py")
+    assert fw["_DF_LOCAL"] == emu_psam.DF_LOCAL  # [INF] one constant on both sides (§4)
+    assert fw["_DF_MOT"] == b"\x80\x11"  # §4 [C2]

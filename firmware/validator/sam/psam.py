@@ -32,8 +32,8 @@ _M_F2 = const(28)
 _M_LEN = const(36)
 # Local-issuer (MOHURD) PSAM:
 # [INF] its application DF: no source names it; one constant (emu.psam.DF_LOCAL matches).
-_DF_LOCAL = b"\x10\x01"
-_DF_MOT = b"\x80\x11"  # §4 [C2]
+_DF_LOCAL = const(b"\x10\x01")
+_DF_MOT = const(b"\x80\x11")  # §4 [C2]
 # [C2] §4 "MOHURD PSAMs in S5/S7": factor 2 = cityCode(2) FF 00 00 00 00 00, the city code
 # taken from EF15[2..3] [INF: the layout the emulated local card keeps].
 _F2_CITY = const(2)
@@ -47,7 +47,6 @@ _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 alg
 _ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
 _MAC2_BAD = const(1)  # SamError.code for a refused MAC2
-STATUS = ((0x9000, 0),)
 
 # The APDU buffers, one pair for every slot AND the tap engine (txn.transaction uses
 # psam.cmd / psam.resp for the card): one tap talks to one device at a time, and no command
@@ -86,7 +85,7 @@ class Psam:
         """Exchange self.cmd[:n]; return response data length; SamError on SW != 9000."""
         r = self.link.transmit(self.cmd, n, self.resp)
         sw = apdu.sw(self.resp, r)
-        if apdu.lookup(STATUS, sw) != 0:
+        if sw != 0x9000:  # the only success status of every PSAM command used (§4)
             raise SamError(sw, self.cmd[1])
         return r - 2
 
