@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 from binascii import hexlify, unhexlify
 
-from validator.card import ep
+from validator.card import ep, ep_host
 from validator.errors import R_APP_BLOCKED, R_CARD_ERROR, R_INSUFFICIENT, R_OK
 from validator.link import apdu
 from validator.sam.psam import Psam
@@ -34,7 +34,7 @@ def _hex(b, n):
 
 def test_select_when_built_matches_iso7816_4():
     b = bytearray(32)
-    n = ep.select(b, ep.AID_TUNION, 8)
+    n = ep.select(b, ep_host.AID_TUNION, 8)
     assert _hex(b, n) == "00a4040008a00000063201010500"
 
 
@@ -56,7 +56,7 @@ def test_select_when_fci_without_9f0c_or_truncated_minus_one():
 def test_select_when_ppse_lists_ep_label_aid_returned():
     a = ep.ppse_aid(PPSE_RSP, len(PPSE_RSP))
     off, ln = a & 0xFFFF, a >> 16
-    assert ln == 8 and PPSE_RSP[off:off + 8] == ep.AID_TUNION
+    assert ln == 8 and PPSE_RSP[off:off + 8] == ep_host.AID_TUNION
 
 
 def test_select_when_status_table_maps_locks():
@@ -68,8 +68,8 @@ def test_select_when_status_table_maps_locks():
 
 def test_read_when_built_sfi_and_record_encoded():
     b = bytearray(8)
-    assert _hex(b, ep.read_binary(b, ep.SFI_EF17, 0, 11)) == "00b097000b"
-    assert _hex(b, ep.read_record(b, 1, ep.SFI_EF1E, 48)) == "00b201f430"
+    assert _hex(b, ep.read_binary(b, ep_host.SFI_EF17, 0, 11)) == "00b097000b"
+    assert _hex(b, ep.read_record(b, 1, ep_host.SFI_EF1E, 48)) == "00b201f430"
 
 
 def test_purse_when_init_capp_built_matches_56_vector():
@@ -86,17 +86,17 @@ def test_purse_when_debit_built_matches_56_vector():
 
 def test_purse_when_prove_built_with_atc_plus_one():
     b = bytearray(16)
-    assert _hex(b, ep.prove(b, ep.TYPE_CAPP, 0x0006)) == PROVE_CMD
+    assert _hex(b, ep.prove(b, ep_host.TYPE_CAPP, 0x0006)) == PROVE_CMD
 
 
 def test_purse_when_status_words_mapped():
     assert apdu.lookup(ep.SW_INIT, 0x9401) == R_INSUFFICIENT
-    assert apdu.lookup(ep.SW_INIT, 0x6A86) == ep.NO_CAPP
+    assert apdu.lookup(ep.SW_INIT, 0x6A86) == ep_host.NO_CAPP
     assert apdu.lookup(ep.SW_DEBIT, 0x9302) == R_CARD_ERROR
-    assert apdu.lookup(ep.SW_PROVE, 0x9406) == ep.NO_PROVE
-    assert apdu.lookup(ep.SW_BALANCE, 0x9000) == R_OK
+    assert apdu.lookup(ep.SW_PROVE, 0x9406) == ep_host.NO_PROVE
+    assert apdu.lookup(ep_host.SW_BALANCE, 0x9000) == R_OK
     b = bytearray(8)
-    assert _hex(b, ep.get_balance(b)) == "805c030204"
+    assert _hex(b, ep_host.get_balance(b)) == "805c030204"
 
 
 def test_capp_when_update_1e_built():

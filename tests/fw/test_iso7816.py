@@ -4,7 +4,8 @@ import fwtest
 from fw import rig
 from validator.errors import SamError
 from validator.link import apdu
-from validator.link.iso7816 import SAM_BAD_ATR, SAM_ECHO, SAM_NO_ATR, SAM_TIMEOUT, Iso7816
+from validator.link.iso7816 import Iso7816
+from validator.link.iso7816_host import SAM_BAD_ATR, SAM_ECHO, SAM_NO_ATR, SAM_TIMEOUT
 
 MP_HEAP = "512k"  # fixture: the emulated PSAM with its DES/SM4 code
 

@@ -10,13 +10,14 @@
 # card data.
 #
 # Layout constants are private (`_X = const(..)` is inlined and takes no heap); modules that
-# need a value keep a private copy checked by tests/host/test_card_consts.py, and host callers
-# get public names from validator.card.ep_host through the module __getattr__ at the end.
+# need a value keep a private copy checked by tests/host/test_tap_consts.py, and host callers
+# import public names from validator.card.ep_host (a module __getattr__ serving them would
+# cost a function's heap here).
 from micropython import const
 
 from validator.link import apdu
 
-# Reason codes: private copies of errors.R_* (checked by tests/host/test_card_consts.py).
+# Reason codes: private copies of errors.R_* (checked by tests/host/test_tap_consts.py).
 # With every entry a compile-time constant, the status tables below are constant tuples
 # that stay in the image (ROMFS/frozen) instead of being built on the heap at import.
 _R_OK = const(0)
@@ -308,11 +309,3 @@ def app_block(buf, mac, mac_off):
     apdu.copy(buf, 5, mac, mac_off, 4)
     return 9
 
-
-def __getattr__(name):
-    """Host callers' names (GET BALANCE, the public names of the private consts above): they
-    live in validator.card.ep_host (PEP 562 / MicroPython module __getattr__), so the
-    firmware pays no heap for them."""
-    from validator.card import ep_host
-
-    return getattr(ep_host, name)

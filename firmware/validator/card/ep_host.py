@@ -2,9 +2,8 @@
 # commands the validator never sends (GET BALANCE).
 # SPDX-License-Identifier: MIT
 #
-# Emulators, tools and tests only; the firmware never imports this module. ep.__getattr__
-# serves these names to host callers; tests/host/test_card_consts.py checks every value
-# against ep.py (card-protocol.md §1-§6).
+# Emulators, tools and tests only; the firmware never imports this module.
+# tests/host/test_tap_consts.py checks every value against ep.py (card-protocol.md §1-§6).
 from validator.errors import R_APP_BLOCKED, R_OK
 from validator.link import apdu
 

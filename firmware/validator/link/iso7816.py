@@ -353,11 +353,3 @@ class Iso7816:
                 return (pb << 8) | self._get(wwt)
             raise SamError(0, _SAM_PROTOCOL)
 
-
-def __getattr__(name):
-    """Host callers' names for this module's private consts and host-only helpers: they live
-    in validator.link.iso7816_host (never imported by the firmware; PEP 562 / MicroPython module
-    __getattr__)."""
-    from validator.link import iso7816_host as h
-
-    return getattr(h, name)

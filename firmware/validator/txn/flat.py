@@ -10,7 +10,7 @@ from micropython import const
 from validator.errors import R_ISSUER_NOT_ACCEPTED, R_OK
 
 _ANY = const(0xFFFF)
-# EF1E record layout (§2.6): private copies of validator.card.ep's (tests/host/test_card_consts.py)
+# EF1E record layout (§2.6): private copies of card.ep's (tests/host/test_tap_consts.py)
 _REC1E_LEN = const(48)
 _R1E_TYPE = const(0)
 _R1E_INDUSTRY = const(9)

@@ -8,7 +8,7 @@
 #
 # The reference for host tools and tests: the firmware does not import this module (its
 # public names would cost heap on the device); txn.transaction keeps private copies of these
-# values, checked against this file by tests/host/test_card_consts.py.
+# values, checked against this file by tests/host/test_tap_consts.py.
 from micropython import const
 
 from validator.storage import record as rec

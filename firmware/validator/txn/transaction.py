@@ -35,7 +35,7 @@ from validator.util import bcdtime
 
 # Private copies (a `_X = const(..)` is inlined and takes no heap on the device; a public
 # name or an imported one costs a slot in this module's globals). Each copy carries the name
-# of its source with the leading underscore, and tests/host/test_card_consts.py checks it
+# of its source with the leading underscore, and tests/host/test_tap_consts.py checks it
 # against that source: errors.py (reason codes, stable: they go into records), card/ep.py
 # (card command layouts, card-protocol.md §1-§6), storage/record.py (the record image,
 # storage/FORMAT.md §2) and txn/record.py (the tear context layout).
