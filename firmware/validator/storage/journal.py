@@ -58,7 +58,7 @@ class Journal:
         if off % bs or half % bs or half < bs or esize < 16 or half % esize:
             raise StorageError("journal geometry")
         self.flash = flash
-        self._off = off
+        self._off = off  # slot s of half h is at _off + h * _half + s * _E (slot 0: header)
         self._half = half
         self._n = half // esize
         self._E = esize
@@ -72,24 +72,10 @@ class Journal:
         self._hb = bytearray(16)
         self.inline_switches = 0
 
-    def _a(self, h, s):
-        return self._off + h * self._half + s * self._E
-
-    def _gen(self, h):
-        b = self._hb
-        self.flash.read(self._a(h, 0), b)
-        if b[0] != 0x59 or b[1] != 0x4B or b[2] != 0x4A or b[3] != 0x31:  # "YKJ1"
-            return -1
-        if binascii.crc32(memoryview(b)[0:8]) != struct.unpack_from(">I", b, 12)[0]:
-            return -1
-        if struct.unpack_from(">H", b, 6)[0] != self._E:
-            raise StorageError("journal format")
-        return struct.unpack_from(">H", b, 4)[0]
-
     def _ecls(self, h, s):
         """Read entry slot s of half h into self._e: _BLANK, _VALID, _CORRUPT or _TORN."""
         e = self._e
-        self.flash.read(self._a(h, s), e)
+        self.flash.read(self._off + h * self._half + s * self._E, e)
         if is_blank(e, self._E):
             return _BLANK
         if binascii.crc32(self._edata) == struct.unpack_from(">I", e, self._E - 4)[0]:
@@ -99,10 +85,24 @@ class Journal:
         return _CORRUPT
 
     def mount(self):
-        g0 = self._gen(0)
-        g1 = self._gen(1)
+        # generation of each half's header; -1 when it is not a valid header (FORMAT.md §4)
+        b = self._hb
+        g0 = -1
+        for h in (0, 1):
+            self.flash.read(self._off + h * self._half, b)
+            g = -1
+            if (
+                b[0] == 0x59 and b[1] == 0x4B and b[2] == 0x4A and b[3] == 0x31  # "YKJ1"
+                and binascii.crc32(memoryview(b)[0:8]) == struct.unpack_from(">I", b, 12)[0]
+            ):
+                if struct.unpack_from(">H", b, 6)[0] != self._E:
+                    raise StorageError("journal format")
+                g = struct.unpack_from(">H", b, 4)[0]
+            if h == 0:
+                g0 = g
+        g1 = g
         if g0 < 0 and g1 < 0:
-            self.flash.program(self._a(0, 0), self._fmt(0, 0))
+            self.flash.program(self._off, self._fmt(0, 0))
             self._act, self._g, self._free, self._cur = 0, 0, 1, -1
             return self
         if g0 < 0 or (g1 >= 0 and seq_newer(g1, g0, 16)):
@@ -172,7 +172,7 @@ class Journal:
         struct.pack_into(">I", e, self._E - 4, binascii.crc32(self._edata))
         for i in range(4):
             e[i] = b"YKJE"[i]  # the commit word (a constant: no allocation)
-        a = self._a(self._act, self._free)
+        a = self._off + self._act * self._half + self._free * self._E
         self._cur = self._free
         self._free += 1
         self._prog_entry(a)
@@ -196,8 +196,9 @@ class Journal:
     def clear(self):
         """Mark the current entry cleared (programs its clear word to 0)."""
         if self._cur >= 0:
+            a = self._off + self._act * self._half + self._cur * self._E
             # a bytes literal lives in the image: no buffer in the heap
-            self.flash.program(self._a(self._act, self._cur) + 4, b"\x00\x00\x00\x00")
+            self.flash.program(a + 4, b"\x00\x00\x00\x00")
 
     def maintain(self):
         if self._n - self._free < self._reserve:
@@ -212,9 +213,9 @@ class Journal:
         hdr = self._fmt(o, self._g + 1)
         free = 1
         if live:  # self._e still holds the current entry
-            self._prog_entry(self._a(o, 1))
+            self._prog_entry(self._off + o * self._half + self._E)  # slot 1
             free = 2
-        self.flash.program(self._a(o, 0), hdr)
+        self.flash.program(self._off + o * self._half, hdr)
         self._act = o
         self._g = (self._g + 1) & 0xFFFF
         self._free = free
