@@ -4,7 +4,7 @@
 # PROTOCOL.md §3-§4. One Session per ByteLink (hal.py). step() does a bounded slice of work
 # and returns, so the card loop is never held up: at most one link write of _TX_CHUNK
 # bytes, one readinto, one frame handled (one HMAC over <= 2 KiB) or _STEP_RECORDS records
-# read from the log. run() is the asyncio task the app starts beside the card loop.
+# read from the log. service.tasks() drives step() as the asyncio task beside the card loop.
 #
 # The session talks to the rest of the validator only through a duck-typed "sync target"
 # (README.md): info(), read_records(), ack(), push_begin/push_write/push_end/push_abort(),
@@ -190,28 +190,6 @@ class Session(Transfer):
             self._reset()
             self.dec.reset()
         return False
-
-    async def run(self, idle_ms=5, busy_every=4):
-        """The asyncio task: app does asyncio.create_task(session.run())."""
-        import asyncio
-
-        sleep_ms = getattr(asyncio, "sleep_ms", None)
-        k = 0
-        while True:
-            did = self.step()
-            k += 1
-            if not did:
-                k = 0
-                if sleep_ms is not None:
-                    await sleep_ms(idle_ms)
-                else:
-                    await asyncio.sleep(idle_ms / 1000)
-            elif k >= busy_every:
-                k = 0
-                if sleep_ms is not None:
-                    await sleep_ms(0)
-                else:
-                    await asyncio.sleep(0)
 
     # -- frame dispatch ---------------------------------------------------------------
     def _handle(self):

@@ -8,7 +8,7 @@
 # methods), read(seq, buf) -> n and ack(seq) (storage issue 5's RecordLog), and
 # handlers maps a content kind to either
 #   a function apply(kind, version, body_memoryview) -> wire code: the container is
-#   buffered in RAM (up to push_limit bytes; one contiguous allocation), verified, applied;
+#   buffered in RAM (up to _PUSH_LIMIT bytes; one contiguous allocation), verified, applied;
 #   or a streaming object with begin(kind, total) -> code, write(off, data) -> code,
 #   commit(version) -> code, abort(): the container bytes go straight to it (into a flash
 #   shadow area), the MAC is checked incrementally (auth.ContentVerifier) and commit()
@@ -36,74 +36,18 @@ def _val(x):
     return x() if callable(x) else x
 
 
-class BufferedPush:
-    """push_begin/push_write/push_end/push_abort over a RAM buffer -> self.apply(kind, blob).
-
-    apply(kind, blob) -> (wire code, version). Subclasses set self.push_limit.
-    """
-
-    push_limit = _PUSH_LIMIT
-
-    def apply(self, kind, blob):
-        """Override: verify and activate one container; -> (wire code, version)."""
-        return _E_KIND, 0
-
-    def push_begin(self, kind, total):
-        self._pbuf = None
-        if total > self.push_limit:
-            return _E_RANGE
-        if total < _CONTENT_HDR + _DIGEST:
-            return _E_CONTENT
-        import gc
-
-        gc.collect()  # one contiguous block of `total` bytes: collect first (128 KiB heap)
-        try:
-            self._pbuf = bytearray(total)
-        except MemoryError:
-            return _E_STORAGE
-        self._pkind = kind
-        return _OK
-
-    def push_write(self, off, data):
-        b = self._pbuf
-        if b is None or off + len(data) > len(b):
-            return _E_RANGE
-        b[off : off + len(data)] = data
-        return _OK
-
-    def push_end(self):
-        b = self._pbuf
-        self._pbuf = None
-        if b is None:
-            return _E_PROTO, 0
-        return self.apply(self._pkind, b)
-
-    def push_abort(self):
-        self._pbuf = None
-
-
-def check_content(content_key, kind, blob, current_version):
-    """Shared acceptance rule: -> (code, version, body memoryview or None).
-
-    Refuses a container whose MAC is wrong (E_CONTENT), whose kind is not the kind pushed
-    (E_CONTENT: a fare table cannot pose as a blacklist), or whose version is not newer
-    than the active one (E_VERSION: a depot cannot roll a device back)."""
-    if not auth.verify_content(content_key, blob):
-        return _E_CONTENT, 0, None
-    k, version, blen = auth.content_header(blob)
-    if k != kind:
-        return _E_CONTENT, 0, None
-    if version <= current_version:
-        return _E_VERSION, version, None
-    return _OK, version, memoryview(blob)[_CONTENT_HDR : _CONTENT_HDR + blen]
-
-
 # INFO version slots per kind (PROTOCOL.md §4.1): blacklist, fares, whitelist, config
 _SLOT = (0, 0, 0, 1, 2, 3)
 
 
-class LogTarget(BufferedPush):
-    """Sync target over a record log + content handlers (module comment)."""
+class LogTarget:
+    """Sync target over a record log + content handlers (module comment).
+
+    A kind whose handler has no begin() is buffered: push_begin allocates the container
+    (up to _PUSH_LIMIT bytes, one block), push_end hands it to apply(kind, blob) ->
+    (wire code, version), which checks it (MAC, kind, newer version: the shared acceptance
+    rule) and calls the handler. Subclasses may override apply (app.content.Target does).
+    """
 
     def __init__(
         self, log, device_id, fw_version, content_key, clock, handlers, versions=None,
@@ -119,7 +63,11 @@ class LogTarget(BufferedPush):
         # storage's RecordLog holds 128-byte records (storage FORMAT.md §2)
         self.rec_size = rec_size if rec_size else getattr(log, "rec_size", 128)
         self._faults = faults
-        self._stream = None
+        # push state, all made here so the instance dict never grows during a sync
+        self._stream = None  # streaming handler of the open push
+        self._ver = None  # its auth.ContentVerifier
+        self._pbuf = None  # buffered container of the open push
+        self._pkind = 0
 
     def info(self):
         lg = self.log
@@ -172,14 +120,27 @@ class LogTarget(BufferedPush):
             n += len(b) + 1
         return n
 
-    # -- push: streaming handlers, else BufferedPush -> apply() -----------------------
+    # -- push: streaming handlers, else a RAM buffer -> apply() ---------------------
     def push_begin(self, kind, total):
         self._stream = None
+        self._pbuf = None
         h = self.handlers.get(kind) if 0 < kind < len(_SLOT) else None
         if h is None:
             return _E_KIND
         if not hasattr(h, "begin"):
-            return BufferedPush.push_begin(self, kind, total)
+            if total > _PUSH_LIMIT:
+                return _E_RANGE
+            if total < _CONTENT_HDR + _DIGEST:
+                return _E_CONTENT
+            import gc
+
+            gc.collect()  # one contiguous block of `total` bytes: collect first (128 KiB heap)
+            try:
+                self._pbuf = bytearray(total)
+            except MemoryError:
+                return _E_STORAGE
+            self._pkind = kind
+            return _OK
         if total < _CONTENT_HDR + _DIGEST:
             return _E_CONTENT
         code = h.begin(kind, total)
@@ -192,17 +153,27 @@ class LogTarget(BufferedPush):
     def push_write(self, off, data):
         h = self._stream
         if h is None:
-            return BufferedPush.push_write(self, off, data)
+            b = self._pbuf
+            if b is None or off + len(data) > len(b):
+                return _E_RANGE
+            b[off : off + len(data)] = data
+            return _OK
         self._ver.update(data)
         return h.write(off, data)
 
     def push_end(self):
         h = self._stream
         if h is None:
-            return BufferedPush.push_end(self)
+            b = self._pbuf
+            self._pbuf = None
+            if b is None:
+                return _E_PROTO, 0
+            return self.apply(self._pkind, b)
         self._stream = None
-        hdr = self._ver.header()
-        if not self._ver.final() or hdr is None or hdr[0] != self._pkind:
+        ver = self._ver
+        self._ver = None
+        hdr = ver.header()
+        if not ver.final() or hdr is None or hdr[0] != self._pkind:
             h.abort()
             return _E_CONTENT, 0
         slot = _SLOT[self._pkind]
@@ -222,15 +193,25 @@ class LogTarget(BufferedPush):
         if self._stream is not None:
             self._stream.abort()
             self._stream = None
-        BufferedPush.push_abort(self)
+        self._ver = None
+        self._pbuf = None
 
     def apply(self, kind, blob):
+        """The acceptance rule, then the kind's handler: refuses a container whose MAC is
+        wrong (E_CONTENT), whose kind is not the kind pushed (E_CONTENT: a fare table cannot
+        pose as a blacklist), or whose version is not newer than the active one (E_VERSION:
+        a depot cannot roll a device back)."""
         if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
             return _E_KIND, 0
+        if not auth.verify_content(self._kc, blob):
+            return _E_CONTENT, 0
+        k, version, blen = auth.content_header(blob)
+        if k != kind:
+            return _E_CONTENT, 0
         slot = _SLOT[kind]
-        code, version, body = check_content(self._kc, kind, blob, self.versions[slot])
-        if code != _OK:
-            return code, version
+        if version <= self.versions[slot]:
+            return _E_VERSION, version
+        body = memoryview(blob)[_CONTENT_HDR : _CONTENT_HDR + blen]
         try:
             code = self.handlers[kind](kind, version, body)
         except Exception:

@@ -104,9 +104,14 @@ class StreamLink:
 
 def open_tty(path):
     """A tty (real UART device or a pty) in raw, non-blocking-read mode."""
+    import sys
     import termios
 
-    f = open(path, "r+b", 0) if _cpython() else open(path, "r+b")
+    # CPython (tests, depot.devsim) needs unbuffered for a tty; MicroPython has no such arg
+    if sys.implementation.name != "micropython":
+        f = open(path, "r+b", 0)
+    else:
+        f = open(path, "r+b")
     fd = f.fileno()
     getattr(termios, "setraw")(fd)  # unix port and CPython have it; the stubs do not
     a = termios.tcgetattr(fd)
@@ -116,25 +121,13 @@ def open_tty(path):
     return StreamLink(f, eof_closes=False)
 
 
-def _cpython():
-    import sys
-
-    return sys.implementation.name != "micropython"
-
-
-def _addr(host, port):
-    import socket
-
-    return socket.getaddrinfo(host, port)[0][-1]
-
-
 def tcp_connect(host, port, tls=False):
     """Device connects out to a depot (Wi-Fi). tls=True wraps with ssl where the board has
     it (the unix port has Mbed TLS; certificate checking is the board's configuration)."""
     import socket
 
     s = socket.socket()
-    s.connect(_addr(host, port))
+    s.connect(socket.getaddrinfo(host, port)[0][-1])
     if tls:
         import ssl
 
@@ -153,7 +146,7 @@ class TcpListener:
 
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(_addr(host, port))
+        self.sock.bind(socket.getaddrinfo(host, port)[0][-1])
         self.sock.listen(1)
         self.sock.setblocking(False)
         self._p = select.poll()
