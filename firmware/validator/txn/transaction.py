@@ -356,6 +356,9 @@ class Transaction:
         # device at a time, and what a PSAM call needs from resp is copied out first
         self.cmd = psam.cmd
         self.resp = psam.resp
+        # What the policy and the record keep past the next exchange, each at its spec size
+        # (resp is overwritten by every exchange): EF15 30 (§2.1), EF17 11 (§2.3), EF1E
+        # record 48 (§2.6), EF1A record 128 (§2.5), the record image 128 (FORMAT.md §2).
         self.ef15 = bytearray(_EF15_LEN)
         self._serial = memoryview(self.ef15)[10:20]  # blacklist key, made once
         self.ef17 = bytearray(11)
