@@ -27,8 +27,8 @@
 # allocates nothing: every buffer below is made in __init__.
 from micropython import const
 
+from validator import errors as E  # one global for the four fault classes
 from validator.card import ep
-from validator.errors import NfcError, NfcTimeout, SamError, StorageError
 from validator.link import apdu
 from validator.storage import record as rec
 from validator.util import bcdtime
@@ -411,7 +411,7 @@ class Transaction:
             self.result.exchanges += 1
             sw = apdu.sw(self.resp, r)
         if r < 2:
-            raise NfcError()
+            raise E.NfcError()
         self.result.sw = sw
         return r - 2
 
@@ -428,13 +428,11 @@ class Transaction:
         self.sam = self.psam
         try:
             res.reason = self._tap()
-        except NfcTimeout:
+        except E.NfcError:  # NfcTimeout included: the card left or the reader failed
             res.reason = _R_COMM_ERROR
-        except NfcError:
-            res.reason = _R_COMM_ERROR
-        except SamError:
+        except E.SamError:
             res.reason = _R_SAM_FAULT
-        except StorageError:
+        except E.StorageError:
             res.reason = _R_FAULT
         return res
 
@@ -655,7 +653,7 @@ class Transaction:
         # DEBIT (§3): no answer = tear, the card may or may not have debited
         try:
             n = self._card(ep.debit(self.cmd, psam.out, 0, self._b, _B_DT, psam.out, 4))
-        except NfcTimeout:
+        except E.NfcTimeout:
             res.seq = gray
             res.status = _ST_GRAY
             return _R_TAP_AGAIN
@@ -674,7 +672,7 @@ class Transaction:
             res.exchanges += 1
             if not ok2:
                 img[_O_TXFLAGS] = _FL_MAC2_BAD
-        except SamError:
+        except E.SamError:
             # the card has debited and its TAC is in hand: record the ride, and let the
             # PSAM fault stop the following taps (psam.ready) instead of losing this one
             psam.ready = False
