@@ -44,11 +44,14 @@ def test_storage_when_blacklist_host_names_private_consts_the_values_match():
 
 def test_storage_when_record_offsets_are_private_copies_agree():
     rec, log, host = _consts("record.py"), _consts("recordlog.py"), _consts("record_host.py")
-    for n in ("O_VERSION", "O_LENGTH", "O_SEQ", "O_CRC", "VERSION"):
-        assert n not in rec and rec["_" + n] == host[n], n
+    named = [n for n in host if n.startswith("O_") or n in ("REC_SIZE", "VERSION")]
+    assert len(named) == 33  # 31 offsets, size, version
+    for n in named:
+        assert n not in rec and rec["_" + n] == host[n], n  # private on the device
     for n in ("O_VERSION", "O_LENGTH", "O_SEQ", "O_CRC"):
         assert log["_" + n] == host[n], n
-    assert log["_REC_VERSION"] == host["VERSION"] and log["_SLOT"] == rec["REC_SIZE"]
+    assert log["_REC_VERSION"] == host["VERSION"] and log["_SLOT"] == host["REC_SIZE"]
     from validator.storage import record
 
-    assert record.O_SEQ == 8 and record.crc_ok(bytearray(128)) is False
+    assert record.O_SEQ == 8 and record.REC_SIZE == 128 and record.crc_ok(bytearray(128)) is False
+    assert record.ST_GRAY == 2  # the status codes stay public: txn.record uses them

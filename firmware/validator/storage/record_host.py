@@ -7,43 +7,41 @@
 import binascii
 import struct
 
-from validator.storage.record import (
-    O_ALG_ID,
-    O_AMOUNT,
-    O_ATC,
-    O_BAL_AFTER,
-    O_BAL_BEFORE,
-    O_CARD_TYPE,
-    O_DATETIME,
-    O_DEVICE,
-    O_DIRECTION,
-    O_FARE_LIST,
-    O_FARE_RULE,
-    O_FLAGS,
-    O_ISSUER,
-    O_KEY_INDEX,
-    O_KEY_VER,
-    O_LINE,
-    O_PSAM_SLOT,
-    O_REASON,
-    O_REF_SEQ,
-    O_SERIAL,
-    O_STATION,
-    O_STATUS,
-    O_TAC,
-    O_TERMINAL,
-    O_TTSN,
-    O_TXN_TYPE,
-    O_VEHICLE,
-    REC_SIZE,
-    reset,
-)
+from validator.storage.record import reset
 
 # public names of validator.storage.record's private consts (checked equal by
 # tests/host/test_storage_consts.py); record.__getattr__ serves them and crc_ok
+REC_SIZE = 128
 O_VERSION = 4
+O_STATUS = 5
 O_LENGTH = 6  # u16
 O_SEQ = 8  # u32
+O_DEVICE = 12  # 4
+O_SERIAL = 16  # 10: EF15[10..19]
+O_ISSUER = 26  # 8: EF15[0..7]
+O_CARD_TYPE = 34
+O_TXN_TYPE = 35  # 06 / 09 / 00
+O_REASON = 36  # errors.R_*
+O_KEY_VER = 37
+O_ALG_ID = 38
+O_FLAGS = 39
+O_AMOUNT = 40  # u32 fen
+O_BAL_BEFORE = 44  # u32 fen
+O_BAL_AFTER = 48  # u32 fen
+O_ATC = 52  # u16 offline ATC from INITIALIZE
+O_TERMINAL = 54  # 6
+O_TTSN = 60  # 4
+O_DATETIME = 64  # 7 BCD YYYYMMDDhhmmss
+O_TAC = 71  # 4
+O_LINE = 75  # u16
+O_STATION = 77  # u16
+O_DIRECTION = 79
+O_VEHICLE = 80  # 6
+O_FARE_LIST = 86  # u32
+O_FARE_RULE = 90  # u16
+O_REF_SEQ = 92  # u32, FFFFFFFF none
+O_PSAM_SLOT = 96
+O_KEY_INDEX = 97
 O_CRC = 124  # CRC-32 of bytes 4..123
 VERSION = 1
 
