@@ -108,7 +108,7 @@ def test_capp_when_update_1e_built():
 
 def test_block_when_header_and_command_built():
     b = bytearray(16)
-    assert _hex(b, ep.block_header(b)) == "841e000004"
+    assert _hex(b, ep.app_block(b, None, 0)) == "841e000004"
     assert _hex(b, ep.get_challenge(b)) == "0084000004"
     assert _hex(b, ep.app_block(b, b"\x01\x02\x03\x04", 0)) == "841e00000401020304"
 

@@ -297,15 +297,12 @@ def get_challenge(buf):
     return 5
 
 
-def block_header(buf):
-    """The 5 header bytes the PSAM MACs for APPLICATION BLOCK (§4), at buf[0]."""
+def app_block(buf, mac, mac_off):
+    """APPLICATION BLOCK 84 1E 00 00 04 MAC(4); returns 9. mac None: only the 5 header bytes
+    the PSAM MACs (§4), returns 5 -- one builder for both keeps the header in one place."""
     apdu.header(buf, 0x84, 0x1E, 0x00, _BLOCK_TEMPORARY)
     buf[4] = 0x04
-    return 5
-
-
-def app_block(buf, mac, mac_off):
-    block_header(buf)
+    if mac is None:
+        return 5
     apdu.copy(buf, 5, mac, mac_off, 4)
     return 9
-

@@ -767,7 +767,7 @@ class Transaction:
         if self.result.sw == 0x9000 and n >= 4:  # GET CHALLENGE: data on 9000 only (§3)
             b = self._b
             apdu.copy(b, _B_CH, self.resp, 0, 4)
-            ep.block_header(self.cmd)  # built in cmd, kept in b: the PSAM's 801A reuses cmd
+            ep.app_block(self.cmd, None, 0)  # the header, kept in b: the 801A reuses cmd
             apdu.copy(b, _B_BLK, self.cmd, 0, 5)
             self.sam.block_mac(self.ef15, 0, b, _B_CH, b, _B_BLK, alg)
             res.exchanges += 2
