@@ -509,8 +509,12 @@ class Transaction:
         if now >= end + 86400:
             return self._refuse(_R_EXPIRED)
         # -- repeat window: the same card again right after paying is not charged (§7, S5)
-        if self._seen_recently(now):
-            return _R_ALREADY_PAID
+        s = self._seen
+        for k in range(_SEEN):
+            o = k * _SEEN_REC
+            t = apdu.get_u32(s, o + _SER)
+            if t and 0 <= now - t < self.repeat_window_s and apdu.equal(s, o, e, 10, _SER):
+                return _R_ALREADY_PAID
         # -- tear context: expire it, or note that this is the torn card (§6.3)
         torn = self.tears.lookup(e, 10, now)
         # -- blacklist -> APPLICATION BLOCK + "blocked" record (§3, §7)
@@ -815,16 +819,6 @@ class Transaction:
             self.result.seq = self.records.append(img)
             self.result.status = _ST_REFUSED
         return code
-
-    def _seen_recently(self, now):
-        s = self._seen
-        e = self.ef15
-        for k in range(_SEEN):
-            o = k * _SEEN_REC
-            t = apdu.get_u32(s, o + _SER)
-            if t and 0 <= now - t < self.repeat_window_s and apdu.equal(s, o, e, 10, _SER):
-                return True
-        return False
 
     def _remember_serial(self, src, off, t):
         k = self._seen[_SEEN * _SEEN_REC]
