@@ -108,10 +108,8 @@ def open_tty(path):
     import termios
 
     # CPython (tests, depot.devsim) needs unbuffered for a tty; MicroPython has no such arg
-    if sys.implementation.name != "micropython":
-        f = open(path, "r+b", 0)
-    else:
-        f = open(path, "r+b")
+    cpy = sys.implementation.name != "micropython"
+    f = open(path, "r+b", 0) if cpy else open(path, "r+b")
     fd = f.fileno()
     getattr(termios, "setraw")(fd)  # unix port and CPython have it; the stubs do not
     a = termios.tcgetattr(fd)

@@ -37,12 +37,16 @@ _STEP_RECORDS = const(8)  # records read from flash per step
 _REC_OFF = const(19)  # _HDR + first_seq(4) count(2) rec_size(2)
 _MAX_WINDOW = const(8)
 _DEFLATE_WBITS = const(10)
-# Room kept for the inflater: DeflateIO allocates its decompressor state (1336 B on the
-# 64-bit unix port, less on a 32-bit MCU) and a 1 << _DEFLATE_WBITS window at its first
-# read. Two blocks that size rarely exist in a heap fragmented by boot and a day of taps
-# (at a 120k heap after boot: 11.6 KB free, largest hole 864 B), so the session holds one
-# block from boot and lets go of it only while it inflates a PUSH_DATA chunk.
-_INFLATE_ROOM = const(2560)
+# Room kept for the push path's big transient blocks. DeflateIO allocates its decompressor
+# state (1336 B on the 64-bit unix port, less on a 32-bit MCU) and a 1 << _DEFLATE_WBITS
+# window at its first read; activating a pushed container parses it (rules.table) and
+# writes it to flash. Blocks that size may not exist in a heap fragmented by boot and a
+# day of taps (measured at a 120k heap after boot: 11.6 KB free, largest hole 864 B), so
+# the session holds one block from boot and lets go of it only while it inflates a
+# PUSH_DATA chunk or ends a push: the allocation that needs it triggers the collection
+# that frees it, and _spare() takes it back afterwards. (Not around PUSH_BEGIN: the
+# buffered container would settle in it for the whole push.)
+_ROOM = const(2560)
 _MAX_Z_RECORDS = const(512)  # records per RECORDS_Z batch (the payload limit decides too)
 
 
@@ -122,7 +126,7 @@ class Transfer:
         # push: _push_off is the next container offset while a push is open, -1 otherwise
         self._push_off = -1
         self._push_total = 0
-        self._room = bytearray(_INFLATE_ROOM)
+        self._room = bytearray(_ROOM)
 
     # Provided by Session: _send(ftype, plen), _result(req, code, arg=0), _error(code,
     # end=True). Annotations only (no stub methods: each would cost heap on the device).
@@ -272,18 +276,12 @@ class Transfer:
         if off == self._push_off:
             data = p[4:]
             if flags & _F_DEFLATE:
-                # the room's block is reclaimed by the collection the inflater's first
-                # big allocation triggers, and taken back (collecting the inflater's
-                # garbage if need be) when it is done
-                self._room = None
+                self._room = None  # for the inflater's state and window (_ROOM)
                 try:
                     n = _inflate(data, self._txmv[0:_MAX_PAYLOAD])
                 except Exception:
                     n = -1
-                try:
-                    self._room = bytearray(_INFLATE_ROOM)
-                except MemoryError:
-                    pass  # no block that big now: try again after the next chunk
+                self._spare()
                 if n < 0:
                     return self._result(_T_PUSH_DATA, _E_PROTO, self._push_off)
                 data = self._txmv[0:n]
@@ -307,5 +305,17 @@ class Transfer:
         if at != self._push_total:
             self.target.push_abort()
             return self._result(_T_PUSH_END, _E_RANGE, at)
-        code, version = self.target.push_end()
+        self._room = None  # for activating the container (_ROOM)
+        try:
+            code, version = self.target.push_end()
+        finally:
+            self._spare()
         self._result(_T_PUSH_END, code, version)
+
+    def _spare(self):
+        """Take the room back after the work that used its block (_ROOM)."""
+        if self._room is None:
+            try:
+                self._room = bytearray(_ROOM)
+            except MemoryError:
+                pass  # no block that big now: try again after the next push step
