@@ -136,10 +136,6 @@ def _get16(b, o):
     return (b[o] << 8) | b[o + 1]
 
 
-def _get32(b, o):
-    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]
-
-
 def _put16(b, o, v):
     b[o] = (v >> 8) & 0xFF
     b[o + 1] = v & 0xFF
@@ -150,28 +146,6 @@ def _put32(b, o, v):
     b[o + 1] = (v >> 16) & 0xFF
     b[o + 2] = (v >> 8) & 0xFF
     b[o + 3] = v & 0xFF
-
-
-def _bus_record_ok(r):
-    """True if r is a 2702 record in this layout with a good CRC (else: ignore its state)."""
-    if r is None or len(r) < _A_LEN_TOTAL:
-        return False
-    if r[0] != 0x27 or r[1] != 0x02 or r[_A_MARK] != _A_MARK_BYTE or r[_A_VER] != _A_VERSION:
-        return False
-    return _crc16(r, _A_CRC_FROM, _A_CRC) == _get16(r, _A_CRC)
-
-
-def _seal_bus_record(r):
-    """Fill the constant header and the CRC of a 2702 record being written."""
-    r[0] = 0x27
-    r[1] = 0x02
-    r[_A_LEN] = 0x7D
-    r[_A_VALID] = 1
-    r[_A_IC] = 1
-    r[_A_LOCK] = 0
-    r[_A_MARK] = _A_MARK_BYTE
-    r[_A_VER] = _A_VERSION
-    _put16(r, _A_CRC, _crc16(r, _A_CRC_FROM, _A_CRC))
 
 
 DOOR_ANY = const(0)  # one validator for both: an open entry on this line means alighting
@@ -300,17 +274,6 @@ def _transfer_ok(tb, now, where, industry, rec1e):
     return False
 
 
-def _discount(tb, fare):
-    k = tb.xfer_kind
-    if k == _XFER_FREE:
-        return fare
-    if k == _XFER_AMOUNT_OFF:
-        return tb.xfer_value if tb.xfer_value < fare else fare
-    if k == _XFER_PERCENT_OFF:
-        return fare * tb.xfer_value // 100
-    return 0
-
-
 def _refuse(res, code):
     res.reason = code
     res.kind = _K_NONE
@@ -363,7 +326,12 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     linemax = tb.line_fare(li)
 
     # -- the card's own bus record: open entry + daily accumulator (FORMAT.md §EF1A)
-    have1a = _bus_record_ok(rec1a)
+    # a 2702 record in this layout with a good CRC; else its state is ignored (FORMAT.md §2)
+    have1a = (
+        rec1a is not None and len(rec1a) >= _A_LEN_TOTAL and rec1a[0] == 0x27
+        and rec1a[1] == 0x02 and rec1a[_A_MARK] == _A_MARK_BYTE and rec1a[_A_VER] == _A_VERSION
+        and _crc16(rec1a, _A_CRC_FROM, _A_CRC) == _get16(rec1a, _A_CRC)
+    )
     opened = have1a and rec1a[_A_STATE] == _ST_BOARDED
     day = res._day
     sd = (now - tb.day_start) // 86400
@@ -371,7 +339,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     day_total = 0
     day_count = 0
     if have1a and _get16(rec1a, _A_DAY_CITY) == tb.city and _same(rec1a, _A_DAY, day, 0, 4):
-        day_total = _get32(rec1a, _A_DAY_TOTAL)
+        day_total = _get16(rec1a, _A_DAY_TOTAL) << 16 | _get16(rec1a, _A_DAY_TOTAL + 2)
         day_count = _get16(rec1a, _A_DAY_COUNT)
 
     # -- which event is this tap
@@ -398,7 +366,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     if opened and ev != _EV_ALIGHT:
         res.flags |= _F_PENALTY
         if tb.tapoff_policy == _TAPOFF_CHARGE_MAX:
-            penalty = _get32(rec1a, _A_MAXFARE)
+            penalty = _get16(rec1a, _A_MAXFARE) << 16 | _get16(rec1a, _A_MAXFARE + 2)
             if penalty > _MAX_FEN:
                 penalty = _MAX_FEN
 
@@ -438,7 +406,15 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
                 if reserve:
                     res.flags |= _F_TRANSFER
             else:
-                d = _discount(tb, fare)
+                k = tb.xfer_kind  # the transfer discount (FORMAT.md "transfer kinds")
+                if k == _XFER_FREE:
+                    d = fare
+                elif k == _XFER_AMOUNT_OFF:
+                    d = tb.xfer_value if tb.xfer_value < fare else fare
+                elif k == _XFER_PERCENT_OFF:
+                    d = fare * tb.xfer_value // 100
+                else:
+                    d = 0
                 if d > 0:
                     fare -= d
                     res.flags |= _F_TRANSFER
@@ -530,7 +506,16 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     _put32(a, _A_DAY_TOTAL, day_total)
     _put16(a, _A_DAY_COUNT, day_count)
     _put16(a, _A_DAY_CITY, tb.city)
-    _seal_bus_record(a)
+    # seal: the constant 2702 header and the CRC-16 over bytes 14..125 (FORMAT.md §2)
+    a[0] = 0x27
+    a[1] = 0x02
+    a[_A_LEN] = 0x7D
+    a[_A_VALID] = 1
+    a[_A_IC] = 1
+    a[_A_LOCK] = 0
+    a[_A_MARK] = _A_MARK_BYTE
+    a[_A_VER] = _A_VERSION
+    _put16(a, _A_CRC, _crc16(a, _A_CRC_FROM, _A_CRC))
     return res
 
 

@@ -8,15 +8,14 @@
 #
 # Host tools, emulators and tests only: the firmware never imports this module. The fare
 # rules (validator.rules.fares) hold the same offsets as private consts, which take no heap
-# on the device, and the codec functions; this module names them for host callers.
+# on the device, and check / seal the bus record inline in decide(); this module names the
+# offsets for host callers and keeps its own bus-record check and seal, so tests that check
+# decide()'s records with them check the inlined code independently.
 # tests/host/test_rules_records.py checks every value here equals the firmware's.
-from validator.rules.fares import _bus_record_ok as bus_record_ok  # noqa: F401
-from validator.rules.fares import _crc16 as crc16  # noqa: F401
-from validator.rules.fares import _get16 as get16  # noqa: F401
-from validator.rules.fares import _get32 as get32  # noqa: F401
-from validator.rules.fares import _put16 as put16  # noqa: F401
+from validator.rules.fares import _crc16 as crc16
+from validator.rules.fares import _get16 as get16
+from validator.rules.fares import _put16 as put16
 from validator.rules.fares import _put32 as put32  # noqa: F401
-from validator.rules.fares import _seal_bus_record as seal_bus_record  # noqa: F401
 
 # ---- EF 0x1E, 48 bytes (§2.6) ----
 E_TYPE = 0  # 03 boarding, 04 alighting, 06 single ride (flat)
@@ -81,3 +80,24 @@ _A_VERSION = 1
 _ST_NONE = 0
 ST_BOARDED = 1
 ST_CLOSED = 2
+
+
+def get32(b, o):
+    return (get16(b, o) << 16) | get16(b, o + 2)
+
+
+def bus_record_ok(r):
+    """True if r is a 2702 record in this layout with a good CRC (else: ignore its state)."""
+    if r is None or len(r) < A_LEN_TOTAL:
+        return False
+    if r[0] != 0x27 or r[1] != 0x02 or r[_A_MARK] != _A_MARK_BYTE or r[_A_VER] != _A_VERSION:
+        return False
+    return crc16(r, _A_CRC_FROM, _A_CRC) == get16(r, _A_CRC)
+
+
+def seal_bus_record(r):
+    """Fill the constant header and the CRC of a 2702 record being written."""
+    r[0:6] = bytes((0x27, 0x02, 0x7D, 1, 1, 0))  # ID, length, valid, interconnect, unlocked
+    r[_A_MARK] = _A_MARK_BYTE
+    r[_A_VER] = _A_VERSION
+    put16(r, _A_CRC, crc16(r, _A_CRC_FROM, _A_CRC))
