@@ -40,15 +40,14 @@ class NorFlash:
         self.block_count = size // block_size
         self._f = None
         self._ram = None
-        # one page buffer: program() reads the page into it, erase() fills it with 0xFF
-        # (the emulator lives in the validator's heap on the unix board: no second page)
+        # one page buffer for every operation: program() reads the page into it and merges
+        # the new bytes, erase() fills it with 0xFF, and _put() stores from it (the
+        # emulator lives in the validator's heap on the unix board: no second buffer)
         self._page = bytearray(prog_size)
         # invert: the file holds each byte XOR 0xFF, so an erased device is a sparse file of
         # zeros (a 64 MiB image costs only the blocks ever programmed). Dumps of real chips
         # are plain (invert=False).
         self._inv = invert and path is not None
-        if self._inv:
-            self._scratch = bytearray(prog_size)
         self.reset_counters()
         self._budget = -1  # operations left before the cut; -1 = never
         self._mode = "drop"
@@ -96,30 +95,21 @@ class NorFlash:
                 for i in range(len(buf)):
                     buf[i] ^= 0xFF
 
-    def _put(self, addr, buf, n):
+    def _put(self, addr, n):
+        """Store _page[:n] at addr. The page buffer is used up: an inverted file gets it
+        XORed in place. Writes from index 0 only (a memoryview slice would allocate)."""
+        pg = self._page
         if self._ram is not None:
             r = self._ram
             for i in range(n):
-                r[addr + i] = buf[i]
-        elif self._inv:
-            sc = self._scratch
-            f = self._f
-            f.seek(addr)
-            i = 0
-            while i < n:
-                k = n - i
-                if k > len(sc):
-                    k = len(sc)
-                for j in range(k):
-                    sc[j] = buf[i + j] ^ 0xFF
-                f.write(sc, k) if _MP else f.write(memoryview(sc)[:k])
-                i += k
-        else:
-            self._f.seek(addr)
-            if n == len(buf):
-                self._f.write(buf)
-            else:
-                self._f.write(memoryview(buf)[:n])
+                r[addr + i] = pg[i]
+            return
+        if self._inv:
+            for i in range(n):
+                pg[i] ^= 0xFF
+        f = self._f
+        f.seek(addr)
+        f.write(pg, n) if _MP else f.write(memoryview(pg)[:n])
 
     # -- counters and faults -------------------------------------------------
     def reset_counters(self):
@@ -156,8 +146,8 @@ class NorFlash:
     def flip_bit(self, addr, bit):
         b = bytearray(1)
         self._get(addr, b)
-        b[0] ^= 1 << bit
-        self._put(addr, b, 1)
+        self._page[0] = b[0] ^ (1 << bit)
+        self._put(addr, 1)
 
     # -- the NorFlash interface (validator.hal) ----------------------------------
     def read(self, addr, buf):
@@ -184,13 +174,19 @@ class NorFlash:
             if buf[i] & ~page[off + i] & 0xFF:
                 raise NorError("program would set a bit at 0x%x" % (addr + i))
         t = self._tick()
+        m = n
         if t:
-            if t == 1 and self._mode == "torn":
-                self._put(addr, buf, n // 2)
+            if t == 2 or self._mode != "torn":
+                raise PowerCut()
+            m = n // 2  # torn: the first half of the data persisted
+        else:
+            self.programs += 1
+            self.bytes_programmed += n
+        for i in range(m):  # merge into the page, store it up to the last new byte
+            page[off + i] = buf[i]
+        self._put(base, off + m)
+        if t:
             raise PowerCut()
-        self.programs += 1
-        self.bytes_programmed += n
-        self._put(addr, buf, n)
 
     def erase(self, block):
         if block < 0 or block >= self.block_count:
@@ -204,10 +200,11 @@ class NorFlash:
             end //= 2  # torn: half the block erased
         else:
             self.erases += 1
-        ff = self._page
-        for i in range(self.prog_size):
-            ff[i] = 0xFF
-        for off in range(0, end, self.prog_size):
-            self._put(base + off, ff, self.prog_size)
+        pg = self._page
+        ps = self.prog_size
+        for off in range(0, end, ps):
+            for i in range(ps):  # refilled per page: _put uses the buffer up
+                pg[i] = 0xFF
+            self._put(base + off, ps)
         if t:
             raise PowerCut()
