@@ -17,7 +17,7 @@ def register(sub):
                    help="with the default scenario: skip the validator acceptance taps")
     p.add_argument("--out", default="build/sim", help="output folder (default build/sim)")
     p.add_argument("--heap", default=None,
-                   help="MicroPython heap of each validator (default %s)" % "128wK")
+                   help="MicroPython heap of each validator (default %s)" % "128k")
     p.add_argument("--spi", action="store_true",
                    help="wire the first validator's PN532 over SPI instead of HSU")
     p.add_argument("-v", "--verbose", action="store_true", help="print every tap")

@@ -1,5 +1,5 @@
-"""Tier 2: the real firmware on the MicroPython unix port (bytecode in ROMFS, 128 KiB heap
-of a 32-bit MCU: -X heapsize=128wK) against the emulated PN532 over ptys, HSU and SPI, with
+"""Tier 2: the real firmware on the MicroPython unix port (bytecode in ROMFS, the MCU's
+heap: -X heapsize=128k) against the emulated PN532 over ptys, HSU and SPI, with
 a provisioned flash, a booted PSAM and a depot sync -- the validator as `make sim` runs it.
 The app's detection state machine: one tap per presentation, two cards refused,
 wait-for-removal, a card leaving mid-exchange, a missing PSAM as a fault state, and a whole

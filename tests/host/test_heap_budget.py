@@ -106,10 +106,14 @@ def test_heap_budget_when_boot_modules_import_from_romfs_host_only_modules_stay_
     _record(import_heap_bytes_1m=used)
 
 
-def test_heap_budget_when_a_day_runs_the_heap_does_not_grow(tmp_path):
-    """Boot, morning sync (fare table push, clock), taps, evening pull on a roomy heap: what
-    the day adds to the heap after boot must stay small (no per-tap or per-sync growth)."""
-    w = bench_heap.provisioned_world(str(tmp_path), "512k")
+def test_heap_budget_when_a_day_runs_at_mcu_heap_it_passes_and_does_not_grow(tmp_path):
+    """Boot, morning sync (fare table push, clock), taps, evening pull in the MCU's heap
+    (a literal -X heapsize=128k): every tap paid, both syncs done (a MemoryError anywhere on
+    the way fails a tap or a sync), and what the day adds to the heap stays small (no
+    per-tap or per-sync growth)."""
+    from emu.world import HEAP
+
+    w = bench_heap.provisioned_world(str(tmp_path), HEAP)
     try:
         w.start()
         boot = bench_heap.heap_state(w)
@@ -117,19 +121,17 @@ def test_heap_budget_when_a_day_runs_the_heap_does_not_grow(tmp_path):
         after = bench_heap.heap_state(w)
     finally:
         w.stop()
-    assert reasons == [0] * 8 and after["taps"] == 8
-    _record(boot_heap_used_bytes_512k=boot["heap_used"],
-            day_heap_used_bytes_512k=after["heap_used"])
+    assert reasons == [0] * 8 and after["taps"] == 8 and after["faults"] == 0
+    _record(day_heap_used_bytes=after["heap_used"])
     assert after["heap_used"] - boot["heap_used"] < 8192
 
 
-# Budget on this 64-bit port for what the MCU holds in 128 KiB (128wK, emu.world.HEAP):
-# boot today uses ~128 KB here. A literal 128k boot fits by a few KB only (depends even on
-# path lengths), so it is a bench figure (bench_heap), not a pass/fail line.
-BOOT_BUDGET = 144 * 1024
+# What must stay free after boot in the literal 128k heap: a day needs ~108 KiB in all
+# (bench day_min_heap_kib), i.e. sync and boot transients need ~16 KB above the boot figure.
+MIN_FREE_AFTER_BOOT = 20 * 1024
 
 
-def test_heap_budget_when_firmware_boots_at_mcu_heap_it_stays_in_budget(tmp_path):
+def test_heap_budget_when_firmware_boots_at_mcu_heap_enough_stays_free(tmp_path):
     from emu.world import HEAP
 
     w = bench_heap.provisioned_world(str(tmp_path), HEAP)
@@ -139,5 +141,6 @@ def test_heap_budget_when_firmware_boots_at_mcu_heap_it_stays_in_budget(tmp_path
     finally:
         w.stop()
     _record(boot_heap_used_bytes=st["heap_used"], heap_free_after_boot_bytes=st["heap_free"])
+    assert HEAP == "128k"
     assert st["faults"] == 0
-    assert st["heap_used"] <= BOOT_BUDGET, st
+    assert st["heap_free"] >= MIN_FREE_AFTER_BOOT, st
