@@ -269,8 +269,10 @@ class Blacklist:
         t = 0 if self._act < 0 else 1 - self._act
         # build state: a list indexed by _B_* consts (a dict with string keys would put
         # every key in the qstr pool of the device)
+        # _B_IDX is the running CRC-32 of the new RAM index: its entries go to flash (block 0,
+        # after the header) as each fence chunk starts, not into a second index in RAM
         b = [kind, version, t, 0, 0, 0, bytearray(8), bytearray(_LEAF), bytearray(_CHUNK),
-             bytearray(len(self._idx)), None, 1, OK,
+             0, None, 1, OK,
              self.keys() if kind == _KIND_DELTA else None, None]
         self._b = b
         # the header block goes first: from here on this bank cannot validate (FORMAT.md §5)
@@ -350,9 +352,9 @@ class Blacklist:
         fence = b[_B_FENCE]
         c = g % _G
         fence[c * 8 : c * 8 + 8] = b[_B_GK]
-        if c == 0:
-            i = (g // _G) * 8
-            b[_B_IDX][i : i + 8] = b[_B_GK]
+        if c == 0:  # first group of a fence chunk: its key is the chunk's RAM index entry
+            self._prog(base + _HDR + (g // _G) * 8, b[_B_GK])
+            b[_B_IDX] = binascii.crc32(b[_B_GK], b[_B_IDX])
         if c == _G - 1:
             self._prog(base + self.flash.block_size + (g - c) * 8, fence)
         b[_B_NG] = g + 1
@@ -377,17 +379,13 @@ class Blacklist:
         if c:
             fo = base + self.flash.block_size + (ng - c) * 8
             self._prog(fo, memoryview(b[_B_FENCE])[0 : c * 8])
-        ch = (ng + _G - 1) // _G
-        idx = memoryview(b[_B_IDX])[0 : ch * 8]
-        if ch:
-            self._prog(base + _HDR, idx)
         h = bytearray(_HDR)
         h[0:4] = b"YKBL"
         h[4] = _VERSION
         gen = (self._gen + 1) & 0xFFFFFFFF
         struct.pack_into(
             ">IIIIIII", h, 8, gen, b[_B_VERSION], b[_B_NE], ng, self.flash.block_size,
-            self._leaf_off, binascii.crc32(idx),
+            self._leaf_off, b[_B_IDX],
         )
         struct.pack_into(">I", h, 60, binascii.crc32(memoryview(h)[0:60]))
         self.flash.program(base, h)  # the switch
@@ -397,7 +395,8 @@ class Blacklist:
         self.version = b[_B_VERSION]
         self.entries = b[_B_NE]
         self._groups = ng
-        self._idx[0 : ch * 8] = idx
+        # the new RAM index: read back what the build programmed (FORMAT.md §5)
+        self.flash.read(base + _HDR, memoryview(self._idx)[0 : (ng + _G - 1) // _G * 8])
         return OK
 
     def abort(self):
