@@ -9,7 +9,6 @@ SYNC = os.path.join(ROOT, "firmware", "validator", "sync")
 ALLOWED = {
     "micropython", "struct", "binascii", "hashlib", "select", "socket", "ssl", "termios",
     "time", "sys", "io", "deflate", "zlib", "gc", "asyncio",
-    "typing",  # xfer.py: annotations for type checkers, guarded (MicroPython has none)
 }
 
 

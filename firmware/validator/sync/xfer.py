@@ -7,11 +7,6 @@ import struct
 
 from micropython import const
 
-try:  # for the annotations below (type checkers); MicroPython has no typing module
-    from typing import Callable  # noqa: F401
-except ImportError:
-    pass
-
 from validator.sync import wire
 
 # Private copies of validator.sync.wire's values (PROTOCOL.md §1, §4; checked equal by
@@ -128,11 +123,15 @@ class Transfer:
         self._push_total = 0
         self._room = bytearray(_ROOM)
 
-    # Provided by Session: _send(ftype, plen), _result(req, code, arg=0), _error(code,
-    # end=True). Annotations only (no stub methods: each would cost heap on the device).
-    _send: "Callable[..., None]"
-    _result: "Callable[..., None]"
-    _error: "Callable[..., None]"
+    # Provided by Session.
+    def _send(self, ftype, plen):
+        raise NotImplementedError
+
+    def _result(self, req, code, arg=0):
+        raise NotImplementedError
+
+    def _error(self, code, end=True):
+        raise NotImplementedError
 
     def _on_pull(self, p):
         if len(p) != 7 and len(p) != 8:
