@@ -18,7 +18,8 @@
 #     cs(level)                         0 = selected, 1 = released
 #     The bus may be MSB-first only; the PN532 driver then bit-reverses (table in flash).
 #
-# Pn532 transport (validator.drivers.pn532_link): HSU or SPI adapter over the above,
+# Pn532 transport: validator.drivers.pn532_link.Hsu over a ByteLink, or
+# validator.drivers.pn532_spi.Spi over an SpiBus (an HSU board never loads the SPI one),
 #     send(frame_mv, n), recv(buf, timeout_ms) -> n, ready() -> bool, wakeup()
 #
 # IsoPort -- one ISO 7816 contact slot (PSAM), validator.link.iso7816
