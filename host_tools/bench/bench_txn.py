@@ -71,10 +71,13 @@ def _t0_byte_ms(etu):
 
 
 def _atr_ta1(ta1):
-    """The emulated PSAM's ATR with TA1 added (T0 bit 4): what an official MOT PSAM offers
-    for 38400 bit/s (TA1 = 13: Fi 372, Di 4; card-protocol.md §4, S2)."""
+    """The emulated PSAM's ATR with TA1 = ta1 (T0 bit 4 set, TA1 the byte after T0). The
+    default emu.t0.ATR already offers TA1 = 13 (Fi 372, Di 4: 38 400 bit/s, what an official
+    MOT PSAM offers; card-protocol.md §4, S2): set it, never add a second one."""
     from emu.t0 import ATR
 
+    if ATR[1] & 0x10:
+        return ATR[:2] + bytes((ta1,)) + ATR[3:]
     return ATR[:1] + bytes((ATR[1] | 0x10, ta1)) + ATR[2:]
 
 
