@@ -44,3 +44,25 @@ def test_tap_replay_when_calibrating_replays_the_harness_calls_only():
     assert 20 <= k["CALLS"] <= 400
     # the loop ran no tap: only the recorded and the traced tap wrote records
     assert k["TAPS"] == 2 and k["RECORDS"] == 1 + 2 * 2
+
+
+# The I/O model: a PSAM whose ATR offers TA1=13 is driven at 38 400 bit/s through a real
+# PPS; one whose ATR says TA1=11 stays at the default rate (the *_psam9600 figures).
+def _model(ta1):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    parts = {}
+    ex = bench_txn._tap(parts=parts, ta1=ta1)[0]
+    return ex, parts
+
+
+def test_tap_model_when_the_psam_offers_ta1_13_pps_reaches_38400():
+    ex, parts = _model(0x13)
+    assert parts["etu"] == (372, 4)
+    assert ex == 6
+
+
+def test_tap_model_when_the_psam_says_ta1_11_the_rate_stays_default_and_io_is_slower():
+    _, fast = _model(0x13)
+    _, slow = _model(0x11)
+    assert slow["etu"] in (None, (372, 1))
+    assert slow["psam_line"] > 3 * fast["psam_line"]
