@@ -134,7 +134,7 @@ class Board:
 
     def __init__(self):
         from validator.drivers.pn532_link import Hsu
-        from validator.storage import PLAN_ESP32S3_16M
+        from validator.storage.plan_boards import PLAN_ESP32S3_16M
 
         self.device_id = machine.unique_id()[-4:]
         self.clock = Clock()

@@ -78,7 +78,7 @@ def provisioned_world(workdir, heap="128k"):
     from validator.app import content
     from validator.storage import PLAN_SIM
     from validator.storage.params import ParamStore
-    from validator.sync import auth_host, wire
+    from validator.sync import auth_host, wire_host
 
     keys = issuer.load_master_keys()
     term = bytes.fromhex(TERMINAL)
@@ -94,7 +94,7 @@ def provisioned_world(workdir, heap="128k"):
     ps.put(content.P_KEYS, auth_host.make_keys(dev, auth_host.derive_device_key(TEST_MASTER, dev),
                                             TEST_CONTENT_KEY))
     cfg = {"city": "2900", "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
-    ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire.K_CONFIG, 1,
+    ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                             _json.dumps(cfg).encode()))
     f.close()
     return w
@@ -127,13 +127,13 @@ def fares_push():
     """(kind, name, blob) of the default fare table, signed with the test content key."""
     from depot.devsim import TEST_CONTENT_KEY
     from emu import farec
-    from validator.sync import auth_host, wire
+    from validator.sync import auth_host, wire_host
 
     with open(FARE_TABLE) as f:
         desc = json.load(f)
     blob = farec.container(farec.compile_table(desc),
                            sign=lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c))
-    return (wire.K_FARES, "fares", blob)
+    return (wire_host.K_FARES, "fares", blob)
 
 
 def day(w, workdir, taps=12, log=None):

@@ -9,16 +9,17 @@ import struct
 import sys
 
 from emu.nor import NorFlash
-from validator.storage import plan, record, record_host
-from validator.storage.blacklist import KIND_FULL, OK, Blacklist
+from validator.storage import plan, plan_boards, record, record_host
+from validator.storage.blacklist import OK, Blacklist
+from validator.storage.blacklist_host import KIND_FULL
 from validator.storage.recordlog import RecordLog, TearStore
 
 
 def _fill(img, seq):
     record.reset(img)
-    img[record.O_STATUS] = record.ST_NORMAL
-    img[record.O_TXN_TYPE] = 0x09
-    struct.pack_into(">I", img, record.O_AMOUNT, 200)
+    img[record_host.O_STATUS] = record.ST_NORMAL
+    img[record_host.O_TXN_TYPE] = 0x09
+    struct.pack_into(">I", img, record_host.O_AMOUNT, 200)
 
 
 def _log_metrics(quick):
@@ -67,11 +68,11 @@ def _log_metrics(quick):
     lg2 = RecordLog(fl, log, p["watermark"]).mount()
     cap = RecordLog(_Geo(), p["log"], p["watermark"]).capacity
     return {
-        "flash_bytes_per_record_byte": round(log_prog / (taps * record.REC_SIZE), 4),
+        "flash_bytes_per_record_byte": round(log_prog / (taps * record_host.REC_SIZE), 4),
         "tap_path_erases": tap_erases,
         "log_capacity_records": cap,
         "log_capacity_records_esp32s3": RecordLog(
-            _Geo(), plan.PLAN_ESP32S3_16M["log"], plan.PLAN_ESP32S3_16M["watermark"]
+            _Geo(), plan_boards.PLAN_ESP32S3_16M["log"], plan_boards.PLAN_ESP32S3_16M["watermark"]
         ).capacity,
         "boot_scan_reads_full_log": lg2.reads_at_mount,
         "boot_scan_log_blocks": lg2._B,
@@ -100,9 +101,9 @@ def _blacklist_keys(n, seed=5):
 
 
 def _blacklist_metrics(quick):
-    p = plan.PLAN_ESP32S3_16M  # the 16 MiB board is the one that must hold a million
+    p = plan_boards.PLAN_ESP32S3_16M  # the 16 MiB board is the one that must hold a million
     n = 1_000_000 if not quick else 100_000
-    fl = NorFlash(plan.ESP32S3_FLASH_SIZE, block_size=4096, prog_size=256)
+    fl = NorFlash(plan_boards.ESP32S3_FLASH_SIZE, block_size=4096, prog_size=256)
     bl = Blacklist(fl, p["blacklist"], verifier=lambda b: True).mount()
     keys = _blacklist_keys(n)
     if bl.begin(KIND_FULL, 1) != OK:

@@ -10,7 +10,7 @@ import time
 import zlib
 
 from validator.errors import SyncError
-from validator.sync import auth, wire, wire_host
+from validator.sync import auth, auth_host, wire, wire_host
 
 DEFLATE_WBITS = 10  # PROTOCOL.md §6
 
@@ -25,11 +25,12 @@ class SyncFailure(SyncError):
 
 def _need(p, n, what):
     if len(p) < n:
-        raise SyncFailure("malformed %s from device (%d bytes)" % (what, len(p)), wire.E_PROTO)
+        raise SyncFailure("malformed %s from device (%d bytes)" % (what, len(p)),
+                          wire_host.E_PROTO)
 
 
 def _info(p):
-    _need(p, wire.INFO_LEN, "INFO")
+    _need(p, wire_host.INFO_LEN, "INFO")
     return wire_host.unpack_info(p)
 
 
@@ -44,7 +45,7 @@ class Keyring:
         if device_id in self.devices:
             return self.devices[device_id]
         if self.master is not None:
-            return auth.derive_device_key(self.master, device_id)
+            return auth_host.derive_device_key(self.master, device_id)
         return None
 
     @classmethod
@@ -80,7 +81,7 @@ class SyncClient:
     def send(self, ftype, payload=b"", flags=0):
         if self.tx_mac is not None:
             self.tx_seq += 1
-        f = wire.frame(ftype, payload, self.tx_seq, flags, self.tx_mac)
+        f = wire_host.frame(ftype, payload, self.tx_seq, flags, self.tx_mac)
         self.port.write(f)
         self.bytes_out += len(f)
 
@@ -93,15 +94,15 @@ class SyncClient:
                 t, p, fl = d.type, bytes(d.payload), d.flags
                 if self.rx_mac is not None:
                     if not self.rx_mac.check(d.hdr, d.payload, d.tag):
-                        if t == wire.T_ERROR and d.tag is None and len(p) == 1:
+                        if t == wire_host.T_ERROR and d.tag is None and len(p) == 1:
                             raise SyncFailure("device refused: " + wire_host.code_name(p[0]), p[0])
                         raise SyncFailure("frame MAC wrong: not our device or tampered line",
-                                          wire.E_MAC)
+                                          wire_host.E_MAC)
                     if d.seq <= self.rx_seq:
-                        raise SyncFailure("replayed frame from device", wire.E_REPLAY)
+                        raise SyncFailure("replayed frame from device", wire_host.E_REPLAY)
                     self.rx_seq = d.seq
-                if t == wire.T_ERROR:
-                    code = p[0] if p else wire.E_PROTO
+                if t == wire_host.T_ERROR:
+                    code = p[0] if p else wire_host.E_PROTO
                     raise SyncFailure("device refused: " + wire_host.code_name(code), code)
                 return t, p, fl
             if self._pending:
@@ -119,27 +120,27 @@ class SyncClient:
     def expect(self, want, timeout=None):
         t, p, fl = self.recv(timeout)
         if t != want:
-            if t == wire.T_RESULT and len(p) >= 2 and p[1] != wire.OK:
+            if t == wire_host.T_RESULT and len(p) >= 2 and p[1] != wire_host.OK:
                 raise SyncFailure("device refused: " + wire_host.code_name(p[1]), p[1])
             raise SyncFailure("unexpected message 0x%02x (wanted 0x%02x)" % (t, want),
-                              wire.E_PROTO)
+                              wire_host.E_PROTO)
         return p
 
     def result(self, req, timeout=None):
-        p = self.expect(wire.T_RESULT, timeout)
+        p = self.expect(wire_host.T_RESULT, timeout)
         _need(p, 6, "RESULT")
         r, code, arg = struct.unpack_from(">BBI", p, 0)
         if r != req:
-            raise SyncFailure("result for 0x%02x, wanted 0x%02x" % (r, req), wire.E_PROTO)
+            raise SyncFailure("result for 0x%02x, wanted 0x%02x" % (r, req), wire_host.E_PROTO)
         return code, arg
 
     # -- session ----------------------------------------------------------------------
     def connect(self):
         """Mutual authentication (PROTOCOL.md §3.1); -> INFO dict."""
-        nh = self._urandom(auth.NONCE_LEN)
+        nh = self._urandom(auth_host.NONCE_LEN)
         self.tx_mac = self.rx_mac = None
         self.tx_seq = self.rx_seq = 0
-        self.send(wire.T_HELLO, bytes([wire.PROTO_VERSION]) + nh)
+        self.send(wire_host.T_HELLO, bytes([wire_host.PROTO_VERSION]) + nh)
         bad = None
         for _ in range(64):
             try:
@@ -148,44 +149,44 @@ class SyncClient:
                 if bad is not None:
                     raise bad
                 raise
-            if t != wire.T_CHALLENGE:
+            if t != wire_host.T_CHALLENGE:
                 continue  # stale frames of an earlier session still in flight
-            if len(p) != 53 or p[0] != wire.PROTO_VERSION:
-                raise SyncFailure("bad CHALLENGE", wire.E_PROTO)
+            if len(p) != 53 or p[0] != wire_host.PROTO_VERSION:
+                raise SyncFailure("bad CHALLENGE", wire_host.E_PROTO)
             dev = struct.unpack_from(">I", p, 1)[0]
             nd = p[5:21]
             kd = self.keyring.key_for(dev)
             if kd is None:
-                raise SyncFailure("no key for device %08X" % dev, wire.E_AUTH)
+                raise SyncFailure("no key for device %08X" % dev, wire_host.E_AUTH)
             if auth.equal(p[21:53], auth.device_proof(kd, dev, nh, nd)):
                 break
             # wrong key -- or the answer to an earlier HELLO that sat in a resyncing
             # receiver: give a fresher CHALLENGE a moment before calling it a failure
             bad = SyncFailure("device %08X failed authentication (wrong key?)" % dev,
-                              wire.E_AUTH)
+                              wire_host.E_AUTH)
         else:
-            raise SyncFailure("device does not answer HELLO", wire.E_PROTO)
+            raise SyncFailure("device does not answer HELLO", wire_host.E_PROTO)
         self.device_id = dev
-        self.send(wire.T_AUTH, auth.host_proof(kd, dev, nh, nd))
+        self.send(wire_host.T_AUTH, auth.host_proof(kd, dev, nh, nd))
         self.tx_mac, self.rx_mac = auth.session_macs(kd, nh, nd, False)
         try:
-            p = self.expect(wire.T_INFO)
+            p = self.expect(wire_host.T_INFO)
         except SyncFailure as e:
-            if e.code == wire.E_AUTH:
-                raise SyncFailure("device refused our key", wire.E_AUTH)
+            if e.code == wire_host.E_AUTH:
+                raise SyncFailure("device refused our key", wire_host.E_AUTH)
             raise
         self.info = _info(p)
         return self.info
 
     def refresh_info(self):
-        self.send(wire.T_INFO_REQ)
-        self.info = _info(self.expect(wire.T_INFO))
+        self.send(wire_host.T_INFO_REQ)
+        self.info = _info(self.expect(wire_host.T_INFO))
         return self.info
 
     def bye(self):
         try:
-            self.send(wire.T_BYE)
-            self.result(wire.T_BYE, timeout=min(self.timeout, 1.0))
+            self.send(wire_host.T_BYE)
+            self.result(wire_host.T_BYE, timeout=min(self.timeout, 1.0))
         except SyncError:
             pass
         self.tx_mac = self.rx_mac = None
@@ -199,59 +200,59 @@ class SyncClient:
         # Resume: records committed before a lost ACK are ACKed first (PROTOCOL.md §4.2).
         have = db.contiguous_upto(dev, info["acked_seq"])
         if have > info["acked_seq"]:
-            self.send(wire.T_ACK, struct.pack(">I", have))
-            self.send(wire.T_INFO_REQ)
+            self.send(wire_host.T_ACK, struct.pack(">I", have))
+            self.send(wire_host.T_INFO_REQ)
             while True:
                 t, p, _ = self.recv()
-                if t == wire.T_INFO:
+                if t == wire_host.T_INFO:
                     info = self.info = _info(p)
                     break
                 # RESULT(ACK, E_RANGE): the device rebooted since; it simply resends
         start = info["acked_seq"] + 1
         total = max(0, info["next_seq"] - start)
-        self.send(wire.T_PULL, struct.pack(">IBHB", start, window, max_records,
-                                           wire.PULL_Z if compress else 0))
+        self.send(wire_host.T_PULL, struct.pack(">IBHB", start, window, max_records,
+                                           wire_host.PULL_Z if compress else 0))
         new = dup = 0
         if progress:
             progress(0, total)
         while True:
             t, p, _ = self.recv()
-            if t == wire.T_RECORDS or t == wire.T_RECORDS_Z:
+            if t == wire_host.T_RECORDS or t == wire_host.T_RECORDS_Z:
                 _need(p, 8, "RECORDS")
                 first, count, size = struct.unpack_from(">IHH", p, 0)
-                if t == wire.T_RECORDS_Z and size == rs and count:
+                if t == wire_host.T_RECORDS_Z and size == rs and count:
                     try:
                         data = wire_host.rz_decode(p, 8, count, size)
                     except ValueError as e:
-                        raise SyncFailure("malformed RECORDS_Z batch: %s" % e, wire.E_PROTO)
+                        raise SyncFailure("malformed RECORDS_Z batch: %s" % e, wire_host.E_PROTO)
                 else:
                     data = memoryview(p)[8:]
                 if size != rs or count == 0 or len(data) != count * size or first < start:
-                    raise SyncFailure("malformed RECORDS batch", wire.E_PROTO)
+                    raise SyncFailure("malformed RECORDS batch", wire_host.E_PROTO)
                 a, b = db.ingest(dev, first, size, data)
                 new += a
                 dup += b
-                self.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+                self.send(wire_host.T_ACK, struct.pack(">I", first + count - 1))
                 if progress:
                     progress(first + count - start, max(total, first + count - start))
-            elif t == wire.T_PULL_END:
+            elif t == wire_host.T_PULL_END:
                 _need(p, 4, "PULL_END")
                 nxt = struct.unpack_from(">I", p, 0)[0]
                 if progress:
                     progress(max(0, nxt - start), max(0, nxt - start))
                 return new, dup
-            elif t == wire.T_RESULT:
+            elif t == wire_host.T_RESULT:
                 _need(p, 6, "RESULT")
                 r, code, arg = struct.unpack_from(">BBI", p, 0)
                 raise SyncFailure("device refused ACK: " + wire_host.code_name(code), code)
             else:
-                raise SyncFailure("unexpected message 0x%02x during pull" % t, wire.E_PROTO)
+                raise SyncFailure("unexpected message 0x%02x during pull" % t, wire_host.E_PROTO)
 
     def push(self, kind, blob, compress=True, progress=None, chunk=2040):
         """Send one signed content container; -> activated version. Raises SyncFailure."""
-        self.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
-        code, _ = self.result(wire.T_PUSH_BEGIN)
-        if code != wire.OK:
+        self.send(wire_host.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
+        code, _ = self.result(wire_host.T_PUSH_BEGIN)
+        if code != wire_host.OK:
             names = wire_host.KIND_NAMES
             what = names[kind] if kind < len(names) else "kind %d" % kind
             raise SyncFailure("push %s refused: %s" % (what, wire_host.code_name(code)), code)
@@ -265,28 +266,28 @@ class SyncClient:
                 z = zlib.compressobj(9, zlib.DEFLATED, -DEFLATE_WBITS)
                 zc = z.compress(c) + z.flush()
                 if len(zc) * 8 <= len(c) * 7:
-                    c, flags = zc, wire.F_DEFLATE
-            self.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c, flags)
+                    c, flags = zc, wire_host.F_DEFLATE
+            self.send(wire_host.T_PUSH_DATA, struct.pack(">I", off) + c, flags)
             t, p, _ = self.recv()
-            if t == wire.T_RESULT:
+            if t == wire_host.T_RESULT:
                 _need(p, 2, "RESULT")
                 code = p[1]
                 raise SyncFailure("push refused: " + wire_host.code_name(code), code)
-            if t != wire.T_PUSH_ACK:
-                raise SyncFailure("unexpected message 0x%02x during push" % t, wire.E_PROTO)
+            if t != wire_host.T_PUSH_ACK:
+                raise SyncFailure("unexpected message 0x%02x during push" % t, wire_host.E_PROTO)
             _need(p, 4, "PUSH_ACK")
             off = struct.unpack_from(">I", p, 0)[0]
             if off > len(blob):
-                raise SyncFailure("device acknowledged beyond the content", wire.E_PROTO)
+                raise SyncFailure("device acknowledged beyond the content", wire_host.E_PROTO)
             stalls = stalls + 1 if off == last else 0
             last = off
             if stalls > 3:
-                raise SyncFailure("push makes no progress", wire.E_PROTO)
+                raise SyncFailure("push makes no progress", wire_host.E_PROTO)
             if progress:
                 progress(off, len(blob))
-        self.send(wire.T_PUSH_END)
-        code, version = self.result(wire.T_PUSH_END, timeout=max(self.timeout, 10.0))
-        if code != wire.OK:
+        self.send(wire_host.T_PUSH_END)
+        code, version = self.result(wire_host.T_PUSH_END, timeout=max(self.timeout, 10.0))
+        if code != wire_host.OK:
             raise SyncFailure(
                 "%s refused by device: %s" % (wire_host.KIND_NAMES[kind],
                                               wire_host.code_name(code)), code
@@ -294,12 +295,12 @@ class SyncClient:
         return version
 
     def set_clock(self, secs):
-        self.send(wire.T_SET_CLOCK, struct.pack(">I", secs))
-        code, _ = self.result(wire.T_SET_CLOCK)
-        if code != wire.OK:
+        self.send(wire_host.T_SET_CLOCK, struct.pack(">I", secs))
+        code, _ = self.result(wire_host.T_SET_CLOCK)
+        if code != wire_host.OK:
             raise SyncFailure("set clock refused: " + wire_host.code_name(code), code)
 
     def faults(self):
-        self.send(wire.T_GET_FAULTS)
-        return self.expect(wire.T_FAULTS)
+        self.send(wire_host.T_GET_FAULTS)
+        return self.expect(wire_host.T_FAULTS)
 

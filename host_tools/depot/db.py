@@ -133,23 +133,22 @@ class DepotDB:
         """Write the clearing file; -> rows written.
 
         decode(data) -> dict of clearing columns. "auto" uses the storage record codec
-        (validator.storage.record, the records.csv columns of issue 4) for 128-byte records
+        (validator.storage.record_host, the records.csv columns of issue 4) for 128-byte records
         whose CRC checks, else the raw record goes out as hex in column `record`; the
         depot's own device_id/seq (from the sync session) always lead the row."""
         cols = ["depot_device_id", "depot_seq", "record_ok"]
-        rec = None
+        rec_host = None
         if decode == "auto":
             decode = None
             try:
-                from validator.storage import record as rec
                 from validator.storage import record_host as rec_host
             except ImportError:
-                rec = None
-        if decode is None and rec is not None:
+                rec_host = None
+        if decode is None and rec_host is not None:
             cols += list(rec_host.CSV_COLUMNS)
 
             def decode(data):
-                if len(data) != rec.REC_SIZE or not rec.crc_ok(data):
+                if len(data) != rec_host.REC_SIZE or not rec_host.crc_ok(data):
                     return None
                 return rec_host.decode(data)
 

@@ -179,12 +179,12 @@ def main(argv):
     else:
         log = GenLog(a["records"])
     gc.collect()
-    from validator.sync import auth, transport
+    from validator.sync import auth_host, transport
     from validator.sync.session import Session
     from validator.sync.target import LogTarget
 
     dev = a["device-id"]
-    kd = auth.derive_device_key(TEST_MASTER, dev)
+    kd = auth_host.derive_device_key(TEST_MASTER, dev)
     clock = Clock()
     applied = {}
 

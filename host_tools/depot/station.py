@@ -8,7 +8,7 @@
 import time
 
 from depot.client import SyncClient, SyncFailure
-from validator.sync import wire, wire_host
+from validator.sync import wire_host
 
 
 class StationError(Exception):
@@ -63,7 +63,7 @@ def sync_once(port, keyring, db, pushes=(), clock_secs=None, pull=True, faults=F
         db.note_sync(client.device_id, started, summary.get("records_new", 0),
                      summary.get("records_dup", 0), "ok")
     except SyncFailure as e:
-        if client.tx_mac is not None and e.code is not None and e.code > wire.E_PROTO:
+        if client.tx_mac is not None and e.code is not None and e.code > wire_host.E_PROTO:
             client.bye()  # a refused push leaves a sound session: end it cleanly
         if client.device_id is not None:
             db.note_sync(client.device_id, started, 0, 0, "%s: %s" % (stage, e))

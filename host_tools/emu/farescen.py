@@ -11,7 +11,7 @@ import json
 from emu import farec
 from emu.farecard import FareCard
 from validator.errors import R_OK, reason_name
-from validator.rules import fares, table
+from validator.rules import fares, fares_host, table
 
 DOORS = (("any", fares.DOOR_ANY), ("entry", fares.DOOR_ENTRY), ("exit", fares.DOOR_EXIT))
 CSV_COLUMNS = ("seq", "at", "card", "line", "stop", "direction", "door", "reason", "kind",
@@ -91,7 +91,7 @@ def run(table_desc, scenario):
         rows.append({"seq": i, "at": tp["at"], "card": tp["card"], "line": where.line,
                      "stop": where.stop, "direction": where.direction,
                      "door": tp.get("door", "any"), "reason": reason_name(res.reason),
-                     "kind": fares.KIND_NAMES[res.kind] if res.reason == R_OK else "none",
+                     "kind": fares_host.KIND_NAMES[res.kind] if res.reason == R_OK else "none",
                      "fare": res.fare if res.reason == R_OK else 0,
                      "penalty": res.penalty if res.reason == R_OK else 0,
                      "amount": res.amount if res.reason == R_OK else 0,

@@ -245,10 +245,10 @@ class World:
     def last_tap_detail(self):
         """Fare details of the tap just reported, from its "@DETAIL" line."""
         ev = self.wait("DETAIL", 5).split()
-        from validator.rules import fares
+        from validator.rules import fares_host
 
         k = int(ev[2])
-        return {"reason": int(ev[1]), "kind": fares.KIND_NAMES[k] if k else "none",
+        return {"reason": int(ev[1]), "kind": fares_host.KIND_NAMES[k] if k else "none",
                 "fare": int(ev[3]), "penalty": int(ev[4]), "status": int(ev[5]),
                 "seq": int(ev[6])}
 

@@ -14,7 +14,8 @@ import os
 from emu import farec
 from validator.errors import SyncError
 from validator.rules import table as ft
-from validator.sync import auth
+from validator.rules import table_host
+from validator.sync import auth, auth_host
 from validator.util import bcdtime
 from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_USAGE, CommandError
 
@@ -39,7 +40,8 @@ def build(desc, key):
     """Signed container bytes for a table description (dict)."""
     body = farec.compile_table(desc)
     ft.FareTable(body)  # the firmware parser must accept what we ship
-    return auth.make_content(key, ft.KIND_FARE_TABLE, ft.FareTable(body).version, body)
+    return auth_host.make_content(key, table_host.KIND_FARE_TABLE, ft.FareTable(body).version,
+                                  body)
 
 
 def do_compile(args):
@@ -79,17 +81,17 @@ def describe(t):
         t.version, _when(t.activation), t.city, bytes(t.acq).hex().upper())]
     out.append("transfer: %s value %d window %ds%s%s" % (
         farec.XFER_KINDS[t.xfer_kind], t.xfer_value, t.xfer_window,
-        "  same-line-other-vehicle" if t.flags & ft.FLAG_XFER_SAME_LINE else "",
-        "  other-city" if t.flags & ft.FLAG_XFER_OTHER_CITY else ""))
+        "  same-line-other-vehicle" if t.flags & table_host.FLAG_XFER_SAME_LINE else "",
+        "  other-city" if t.flags & table_host.FLAG_XFER_OTHER_CITY else ""))
     out.append("tap-off: missing -> %s, window %ds%s" % (
         farec.MISSING[t.tapoff_policy], t.tapoff_window,
-        "  boarding needs max" if t.flags & ft.FLAG_BOARD_NEEDS_MAX else ""))
+        "  boarding needs max" if t.flags & table_host.FLAG_BOARD_NEEDS_MAX else ""))
     out.append("daily cap: %s  service day starts %02d:%02d" % (
         "%d fen" % t.cap if t.cap else "none", t.day_start // 3600, t.day_start // 60 % 60))
     for li in range(t.n_lines):
-        o = t.o_lines + li * ft.LINE_LEN
+        o = t.o_lines + li * table_host.LINE_LEN
         lid = (t.b[o] << 8) | t.b[o + 1]
-        mode = "rail" if t.line_industry(li) == ft.IND_RAIL else "bus"
+        mode = "rail" if t.line_industry(li) == table_host.IND_RAIL else "bus"
         ns = t.line_stops(li)
         if not ns:
             out.append("line %d (%s): flat %d fen" % (lid, mode, t.line_fare(li)))
@@ -99,17 +101,17 @@ def describe(t):
             out.append("  %2d: " % a + " ".join("%5d" % t.section_fare(li, a, b)
                                                 for b in range(ns)))
     for i in range(t.n_pol):
-        o = t.o_pol + i * ft.POLICY_LEN
+        o = t.o_pol + i * table_host.POLICY_LEN
         b = t.b
         pay = farec.PAYS[b[o + 2]]
         val = (b[o + 4] << 8) | b[o + 5]
         out.append("policy %d: type %s (%02X) %s: %s%s%s%s" % (
             i, KIND_NAMES.get(b[o], "?"), b[o], farec.SCOPES[b[o + 1]], pay,
             " %d%%" % val if pay == "percent" else (" %d fen" % val if pay == "fixed" else ""),
-            "" if b[o + 3] & ft.POL_TRANSFER else ", no transfer",
-            "" if b[o + 3] & ft.POL_CAP else ", no cap"))
+            "" if b[o + 3] & table_host.POL_TRANSFER else ", no transfer",
+            "" if b[o + 3] & table_host.POL_CAP else ", no cap"))
     for i in range(t.n_acc):
-        o = t.o_acc + i * ft.ACCEPT_LEN
+        o = t.o_acc + i * table_host.ACCEPT_LEN
         org = (t.b[o] << 8) | t.b[o + 1]
         city = (t.b[o + 2] << 8) | t.b[o + 3]
         out.append("accept: org %s city %s" % ("any" if org == 0xFFFF else "%04X" % org,

@@ -32,7 +32,7 @@ def register(sub):
 
 
 def _config_blob(args):
-    from validator.sync import auth, wire
+    from validator.sync import auth_host, wire_host
 
     with open(args.config, "rb") as f:
         data = f.read()
@@ -50,15 +50,16 @@ def _config_blob(args):
         kc = TEST_CONTENT_KEY
     else:
         raise CommandError("a JSON --config needs --content-key (or --test-keys)", EXIT_FAIL)
-    return auth.make_content(kc, wire.K_CONFIG, 1, data)
+    return auth_host.make_content(kc, wire_host.K_CONFIG, 1, data)
 
 
 def do_image(args):
     from emu.nor import NorFlash
     from validator.app import content
     from validator.errors import SyncError
-    from validator.storage import PLAN_ESP32S3_16M, PLAN_SIM
+    from validator.storage import PLAN_SIM
     from validator.storage.params import ParamStore
+    from validator.storage.plan_boards import PLAN_ESP32S3_16M
     from validator.storage.recordlog import RecordLog
     from validator.sync import auth
 

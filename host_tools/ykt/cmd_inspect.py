@@ -39,14 +39,14 @@ def _inverted(path, region):
 
 def do_inspect(args):
     from emu.nor import NorFlash
-    from validator.storage import plan, record, record_host
+    from validator.storage import plan, plan_boards, record_host
     from validator.storage.blacklist import Blacklist
     from validator.storage.params import ParamStore
     from validator.storage.recordlog import RecordLog, TearStore
 
     if not os.path.exists(args.dump):
         raise CommandError("no such dump: %s" % args.dump, EXIT_IO)
-    fp = plan.PLAN_SIM if args.board == "sim" else plan.PLAN_ESP32S3_16M
+    fp = plan.PLAN_SIM if args.board == "sim" else plan_boards.PLAN_ESP32S3_16M
     size = os.path.getsize(args.dump)
     need = max(o + n for o, n in fp.values())
     if size < need:
@@ -64,7 +64,7 @@ def do_inspect(args):
               "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq, lg.full,
                                              lg.capacity, lg.corrupt, lg.reads_at_mount),
               file=out)
-        buf = bytearray(record.REC_SIZE)
+        buf = bytearray(record_host.REC_SIZE)
         rows = []
         start = lg.first_seq if args.csv else max(lg.first_seq, lg.next_seq - args.records)
         for q in range(start, lg.next_seq):
@@ -90,7 +90,7 @@ def do_inspect(args):
         ts = TearStore(fl, fp["tear"]).mount()
         tb = bytearray(TearStore.SIZE)
         if ts.load(tb):
-            d = record_host.decode(tb[: record.REC_SIZE])
+            d = record_host.decode(tb[: record_host.REC_SIZE])
             print("tear: PENDING card %s amount %d atc %d ttsn %s" % (
                 d["card_serial"], d["amount"], d["atc"], d["ttsn"]), file=out)
         else:

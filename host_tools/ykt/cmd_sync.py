@@ -175,12 +175,12 @@ class Bar:
 def do_sync(args):
     from depot.db import DepotDB
     from depot.station import StationError, local_secs_since_2000, sync_once
-    from validator.sync import wire
+    from validator.sync import wire_host
 
     pushes = []
-    for opt, kind in (("blacklist", wire.K_BLACKLIST_FULL), ("blacklist_delta",
-                      wire.K_BLACKLIST_DELTA), ("fares", wire.K_FARES),
-                      ("whitelist", wire.K_WHITELIST), ("config", wire.K_CONFIG)):
+    for opt, kind in (("blacklist", wire_host.K_BLACKLIST_FULL), ("blacklist_delta",
+                      wire_host.K_BLACKLIST_DELTA), ("fares", wire_host.K_FARES),
+                      ("whitelist", wire_host.K_WHITELIST), ("config", wire_host.K_CONFIG)):
         path = getattr(args, opt)
         if path:
             try:
@@ -238,7 +238,7 @@ def do_sync(args):
 
 def do_sync_keys(args):
     from validator.errors import SyncError
-    from validator.sync import auth
+    from validator.sync import auth_host
 
     try:
         dev = int(args.device_id, 16)
@@ -262,7 +262,7 @@ def do_sync_keys(args):
     else:
         raise CommandError("--content-key HEX is required (or --test-keys)", EXIT_FAIL)
     try:
-        blob = auth.make_keys(dev, kd, kc)
+        blob = auth_host.make_keys(dev, kd, kc)
     except SyncError as e:
         raise CommandError(str(e), EXIT_FAIL)
     with open(args.out, "wb") as f:

@@ -31,10 +31,10 @@ from emu.psam import Psam
 from emu.world import World
 from validator import errors as E
 from validator.app import content
-from validator.storage import PLAN_SIM
+from validator.storage import PLAN_SIM, blacklist_host
 from validator.storage import blacklist as bl
 from validator.storage.params import ParamStore
-from validator.sync import auth, wire
+from validator.sync import auth_host, wire_host
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EMU = os.path.join(os.path.dirname(HERE), "emu")
@@ -158,18 +158,18 @@ class Sim:
         """What a field engineer's `ykt flash` does: device keys and the signed device
         configuration into the parameter store of a blank flash image."""
         dev_id = int(terminal[-8:], 16)
-        kd = auth.derive_device_key(TEST_MASTER, dev_id)
+        kd = auth_host.derive_device_key(TEST_MASTER, dev_id)
         f = NorFlash(64 << 20, path=w.flash_path, invert=True)
         ps = ParamStore(f, PLAN_SIM["params"]).mount()
-        ps.put(content.P_KEYS, auth.make_keys(dev_id, kd, TEST_CONTENT_KEY))
+        ps.put(content.P_KEYS, auth_host.make_keys(dev_id, kd, TEST_CONTENT_KEY))
         cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
-        ps.put(content.P_CONFIG, auth.make_content(TEST_CONTENT_KEY, wire.K_CONFIG, 1,
+        ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                                    json.dumps(cfg).encode()))
         f.close()
 
     def pushes(self):
         """The back office's signed content for the morning sync."""
-        out = [(wire.K_FARES, "fares", self.fares_blob)]
+        out = [(wire_host.K_FARES, "fares", self.fares_blob)]
         if self.blacklist_serials:
             keys = []
             for ser in sorted(self.blacklist_serials):
@@ -177,9 +177,10 @@ class Sim:
                 bl.key_of(bytes.fromhex(ser), k)
                 keys.append(bytes(k))
             keys.sort()
-            body = bl.make_body(bl.KIND_FULL, keys)
-            out.append((wire.K_BLACKLIST_FULL, "blacklist",
-                        auth.make_content(TEST_CONTENT_KEY, wire.K_BLACKLIST_FULL, 1, body)))
+            body = blacklist_host.make_body(blacklist_host.KIND_FULL, keys)
+            out.append((wire_host.K_BLACKLIST_FULL, "blacklist",
+                        auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_BLACKLIST_FULL, 1,
+                                               body)))
         return out
 
     def sync(self, w, morning=False):
@@ -213,7 +214,7 @@ class Sim:
         with open(scn["table_path"]) as f:
             tdesc = json.load(f)
         self.city = tdesc.get("city", "2900")
-        sign = lambda c: auth.hmac_sha256(TEST_CONTENT_KEY, c)  # noqa: E731
+        sign = lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c)  # noqa: E731
         self.fares_blob = farec.container(farec.compile_table(tdesc), sign=sign)
         day = scn.get("day")
         first = min(dev_seconds(t["at"], day) for t in scn["taps"])
