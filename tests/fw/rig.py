@@ -265,10 +265,10 @@ def card(**kw):
 
 def rows(log):
     """Every record in the log, decoded (storage.record.decode dicts), oldest first."""
-    from validator.storage import record, record_host
+    from validator.storage import record_host
 
     out = []
-    buf = bytearray(record.REC_SIZE)
+    buf = bytearray(record_host.REC_SIZE)
     for seq in range(log.first_seq, log.next_seq):
         if log.read(seq, buf):
             d = record_host.decode(buf)
@@ -289,6 +289,7 @@ class Rig:
         from validator.link.iso7816 import Iso7816
         from validator.sam.psam import Psam
         from validator.storage import blacklist as bl
+        from validator.storage import blacklist_host
         from validator.storage.recordlog import RecordLog, TearStore
         from validator.txn.flat import FlatFare
 
@@ -313,7 +314,7 @@ class Rig:
         self.blacklist = bl.Blacklist(self.flash, _BL).mount()
         if blacklist:
             ks = sorted(bytes(bl.key_of(s, bytearray(8))) for s in blacklist)
-            self.blacklist.begin(bl.KIND_FULL, 1)
+            self.blacklist.begin(blacklist_host.KIND_FULL, 1)
             for k in ks:
                 self.blacklist.add(k)
             assert self.blacklist.commit() == bl.OK

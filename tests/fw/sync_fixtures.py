@@ -6,7 +6,7 @@
 # the integration tests in tests/host use the real RecordLog when it exists.
 import struct
 
-from validator.sync import auth, wire
+from validator.sync import auth, wire, wire_host
 from validator.sync.target import LogTarget
 
 DEVICE_ID = 0x1234ABCD
@@ -164,7 +164,7 @@ class Applied:
 
     def __call__(self, kind, version, body):
         self.active[kind] = (version, bytes(body))
-        return wire.OK
+        return wire_host.OK
 
 
 def make_target(n_records=0, log=None, clock=None):
@@ -201,7 +201,7 @@ class MiniHost:
     def send(self, ftype, payload=b"", flags=0, seq=None):
         if self.tx_mac is not None and seq is None:
             self.seq += 1
-        f = wire.frame(ftype, payload, self.seq if seq is None else seq, flags, self.tx_mac)
+        f = wire_host.frame(ftype, payload, self.seq if seq is None else seq, flags, self.tx_mac)
         self.h2d.put(f)
         return f
 
@@ -216,18 +216,18 @@ class MiniHost:
         return None, None, None
 
     def handshake(self, nh=b"N" * 16):
-        self.send(wire.T_HELLO, bytes([1]) + nh)
+        self.send(wire_host.T_HELLO, bytes([1]) + nh)
         t, p, _ = self.pump()
-        if t != wire.T_CHALLENGE:
+        if t != wire_host.T_CHALLENGE:
             return t, p
         nd = p[5:21]
         dev = struct.unpack_from(">I", p, 1)[0]
         if not auth.equal(p[21:53], auth.device_proof(self.kd, dev, nh, nd)):
             return "bad device proof", p
-        self.send(wire.T_AUTH, auth.host_proof(self.kd, dev, nh, nd))
+        self.send(wire_host.T_AUTH, auth.host_proof(self.kd, dev, nh, nd))
         self.tx_mac, self.rx_mac = auth.session_macs(self.kd, nh, nd, False)
         t, p, d = self.pump()
-        if t == wire.T_INFO and not self.rx_mac.check(d.hdr, d.payload, d.tag):
+        if t == wire_host.T_INFO and not self.rx_mac.check(d.hdr, d.payload, d.tag):
             return "bad MAC", p
         return t, p
 

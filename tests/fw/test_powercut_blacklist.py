@@ -9,16 +9,15 @@ import struct
 
 from emu.nor import PowerCut
 from fw import storage_dev
-from validator.storage.blacklist import (
+from validator.storage.blacklist import OK, REJ_VERSION, Blacklist
+from validator.storage.blacklist_host import (
     KIND_DELTA,
     KIND_FULL,
-    OK,
     OP_ADD,
     OP_REMOVE,
-    REJ_VERSION,
-    Blacklist,
+    container,
+    make_body,
 )
-from validator.storage.blacklist_host import container, make_body
 
 # Fixtures (a RAM flash image, firmware and the host container builders compiled from
 # source) need more than the MCU's 128 KiB; the firmware's own budget is proven from ROMFS

@@ -28,18 +28,18 @@ def full_campaign():
 
 def _fill(img, seq):
     record.reset(img)
-    img[record.O_STATUS] = record.ST_NORMAL
-    struct.pack_into(">I", img, record.O_AMOUNT, seq * 7)
+    img[record_host.O_STATUS] = record.ST_NORMAL
+    struct.pack_into(">I", img, record_host.O_AMOUNT, seq * 7)
     for i in range(10):
-        img[record.O_SERIAL + i] = (seq * 3 + i) & 0xFF
+        img[record_host.O_SERIAL + i] = (seq * 3 + i) & 0xFF
 
 
 def _ok(buf, seq):
     return (
-        record.crc_ok(buf)
-        and struct.unpack_from(">II", buf, record.O_SEQ)[0] == seq
-        and struct.unpack_from(">I", buf, record.O_AMOUNT)[0] == seq * 7
-        and buf[record.O_SERIAL + 9] == (seq * 3 + 9) & 0xFF
+        record_host.crc_ok(buf)
+        and struct.unpack_from(">II", buf, record_host.O_SEQ)[0] == seq
+        and struct.unpack_from(">I", buf, record_host.O_AMOUNT)[0] == seq * 7
+        and buf[record_host.O_SERIAL + 9] == (seq * 3 + 9) & 0xFF
     )
 
 

@@ -5,7 +5,7 @@ from emu import farec
 from emu.farecard import FareCard
 from fwtest import MICROPYTHON, heap_locked
 from validator.errors import R_OK, reason_name
-from validator.rules import fares, records, table
+from validator.rules import fares, fares_host, records, table
 from validator.util import bcdtime
 
 T = bcdtime.secs(2026, 3, 2, 7, 0, 0)
@@ -63,7 +63,7 @@ def _run(over, card, steps):
                      c.balance)
         if res.reason == R_OK:
             c.commit(res)
-            out.append((reason_name(res.reason), fares.KIND_NAMES[res.kind], res.fare,
+            out.append((reason_name(res.reason), fares_host.KIND_NAMES[res.kind], res.fare,
                         res.penalty))
         else:
             out.append((reason_name(res.reason), "none", 0, 0))
@@ -234,7 +234,7 @@ def test_fares_when_1a_record_foreign_or_corrupt_state_ignored():
     c.rec1a[100] ^= 0xFF  # another layout / a torn write: CRC fails
     w.stop, w.door = 3, A
     fares.decide(res, tb, T + 600, w, c.ef15, None, None, c.rec1a, c.balance)
-    assert res.reason == R_OK and res.kind == fares.K_BOARD and res.penalty == 0
+    assert res.reason == R_OK and res.kind == fares_host.K_BOARD and res.penalty == 0
 
 
 def test_fares_when_crc16_known_answer():
@@ -276,14 +276,14 @@ def test_fares_when_any_path_decided_allocates_nothing():
         heap_locked(None)  # skips on CPython with the standard message
     cap = {"cap": {"daily": 300}}
     for over, steps, last, kind in (
-        ({}, [], (0, 12, 1, A), fares.K_FLAT),
-        ({}, [(0, 12, 1, A)], (10, 15, 1, A), fares.K_TRANSFER),
-        ({}, [], (0, 801, 1, E), fares.K_BOARD),
-        ({}, [(0, 801, 1, E)], (20, 801, 3, X), fares.K_SECTION),
-        ({}, [(0, 801, 1, E)], (300, 12, 3, A), fares.K_FLAT),  # penalty path
-        ({}, [], (0, 801, 1, X), fares.K_NO_ENTRY),
-        (cap, [(0, 12, 1, A), (200, 15, 1, A)], (400, 12, 1, A), fares.K_CAPPED),
-        ({}, [(0, 801, 1, E)], (1, 801, 1, A), fares.K_NONE),  # already paid
+        ({}, [], (0, 12, 1, A), fares_host.K_FLAT),
+        ({}, [(0, 12, 1, A)], (10, 15, 1, A), fares_host.K_TRANSFER),
+        ({}, [], (0, 801, 1, E), fares_host.K_BOARD),
+        ({}, [(0, 801, 1, E)], (20, 801, 3, X), fares_host.K_SECTION),
+        ({}, [(0, 801, 1, E)], (300, 12, 3, A), fares_host.K_FLAT),  # penalty path
+        ({}, [], (0, 801, 1, X), fares_host.K_NO_ENTRY),
+        (cap, [(0, 12, 1, A), (200, 15, 1, A)], (400, 12, 1, A), fares_host.K_CAPPED),
+        ({}, [(0, 801, 1, E)], (1, 801, 1, A), fares_host.K_NONE),  # already paid
     ):
         n, k = _alloc_case(over, steps, last)
         assert k == kind, (last, k)
@@ -300,12 +300,12 @@ def test_fare_policy_when_engine_calls_it_decides_and_allocates_nothing():
     assert pol.needs() == table.NEED_1E | table.NEED_1A
     c = FareCard()
     res = pol.decide(T, c.ef15, None, None, c.rec1a)
-    assert res.reason == R_OK and res.kind == fares.K_BOARD and res.write1a
+    assert res.reason == R_OK and res.kind == fares_host.K_BOARD and res.write1a
     c.commit(res)
     where.stop, where.door = 3, X
     r1a, r1e = c.rec1a, c.rec1e()
     res = pol.decide(T + 600, c.ef15, None, r1e, r1a)
-    assert res.amount == 300 and res.kind == fares.K_SECTION
+    assert res.amount == 300 and res.kind == fares_host.K_SECTION
     if MICROPYTHON:
         call = _PolicyCall(pol, T + 600, c.ef15, r1e, r1a)
         assert heap_locked(call.run) == 0

@@ -7,6 +7,7 @@ from emu import farec
 from fwtest import raises
 from validator.errors import SyncError
 from validator.rules import table as t
+from validator.rules import table_host
 from validator.util.bcdtime import secs
 
 KEY = b"test back-office key"
@@ -53,8 +54,8 @@ def test_table_when_compiled_fields_read_back():
     assert tb.line_stops(li) == 3 and tb.line_fare(li) == 400
     assert tb.section_fare(li, 0, 2) == 400 and tb.section_fare(li, 2, 0) == 400
     assert tb.section_fare(li, 1, 1) == 200 and tb.section_fare(li, 1, 2) == 300
-    assert tb.line_industry(tb.line_index(12)) == t.IND_RAIL
-    assert tb.line_industry(tb.line_index(15)) == t.IND_BUS
+    assert tb.line_industry(tb.line_index(12)) == table_host.IND_RAIL
+    assert tb.line_industry(tb.line_index(15)) == table_host.IND_BUS
 
 
 def test_table_when_whitelist_and_policy_looked_up_match_wildcards():
@@ -95,13 +96,15 @@ def test_table_when_corrupted_raises_sync_error():
 
 def test_tables_when_verification_fails_old_table_stays_active():
     ts = t.FareTables()
-    assert ts.offer(_sign(farec.compile_table(_desc(version=1))), _verify, T0) == t.T_ACTIVE
+    v1 = _sign(farec.compile_table(_desc(version=1)))
+    assert ts.offer(v1, _verify, T0) == table_host.T_ACTIVE
     forged = bytearray(_sign(farec.compile_table(_desc(version=2))))
     forged[60] ^= 0x40
-    assert ts.offer(bytes(forged), _verify, T0) == t.T_BAD_AUTH
+    assert ts.offer(bytes(forged), _verify, T0) == table_host.T_BAD_AUTH
     assert ts.current(T0).version == 1
     boom = lambda b: 1 // 0  # a verifier that faults counts as a refusal
-    assert ts.offer(_sign(farec.compile_table(_desc(version=3))), boom, T0) == t.T_BAD_AUTH
+    v3 = _sign(farec.compile_table(_desc(version=3)))
+    assert ts.offer(v3, boom, T0) == table_host.T_BAD_AUTH
     assert ts.current(T0).version == 1
 
 
@@ -109,7 +112,7 @@ def test_tables_when_parse_fails_old_table_stays_active():
     ts = t.FareTables()
     ts.offer(_sign(farec.compile_table(_desc(version=1))), _verify, T0)
     junk = _sign(b"YKFT\x01\x30" + bytes(60))  # authentic but malformed
-    assert ts.offer(junk, _verify, T0) == t.T_BAD_FORMAT
+    assert ts.offer(junk, _verify, T0) == table_host.T_BAD_FORMAT
     assert ts.current(T0).version == 1
 
 
@@ -126,7 +129,7 @@ def test_tables_when_activation_in_future_pending_until_due():
     ts.offer(_sign(farec.compile_table(_desc(version=1))), _verify, T0)
     later = T0 + 86400
     assert ts.offer(_sign(farec.compile_table(_desc(version=2, activation=later))), _verify,
-                    T0) == t.T_PENDING
+                    T0) == table_host.T_PENDING
     assert ts.current(later - 1).version == 1
     assert ts.current(later).version == 2 and ts.pending is None
     assert ts.current(T0).version == 2  # no going back once activated
@@ -150,8 +153,8 @@ def test_table_when_needs_asked_reads_only_what_rules_use():
 def test_tables_when_container_kind_or_version_wrong_refused():
     ts = t.FareTables()
     body = farec.compile_table(_desc(version=4))
-    assert ts.offer(_sign(body, kind=1), _verify, T0) == t.T_BAD_FORMAT  # a blacklist
-    assert ts.offer(_sign(body, version=9), _verify, T0) == t.T_BAD_FORMAT
+    assert ts.offer(_sign(body, kind=1), _verify, T0) == table_host.T_BAD_FORMAT  # a blacklist
+    assert ts.offer(_sign(body, version=9), _verify, T0) == table_host.T_BAD_FORMAT
     assert ts.current(T0) is None
     assert t.unwrap(_sign(body)[:-1]) is None
-    assert ts.offer(_sign(body), _verify, T0) == t.T_ACTIVE
+    assert ts.offer(_sign(body), _verify, T0) == table_host.T_ACTIVE

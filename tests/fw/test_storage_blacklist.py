@@ -6,11 +6,7 @@ import struct
 import fwtest
 from fw import storage_dev
 from validator.storage.blacklist import (
-    KIND_DELTA,
-    KIND_FULL,
     OK,
-    OP_ADD,
-    OP_REMOVE,
     REJ_BASE,
     REJ_FORMAT,
     REJ_VERIFY,
@@ -18,7 +14,14 @@ from validator.storage.blacklist import (
     Blacklist,
     key_of,
 )
-from validator.storage.blacklist_host import container, make_body
+from validator.storage.blacklist_host import (
+    KIND_DELTA,
+    KIND_FULL,
+    OP_ADD,
+    OP_REMOVE,
+    container,
+    make_body,
+)
 
 # Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
 # 128 KiB; the firmware's own budget is proven from ROMFS by tests/host/test_heap*.py.

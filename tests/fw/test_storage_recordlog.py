@@ -33,17 +33,17 @@ def _log(fl):
 
 def _fill(img, seq):
     record.reset(img)
-    img[record.O_STATUS] = record.ST_NORMAL
-    img[record.O_TXN_TYPE] = 0x09
-    struct.pack_into(">I", img, record.O_AMOUNT, seq * 7)
+    img[record_host.O_STATUS] = record.ST_NORMAL
+    img[record_host.O_TXN_TYPE] = 0x09
+    struct.pack_into(">I", img, record_host.O_AMOUNT, seq * 7)
     for i in range(10):
-        img[record.O_SERIAL + i] = (seq + i) & 0xFF
+        img[record_host.O_SERIAL + i] = (seq + i) & 0xFF
 
 
 def _ok(buf, seq):
     d = record_host.decode(buf)
-    return record.crc_ok(buf) and d["seq"] == seq and d["amount"] == seq * 7 and buf[
-        record.O_SERIAL + 3
+    return record_host.crc_ok(buf) and d["seq"] == seq and d["amount"] == seq * 7 and buf[
+        record_host.O_SERIAL + 3
     ] == (seq + 3) & 0xFF
 
 

@@ -3,7 +3,7 @@
 import struct
 
 from fw.sync_fixtures import KC, KEYS, MiniHost, link_pair, make_target
-from validator.sync import auth, wire
+from validator.sync import auth_host, wire_host
 from validator.sync.session import Session
 
 
@@ -22,51 +22,53 @@ def test_session_when_signed_fare_table_pushed_activated():
     s, t, h = _setup()
     h.handshake()
     body = bytes(range(256)) * 6  # > one PUSH_DATA chunk of the test host (1000)
-    blob = auth.make_content(KC, wire.K_FARES, 3, body)
-    _push(h, wire.K_FARES, blob)
+    blob = auth_host.make_content(KC, wire_host.K_FARES, 3, body)
+    _push(h, wire_host.K_FARES, blob)
     typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[0] == wire.T_PUSH_END and p[1] == wire.OK, p
-    assert t.applied.active[wire.K_FARES] == (3, body)
+    assert typ == wire_host.T_RESULT and p[0] == wire_host.T_PUSH_END and p[1] == wire_host.OK, p
+    assert t.applied.active[wire_host.K_FARES] == (3, body)
     assert t.versions[1] == 3
 
 
 def _push(h, kind, blob, chunk=1000):
-    h.send(wire.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
+    h.send(wire_host.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
     typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[1] == wire.OK, p
+    assert typ == wire_host.T_RESULT and p[1] == wire_host.OK, p
     off = 0
     while off < len(blob):
         c = blob[off : off + chunk]
-        h.send(wire.T_PUSH_DATA, struct.pack(">I", off) + c)
+        h.send(wire_host.T_PUSH_DATA, struct.pack(">I", off) + c)
         typ, p, _ = h.pump()
-        assert typ == wire.T_PUSH_ACK, (typ, p)
+        assert typ == wire_host.T_PUSH_ACK, (typ, p)
         off = struct.unpack(">I", p)[0]
-    h.send(wire.T_PUSH_END)
+    h.send(wire_host.T_PUSH_END)
 
 
 def test_session_when_forged_blacklist_pushed_refused_nothing_changed():
     s, t, h = _setup()
     h.handshake()
-    forged = auth.make_content(b"\x66" * 32, wire.K_BLACKLIST_FULL, 9, b"\x01" * 80)
-    _push(h, wire.K_BLACKLIST_FULL, forged)
+    forged = auth_host.make_content(b"\x66" * 32, wire_host.K_BLACKLIST_FULL, 9, b"\x01" * 80)
+    _push(h, wire_host.K_BLACKLIST_FULL, forged)
     typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[1] == wire.E_CONTENT
+    assert typ == wire_host.T_RESULT and p[1] == wire_host.E_CONTENT
     assert t.applied.active == {} and t.versions == [0, 0, 0, 0]
     # a genuine fare table offered as a blacklist is refused too (kind is signed)
-    fares = auth.make_content(KC, wire.K_FARES, 9, b"\x01" * 80)
-    _push(h, wire.K_BLACKLIST_FULL, fares)
+    fares = auth_host.make_content(KC, wire_host.K_FARES, 9, b"\x01" * 80)
+    _push(h, wire_host.K_BLACKLIST_FULL, fares)
     typ, p, _ = h.pump()
-    assert p[1] == wire.E_CONTENT and t.applied.active == {}
+    assert p[1] == wire_host.E_CONTENT and t.applied.active == {}
 
 
 def test_session_when_old_version_pushed_refused():
     s, t, h = _setup()
     h.handshake()
-    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"w" * 40))
+    _push(h, wire_host.K_WHITELIST,
+          auth_host.make_content(KC, wire_host.K_WHITELIST, 5, b"w" * 40))
     h.pump()
-    _push(h, wire.K_WHITELIST, auth.make_content(KC, wire.K_WHITELIST, 5, b"x" * 40))
+    _push(h, wire_host.K_WHITELIST,
+          auth_host.make_content(KC, wire_host.K_WHITELIST, 5, b"x" * 40))
     typ, p, _ = h.pump()
-    assert p[1] == wire.E_VERSION and t.applied.active[wire.K_WHITELIST][1] == b"w" * 40
+    assert p[1] == wire_host.E_VERSION and t.applied.active[wire_host.K_WHITELIST][1] == b"w" * 40
 
 
 class _Shadow:
@@ -79,15 +81,15 @@ class _Shadow:
 
     def begin(self, kind, total):
         self.shadow = bytearray()
-        return wire.OK
+        return wire_host.OK
 
     def write(self, off, data):
         self.shadow[off : off + len(data)] = data
-        return wire.OK
+        return wire_host.OK
 
     def commit(self, version):
         self.active = (version, bytes(self.shadow))
-        return wire.OK
+        return wire_host.OK
 
     def abort(self):
         self.aborts += 1
@@ -97,15 +99,15 @@ class _Shadow:
 def test_session_when_streaming_handler_genuine_content_committed_forged_aborted():
     s, t, h = _setup()
     sh = _Shadow()
-    t.handlers[wire.K_BLACKLIST_FULL] = sh
+    t.handlers[wire_host.K_BLACKLIST_FULL] = sh
     h.handshake()
-    good = auth.make_content(KC, wire.K_BLACKLIST_FULL, 4, b"\x07" * 1500)
-    _push(h, wire.K_BLACKLIST_FULL, good)
+    good = auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 4, b"\x07" * 1500)
+    _push(h, wire_host.K_BLACKLIST_FULL, good)
     typ, p, _ = h.pump()
-    assert p[1] == wire.OK and sh.active == (4, good) and t.versions[0] == 4
-    forged = bytearray(auth.make_content(KC, wire.K_BLACKLIST_FULL, 5, b"\x08" * 1500))
+    assert p[1] == wire_host.OK and sh.active == (4, good) and t.versions[0] == 4
+    forged = bytearray(auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 5, b"\x08" * 1500))
     forged[100] ^= 1
-    _push(h, wire.K_BLACKLIST_FULL, bytes(forged))
+    _push(h, wire_host.K_BLACKLIST_FULL, bytes(forged))
     typ, p, _ = h.pump()
-    assert p[1] == wire.E_CONTENT and sh.active == (4, good) and sh.aborts == 1
+    assert p[1] == wire_host.E_CONTENT and sh.active == (4, good) and sh.aborts == 1
     assert t.versions[0] == 4

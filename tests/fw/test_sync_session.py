@@ -13,7 +13,7 @@ from fw.sync_fixtures import (
     make_record,
     make_target,
 )
-from validator.sync import auth, wire, wire_host
+from validator.sync import auth, wire_host
 from validator.sync.session import Session
 
 # Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
@@ -36,25 +36,25 @@ def _setup(n_records=0, kd=KD):
 
 
 def _pull_all(h, window=2, maxr=10):
-    h.send(wire.T_PULL, struct.pack(">IBH", 0, window, maxr))
+    h.send(wire_host.T_PULL, struct.pack(">IBH", 0, window, maxr))
     got = []
     while True:
         t, p, d = h.pump()
         assert t is not None, "device went silent"
         assert h.rx_mac.check(d.hdr, d.payload, d.tag)
-        if t == wire.T_PULL_END:
+        if t == wire_host.T_PULL_END:
             return got, struct.unpack(">I", p)[0]
-        assert t == wire.T_RECORDS, t
+        assert t == wire_host.T_RECORDS, t
         first, count, rs = struct.unpack_from(">IHH", p, 0)
         for i in range(count):
             got.append((first + i, p[8 + i * rs : 8 + (i + 1) * rs]))
-        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+        h.send(wire_host.T_ACK, struct.pack(">I", first + count - 1))
 
 
 def test_session_when_host_knows_key_info_describes_device():
     s, t, h = _setup(5)
     typ, p = h.handshake()
-    assert typ == wire.T_INFO
+    assert typ == wire_host.T_INFO
     i = wire_host.unpack_info(p)
     assert i["device_id"] == DEVICE_ID and i["next_seq"] == 6 and i["acked_seq"] == 0
     assert i["rec_size"] == REC_SIZE
@@ -88,14 +88,14 @@ def test_session_when_wrong_key_nothing_read_nothing_changed():
     typ, p = h.handshake()
     assert typ == "bad device proof"  # the host sees the device does not share its key
     # an impostor host that ignores that and answers anyway is refused
-    h.send(wire.T_AUTH, b"\x00" * 32)
+    h.send(wire_host.T_AUTH, b"\x00" * 32)
     typ, p, _ = h.pump()
-    assert typ == wire.T_ERROR and p[0] == wire.E_AUTH
+    assert typ == wire_host.T_ERROR and p[0] == wire_host.E_AUTH
     assert not s.authenticated()
-    h.send(wire.T_PULL, struct.pack(">IBH", 0, 1, 10))
+    h.send(wire_host.T_PULL, struct.pack(">IBH", 0, 1, 10))
     typ, p, _ = h.pump()
-    assert typ == wire.T_ERROR and p[0] == wire.E_AUTH
-    h.send(wire.T_SET_CLOCK, struct.pack(">I", 5))
+    assert typ == wire_host.T_ERROR and p[0] == wire_host.E_AUTH
+    h.send(wire_host.T_SET_CLOCK, struct.pack(">I", 5))
     h.pump()
     assert t.clock.secs == 800000000 and t.log.acked_seq == 0
 
@@ -103,13 +103,13 @@ def test_session_when_wrong_key_nothing_read_nothing_changed():
 def test_session_when_frame_replayed_refused_and_session_ends():
     s, t, h = _setup(5)
     h.handshake()
-    f = h.send(wire.T_SET_CLOCK, struct.pack(">I", 900000000))
+    f = h.send(wire_host.T_SET_CLOCK, struct.pack(">I", 900000000))
     typ, p, _ = h.pump()
-    assert typ == wire.T_RESULT and p[1] == wire.OK and t.clock.secs == 900000000
+    assert typ == wire_host.T_RESULT and p[1] == wire_host.OK and t.clock.secs == 900000000
     t.clock.secs = 1
     h.h2d.put(f)  # the same frame again
     typ, p, _ = h.pump()
-    assert typ == wire.T_ERROR and p[0] == wire.E_REPLAY
+    assert typ == wire_host.T_ERROR and p[0] == wire_host.E_REPLAY
     assert t.clock.secs == 1
     for _ in range(5):
         s.step()
@@ -119,23 +119,23 @@ def test_session_when_frame_replayed_refused_and_session_ends():
 def test_session_when_frame_from_old_session_replayed_mac_refuses():
     s, t, h = _setup(5)
     h.handshake()
-    f = h.send(wire.T_SET_CLOCK, struct.pack(">I", 900000000))
+    f = h.send(wire_host.T_SET_CLOCK, struct.pack(">I", 900000000))
     h.pump()
     t.clock.secs = 1
     h2 = MiniHost(s, h.h2d, h.d2h)
     h2.handshake(nh=b"M" * 16)
     h.h2d.put(f)  # seq 1 from the old session: MAC under the old keys
     typ, p, _ = h2.pump()
-    assert typ == wire.T_ERROR and p[0] == wire.E_MAC
+    assert typ == wire_host.T_ERROR and p[0] == wire_host.E_MAC
     assert t.clock.secs == 1
 
 
 def test_session_when_faults_requested_log_returned():
     s, t, h = _setup()
     h.handshake()
-    h.send(wire.T_GET_FAULTS)
+    h.send(wire_host.T_GET_FAULTS)
     typ, p, _ = h.pump()
-    assert typ == wire.T_FAULTS and p == b"boot\nnfc timeout\n"
+    assert typ == wire_host.T_FAULTS and p == b"boot\nnfc timeout\n"
 
 
 def test_session_when_garbage_sent_device_survives_and_still_serves():
@@ -149,7 +149,7 @@ def test_session_when_garbage_sent_device_survives_and_still_serves():
     for _ in range(50):
         s.step()
     typ, p = h.handshake()
-    assert typ == wire.T_INFO
+    assert typ == wire_host.T_INFO
 
 
 def test_session_when_idle_too_long_session_dropped():
@@ -164,7 +164,7 @@ def test_session_when_step_called_work_bounded_per_step():
     # a step writes at most 512 bytes and reads at most 8 records (PROTOCOL.md Req. 1)
     s, t, h = _setup(100)
     h.handshake()
-    h.send(wire.T_PULL, struct.pack(">IBH", 0, 4, 60))
+    h.send(wire_host.T_PULL, struct.pack(">IBH", 0, 4, 60))
     reads = [0]
     orig = t.log.read
 
@@ -186,21 +186,21 @@ def test_session_when_step_called_work_bounded_per_step():
 def test_session_when_host_accepts_rz_records_arrive_compressed_and_exact():
     s, t, h = _setup(60)
     h.handshake()
-    h.send(wire.T_PULL, struct.pack(">IBHB", 0, 2, 25, wire.PULL_Z))
+    h.send(wire_host.T_PULL, struct.pack(">IBHB", 0, 2, 25, wire_host.PULL_Z))
     got = []
     raw_bytes = 0
     while True:
         typ, p, d = h.pump()
         assert typ is not None and h.rx_mac.check(d.hdr, d.payload, d.tag)
-        if typ == wire.T_PULL_END:
+        if typ == wire_host.T_PULL_END:
             break
-        assert typ == wire.T_RECORDS_Z, typ
+        assert typ == wire_host.T_RECORDS_Z, typ
         first, count, rs = struct.unpack_from(">IHH", p, 0)
         data = wire_host.rz_decode(p, 8, count, rs)
         raw_bytes += len(p)
         for i in range(count):
             got.append((first + i, data[i * rs : (i + 1) * rs]))
-        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+        h.send(wire_host.T_ACK, struct.pack(">I", first + count - 1))
     assert [g[0] for g in got] == list(range(1, 61))
     assert all(g[1] == make_record(g[0]) for g in got)
     assert raw_bytes < 60 * REC_SIZE
@@ -216,19 +216,19 @@ def _rz_pull(rs, n, rec):
     s = Session(link, t, KEYS, _rand, t.clock)
     h = MiniHost(s, h2d, d2h)
     h.handshake()
-    h.send(wire.T_PULL, struct.pack(">IBHB", 0, 2, 0, wire.PULL_Z))
+    h.send(wire_host.T_PULL, struct.pack(">IBHB", 0, 2, 0, wire_host.PULL_Z))
     got = []
     while True:
         typ, p, d = h.pump()
         assert typ is not None and h.rx_mac.check(d.hdr, d.payload, d.tag)
-        if typ == wire.T_PULL_END:
+        if typ == wire_host.T_PULL_END:
             return got
-        assert typ == wire.T_RECORDS_Z, typ
+        assert typ == wire_host.T_RECORDS_Z, typ
         first, count, size = struct.unpack_from(">IHH", p, 0)
         data = wire_host.rz_decode(p, 8, count, size)
         for i in range(count):
             got.append((first + i, data[i * size : (i + 1) * size]))
-        h.send(wire.T_ACK, struct.pack(">I", first + count - 1))
+        h.send(wire_host.T_ACK, struct.pack(">I", first + count - 1))
 
 
 def test_session_when_rz_records_share_no_byte_worst_case_batches_stay_exact():
@@ -252,7 +252,7 @@ def test_session_when_pulled_and_pushed_attributes_fit_one_dict_size():
     n = len(s.__dict__)
     h.handshake()
     _pull_all(h)
-    h.send(wire.T_PUSH_BEGIN, struct.pack(">BI", 3, 100))
+    h.send(wire_host.T_PUSH_BEGIN, struct.pack(">BI", 3, 100))
     h.pump()
     assert len(s.__dict__) == n <= 37, sorted(s.__dict__)
 
@@ -260,12 +260,12 @@ def test_session_when_pulled_and_pushed_attributes_fit_one_dict_size():
 def test_session_when_noise_header_promises_long_frame_quiet_line_resyncs():
     s, t, h = _setup(3)
     # a header with a valid check byte announcing 2000 bytes that never come
-    fake = bytearray(wire.frame(wire.T_RECORDS, b"z" * 2000, seq=1))[:40]
+    fake = bytearray(wire_host.frame(wire_host.T_RECORDS, b"z" * 2000, seq=1))[:40]
     h.h2d.put(fake)
-    h.send(wire.T_HELLO, bytes([1]) + b"N" * 16)
+    h.send(wire_host.T_HELLO, bytes([1]) + b"N" * 16)
     typ, p, _ = h.pump(steps=50)
     assert typ is None  # the HELLO is swallowed by the bogus frame ...
     t.clock.ms += 1500  # ... until the line has been quiet for a second
     typ, p, _ = h.pump(steps=100)
-    assert typ == wire.T_CHALLENGE
+    assert typ == wire_host.T_CHALLENGE
     assert p[21:53] == auth.device_proof(KD, DEVICE_ID, b"N" * 16, p[5:21])

@@ -1,6 +1,6 @@
 # test_sync_wire: frame codec round trips, resynchronisation and rejection (PROTOCOL.md §1).
 # SPDX-License-Identifier: MIT
-from validator.sync import auth, wire, wire_host
+from validator.sync import auth_host, wire, wire_host
 
 
 def _frames_from(dec):
@@ -11,91 +11,91 @@ def _frames_from(dec):
 
 
 def test_wire_when_frame_roundtrips_fields_match():
-    f = wire.frame(wire.T_RECORDS, b"abc" * 100, seq=77)
+    f = wire_host.frame(wire_host.T_RECORDS, b"abc" * 100, seq=77)
     assert f[:2] == b"YK"
     d = wire.Decoder()
     d.feed(f)
-    assert _frames_from(d) == [(wire.T_RECORDS, 77, b"abc" * 100)]
+    assert _frames_from(d) == [(wire_host.T_RECORDS, 77, b"abc" * 100)]
 
 
 def test_wire_when_fed_byte_by_byte_frame_decodes():
-    f = wire.frame(wire.T_ACK, b"\x00\x00\x00\x05", seq=3)
+    f = wire_host.frame(wire_host.T_ACK, b"\x00\x00\x00\x05", seq=3)
     d = wire.Decoder()
     got = []
     for i in range(len(f)):
         d.feed(f[i : i + 1])
         got += _frames_from(d)
-    assert got == [(wire.T_ACK, 3, b"\x00\x00\x00\x05")]
+    assert got == [(wire_host.T_ACK, 3, b"\x00\x00\x00\x05")]
 
 
 def test_wire_when_noise_precedes_and_splits_frames_decoder_resyncs():
-    a = wire.frame(wire.T_INFO_REQ, b"", seq=1)
-    b = wire.frame(wire.T_PULL, b"1234567", seq=2)
+    a = wire_host.frame(wire_host.T_INFO_REQ, b"", seq=1)
+    b = wire_host.frame(wire_host.T_PULL, b"1234567", seq=2)
     noise = b"\x00YK\xff\x13YKYK\x01\x02Y"
     d = wire.Decoder()
     d.feed(noise + a + noise + b + b"Y")
     got = _frames_from(d)
-    assert got == [(wire.T_INFO_REQ, 1, b""), (wire.T_PULL, 2, b"1234567")]
+    assert got == [(wire_host.T_INFO_REQ, 1, b""), (wire_host.T_PULL, 2, b"1234567")]
     assert d.dropped > 0
 
 
 def test_wire_when_payload_bit_flipped_frame_dropped_and_next_found():
-    a = bytearray(wire.frame(wire.T_RECORDS, b"x" * 200, seq=1))
+    a = bytearray(wire_host.frame(wire_host.T_RECORDS, b"x" * 200, seq=1))
     a[40] ^= 0x10
-    b = wire.frame(wire.T_RECORDS, b"y" * 20, seq=2)
+    b = wire_host.frame(wire_host.T_RECORDS, b"y" * 20, seq=2)
     d = wire.Decoder()
     d.feed(bytes(a) + b)
-    assert _frames_from(d) == [(wire.T_RECORDS, 2, b"y" * 20)]
+    assert _frames_from(d) == [(wire_host.T_RECORDS, 2, b"y" * 20)]
     assert d.bad_crc == 1
 
 
 def test_wire_when_length_field_corrupt_header_check_rejects_at_once():
-    a = bytearray(wire.frame(wire.T_RECORDS, b"x" * 10, seq=1))
+    a = bytearray(wire_host.frame(wire_host.T_RECORDS, b"x" * 10, seq=1))
     a[8] = 0x0F  # bogus 3840-byte length: hchk must catch it without waiting for data
-    b = wire.frame(wire.T_BYE, b"", seq=2)
+    b = wire_host.frame(wire_host.T_BYE, b"", seq=2)
     d = wire.Decoder()
     d.feed(bytes(a) + b)
-    assert _frames_from(d) == [(wire.T_BYE, 2, b"")]
+    assert _frames_from(d) == [(wire_host.T_BYE, 2, b"")]
     assert d.bad_header >= 1
 
 
 def test_wire_when_mac_attached_check_accepts_and_tamper_fails():
-    m = auth.FrameMac(b"k" * 32)
-    f = wire.frame(wire.T_ACK, b"\x00\x00\x00\x09", seq=5, mac=m)
+    m = auth_host.FrameMac(b"k" * 32)
+    f = wire_host.frame(wire_host.T_ACK, b"\x00\x00\x00\x09", seq=5, mac=m)
     d = wire.Decoder()
     d.feed(f)
     assert d.next()
-    assert d.flags & wire.F_MAC
+    assert d.flags & wire_host.F_MAC
     assert m.check(d.hdr, d.payload, d.tag)
-    assert not auth.FrameMac(b"j" * 32).check(d.hdr, d.payload, d.tag)
+    assert not auth_host.FrameMac(b"j" * 32).check(d.hdr, d.payload, d.tag)
 
 
 def test_wire_when_max_payload_frames_stream_buffer_compacts():
     d = wire.Decoder()
     n = 0
     for i in range(6):
-        f = wire.frame(wire.T_RECORDS, bytes([i]) * wire.MAX_PAYLOAD, seq=i + 1)
+        f = wire_host.frame(wire_host.T_RECORDS, bytes([i]) * wire_host.MAX_PAYLOAD, seq=i + 1)
         off = 0
         while off < len(f):
             off += d.feed(f[off:])
             while d.next():
-                assert d.plen == wire.MAX_PAYLOAD and d.payload[0] == n
+                assert d.plen == wire_host.MAX_PAYLOAD and d.payload[0] == n
                 n += 1
     assert n == 6
 
 
 def test_wire_when_payload_too_long_encode_raises():
-    buf = bytearray(wire.MAX_FRAME + 10)
+    buf = bytearray(wire_host.MAX_FRAME + 10)
     try:
-        wire.encode(buf, 1, 0, 0, wire.MAX_PAYLOAD + 1)
+        wire.encode(buf, 1, 0, 0, wire_host.MAX_PAYLOAD + 1)
     except ValueError:
         return
     raise AssertionError("no error")
 
 
 def test_wire_when_info_packed_unpacks_same():
-    buf = bytearray(wire.INFO_LEN)
-    wire.pack_info(buf, 0, 0xAABBCCDD, 0x010203, 5, 4, 99, 64, 7, 8, 9, 10, 123456, 2)
+    buf = bytearray(wire_host.INFO_LEN)
+    wire_host.pack_info(buf, 0, 0xAABBCCDD, 0x010203, 5, 4, 99, 64, 7, 8, 9, 10, 123456, 2)
     i = wire_host.unpack_info(buf)
     assert i["device_id"] == 0xAABBCCDD and i["next_seq"] == 99 and i["clock"] == 123456
     assert i["rec_size"] == 64 and i["config_version"] == 10 and i["faults"] == 2
@@ -114,7 +114,7 @@ def test_rz_when_records_delta_coded_decode_restores_them():
             for i in range(rs):
                 r[i] = (s * 13 + i * 7 + 1) & 0xFF  # incompressible: worst case
         recs.append(bytes(r))
-    out = bytearray(30 * wire.rz_worst(rs))
+    out = bytearray(30 * wire_host.rz_worst(rs))
     prev = bytearray(rs)
     o = 0
     for r in recs:

@@ -9,7 +9,7 @@ from emu import farec, issuer
 from emu.psam import Psam
 from emu.t0 import T0Card
 from validator.errors import R_OK
-from validator.rules import fares, records, table
+from validator.rules import fares, records, table, table_host
 from validator.util import bcdtime
 
 KEYS = issuer.load_master_keys()
@@ -35,7 +35,7 @@ def _rig(desc):
     r.clock.t = bcdtime.secs(2026, 3, 2, 8, 0, 0)
     ts = table.FareTables()
     assert ts.offer(farec.container(farec.compile_table(desc)), lambda b: True,
-                    r.clock.now()) == table.T_ACTIVE
+                    r.clock.now()) == table_host.T_ACTIVE
     where = fares.Position(12, 0, 0, fares.DOOR_ANY, TERM)
     r.policy = fares.FarePolicy(ts, where)
     r.txn = r._new_txn()

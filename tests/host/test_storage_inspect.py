@@ -3,7 +3,7 @@ import hashlib
 import struct
 
 from emu.nor import NorFlash
-from validator.storage import plan, record, record_host
+from validator.storage import plan, plan_boards, record, record_host
 from validator.storage.recordlog import RecordLog
 from ykt.cli import main
 
@@ -11,14 +11,14 @@ from ykt.cli import main
 def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path, capsys):
     path = str(tmp_path / "flash.bin")
     p = plan.PLAN_SIM
-    fl = NorFlash(plan.SIM_FLASH_SIZE, path=path)
+    fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)
     lg = RecordLog(fl, p["log"], p["watermark"]).mount()
     lg.maintain()
     img = record_host.new_image()
     for q in range(1, 13):
         record.reset(img)
-        img[record.O_STATUS] = record.ST_GRAY if q == 12 else record.ST_NORMAL
-        struct.pack_into(">I", img, record.O_AMOUNT, 100 + q)
+        img[record_host.O_STATUS] = record.ST_GRAY if q == 12 else record.ST_NORMAL
+        struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
         lg.append(img)
     lg.ack(5)
     fl.close()

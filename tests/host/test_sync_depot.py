@@ -46,7 +46,7 @@ def test_sync_keys_when_made_device_blob_parses_and_matches_depot_key(tmp_path):
     import argparse
 
     from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
-    from validator.sync import auth
+    from validator.sync import auth, auth_host
     from ykt import cmd_sync
 
     p = argparse.ArgumentParser()
@@ -56,4 +56,4 @@ def test_sync_keys_when_made_device_blob_parses_and_matches_depot_key(tmp_path):
     assert args.func(args) == 0
     dev, kd, kc = auth.parse_keys(out.read_bytes())
     assert dev == 0x1234ABCD and kc == TEST_CONTENT_KEY
-    assert kd == auth.derive_device_key(TEST_MASTER, dev)
+    assert kd == auth_host.derive_device_key(TEST_MASTER, dev)

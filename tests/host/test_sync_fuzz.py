@@ -7,16 +7,17 @@ from fw import sync_fixtures as fx
 
 from depot.client import Keyring, SyncClient, SyncFailure
 from depot.db import DepotDB
-from validator.sync import auth, wire
+from validator.sync import auth_host, wire_host
 from validator.sync.session import Session
 
 N_DEVICE = 12000
 N_HOST = 10000
 TYPES = (
-    wire.T_HELLO, wire.T_CHALLENGE, wire.T_AUTH, wire.T_INFO, wire.T_INFO_REQ, wire.T_PULL,
-    wire.T_RECORDS, wire.T_ACK, wire.T_PULL_END, wire.T_PUSH_BEGIN, wire.T_PUSH_DATA,
-    wire.T_PUSH_END, wire.T_PUSH_ACK, wire.T_SET_CLOCK, wire.T_GET_FAULTS, wire.T_FAULTS,
-    wire.T_RESULT, wire.T_BYE, wire.T_ERROR, 0x00, 0x55, 0xFF,
+    wire_host.T_HELLO, wire_host.T_CHALLENGE, wire_host.T_AUTH, wire_host.T_INFO,
+    wire_host.T_INFO_REQ, wire_host.T_PULL, wire_host.T_RECORDS, wire_host.T_ACK,
+    wire_host.T_PULL_END, wire_host.T_PUSH_BEGIN, wire_host.T_PUSH_DATA, wire_host.T_PUSH_END,
+    wire_host.T_PUSH_ACK, wire_host.T_SET_CLOCK, wire_host.T_GET_FAULTS, wire_host.T_FAULTS,
+    wire_host.T_RESULT, wire_host.T_BYE, wire_host.T_ERROR, 0x00, 0x55, 0xFF,
 )
 
 
@@ -27,7 +28,7 @@ def _payload(rng):
     elif k < 0.8:
         n = rng.randrange(0, 80)
     else:
-        n = rng.randrange(0, wire.MAX_PAYLOAD)
+        n = rng.randrange(0, wire_host.MAX_PAYLOAD)
     return rng.randbytes(n)
 
 
@@ -49,9 +50,9 @@ def _fuzz_frame(rng, host):
     k = rng.random()
     if k < 0.45 and host.tx_mac is not None:
         host.seq += 1
-        flags = wire.F_DEFLATE if rng.random() < 0.1 else 0
-        return wire.frame(t, p, host.seq, flags, host.tx_mac)  # authenticated garbage
-    f = bytearray(wire.frame(t, p, rng.randrange(0, 1 << 32), 0, None))
+        flags = wire_host.F_DEFLATE if rng.random() < 0.1 else 0
+        return wire_host.frame(t, p, host.seq, flags, host.tx_mac)  # authenticated garbage
+    f = bytearray(wire_host.frame(t, p, rng.randrange(0, 1 << 32), 0, None))
     if k < 0.7:
         for _ in range(rng.randrange(1, 4)):
             op = rng.randrange(3)
@@ -77,7 +78,7 @@ def test_device_when_10000_fuzzed_frames_never_crashes_and_still_serves():
             host.tx_mac = None
             host.seq = 0
             typ, _ = host.handshake(nh=rng.randbytes(16))
-            assert typ == wire.T_INFO, typ
+            assert typ == wire_host.T_INFO, typ
         host.h2d.put(_fuzz_frame(rng, host))
         sent += 1
         for _ in range(6):  # device steps never raise
@@ -94,7 +95,7 @@ def test_device_when_10000_fuzzed_frames_never_crashes_and_still_serves():
     host.dec.reset()
     host.d2h.clear()
     typ, p = host.handshake(nh=b"after-fuzz-nonce")
-    assert typ == wire.T_INFO
+    assert typ == wire_host.T_INFO
     assert sess.dec.frames > N_DEVICE // 4
     assert sess.refused > 0
 
@@ -121,15 +122,15 @@ class FuzzDevicePort:
         self.frames += 1
         t = rng.choice(TYPES)
         p = _payload(rng)
-        if t == wire.T_RECORDS and rng.random() < 0.5 and len(p) >= 8:
+        if t == wire_host.T_RECORDS and rng.random() < 0.5 and len(p) >= 8:
             b = bytearray(p)  # plausible batch headers, hostile lengths and seqs
             struct.pack_into(">IHH", b, 0, rng.randrange(0, 100), rng.randrange(3), 64)
             p = bytes(b)
         if rng.random() < 0.5:
             s = self.sess
             s._tx_seq += rng.choice((1, 1, 1, 0, -1))
-            return wire.frame(t, p, s._tx_seq, 0, s._tx_mac)
-        f = bytearray(wire.frame(t, p, rng.randrange(1 << 32)))
+            return wire_host.frame(t, p, s._tx_seq, 0, s._tx_mac)
+        f = bytearray(wire_host.frame(t, p, rng.randrange(1 << 32)))
         if rng.random() < 0.5:
             f[rng.randrange(len(f))] ^= 0x40
         return bytes(f)
@@ -145,7 +146,7 @@ def test_host_when_10000_fuzzed_frames_only_clear_sync_errors(tmp_path):
     sess = Session(link, target, fx.KEYS, os.urandom, target.clock)
     port = FuzzDevicePort(sess, h2d, d2h, rng)
     db = DepotDB(str(tmp_path / "fuzz.sqlite"))
-    blob = auth.make_content(fx.KC, wire.K_FARES, 2, b"f" * 5000)
+    blob = auth_host.make_content(fx.KC, wire_host.K_FARES, 2, b"f" * 5000)
     failures = ok = 0
     while port.frames < N_HOST:
         port.fuzz = False
@@ -160,7 +161,7 @@ def test_host_when_10000_fuzzed_frames_only_clear_sync_errors(tmp_path):
             if op == 0:
                 c.pull(db, window=2, max_records=4)
             elif op == 1:
-                c.push(wire.K_FARES, blob)
+                c.push(wire_host.K_FARES, blob)
             elif op == 2:
                 c.set_clock(123)
             elif op == 3:

@@ -13,7 +13,7 @@ import pytest
 
 from depot.devsim import DEVICE_ID, TEST_CONTENT_KEY, make_record
 from depot.linesim import LineEmulator
-from validator.sync import auth, wire
+from validator.sync import auth_host, wire_host
 from ykt import cmd_sync
 from ykt.cli import EXIT_FAIL, EXIT_OK, EXIT_PROTOCOL, CommandError
 
@@ -83,7 +83,7 @@ def test_sync_when_micropython_device_on_pty_records_pulled_fares_pushed_taps_no
     tmp_path, capsys
 ):
     fares = tmp_path / "fares.ykc"
-    fares.write_bytes(auth.make_content(TEST_CONTENT_KEY, wire.K_FARES, 7, b"F" * 9000))
+    fares.write_bytes(auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_FARES, 7, b"F" * 9000))
     db = str(tmp_path / "depot.sqlite")
     with LineEmulator() as le:
         dev = _device("--tty", le.device_path, "--records", "1500", "--tap-ms", "10",
@@ -153,7 +153,8 @@ def test_sync_when_wrong_key_exit_4_and_device_unchanged(tmp_path, capsys):
 
 def test_sync_when_forged_blacklist_pushed_exit_1_and_nothing_activated(tmp_path, capsys):
     forged = tmp_path / "bl.ykc"
-    forged.write_bytes(auth.make_content(b"\x01" * 32, wire.K_BLACKLIST_FULL, 99, b"\x00" * 800))
+    forged.write_bytes(auth_host.make_content(b"\x01" * 32, wire_host.K_BLACKLIST_FULL, 99,
+                                              b"\x00" * 800))
     db = str(tmp_path / "depot.sqlite")
     with LineEmulator() as le:
         dev = _device("--tty", le.device_path, "--records", "10", "--seconds", "20")

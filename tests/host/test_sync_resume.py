@@ -6,7 +6,7 @@ from fw import sync_fixtures as fx
 
 from depot.client import Keyring, SyncClient, SyncFailure
 from depot.db import DepotDB
-from validator.sync import wire
+from validator.sync import wire, wire_host
 from validator.sync.session import Session
 
 N0 = 45  # records before the first sync; batches of 8, window 2
@@ -61,7 +61,7 @@ def _sync(port, db, timeout=0.02):
 
 def _frame_ends(stream):
     """Byte offsets just after each frame in a captured stream."""
-    d = wire.Decoder(cap=len(stream) + wire.MAX_FRAME)
+    d = wire.Decoder(cap=len(stream) + wire_host.MAX_FRAME)
     d.feed(stream)
     ends = []
     while d.next():
