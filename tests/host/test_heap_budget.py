@@ -27,6 +27,7 @@ HOST_COPIES = {
     "link/iso7816.py": "link/iso7816_host.py",
     "sync/wire.py": "sync/wire_host.py",
     "sync/auth.py": "sync/auth_host.py",
+    "card/ep.py": "card/ep_host.py",
 }
 HOST_ONLY = ("_host", "errors_text", "validator.sync.ticks")
 
@@ -75,15 +76,39 @@ def test_heap_budget_when_host_modules_name_private_consts_the_values_match():
     assert checked >= 20
 
 
-def test_heap_budget_when_host_callers_use_old_names_module_getattr_serves_them():
-    from validator.rules import fares, table
-    from validator.sync import auth, wire
+def _module_level_defs(path):
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
 
-    assert table.T_ACTIVE == 0 and table.T_BAD_FORMAT == -2 and table.LINE_LEN == 12
-    assert fares.K_NO_ENTRY == 7 and wire.K_WHITELIST == 4 and auth.KEYS_LEN == 76
-    assert len(auth.make_keys(1, b"d" * 32, b"c" * 32)) == auth.KEYS_LEN
-    with pytest.raises(AttributeError):
-        table.NO_SUCH_NAME  # noqa: B018
+
+def test_heap_budget_when_firmware_modules_load_none_serves_host_names_host_modules_do():
+    # No firmware module carries a module __getattr__ (it cost a function's heap on the
+    # device, and a package's one is consulted before its submodules import): host callers
+    # import the public names from the *_host modules / storage.plan_boards directly.
+    checked = 0
+    for dp, _dn, fns in os.walk(FW):
+        for fn in fns:
+            if fn.endswith(".py"):
+                path = os.path.join(dp, fn)
+                assert "__getattr__" not in _module_level_defs(path), path
+                checked += 1
+    assert checked >= 40
+
+    from validator.rules import fares, fares_host, table, table_host
+    from validator.storage import blacklist, blacklist_host, plan, plan_boards, record, record_host
+    from validator.sync import auth, auth_host, wire, wire_host
+
+    assert table_host.T_ACTIVE == 0 and table_host.T_BAD_FORMAT == -2 and table_host.LINE_LEN == 12
+    assert fares_host.K_NO_ENTRY == 7 and wire_host.K_WHITELIST == 4 and auth_host.KEYS_LEN == 76
+    assert len(auth_host.make_keys(1, b"d" * 32, b"c" * 32)) == auth_host.KEYS_LEN
+    assert record_host.REC_SIZE == 128 and blacklist_host.KIND_DELTA == 2
+    assert plan_boards.PLAN_ESP32S3_16M["log"][1] > 0
+    for mod, name in ((table, "T_ACTIVE"), (fares, "K_NO_ENTRY"), (wire, "K_WHITELIST"),
+                      (auth, "make_keys"), (record, "REC_SIZE"), (blacklist, "KIND_DELTA"),
+                      (plan, "PLAN_ESP32S3_16M")):
+        with pytest.raises(AttributeError):
+            getattr(mod, name)
 
 
 def test_heap_budget_when_boot_modules_import_from_romfs_host_only_modules_stay_out(tmp_path):

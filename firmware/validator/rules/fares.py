@@ -546,12 +546,3 @@ class FarePolicy:
     def decide(self, now, ef15, ef17, rec1e, rec1a):
         return decide(self.res, self.tables.current(now), now, self.where, ef15, ef17, rec1e,
                       rec1a, self.balance)
-
-
-def __getattr__(name):
-    """Host callers' names for this module's private consts and host-only helpers: they live
-    in validator.rules.fares_host (never imported by the firmware; PEP 562 / MicroPython module
-    __getattr__)."""
-    from validator.rules import fares_host as h
-
-    return getattr(h, name)

@@ -4,8 +4,8 @@
 # Host tools and tests only; the firmware never imports this module.
 
 # Public names of validator.rules.fares's private consts (const() names beginning with _ take no
-# heap on the device); fares.__getattr__ serves them to host callers. Checked equal by
-# tests/host/test_heap_budget.py.
+# heap on the device); host callers import them from here (fares itself carries no host-only
+# code). Checked equal by tests/host/test_heap_budget.py.
 K_NONE = 0  # refused
 K_FLAT = 1
 K_TRANSFER = 2
@@ -16,5 +16,5 @@ K_NO_ENTRY = 7  # exit tap with no matching boarding: the line's max fare
 K_FREE = 6  # card-type policy: free ride
 
 # Decision.kind -> name, for logs, the depot and tests (a tuple of strings would cost heap and
-# qstrs on the device; fares.__getattr__ serves it to host callers).
+# qstrs on the device, so only host callers have it).
 KIND_NAMES = ("none", "flat", "transfer", "board", "section", "capped", "free", "no_entry")

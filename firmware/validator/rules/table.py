@@ -290,12 +290,3 @@ class FareTables:
             self.active = p
             self.pending = None
         return self.active
-
-
-def __getattr__(name):
-    """Host callers' names for this module's private consts and host-only helpers: they live
-    in validator.rules.table_host (never imported by the firmware; PEP 562 / MicroPython module
-    __getattr__)."""
-    from validator.rules import table_host as h
-
-    return getattr(h, name)

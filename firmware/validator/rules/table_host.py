@@ -4,8 +4,8 @@
 # Host tools and tests only; the firmware never imports this module.
 
 # Public names of validator.rules.table's private consts (const() names beginning with _ take no
-# heap on the device); table.__getattr__ serves them to host callers. Checked equal by
-# tests/host/test_heap_budget.py.
+# heap on the device); host callers import them from here (table itself carries no host-only
+# code). Checked equal by tests/host/test_heap_budget.py.
 T_ACTIVE = 0
 T_PENDING = 1
 T_BAD_AUTH = -1

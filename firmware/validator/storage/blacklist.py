@@ -50,7 +50,7 @@ _S_COUNT = const(7)
 _S_ESZ = const(8)
 
 # container kinds and delta ops (sync/PROTOCOL.md §5); blacklist_host names them for host
-# callers (served by __getattr__ below; tests/host/test_storage_consts.py checks the values)
+# callers (tests/host/test_storage_consts.py checks the values)
 _KIND_FULL = const(1)
 _KIND_DELTA = const(2)
 _OP_REMOVE = const(0)
@@ -500,13 +500,3 @@ class Blacklist:
             self.abort()
             return e
         return self.commit()
-
-
-
-def __getattr__(name):
-    """Host callers' names (KIND_*, OP_*, make_body, container): they live in
-    validator.storage.blacklist_host, which the firmware never imports (PEP 562 / MicroPython
-    module __getattr__)."""
-    from validator.storage import blacklist_host as h
-
-    return getattr(h, name)

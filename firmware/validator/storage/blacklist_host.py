@@ -6,7 +6,7 @@
 import struct
 
 # public names of validator.storage.blacklist's private consts (checked equal by
-# tests/host/test_storage_consts.py); blacklist.__getattr__ serves them to host callers
+# tests/host/test_storage_consts.py); host callers import them from here
 KIND_FULL = 1
 KIND_DELTA = 2
 OP_REMOVE = 0

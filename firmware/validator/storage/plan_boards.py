@@ -1,9 +1,9 @@
 # validator.storage.plan_boards: the other boards' flash plans and the plan checker.
 # SPDX-License-Identifier: MIT
 #
-# Imported on demand only (validator.storage and storage.plan serve these names through
-# module __getattr__): the unix/sim validator boots with PLAN_SIM alone, so the 16 MiB
-# board's dict and the checker cost it no heap. FORMAT.md §1.
+# Imported only by whoever needs it (the esp32s3 board, host tools: `from
+# validator.storage.plan_boards import PLAN_ESP32S3_16M`): the unix/sim validator boots with
+# PLAN_SIM alone, so the 16 MiB board's dict and the checker cost it no heap. FORMAT.md §1.
 
 # sim board: 64 MiB file-backed NorFlash (W25Q512-class geometry); its plan is storage.plan
 SIM_FLASH_SIZE = 64 * 1024 * 1024

@@ -8,7 +8,7 @@
 # which the firmware never imports (its strings and dict keys would cost heap). The offsets
 # are private consts (no heap on the device): txn.transaction keeps checked copies
 # (tests/host/test_tap_consts.py), recordlog too (tests/host/test_storage_consts.py), and
-# record_host names them for host callers, served here by __getattr__.
+# host callers import their public names from record_host.
 from micropython import const
 
 _REC_SIZE = const(128)
@@ -64,13 +64,3 @@ def reset(img):
         img[_O_TAC + i] = 0xFF
         img[_O_REF_SEQ + i] = 0xFF
     img[_O_DIRECTION] = 0xFF
-
-
-
-def __getattr__(name):
-    """Host callers' names for the private consts above and crc_ok (decoder side): they live
-    in validator.storage.record_host, which the firmware never imports (PEP 562 /
-    MicroPython module __getattr__)."""
-    from validator.storage import record_host as h
-
-    return getattr(h, name)

@@ -10,7 +10,7 @@ import struct
 from validator.storage.record import reset
 
 # public names of validator.storage.record's private consts (checked equal by
-# tests/host/test_storage_consts.py); record.__getattr__ serves them and crc_ok
+# tests/host/test_storage_consts.py); host callers import them and crc_ok from here
 REC_SIZE = 128
 O_VERSION = 4
 O_STATUS = 5

@@ -14,8 +14,8 @@ from micropython import const
 from validator.errors import SyncError
 
 _BLOCK = const(64)
-# All private (inlined, no heap); host callers get public names from auth_host through
-# __getattr__ below, and target.py / app/content.py keep checked copies
+# All private (inlined, no heap); host callers import public names (and the host-side
+# helpers) from auth_host, and target.py / app/content.py keep checked copies
 # (tests/host/test_sync_consts.py).
 _DIGEST = const(32)
 _NONCE_LEN = const(16)
@@ -207,13 +207,3 @@ def verify_content(content_key, blob):
         return equal(Hmac(content_key).digest(mv[:n]), mv[n:])
     except Exception:
         return False
-
-
-def __getattr__(name):
-    """Host-side helpers (hmac_sha256, derive_device_key, make_keys, make_content) and the
-    public names of the consts above (DIGEST, NONCE_LEN, CONTENT_HDR, KEYS_LEN) live in
-    validator.sync.auth_host, which the firmware never imports; host callers that still say
-    auth.make_content(...) get them from there (PEP 562; MicroPython module __getattr__)."""
-    from validator.sync import auth_host
-
-    return getattr(auth_host, name)

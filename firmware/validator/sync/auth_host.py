@@ -11,7 +11,7 @@ from validator.errors import SyncError
 from validator.sync.auth import Hmac, _id4
 
 # Public names of validator.sync.auth's private consts (const() names beginning with _ take no
-# heap on the device); auth.__getattr__ serves them to host callers. Checked equal by
+# heap on the device); host callers import them from here. Checked equal by
 # tests/host/test_heap_budget.py.
 KEYS_LEN = 76
 DIGEST = 32

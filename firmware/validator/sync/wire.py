@@ -11,8 +11,8 @@
 # Every constant here is private (a const() name beginning with _ is inlined and takes no
 # heap on the device; a public one costs a dict slot + qstr, ~40 B each). This table is the
 # firmware's reference copy of PROTOCOL.md §1/§4: the sync modules that need a value keep
-# their own private copy, and host callers get public names (wire.T_ACK, wire.frame, ...)
-# from validator.sync.wire_host through __getattr__ below. tests/host/test_sync_consts.py
+# their own private copy, and host callers import public names (wire_host.T_ACK,
+# wire_host.frame, ...) from validator.sync.wire_host. tests/host/test_sync_consts.py
 # checks every copy against this table.
 import struct
 from binascii import crc32
@@ -262,12 +262,3 @@ def rz_encode(prev, cur, rs, out, o):
                 o += 1
                 i += 1
     return o
-
-
-def __getattr__(name):
-    """Host callers' names for this module's private consts and host-only helpers: they live
-    in validator.sync.wire_host (never imported by the firmware; PEP 562 / MicroPython module
-    __getattr__)."""
-    from validator.sync import wire_host as h
-
-    return getattr(h, name)

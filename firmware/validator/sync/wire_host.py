@@ -9,7 +9,7 @@ import struct
 from validator.sync.wire import encode
 
 # Public names of validator.sync.wire's private consts (const() names beginning with _ take no
-# heap on the device); wire.__getattr__ serves them to host callers. Checked equal by
+# heap on the device); host callers import them from here. Checked equal by
 # tests/host/test_heap_budget.py (and the firmware modules' own copies by
 # tests/host/test_sync_consts.py).
 HDR = 11
