@@ -108,14 +108,13 @@ def heap_state(w):
 
 
 def sync(w, db_path, pushes=(), clock_secs=None, pull=True):
-    import serial
-
     from depot import station
     from depot.client import Keyring
     from depot.db import DepotDB
     from depot.devsim import TEST_MASTER
+    from ykt.cmd_sync import open_port
 
-    port = serial.serial_for_url(w.sync_url, timeout=0.2)
+    port = open_port(w.sync_url, 115200, timeout=0.2)
     try:
         return station.sync_once(port, Keyring(master=TEST_MASTER), DepotDB(db_path),
                                  pushes=pushes, clock_secs=clock_secs, pull=pull)

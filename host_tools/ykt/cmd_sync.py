@@ -1,9 +1,10 @@
 """ykt sync: pull records into the depot database, push lists/tables, set the clock.
 
-PORT is a serial device (/dev/ttyUSB0, /dev/pts/N), socket://host:port or tcp://host:port
-(pyserial serial_for_url), or listen://host:port to wait for a validator that connects
-out. Pushed files are content containers signed by the back office
-(firmware/validator/sync/PROTOCOL.md section 5); the depot cannot make or alter them.
+PORT is a serial device (/dev/ttyUSB0, /dev/pts/N; pyserial serial_for_url),
+tcp://host:port or socket://host:port (a validator listening), or listen://host:port to
+wait for a validator that connects out. Pushed files are content containers signed by the
+back office (firmware/validator/sync/PROTOCOL.md section 5); the depot cannot make or alter
+them.
 """
 
 import json
@@ -76,16 +77,26 @@ def _keyring(args):
 
 
 class SocketPort:
-    """Serial-like wrapper of a connected TCP socket (for listen://, where the validator
-    connects out to the depot)."""
+    """Serial-like wrapper of a connected TCP socket: listen:// (the validator connects out
+    to the depot) and tcp:// / socket:// (the depot connects to a listening validator).
+    Not pyserial's socket:// handler: its close() sleeps 0.3 s, which was 90% of a depot
+    sync over TCP (0.33 s against 0.03 s of protocol), i.e. minutes on a fleet."""
 
     def __init__(self, sock, timeout):
         import socket
 
         self.sock = sock
-        self.in_waiting = 0
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(timeout)
+
+    @property
+    def in_waiting(self):
+        """Like pyserial: > 0 when a read returns at once (then read(n) takes what is there,
+        up to n, in one recv); 0 makes the caller wait for one byte up to the timeout."""
+        import select
+
+        r, _, _ = select.select([self.sock], [], [], 0)
+        return 65536 if r else 0
 
     def read(self, n):
         import socket
@@ -135,13 +146,26 @@ def accept_port(hostport, wait_s, timeout=0.05, tls=None):
     return SocketPort(c, timeout)
 
 
+def connect_port(hostport, timeout=0.05, connect_s=5.0):
+    """The depot connects to a validator listening on host:port."""
+    import socket
+
+    host, _, port = hostport.rpartition(":")
+    try:
+        s = socket.create_connection((host or "127.0.0.1", int(port)), timeout=connect_s)
+    except (OSError, ValueError) as e:
+        raise CommandError("cannot connect to %s: %s" % (hostport, e), EXIT_IO)
+    return SocketPort(s, timeout)
+
+
 def open_port(url, baud, timeout=0.05, wait_s=30.0, tls=None):
     import serial
 
     if url.startswith("listen://"):
         return accept_port(url[len("listen://") :], wait_s, timeout, tls)
-    if url.startswith("tcp://"):
-        url = "socket://" + url[len("tcp://") :]
+    for scheme in ("tcp://", "socket://"):
+        if url.startswith(scheme):
+            return connect_port(url[len(scheme) :], timeout)
     try:
         return serial.serial_for_url(url, baudrate=baud, timeout=timeout)
     except (serial.SerialException, ValueError, OSError) as e:

@@ -184,10 +184,10 @@ class Sim:
         return out
 
     def sync(self, w, morning=False):
-        import serial
+        from ykt.cmd_sync import open_port
 
         t0_ = time.time()
-        port = serial.serial_for_url(w.sync_port, timeout=0.2)
+        port = open_port(w.sync_port, 115200, timeout=0.2)
         try:
             summary = station.sync_once(
                 port, self.keyring, self.db, pushes=self.pushes() if morning else (),

@@ -15,7 +15,7 @@ from depot.devsim import DEVICE_ID, TEST_CONTENT_KEY, make_record
 from depot.linesim import LineEmulator
 from validator.sync import auth_host, wire_host
 from ykt import cmd_sync
-from ykt.cli import EXIT_FAIL, EXIT_OK, EXIT_PROTOCOL, CommandError
+from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_OK, EXIT_PROTOCOL, CommandError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MP = os.path.join(os.path.dirname(sys.executable), "micropython")
@@ -115,6 +115,14 @@ def test_sync_when_device_listens_on_tcp_ykt_connects_and_resumes(tmp_path):
     res = _result(dev)
     seqs, _ = _seqs(db)
     assert seqs == list(range(1, 301)) and res["acked"] == 300 and res["sessions"] == 2
+
+
+def test_sync_when_nobody_listens_on_the_tcp_port_the_error_says_so(tmp_path):
+    port = _free_port()  # closed: the connection is refused at once
+    with pytest.raises(CommandError) as e:
+        cmd_sync.open_port("tcp://127.0.0.1:%d" % port, 115200)
+    assert "cannot connect to 127.0.0.1:%d" % port in str(e.value)
+    assert e.value.code == EXIT_IO
 
 
 def test_sync_when_device_connects_out_depot_listens_records_arrive(tmp_path):
