@@ -66,3 +66,12 @@ def test_tap_model_when_the_psam_says_ta1_11_the_rate_stays_default_and_io_is_sl
     _, slow = _model(0x11)
     assert slow["etu"] in (None, (372, 1))
     assert slow["psam_line"] > 3 * fast["psam_line"]
+
+
+def test_tap_alloc_snippet_when_run_a_second_purchase_under_heap_lock_allocates_nothing():
+    import subprocess
+
+    ctx = _ctx()
+    p = subprocess.run([ctx.micropython, "-X", "heapsize=1m", "-c", bench_txn._SNIPPET],
+                       env=ctx.mpenv, capture_output=True, text=True, timeout=120)
+    assert "ALLOC 0" in p.stdout.splitlines(), p.stdout + p.stderr
