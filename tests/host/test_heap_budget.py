@@ -169,3 +169,50 @@ def test_heap_budget_when_firmware_boots_at_mcu_heap_enough_stays_free(tmp_path)
     assert HEAP == "128k"
     assert st["faults"] == 0
     assert st["heap_free"] >= MIN_FREE_AFTER_BOOT, st
+
+
+def test_heap_budget_when_a_100k_blacklist_is_pushed_at_mcu_heap_it_streams_and_locks(tmp_path):
+    """A national-size list through the real sync stack into the 128k validator: 100 000
+    keys (an 800 KB container, more than six times the heap) must stream to flash -- never
+    be buffered -- and take effect: a listed card tapped afterwards is refused as
+    blacklisted, and the heap after the push is where boot left it (give or take a page)."""
+    import random
+
+    from depot.devsim import TEST_CONTENT_KEY
+    from emu import farec, issuer
+    from emu.world import HEAP
+    from validator import errors
+    from validator.storage import blacklist, blacklist_host
+    from validator.sync import auth_host, wire_host
+
+    listed = "03100000000000000077"
+    k = bytearray(8)
+    blacklist.key_of(bytes.fromhex(listed), k)
+    keys = {bytes(k)}
+    rnd = random.Random(1)
+    while len(keys) < 100_000:  # one issuer's serial range: realistic key prefixes
+        blacklist.key_of(bytes.fromhex("03100%015d" % rnd.randrange(10**15)), k)
+        keys.add(bytes(k))
+    body = blacklist_host.make_body(blacklist_host.KIND_FULL, sorted(keys))
+    blob = auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_BLACKLIST_FULL, 1, body)
+    assert len(blob) > 6 * 128 * 1024
+
+    w = bench_heap.provisioned_world(str(tmp_path), HEAP)
+    try:
+        w.start()
+        boot = bench_heap.heap_state(w)
+        t0 = farec.parse_time(bench_heap.DAY + "T07:00:00")
+        r = bench_heap.sync(w, str(tmp_path / "depot.sqlite"), clock_secs=t0, pull=False,
+                            pushes=[bench_heap.fares_push(),
+                                    (wire_host.K_BLACKLIST_FULL, "blacklist", blob)])
+        after = bench_heap.heap_state(w)
+        w.send("P 12 1 0 0")
+        w.wait("POS")
+        w.set_time(t0 + 600)
+        card = issuer.issue_card(w.issuer_keys, serial=listed, balance=5000, seed=3)
+        reason = w.tap(card)[0]
+    finally:
+        w.stop()
+    assert [p["kind"] for p in r["pushed"]] == ["fares", "blacklist"]
+    assert reason == errors.R_BLACKLISTED
+    assert after["faults"] == 0 and after["heap_used"] - boot["heap_used"] < 4096
