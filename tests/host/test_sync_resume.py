@@ -51,7 +51,14 @@ def _rig(tmp_path, name):
     return log, target, sess, port, h2d, d2h, db
 
 
-def _sync(port, db, timeout=0.02):
+# The host's answer timeout. The cut phase needs a short one (every cut case waits it out
+# once); a sync that must succeed gets a long one, so a loaded machine (the device's steps
+# run in this process) cannot turn a slow answer into a spurious failure.
+CUT_TIMEOUT = 0.02
+OK_TIMEOUT = 5.0
+
+
+def _sync(port, db, timeout=OK_TIMEOUT):
     c = SyncClient(port, Keyring(devices={fx.DEVICE_ID: fx.KD}), timeout=timeout)
     c.connect()
     c.pull(db, window=WINDOW, max_records=MAXR)
@@ -107,7 +114,7 @@ def _check_cut(tmp_path, direction, cut_at, idx):
     pipe = h2d if direction == "h2d" else d2h
     pipe.budget = cut_at
     try:
-        _sync(port, db)
+        _sync(port, db, CUT_TIMEOUT)
     except SyncFailure:
         pass
     # taps go on while the cable is out
@@ -153,7 +160,7 @@ def test_sync_when_host_db_has_batch_but_ack_lost_resume_acks_without_duplicates
     pull_end = _frame_ends(ref_h)[2]  # HELLO, AUTH, PULL pass; the first ACK is lost
     h2d.budget = pull_end
     try:
-        _sync(port, db)
+        _sync(port, db, CUT_TIMEOUT)
     except SyncFailure:
         pass
     assert log.acked_seq == 0 and db.count() > 0
@@ -176,7 +183,7 @@ def test_sync_when_device_rebooted_after_lost_ack_resends_and_db_dedupes(tmp_pat
     ref_h, _ = _capture(tmp_path)
     h2d.budget = _frame_ends(ref_h)[2]  # every ACK of the first session is lost
     try:
-        _sync(port, db)
+        _sync(port, db, CUT_TIMEOUT)
     except SyncFailure:
         pass
     had = db.count()
