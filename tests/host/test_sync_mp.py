@@ -70,6 +70,22 @@ def _free_port():
     return p
 
 
+def _wait_listening(port, timeout=20.0):
+    """Wait until something listens on 127.0.0.1:port (the device has booted), without
+    connecting to it (a probe connection would be a session to the device): Linux's
+    /proc/net/tcp lists the socket in state 0A (LISTEN)."""
+    want = ":%04X" % port
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[1].endswith(want) and parts[3] == "0A":
+                    return
+        time.sleep(0.05)
+    raise AssertionError("nothing listens on port %d after %g s" % (port, timeout))
+
+
 def _seqs(db):
     con = sqlite3.connect(db)
     r = [x[0] for x in con.execute("SELECT seq FROM records WHERE device_id=? ORDER BY seq",
@@ -108,7 +124,7 @@ def test_sync_when_device_listens_on_tcp_ykt_connects_and_resumes(tmp_path):
     port = _free_port()
     dev = _device("--listen", str(port), "--records", "300", "--seconds", "30",
                   "--sessions", "2")
-    time.sleep(0.4)
+    _wait_listening(port)
     url = "tcp://127.0.0.1:%d" % port
     assert ykt(["sync", "--port", url, "--test-keys", "--db", db, "--progress", "never"]) == 0
     assert ykt(["sync", "--port", url, "--test-keys", "--db", db, "--progress", "never"]) == 0
@@ -135,7 +151,7 @@ def test_sync_when_device_connects_out_depot_listens_records_arrive(tmp_path):
         ["sync", "--port", "listen://127.0.0.1:%d" % port, "--test-keys", "--db", db,
          "--progress", "never", "--accept-timeout", "10"])))
     t.start()
-    time.sleep(0.3)
+    _wait_listening(port)
     dev = _device("--connect", "127.0.0.1:%d" % port, "--records", "200", "--seconds", "20")
     t.join(20)
     res = _result(dev)
@@ -237,7 +253,7 @@ def test_sync_when_device_connects_out_over_tls_records_arrive(tmp_path):
         ["sync", "--port", "listen://127.0.0.1:%d" % port, "--tls-cert", pem, "--test-keys",
          "--db", db, "--progress", "never", "--accept-timeout", "10"])))
     t.start()
-    time.sleep(0.3)
+    _wait_listening(port)
     dev = _device("--connect", "127.0.0.1:%d" % port, "--tls", "1", "--records", "300",
                   "--seconds", "20")
     t.join(20)
