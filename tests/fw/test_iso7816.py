@@ -101,6 +101,51 @@ def test_iso7816_when_inverse_convention_ts_03_bytes_converted():
     assert bytes(resp[:n]) == b"\x00\x00\x00\x12\x34\x56\x90\x00"
 
 
+def _mac1_cmd():
+    cmd = bytearray(64)
+    apdu.header(cmd, 0x80, 0x70, 0, 0)
+    cmd[4] = 36
+    for i in range(36):
+        cmd[5 + i] = (i * 37 + 11) & 0xFF  # every data byte differs: a mixed-up one shows
+    cmd[5 + 10] = 0x09  # CAPP
+    cmd[5 + 18] = 1  # key version
+    cmd[5 + 19] = 0  # 3DES
+    cmd[5 + 36] = 8
+    return cmd
+
+
+def test_iso7816_when_inverse_and_direct_slots_share_staging_then_both_exchange_intact():
+    # Both slots stage header and data phase in the one module buffer; the inverse slot
+    # converts it in place and back (§8.1). Same keys and terminal in both PSAMs: the same
+    # 8070 must give the same TTSN and MAC1 through either convention, in any order, and a
+    # 6Cxx resend (header reused from the buffer) must work after an inverse exchange.
+    from emu.psam import Psam
+    from emu.t0 import ATR, T0Card
+
+    clock = rig.Clock()
+    t0 = T0Card(Psam(rig.keys(), terminal_no=rig.TERM), atr=b"\x3f" + ATR[1:])
+    inv = Iso7816(rig.T0Port(_InverseLine(t0), clock, echo=True), clock)
+    assert inv.reset() == 13 and inv.inverse
+    direct, _, _, _ = _slot()
+    resp = _boot(direct)
+    _select_df(direct, resp)
+    _select_df(inv, resp)
+    out = []
+    for link in (inv, direct, inv, direct):
+        n = link.transmit(_mac1_cmd(), 42, resp)  # case 4: data phase, 61 08, GET RESPONSE
+        assert n == 10 and apdu.sw(resp, n) == 0x9000
+        out.append(bytes(resp[:8]))
+        # EF17 (25 bytes) asked with Le 0x30: 6C19, the header resent from the buffer
+        n = link.transmit(bytearray(b"\x00\xb0\x97\x00\x30"), 5, resp)
+        assert n == 27 and apdu.sw(resp, n) == 0x9000
+        out.append(bytes(resp[:25]))
+    mac = out[0::2]
+    assert mac[0] == mac[1] and mac[2] == mac[3] and mac[0] != mac[2]
+    assert mac[0][:4] == b"\x00\x00\x00\x01" and mac[2][:4] == b"\x00\x00\x00\x02"
+    ef17 = out[1::2]
+    assert ef17[0] == ef17[1] == ef17[2] == ef17[3] and ef17[0][0] == 1  # key index 1
+
+
 def test_iso7816_when_slot_empty_no_atr():
     link, port, _, _ = _slot()
     port.silent = True

@@ -194,6 +194,27 @@ def test_txn_when_debit_response_lost_then_card_back_recovered_once():
     assert r.tap(card).reason == R_ALREADY_PAID
 
 
+def test_txn_when_simple_purchase_torn_then_recovered_as_type06():
+    # the tear path of a card without the compound application: INITIALIZE P1=01 again,
+    # 805A with P2=06, and the record keeps what entered the type-06 TAC (§6.5)
+    r = rig.Rig(fare=200)
+    card = rig.card(capp=False, balance=1000, offline_atc=5)
+    card.arm_tear("after_commit")
+    assert r.tap(card).reason == R_TAP_AGAIN and card.balance == 800
+    gray = r.rows()[-1]
+    assert gray["status"] == "gray" and gray["txn_type"] == "06"
+    r.clock.advance(3)
+    res = r.tap(card)
+    assert res.reason == R_RECOVERED and not res.capp
+    assert res.amount == 200 and res.balance == 800 and card.balance == 800
+    rec = r.rows()[-1]
+    assert rec["status"] == "recovered" and rec["txn_type"] == "06"
+    assert rec["raw"][71:75] == card.last[3] and _tac_ok(r, rec)
+    for f in ("ttsn", "datetime", "atc", "amount", "terminal_no"):
+        assert rec[f] == gray[f], f
+    assert rec["raw"][TR.O_TXFLAGS] == 0  # the PSAM still held the type-06 session
+
+
 def test_txn_when_debit_lost_before_commit_fresh_purchase():
     r = rig.Rig(fare=200)
     card = rig.card(balance=1000)
