@@ -312,3 +312,60 @@ def test_txn_when_purchase_heap_locked_allocates_nothing():
     assert fwtest.heap_locked(t.tap) == 0
     assert t.result.reason == R_OK
     assert r.pj.mismatch == 0 and r.cj.mismatch == 0
+
+
+def test_txn_when_blacklisted_block_heap_locked_allocates_nothing():
+    # INITIALIZE, GET CHALLENGE, 801A + 80FA, APPLICATION BLOCK through the shared buffers,
+    # replayed byte for byte (a command built from a clobbered buffer shows as a mismatch)
+    fwtest.need_micropython()
+    card = rig.card()
+    r = rig.Rig(journal=True, blacklist=(card.ef15[10:20],))
+    r.pj.ntx = r.pj.nrx = 0
+    r.idle()
+    r.reader.place(card)
+    t = r.txn
+    assert t.tap().reason == R_BLACKLISTED and card.blocked  # warm-up, recorded
+    r.idle()
+    r.pj.start_replay()
+    r.cj.start_replay()
+    r.reader.start_replay()
+    assert fwtest.heap_locked(t.tap) == 0
+    assert t.result.reason == R_BLACKLISTED and t.result.status == TR.ST_BLOCKED
+    assert r.pj.mismatch == 0 and r.cj.mismatch == 0
+
+
+def test_txn_when_tear_recovery_heap_locked_allocates_nothing():
+    # the torn card back: INITIALIZE, READ RECORD EF18, 805A, 8072 and the recovered record
+    fwtest.need_micropython()
+    r = rig.Rig(journal=True, fare=200)
+    card = rig.card(balance=1000)
+    card.arm_tear("after_commit")
+    t = r.txn
+    tt = t.tears
+    assert r.tap(card).reason == R_TAP_AGAIN
+    saved = bytes(tt.t)
+    tags = list(tt.tags)
+    r.pj.ntx = r.pj.nrx = 0
+    r.cj.ntx = r.cj.nrx = 0
+    r.reader.nlen = 0
+    r.clock.advance(3)
+    assert r.tap(card).reason == R_RECOVERED  # warm-up, recorded
+    assert r.rows()[-1]["raw"][TR.O_TXFLAGS] == 0  # 8072 sent
+    # the torn state back, then the same recovery replayed with the heap locked
+    for i in range(len(saved)):
+        tt.t[i] = saved[i]
+    for k in range(len(tags)):
+        tt.tags[k] = tags[k]
+    tt.any = True
+    tt.store.save(tt.t)
+    for k in range(len(t._seen)):
+        t._seen[k] = 0
+    r.idle()
+    r.pj.start_replay()
+    r.cj.start_replay()
+    r.reader.start_replay()
+    assert fwtest.heap_locked(t.tap) == 0
+    assert t.result.reason == R_RECOVERED and t.result.status == TR.ST_RECOVERED
+    assert r.pj.mismatch == 0 and r.cj.mismatch == 0 and r.pj.itx == r.pj.ntx
+    rec = r.rows()[-1]
+    assert rec["status"] == "recovered" and rec["raw"][TR.O_TXFLAGS] == 0 and _tac_ok(r, rec)
