@@ -292,3 +292,36 @@ def test_txn_edge_when_board_has_no_psam_fault_and_taps_refused():
     r.txn = txn2
     card = rig.card()
     assert r.tap(card).reason == R_SAM_FAULT and card.balance == 1000
+
+
+class _No1E:
+    """A card that takes INITIALIZE FOR CAPP PURCHASE but has no EF1E: 80DC answers 6A82."""
+
+    def __init__(self, card):
+        self.card = card
+
+    def __getattr__(self, k):
+        return getattr(self.card, k)
+
+    def apdu(self, c):
+        if c[1] == 0xDC:
+            return b"\x6a\x82"
+        return self.card.apdu(c)
+
+
+def test_txn_edge_when_80dc_answers_6a82_after_8070_simple_purchase_with_new_ttsn():
+    # the second round of the purchase loop: a fresh INITIALIZE (P1 01) and a second 8070;
+    # the record must hold the second TTSN and INITIALIZE answer, what entered the TAC
+    from emu import crypto
+
+    r = rig.Rig(fare=200)
+    card = rig.card(balance=1000, offline_atc=5)
+    res = r.tap(_No1E(card))
+    assert res.reason == R_OK and not res.capp and card.balance == 800
+    assert r.psam_dev.ttsn == 2  # one 8070 per round
+    rec = r.rows()[-1]
+    assert rec["status"] == "normal" and rec["txn_type"] == "06" and rec["atc"] == 5
+    raw = rec["raw"]
+    assert raw[60:64] == b"\x00\x00\x00\x02"
+    assert crypto.verify_purchase_tac(rig.keys(), raw[38], raw[26:34], raw[18:26], 200,
+                                      raw[35], raw[54:60], raw[60:64], raw[64:71], raw[71:75])

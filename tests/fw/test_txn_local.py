@@ -280,3 +280,15 @@ def test_txn_local_when_single_port_board_then_no_local_application():
     r = LocalRig()
     txn, fault = _build(r, [r.port])
     assert fault == R_OK and txn.local_psam is None
+
+
+def test_txn_local_when_local_card_lacks_capp_then_simple_purchase_via_slot1():
+    # the 80CA code read before the first INITIALIZE (P1 03, refused) must still be the one
+    # the local PSAM's 8070 covers after the second INITIALIZE (P1 01), §5.5
+    r = LocalRig(fare=200)
+    lc = local_card(balance=1000, capp=False)
+    res = r.tap(lc)
+    assert res.reason == R_OK and not res.capp and lc.balance == 800
+    assert r.lpsam_dev.ttsn == 1 and r.psam_dev.ttsn == 0
+    rec = r.rows()[-1]
+    assert rec["txn_type"] == "06" and rec["psam_slot"] == 1 and _tac_ok(rec, True)
