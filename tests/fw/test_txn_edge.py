@@ -325,3 +325,29 @@ def test_txn_edge_when_80dc_answers_6a82_after_8070_simple_purchase_with_new_tts
     assert raw[60:64] == b"\x00\x00\x00\x02"
     assert crypto.verify_purchase_tac(rig.keys(), raw[38], raw[26:34], raw[18:26], 200,
                                       raw[35], raw[54:60], raw[60:64], raw[64:71], raw[71:75])
+
+
+def test_txn_edge_when_psam_dies_at_recovery_8072_ride_recovered_psam_faulted():
+    # the torn card is back and 805A gave its TAC: a PSAM dying at the 8072 must not lose
+    # the recovered ride (the rule after a debit, above), and it stops the following taps
+    from emu.psam import Psam
+    from emu.t0 import T0Card
+    from validator.errors import R_RECOVERED
+    from validator.txn import record as TR
+
+    real = Psam(rig.keys(), terminal_no=rig.TERM)
+    dying = _DiesAt8072(real, None)
+    r = rig.Rig(psam=dying, t0=T0Card(dying))
+    dying.port = r.port
+    card = rig.card(balance=1000)
+    card.arm_tear("after_commit")
+    assert r.tap(card).reason == R_TAP_AGAIN and card.balance == 800
+    gray = r.rows()[-1]
+    r.clock.advance(3)
+    res = r.tap(card)
+    assert res.reason == R_RECOVERED and res.amount == 200 and card.balance == 800
+    rec = r.rows()[-1]
+    assert rec["status"] == "recovered" and rec["ref_seq"] == gray["seq"]
+    assert rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED
+    assert not r.psam.ready and not r.txn.tears.any
+    assert r.tap(rig.card(serial=OTHER_SERIAL)).reason == R_SAM_FAULT

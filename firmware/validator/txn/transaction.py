@@ -738,10 +738,17 @@ class Transaction:
         tt = self.tears
         if tt.slot >= 0 and tt.tags[tt.slot] == self.sam.session_tag:
             # the PSAM still holds the 8070 session of this context: check MAC2 (§6.5)
-            ok2 = self.sam.verify_mac2(self.resp, _PROVE_MAC2)
-            res.exchanges += 1
-            if not ok2:
-                img[_O_TXFLAGS] = _FL_MAC2_BAD
+            try:
+                ok2 = self.sam.verify_mac2(self.resp, _PROVE_MAC2)
+                res.exchanges += 1
+                if not ok2:
+                    img[_O_TXFLAGS] = _FL_MAC2_BAD
+            except E.SamError:
+                # as after a debit: the TAC is in hand, record the ride and let the PSAM
+                # fault stop the following taps (a SamError here would keep the context
+                # and retry the dead PSAM at every tap of this card)
+                self.sam.ready = False
+                img[_O_TXFLAGS] = _FL_MAC2_UNVERIFIED
         else:
             img[_O_TXFLAGS] = _FL_MAC2_UNVERIFIED
         img[_O_STATUS] = _ST_RECOVERED
