@@ -242,6 +242,23 @@ def test_txn_when_other_card_meanwhile_served_and_tear_kept():
     assert rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED and _tac_ok(r, rec)
 
 
+def test_txn_when_blacklisted_card_blocked_meanwhile_recovery_flags_mac2_unverified():
+    # [INF] psam._BLOCK_KEEPS_SESSION = 0: 801A may replace the PSAM's purchase session, so
+    # a torn tap recovered after a block on the same PSAM is recorded "MAC2 unverified"
+    # (never falsely "bad"); the TAC still verifies and the card pays once
+    listed = rig.card(serial=OTHER, balance=500)
+    r = rig.Rig(fare=200, blacklist=(listed.ef15[10:20],))
+    torn = rig.card(balance=1000)
+    torn.arm_tear("after_commit")
+    assert r.tap(torn).reason == R_TAP_AGAIN
+    assert r.tap(listed).reason == R_BLACKLISTED and listed.blocked
+    res = r.tap(torn)
+    assert res.reason == R_RECOVERED and torn.balance == 800
+    rec = r.rows()[-1]
+    assert rec["status"] == "recovered"
+    assert rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED and _tac_ok(r, rec)
+
+
 def test_txn_when_tear_context_survives_reboot():
     r = rig.Rig(fare=200)
     card = rig.card(balance=1000)

@@ -43,6 +43,12 @@ _F2_FILL = const(0xFF)
 _AUTH_LEN = const(9)
 _BLOCK_KEY_USAGE = const(0x45)  # 801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)
 _BLOCK_KEY_VER = const(0x02)
+# [INF] Does 801A (general DES init for a block MAC) leave the purchase session 8070 set up
+# in place? No source says; a PSAM with one temporary key register would lose it, and a
+# later 8072 for a torn tap would then fail -- flagging a good recovery "MAC2 bad". Chosen:
+# 0 = assume the session is gone (the recovery is recorded "MAC2 unverified", never falsely
+# bad); 1 = assume it survives (the emulated PSAM keeps both).
+_BLOCK_KEEPS_SESSION = const(0)
 _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
 _ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
@@ -170,6 +176,8 @@ class Psam:
         self.out[0:4]."""
         c = self.cmd
         sm4 = alg == _ALG_SM4
+        if not _BLOCK_KEEPS_SESSION:
+            self.session_tag = 0  # no torn tap's 8072 goes to this PSAM any more
         apdu.header(c, 0x80, 0x1A, _BLOCK_KEY_USAGE, _BLOCK_KEY_SM4 if sm4 else _BLOCK_KEY_VER)
         c[4] = 16
         apdu.copy(c, 5, ef15, ef15_off + 12, 8)
