@@ -15,7 +15,7 @@
 # Control lines on stdin: "T <secs>" set the clock, "C <n> [torn]" cut power after n
 # flash operations, "P line stop dir door" set the position, "A" run the next tap with
 # the heap locked, "a" report its allocation ("@ALLOC n", -1 if it tried to allocate),
-# "S" state, "Q" quit.
+# "S" state (counters, heap used/free and the largest block it could grant), "Q" quit.
 # Configuration: JSON file named by $YKT_BOARD_CONFIG.
 #
 # Heap: this is emulation glue (a pin map on the MCU), so it is kept to two classes:
@@ -240,13 +240,32 @@ class Board:
 
                     gc.collect()
                     f = self.flash
+                    used, free = gc.mem_alloc(), gc.mem_free()
                     self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
-                              "heap_free=%d psam_di=%s" % (
-                                  v.taps, v.faults, f.programs, f.erases, gc.mem_alloc(),
-                                  gc.mem_free(),
+                              "heap_free=%d heap_max_block=%d psam_di=%s" % (
+                                  v.taps, v.faults, f.programs, f.erases, used, free,
+                                  _max_block(free),
                                   ",".join(str(p.etu[1]) for p in self.psam_ports)))
             await asyncio.sleep_ms(5)
         self.emit("BYE taps=%d" % v.taps)
+
+
+def _max_block(free):
+    """The largest single allocation the heap grants now (fragmentation: free bytes can be
+    many small holes): bisect bytearray sizes in 32-byte GC blocks, freeing each try."""
+    import gc
+
+    lo, hi = 0, free // 32 + 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            b = bytearray(mid * 32 - 16)  # the object header takes part of the blocks
+            del b
+            lo = mid
+        except MemoryError:
+            hi = mid
+    gc.collect()
+    return lo * 32
 
 
 def make_board():

@@ -12,9 +12,12 @@ Metrics (at -X heapsize=128k, emu.world.HEAP; -1 when the firmware could not boo
 import there):
   boot_heap_used_bytes        gc.mem_alloc() after gc.collect() once the card loop runs ("S")
   heap_free_after_boot_bytes  gc.mem_free() at the same moment
+  heap_max_block_after_boot_bytes  the largest single allocation the heap grants then
+                              (free bytes can be scattered holes: fragmentation)
   import_heap_bytes           heap taken by importing every module the boot path imports
   day_heap_used_bytes         the same as boot_heap_used_bytes after a morning sync (fare
                               table push + clock), taps and an evening pull
+  day_heap_max_block_bytes    the largest single allocation after that day
   *_512k                      the same figures on a 512 KiB heap (what the firmware uses
                               with room to spare)
   day_min_heap_kib            the smallest -X heapsize (KiB, 4 KiB steps) in which boot, a
@@ -182,12 +185,16 @@ def _figures(ctx, heap, sfx):
             st = heap_state(w)
             out["boot_heap_used_bytes" + sfx] = st["heap_used"]
             out["heap_free_after_boot_bytes" + sfx] = st["heap_free"]
+            out["heap_max_block_after_boot_bytes" + sfx] = st["heap_max_block"]
             day(w, tmp, taps=6 if ctx.quick else 24)
-            out["day_heap_used_bytes" + sfx] = heap_state(w)["heap_used"]
+            st = heap_state(w)
+            out["day_heap_used_bytes" + sfx] = st["heap_used"]
+            out["day_heap_max_block_bytes" + sfx] = st["heap_max_block"]
         except Exception as e:  # report the figure as missing, keep the other benches going
             sys.stderr.write("bench_heap %s: %s\n" % (heap, str(e).splitlines()[0]))
             for k in ("boot_heap_used_bytes", "heap_free_after_boot_bytes",
-                      "day_heap_used_bytes"):
+                      "heap_max_block_after_boot_bytes", "day_heap_used_bytes",
+                      "day_heap_max_block_bytes"):
                 out.setdefault(k + sfx, -1)
         finally:
             w.stop()
