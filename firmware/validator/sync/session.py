@@ -9,6 +9,7 @@
 # The session talks to the rest of the validator only through a duck-typed "sync target"
 # (README.md): info(), read_records(), ack(), push_begin/push_write/push_end/push_abort(),
 # set_clock(), faults(). It imports nothing from app/txn/storage.
+import gc
 import struct
 
 from micropython import const
@@ -278,6 +279,9 @@ class Session(Transfer):
             self._reset()
             return self._error(_E_BUSY, False)
         self._guard[0] = self
+        # the session's MAC objects live until the next session: collect first so they
+        # fill low holes instead of splitting the big free run a later push needs
+        gc.collect()
         self._tx_mac, self._rx_mac = auth.session_macs(kd, mv[0:16], mv[16:32], True)
         self.state = _S_READY
         self.sessions += 1

@@ -154,6 +154,9 @@ class TcpListener:
         """-> StreamLink or None when nobody is connecting (never blocks)."""
         if not self._p.poll(0):
             return None
+        import gc
+
+        gc.collect()  # the link's objects live as long as the connection: place them low
         try:
             c, _ = self.sock.accept()
         except OSError:

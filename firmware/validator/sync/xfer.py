@@ -314,6 +314,9 @@ class Transfer:
     def _spare(self):
         """Take the room back after the work that used its block (_ROOM)."""
         if self._room is None:
+            import gc
+
+            gc.collect()  # the room lives on: back into the lowest hole, not mid free run
             try:
                 self._room = bytearray(_ROOM)
             except MemoryError:
