@@ -227,7 +227,9 @@ def unwrap(blob):
     """Fare-table body of a content container (sync/PROTOCOL.md §5), or None.
 
     Only the framing is checked here (magic, kind 3, flags 0, lengths); the tag is the
-    verifier's business. Copies the body once (install time, not the tap path).
+    verifier's business. The body is a memoryview into the container, not a copy: the
+    table keeps the container alive, and installing a table needs one buffer of its size
+    (the pushed container), not two. The caller must never reuse that buffer.
     """
     n = len(blob)
     if n < _C_HDR + _C_TAG or bytes(blob[0:4]) != b"YKC1":
@@ -237,7 +239,7 @@ def unwrap(blob):
     blen = _u16(blob, 10) << 16 | _u16(blob, 12)
     if _C_HDR + blen + _C_TAG != n:
         return None
-    return bytes(blob[_C_HDR:_C_HDR + blen])
+    return memoryview(blob)[_C_HDR:_C_HDR + blen]
 
 
 class FareTables:

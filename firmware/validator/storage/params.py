@@ -112,22 +112,28 @@ class ParamStore:
         struct.pack_into(">I", b, 12, binascii.crc32(b[0:8]))
         self.flash.program(self._a(h, 0), b)
 
-    def _entry(self, name, data, flags):
+    def _head(self, name, data, flags):
+        """Entry header + name (FORMAT.md §6); the CRC already covers the data. The data is
+        never copied into an entry image: put() of a fare table the size of a sizeable part
+        of the heap must not need two more buffers of its size."""
         n, d = len(name), len(data)
-        e = bytearray(b"\xff" * ((_EH + n + d + 15) & ~15))
+        e = bytearray(_EH + n)
         e[4] = n
         e[5] = flags
         struct.pack_into(">H", e, 6, d)
+        for i in range(12, _EH):
+            e[i] = 0xFF  # reserved, erased
         e[_EH : _EH + n] = name
-        e[_EH + n : _EH + n + d] = data
-        crc = binascii.crc32(memoryview(e)[_EH : _EH + n + d], binascii.crc32(e[4:8]))
+        crc = binascii.crc32(data, binascii.crc32(memoryview(e)[_EH:], binascii.crc32(e[4:8])))
         struct.pack_into(">I", e, 8, crc)
-        e[0:4] = b"YKPE"  # the commit word
+        e[0:4] = b"YKPE"  # the commit word, programmed last
         return e
 
-    def _write_entry(self, h, o, e):
+    def _write_entry(self, h, o, e, data):
         a = self._a(h, o)
-        program_span(self.flash, a + 4, memoryview(e)[4:])  # body first ...
+        program_span(self.flash, a + 4, memoryview(e)[4:])  # body first: header, name,
+        if len(data):
+            program_span(self.flash, a + len(e), data)  # data (the padding stays erased)
         self.flash.program(a, memoryview(e)[0:4])  # ... commit word last
 
     def put(self, name, data, _flags=0):
@@ -135,13 +141,14 @@ class ParamStore:
         name = name.encode() if isinstance(name, str) else bytes(name)
         if not 0 < len(name) <= _MAXNAME or len(data) > 0xFFFF:
             raise StorageError("param name/size")
-        e = self._entry(name, data, _flags)
-        if self._dirty or self._free + len(e) > self._half:
-            self._compact(name, e, _flags)
+        e = self._head(name, data, _flags)
+        size = (len(e) + len(data) + 15) & ~15  # entries are 16-byte aligned
+        if self._dirty or self._free + size > self._half:
+            self._compact(name, e, data, _flags)
             return
         o = self._free
-        self._write_entry(self._act, o, e)
-        self._free = o + len(e)
+        self._write_entry(self._act, o, e, data)
+        self._free = o + size
         if _flags & _F_DELETED:
             self._t.pop(name, None)
         else:
@@ -152,7 +159,7 @@ class ParamStore:
         if name in self._t:
             self.put(name, b"", _F_DELETED)
 
-    def _compact(self, name, e_new, flags):
+    def _compact(self, name, e_new, data_new, flags):
         """Copy the newest entry of every other name plus the new one into the other half;
         switch by programming its header last (FORMAT.md §6)."""
         self.compactions += 1
@@ -169,18 +176,21 @@ class ParamStore:
             a, d = self._t[nm]
             data = bytearray(d)
             self.flash.read(self._a(h, a), data)
-            e = self._entry(nm, data, 0)
-            if o + len(e) > self._half:
+            e = self._head(nm, data, 0)
+            size = (len(e) + d + 15) & ~15
+            if o + size > self._half:
                 raise StorageError("params full")
-            self._write_entry(o_h, o, e)
+            self._write_entry(o_h, o, e, data)
             t[nm] = (o + _EH + len(nm), d)
-            o += len(e)
+            o += size
+            data = None  # one other parameter in RAM at a time
         if not flags & _F_DELETED:
-            if o + len(e_new) > self._half:
+            size = (len(e_new) + len(data_new) + 15) & ~15
+            if o + size > self._half:
                 raise StorageError("params full")
-            self._write_entry(o_h, o, e_new)
-            t[name] = (o + _EH + len(name), e_new[6] << 8 | e_new[7])
-            o += len(e_new)
+            self._write_entry(o_h, o, e_new, data_new)
+            t[name] = (o + _EH + len(name), len(data_new))
+            o += size
         g = (self._g + 1) & 0xFFFF
         hdr = bytearray(b"\xff" * 16)
         hdr[0:4] = b"YKP1"
