@@ -216,3 +216,46 @@ def test_heap_budget_when_a_100k_blacklist_is_pushed_at_mcu_heap_it_streams_and_
     assert [p["kind"] for p in r["pushed"]] == ["fares", "blacklist"]
     assert reason == errors.R_BLACKLISTED
     assert after["faults"] == 0 and after["heap_used"] - boot["heap_used"] < 4096
+
+
+def test_heap_budget_when_6kb_fare_tables_pushed_after_a_day_at_mcu_heap_both_install(tmp_path):
+    """The active fare table lives in RAM and replacing it needs the old and the new one at
+    once: after a whole day at 128k (heap no longer fresh), two ~6 KB tables in a row
+    (240 flat lines + 2 section lines of 40 stops) must still install, and taps go on."""
+    import json
+
+    from depot.devsim import TEST_CONTENT_KEY
+    from emu import farec, issuer
+    from emu.world import HEAP
+    from validator.sync import auth_host, wire_host
+
+    def table(version):
+        with open(bench_heap.FARE_TABLE) as f:
+            d = json.load(f)
+        d["version"] = version
+        d["lines"] += [{"id": 1000 + i, "mode": "bus", "fare": 200} for i in range(240)]
+        d["lines"] += [{"id": 5000 + j, "mode": "bus", "stops": 40,
+                        "matrix": [[200 + 10 * k for k in range(40 - a)] for a in range(40)]}
+                       for j in range(2)]
+        blob = farec.container(farec.compile_table(d),
+                               sign=lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c))
+        return (wire_host.K_FARES, "fares", blob)
+
+    w = bench_heap.provisioned_world(str(tmp_path), HEAP)
+    db = str(tmp_path / "depot.sqlite")
+    try:
+        w.start()
+        bench_heap.day(w, str(tmp_path), taps=8)
+        v2, v3 = table(2), table(3)
+        assert len(v2[2]) > 6000
+        r2 = bench_heap.sync(w, db, pushes=[v2], pull=False)
+        r3 = bench_heap.sync(w, db, pushes=[v3], pull=False)
+        w.set_time(farec.parse_time(bench_heap.DAY + "T12:00:00"))
+        card = issuer.issue_card(w.issuer_keys, serial="03100000000000000099", balance=5000,
+                                 seed=9)
+        reason = w.tap(card)[0]
+        st = bench_heap.heap_state(w)
+    finally:
+        w.stop()
+    assert [p["version"] for p in r2["pushed"] + r3["pushed"]] == [2, 3]
+    assert reason == 0 and st["faults"] == 0
