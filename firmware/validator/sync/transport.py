@@ -156,7 +156,8 @@ class TcpListener:
             return None
         import gc
 
-        gc.collect()  # the link's objects live as long as the connection: place them low
+        if hasattr(gc, "mem_free"):  # MicroPython's heap (see session._on_auth)
+            gc.collect()  # the link's objects live as long as the connection: place them low
         try:
             c, _ = self.sock.accept()
         except OSError:

@@ -312,11 +312,15 @@ class Transfer:
         self._result(_T_PUSH_END, code, version)
 
     def _spare(self):
-        """Take the room back after the work that used its block (_ROOM)."""
+        """Take the room back after the work that used its block (_ROOM). On MicroPython's
+        own heap, collect first so the room goes back into the lowest hole instead of
+        wandering into (and splitting) the free run the next push needs; under CPython
+        (host tests) a collection costs ~3 ms and places nothing."""
         if self._room is None:
             import gc
 
-            gc.collect()  # the room lives on: back into the lowest hole, not mid free run
+            if hasattr(gc, "mem_free"):
+                gc.collect()
             try:
                 self._room = bytearray(_ROOM)
             except MemoryError:
