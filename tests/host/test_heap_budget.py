@@ -13,6 +13,7 @@ import json
 import os
 
 import pytest
+from fwconsts import module_consts
 
 from bench import bench_heap
 
@@ -44,21 +45,7 @@ def _record(**figures):
 
 
 def _consts(path):
-    """{name: value} of `NAME = const(<literal>)` and `NAME = <int literal>` at module level."""
-    out = {}
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    for n in tree.body:
-        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
-        if isinstance(t, ast.Name):
-            v = n.value
-            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
-                v = v.args[0]
-            try:
-                out[t.id] = ast.literal_eval(v)
-            except ValueError:
-                pass
-    return out
+    return module_consts(path)
 
 
 def test_heap_budget_when_host_modules_name_private_consts_the_values_match():

@@ -2,29 +2,17 @@
 private consts the fare rules use on the device (validator.rules.fares), and the firmware
 never imports it (private consts take no heap; rules/FORMAT.md "EF 0x1A bus record")."""
 
-import ast
 import os
 import re
+
+from fwconsts import module_consts
 
 FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                   "firmware", "validator")
 
 
 def _consts(path):
-    out = {}
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    for n in tree.body:
-        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
-        if isinstance(t, ast.Name):
-            v = n.value
-            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
-                v = v.args[0]
-            try:
-                out[t.id] = ast.literal_eval(v)
-            except ValueError:
-                pass
-    return out
+    return module_consts(path)
 
 
 def test_records_when_compared_with_fares_every_offset_matches():

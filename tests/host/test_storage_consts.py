@@ -2,28 +2,16 @@
 would be a public name and a run-time lookup on the device) agree, and the host-side names
 of private consts equal the firmware's values (FORMAT.md §2-§5)."""
 
-import ast
 import os
+
+from fwconsts import module_consts
 
 FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                   "firmware", "validator", "storage")
 
 
 def _consts(name):
-    out = {}
-    with open(os.path.join(FW, name)) as f:
-        tree = ast.parse(f.read(), name)
-    for n in tree.body:
-        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
-        if isinstance(t, ast.Name):
-            v = n.value
-            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
-                v = v.args[0]
-            try:
-                out[t.id] = ast.literal_eval(v)
-            except ValueError:
-                pass
-    return out
+    return module_consts(os.path.join(FW, name))
 
 
 def test_storage_when_recordlog_copies_journal_slot_classes_they_match():

@@ -6,9 +6,10 @@ they use, and validator.sync.wire_host serves public names to host callers. A co
 from PROTOCOL.md would silently change the wire, so every copy is checked here against wire.py
 (and wire_host against wire.py too)."""
 
-import ast
 import os
 import re
+
+from fwconsts import module_consts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FW = os.path.join(ROOT, "firmware", "validator")
@@ -18,22 +19,7 @@ WIRE_NAME = re.compile(r"^_(HDR|MAC_LEN|CRC_LEN|MAX_PAYLOAD|MAX_FRAME|F_[A-Z]+|T
 
 
 def _consts(rel):
-    """{name: value} of module-level `NAME = const(<literal>)` / `NAME = <literal>`."""
-    path = os.path.join(FW, rel)
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    out = {}
-    for n in tree.body:
-        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
-        if isinstance(t, ast.Name):
-            v = n.value
-            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
-                v = v.args[0]
-            try:
-                out[t.id] = ast.literal_eval(v)
-            except ValueError:
-                pass
-    return out
+    return module_consts(os.path.join(FW, rel))
 
 
 def test_sync_consts_when_modules_copy_wire_values_they_match_wire():

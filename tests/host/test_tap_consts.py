@@ -9,8 +9,9 @@ records), card command layouts (card/ep.py, card-protocol.md §1-§6), the recor
 would silently change a record or an APDU, so every copy is checked here; card.ep_host's
 public names for host callers are checked against card/ep.py the same way."""
 
-import ast
 import os
+
+from fwconsts import module_consts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FW = os.path.join(ROOT, "firmware", "validator")
@@ -18,22 +19,7 @@ COPIES = ("txn/transaction.py", "txn/flat.py", "card/ep.py", "sam/psam.py")
 
 
 def _consts(rel):
-    """{name: value} of module-level `NAME = const(<literal>)` / `NAME = <literal>`."""
-    path = os.path.join(FW, rel)
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    out = {}
-    for n in tree.body:
-        t = n.targets[0] if isinstance(n, ast.Assign) and len(n.targets) == 1 else None
-        if isinstance(t, ast.Name):
-            v = n.value
-            if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const":
-                v = v.args[0]
-            try:
-                out[t.id] = ast.literal_eval(v)
-            except ValueError:
-                pass
-    return out
+    return module_consts(os.path.join(FW, rel))
 
 
 def _source(name, errors, ep, txrec, record):
