@@ -5,10 +5,14 @@ from fw import rig
 from validator.errors import (
     R_CARD_ERROR,
     R_COMM_ERROR,
+    R_FAULT,
     R_OK,
+    R_RECOVERED,
     R_SAM_FAULT,
+    R_STORAGE_FULL,
     R_TAP_AGAIN,
     R_UNSUPPORTED_CARD,
+    StorageError,
 )
 
 MP_HEAP = "1m"  # fixtures: two emulators with their crypto + a RAM NOR image
@@ -351,3 +355,82 @@ def test_txn_edge_when_psam_dies_at_recovery_8072_ride_recovered_psam_faulted():
     assert rec["raw"][TR.O_TXFLAGS] == TR.FL_MAC2_UNVERIFIED
     assert not r.psam.ready and not r.txn.tears.any
     assert r.tap(rig.card(serial=OTHER_SERIAL)).reason == R_SAM_FAULT
+
+
+def _fill(r):
+    """Fill the rig's small log with unacknowledged records (the depot never pulled)."""
+    img = bytearray(128)
+    while not r.records.full:
+        r.records.maintain()
+        if r.records.full:
+            break
+        r.records.append(img)
+    r.records.maintain()  # nothing acknowledged: no block can be erased
+    assert r.records.full
+
+
+def test_txn_edge_when_log_full_storage_full_before_card_or_psam():
+    # FORMAT.md §0.6: a log full of unacknowledged records refuses the tap, and nothing is
+    # started that would need a record: no card command, no PSAM command, no tear context
+    r = rig.Rig()
+    card = rig.card()
+    _fill(r)
+    n = r.records.next_seq
+    sent, psam_bytes = r.reader.count, r.port.written
+    res = r.tap(card)
+    assert res.reason == R_STORAGE_FULL and res.exchanges == 0
+    assert r.reader.count == sent and r.port.written == psam_bytes
+    assert not r.txn.tears.any and not r.tears.load(bytearray(228))
+    assert card.balance == 1000 and r.records.next_seq == n and res.seq == -1
+
+
+class _BrokenFlash:
+    """The log's flash after it failed: every program raises (a worn-out or dead chip)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, k):
+        return getattr(self.inner, k)
+
+    def program(self, addr, buf):
+        raise StorageError("program failed")
+
+
+def test_txn_edge_when_flash_broken_mid_tap_fault_no_debit():
+    r = rig.Rig()
+    card = rig.card()
+    r.idle()
+    r.records.flash = _BrokenFlash(r.flash)
+    r.reader.place(card)
+    res = r.txn.tap(card)
+    assert res.reason == R_FAULT and card.balance == 1000
+
+
+def test_txn_edge_when_last_slot_takes_gray_record_storage_full_and_ride_recovered():
+    # one slot left: the gray record takes it, the debit goes through and the final record
+    # cannot be kept. The tear context stays, and after a sync the card's next tap
+    # records the ride it paid (recovered), not a second debit.
+    r = rig.Rig()
+    n = 0
+    img = bytearray(128)
+    probe = rig.Rig()
+    while True:
+        probe.records.maintain()
+        if probe.records.full:
+            break
+        probe.records.append(img)
+        n += 1
+    for _ in range(n - 1):
+        r.records.maintain()
+        r.records.append(img)
+    card = rig.card()
+    res = r.tap(card)
+    assert res.reason == R_STORAGE_FULL and card.balance == 800
+    assert r.txn.tears.any
+    assert r.tap(card).reason == R_STORAGE_FULL  # until the depot takes the records
+    r.records.ack(r.records.next_seq - 1)
+    r.clock.advance(5)
+    res = r.tap(card)
+    assert res.reason == R_RECOVERED and res.amount == 200 and card.balance == 800
+    assert not r.txn.tears.any

@@ -96,6 +96,9 @@ class Validator:
                     self._before = gc.mem_alloc()
                     self._locked = True
                     micropython.heap_lock()
+                # the processor is the fault boundary (txn.transaction Transaction.tap maps
+                # every ValidatorError to a reason code); only the probe's MemoryError is
+                # caught here
                 r = self.processor.process(info)
             except MemoryError:
                 if self._locked:  # (micropython was imported by the probe above)
@@ -103,14 +106,6 @@ class Validator:
                     self._locked = False
                 self.last_alloc = -1  # the probed tap allocated: heap_lock refused it
                 self.reason = E.R_FAULT
-            except E.NfcError:
-                self.reason = E.R_COMM_ERROR
-            except E.SamError:
-                self.reason = E.R_SAM_FAULT
-            except E.StorageError:
-                self.reason = E.R_STORAGE_FULL
-            except E.ValidatorError:
-                self.reason = E.R_CARD_ERROR
         # the end of the tap path: release the card and start the feedback (still under
         # the heap lock when the tap is probed)
         self.reader.release()

@@ -51,6 +51,7 @@ _R_RECOVERED = const(12)
 _R_CARD_ERROR = const(13)
 _R_UNSUPPORTED_CARD = const(14)
 _R_SAM_FAULT = const(15)
+_R_STORAGE_FULL = const(16)
 _R_COMM_ERROR = const(17)
 _R_FAULT = const(18)
 
@@ -421,6 +422,12 @@ class Transaction:
         res = self.result
         res.clear()
         self._tag += 1
+        if self.records.full:
+            # FORMAT.md §0.6: a log full of unacknowledged records refuses the tap until a
+            # sync. Checked first: nothing is sent to the card or the PSAM and no tear
+            # context is saved, since no record of what followed could be kept.
+            res.reason = _R_STORAGE_FULL
+            return res
         loc = self.local_psam
         if not self.psam.ready and (loc is None or not loc.ready):
             res.reason = _R_SAM_FAULT  # no PSAM at all: nothing is sent to the card
@@ -433,7 +440,11 @@ class Transaction:
         except E.SamError:
             res.reason = _R_SAM_FAULT
         except E.StorageError:
-            res.reason = _R_FAULT
+            # the log filled during this tap (its last slot took the gray record), or the
+            # flash failed; either way a saved tear context stays for the next tap
+            res.reason = _R_STORAGE_FULL if self.records.full else _R_FAULT
+        except E.ValidatorError:
+            res.reason = _R_CARD_ERROR  # any other fault of the tap (CardError)
         return res
 
     def _select(self):
