@@ -152,8 +152,6 @@ def run(board, processor=None, extra_tasks=(), make_processor=None):
     fault = E.R_OK
     if make_processor is not None:
         processor, fault = make_processor(reader)
-    if processor is None:
-        processor = _select_processor(reader)
     v = Validator(board, reader, processor)
     v.fault_state = fault
     if fault:
@@ -174,27 +172,3 @@ def run(board, processor=None, extra_tasks=(), make_processor=None):
     asyncio.run(main())
     return v
 
-
-def _select_processor(reader):
-    """Fallback processor: SELECT the T-Union EP application, charge nothing.
-
-    Used until a transaction engine is configured (and by the foundation tests). Built
-    here, on demand: a booted validator has the engine and never pays for this class."""
-
-    class SelectProcessor:  # also its own Result (reason, amount, balance, seq)
-        amount = 0
-        balance = 0
-        seq = -1
-
-        def __init__(self):
-            self.reason = E.R_OK
-            self._cmd = bytearray(b"\x00\xa4\x04\x00\x08\xa0\x00\x00\x06\x32\x01\x01\x05\x00")
-            self._resp = bytearray(260)
-
-        def process(self, card):
-            n = reader.transmit(self._cmd, len(self._cmd), self._resp)
-            ok = self._resp[n - 2] == 0x90 and self._resp[n - 1] == 0x00
-            self.reason = E.R_OK if ok else E.R_UNSUPPORTED_CARD
-            return self
-
-    return SelectProcessor()

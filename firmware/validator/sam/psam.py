@@ -52,8 +52,6 @@ _BLOCK_KEEPS_SESSION = const(0)
 _BLOCK_KEY_SM4 = const(0x04)  # [INF] SM4 maintenance key id mirrors the SM4 algorithm id
 _ALG_SM4 = const(0x04)  # algorithm id from INITIALIZE (§4 [INF]); 00 = 3DES
 
-_MAC2_BAD = const(1)  # SamError.code for a refused MAC2
-
 # The APDU buffers, one pair for every slot AND the tap engine (txn.transaction uses
 # psam.cmd / psam.resp for the card): one tap talks to one device at a time, and no command
 # is built from the other's buffer (the engine copies what it keeps -- INIT, TAC, challenge

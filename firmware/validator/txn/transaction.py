@@ -396,10 +396,6 @@ class Transaction:
         if m is not None:
             m()
 
-    def process(self, info):
-        """The app's processor interface (validator.app.validator): one tap."""
-        return self.tap(info)
-
     # ---- exchanges --------------------------------------------------------------------------
     def _card(self, n):
         """Send self.cmd[:n] to the card; returns data length, status word in result.sw."""
