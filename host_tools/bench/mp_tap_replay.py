@@ -237,7 +237,6 @@ class Bench:
         from validator.sam.psam import Psam
         from validator.storage import blacklist as bl
         from validator.storage.recordlog import RecordLog, TearStore
-        from validator.txn.flat import FlatFare
         from validator.txn.transaction import Transaction
 
         self.rclock = rig.Clock()
@@ -276,8 +275,7 @@ class Bench:
         self.records = RecordLog(self.flash, _LOG, _WM).mount()
         self.tears = TearStore(self.flash, _TEAR).mount()
         self.blacklist = bl.Blacklist(self.flash, _BL).mount()
-        policy = FlatFare(200, city=0x2900, acquirer=b"\x02\x00\x29\x00\xff\xff\xff\xff",
-                          line=0x0101)
+        policy = rig.flat_policy(200, city=0x2900)  # the fare rules over a flat-fare table
         self.txn = Transaction(self.reader, self.psam, self.clock, policy, self.records,
                                self.tears, self.blacklist, local_city=0x2900, line=0x0101,
                                device_id=b"\x00\x00\x00\x07",

@@ -277,6 +277,24 @@ def rows(log):
     return out
 
 
+LINE = 0x0101  # the rig's bus line
+
+
+def flat_policy(fare=200, city=0x2900, accept=()):
+    """The real fare policy (rules.fares.FarePolicy) over a one-line flat-fare table
+    without transfers or a cap: it needs no card record (READ RECORD) and no EF1A write.
+    accept: (org, city) int pairs visitors must match, 0xFFFF = any."""
+    from emu import farec
+    from validator.rules import fares, table
+
+    desc = {"version": 1, "city": "%04x" % city, "acquirer": "02002900FFFFFFFF",
+            "lines": [{"id": LINE, "fare": fare}],
+            "accept": [{"org": "%04x" % o, "city": "%04x" % c} for o, c in accept]}
+    tables = table.FareTables()
+    assert tables.offer(farec.container(farec.compile_table(desc)), lambda b: True, 0) == 0
+    return fares.FarePolicy(tables, fares.Position(LINE, 0, 0, fares.DOOR_ANY, TERM))
+
+
 class Rig:
     """Clock + emulated MOT PSAM behind the byte-level T=0 link + reader + the real record
     log, tear store and blacklist on an emulated NOR + a flat fare + the Transaction."""
@@ -291,7 +309,6 @@ class Rig:
         from validator.storage import blacklist as bl
         from validator.storage import blacklist_host
         from validator.storage.recordlog import RecordLog, TearStore
-        from validator.txn.flat import FlatFare
 
         self.clock = Clock()
         self.psam_dev = psam or PsamEmu(keys(), terminal_no=TERM)
@@ -318,8 +335,7 @@ class Rig:
             for k in ks:
                 self.blacklist.add(k)
             assert self.blacklist.commit() == bl.OK
-        self.policy = FlatFare(fare, city=city, acquirer=b"\x02\x00\x29\x00\xff\xff\xff\xff",
-                               line=0x0101, accept=accept)
+        self.policy = flat_policy(fare, city, accept)
         self.kw = kw
         self.city = city
         self.txn = self._new_txn()

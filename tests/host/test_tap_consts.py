@@ -2,7 +2,7 @@
 
 On the device a public module-level name costs ~40 B of heap and a `_X = const(..)` costs
 nothing (inlined, name dropped), but const() only inlines inside one module. So the tap
-engine's modules (txn.transaction, txn.flat, card.ep, sam.psam) keep private copies of the
+engine's modules (txn.transaction, card.ep, sam.psam) keep private copies of the
 values they use from elsewhere: reason codes (errors.py: stable numbers, they go into
 records), card command layouts (card/ep.py, card-protocol.md §1-§6), the record image
 (storage/record.py, FORMAT.md §2) and the tear context (txn/record.py). A copy that drifts
@@ -15,7 +15,7 @@ from fwconsts import module_consts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FW = os.path.join(ROOT, "firmware", "validator")
-COPIES = ("txn/transaction.py", "txn/flat.py", "card/ep.py", "sam/psam.py")
+COPIES = ("txn/transaction.py", "card/ep.py", "sam/psam.py")
 
 
 def _consts(rel):

@@ -320,7 +320,7 @@ class Transaction:
     clock      now() -> device seconds
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
                with reason, amount, base, kind, flags, rec1e (48 bytes), write1a, rec1a
-               (128 bytes) -- validator.rules.fares.FarePolicy, or txn.flat.FlatFare
+               (128 bytes) -- validator.rules.fares.FarePolicy
     records    storage.recordlog.RecordLog: append(img) -> seq, next_seq, read(seq, buf)
     tears      storage.journal.TearStore: save(buf), load(buf) -> bool, clear()
     blacklist  storage.blacklist.Blacklist: contains(serial10) -> bool
