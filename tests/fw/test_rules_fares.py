@@ -188,6 +188,22 @@ def test_fares_when_no_table_is_a_fault():
     assert reason_name(res.reason) == "no_tariff" and res.amount == 0
 
 
+def test_fares_when_ride_priced_rule_id_names_policy_entry_and_kind():
+    # Decision.rule (record FARE_RULE, rules/FORMAT.md §3 rule 12): the number of the
+    # policy entry that priced the ride (1 = first, 0 = none matched) << 8 | the kind
+    tb = _table({})
+    res = fares.Decision()
+    w = fares.Position(12, 1, 0, A)
+    for issuer, ctype, entry, kind in ((LOCAL, 0, 0, fares_host.K_FLAT),
+                                       (LOCAL, 1, 1, fares_host.K_FREE),
+                                       (LOCAL, 2, 2, fares_host.K_FLAT),
+                                       (BEIJING, 0, 5, fares_host.K_FLAT),
+                                       (LOCAL, 0x85, 0, fares_host.K_NONE)):
+        c = FareCard(issuer, ctype, 5000, 1)
+        fares.decide(res, tb, T, w, c.ef15, c.ef17, None, c.rec1a, c.balance)
+        assert res.rule == entry << 8 | kind, (issuer, ctype, res.rule)
+
+
 def test_fares_when_flat_ride_1e_record_bytes_are_complete():
     tb = _table({})
     c = FareCard(balance=1000)

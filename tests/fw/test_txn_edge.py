@@ -109,7 +109,7 @@ class _Boarding:
     def __init__(self, kind=3):  # 3 = board (validator.rules.fares kinds)
         self.reason = R_OK
         self.amount = self.base = self.flags = 0
-        self.kind = kind
+        self.kind = self.rule = kind
         self.write1a = True
         self.rec1e = bytearray(48)
         self.rec1a = bytearray(128)
@@ -170,7 +170,7 @@ class _Closed:
     """A policy that refuses every ride (e.g. no valid fare table any more)."""
 
     reason = 19
-    amount = base = kind = flags = 0
+    amount = base = kind = rule = flags = 0
     write1a = False
 
     def needs(self):

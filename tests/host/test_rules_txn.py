@@ -9,7 +9,7 @@ from emu import farec, issuer
 from emu.psam import Psam
 from emu.t0 import T0Card
 from validator.errors import R_OK
-from validator.rules import fares, records, table, table_host
+from validator.rules import fares, fares_host, records, table, table_host
 from validator.util import bcdtime
 
 KEYS = issuer.load_master_keys()
@@ -87,3 +87,19 @@ def test_rules_txn_when_flat_table_needs_nothing_fewer_exchanges():
     assert res1.reason == R_OK and res2.reason == R_OK and res1.amount == res2.amount == 200
     # default-style table: + READ RECORD 1E, + READ RECORD 1A, + 80DC for EF1A
     assert res2.exchanges == n1 + 3, (n1, res2.exchanges)
+
+
+def test_rules_txn_when_ride_priced_record_fare_rule_is_the_rule_id():
+    # FORMAT.md §2 FARE_RULE = the fare rule id that priced the ride (rules/FORMAT.md §3
+    # rule 12): policy entry number in the high byte, the pricing rule (kind) in the low
+    pol = [{"type": "senior", "scope": "local", "pay": "free"},
+           {"type": "any", "scope": "local", "pay": "percent", "value": 100}]
+    r, where = _rig(_table(transfer={}, cap={}, policies=pol))
+    res = r.tap(issuer.issue_card(KEYS, balance=5000))
+    assert res.reason == R_OK and res.amount == 200
+    raw = r.rows()[-1]["raw"]
+    assert raw[90:92] == bytes([2, fares_host.K_FLAT])  # entry 2 (any, local), flat
+    r.clock.advance(120)
+    res = r.tap(issuer.issue_card(KEYS, balance=5000, card_type="senior"))
+    assert res.reason == R_OK and res.amount == 0
+    assert r.rows()[-1]["raw"][90:92] == bytes([1, fares_host.K_FREE])

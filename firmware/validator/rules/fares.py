@@ -185,6 +185,7 @@ _PAY_FREE = const(2)
 _PAY_REFUSE = const(3)
 _POL_TRANSFER = const(1)
 _POL_CAP = const(2)
+_POLICY_LEN = const(8)  # bytes per policy entry
 
 _MAX_FEN = const(0xFFFF)  # line fares are u16 in the table; a stored max never exceeds it
 
@@ -212,12 +213,12 @@ class Decision:
     def __init__(self):
         self.rec1e = bytearray(_E_LEN)  # EF1E record to append (always, when reason R_OK)
         self.rec1a = bytearray(_A_LEN_TOTAL)  # EF1A record 2 to write when write1a
-        self._day = bytearray(4)
         self.clear()
 
     def clear(self):
         self.reason = errors.R_OK
         self.kind = _K_NONE
+        self.rule = 0  # fare rule id (record FARE_RULE): policy entry number << 8 | kind
         self.flags = 0
         self.txtype = 0  # EF1E[0]: 03 boarding, 04 alighting, 06 single ride
         self.base = 0  # undiscounted fare of this ride (table), fen
@@ -277,6 +278,7 @@ def _transfer_ok(tb, now, where, industry, rec1e):
 def _refuse(res, code):
     res.reason = code
     res.kind = _K_NONE
+    res.rule = 0
     res.write1a = False
 
 
@@ -314,9 +316,11 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     po = tb.policy(ef15[28], local)
     if po < 0:
         method, pflags, pval = _PAY_PERCENT, _POL_TRANSFER | _POL_CAP, 100
+        entry = 0  # no entry matched: full fare with transfer and cap rights
     else:
         b = tb.b
         method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
+        entry = (po - tb.o_pol) // _POLICY_LEN + 1
     if method == _PAY_REFUSE:
         _refuse(res, errors.R_CARD_TYPE_REFUSED)
         return res
@@ -333,12 +337,12 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         and _crc16(rec1a, _A_CRC_FROM, _A_CRC) == _get16(rec1a, _A_CRC)
     )
     opened = have1a and rec1a[_A_STATE] == _ST_BOARDED
-    day = res._day
-    sd = (now - tb.day_start) // 86400
-    bcdtime.pack_date(sd * 86400, day, 0)
+    # this tap's service day goes straight to the accumulator field of the record to write
+    day = res.rec1a
+    bcdtime.pack_date((now - tb.day_start) // 86400 * 86400, day, _A_DAY)
     day_total = 0
     day_count = 0
-    if have1a and _get16(rec1a, _A_DAY_CITY) == tb.city and _same(rec1a, _A_DAY, day, 0, 4):
+    if have1a and _get16(rec1a, _A_DAY_CITY) == tb.city and _same(rec1a, _A_DAY, day, _A_DAY, 4):
         day_total = _get16(rec1a, _A_DAY_TOTAL) << 16 | _get16(rec1a, _A_DAY_TOTAL + 2)
         day_count = _get16(rec1a, _A_DAY_COUNT)
 
@@ -441,6 +445,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     res.penalty = penalty
     res.amount = amount
     res.kind = kind
+    res.rule = entry << 8 | kind
     if balance >= 0:
         need = amount
         if ev == _EV_BOARD and (tb.flags & _FLAG_BOARD_NEEDS_MAX):
@@ -502,7 +507,6 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     _copy(a, _A_VEHICLE, where.terminal, 2, 6)
     a[_A_FLAGS] = res.flags if ev != _EV_BOARD else (_F_TRANSFER if reserve else 0)
     a[_A_INDUSTRY] = industry
-    _copy(a, _A_DAY, day, 0, 4)
     _put32(a, _A_DAY_TOTAL, day_total)
     _put16(a, _A_DAY_COUNT, day_count)
     _put16(a, _A_DAY_CITY, tb.city)

@@ -319,8 +319,8 @@ class Transaction:
                None: the local AID is then never selected (single-slot board)
     clock      now() -> device seconds
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
-               with reason, amount, base, kind, flags, rec1e (48 bytes), write1a, rec1a
-               (128 bytes) -- validator.rules.fares.FarePolicy
+               with reason, amount, base, kind, rule, flags, rec1e (48 bytes), write1a,
+               rec1a (128 bytes) -- validator.rules.fares.FarePolicy
     records    storage.recordlog.RecordLog: append(img) -> seq, next_seq, read(seq, buf)
     tears      storage.journal.TearStore: save(buf), load(buf) -> bool, clear()
     blacklist  storage.blacklist.Blacklist: contains(serial10) -> bool
@@ -573,7 +573,8 @@ class Transaction:
                 return self._refuse(_R_CARD_ERROR)
             apdu.copy(self._b, _B_AUTH, self.resp, 0, _AUTH_LEN)
         apdu.put_u32(self.img, _O_FARE_LIST, d.base)
-        self.img[_O_FARE_RULE + 1] = d.kind & 0xFF
+        self.img[_O_FARE_RULE] = (d.rule >> 8) & 0xFF
+        self.img[_O_FARE_RULE + 1] = d.rule & 0xFF
         self.img[_O_FLAGS] = d.flags & 0xFF
         self.img[_O_TXN_TYPE] = _TYPE_CAPP
         capp_ok = True
