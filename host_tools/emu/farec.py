@@ -7,6 +7,7 @@
 # CONTENT only; `ykt fares compile` appends the back-office trailer (sync auth).
 import struct
 
+from validator.sync import auth_host, wire_host
 from validator.util import bcdtime
 
 CARD_TYPES = (
@@ -179,5 +180,5 @@ def container(body, sign=None):
     hand FareTables.offer an accept-all verifier.
     """
     version = struct.unpack(">I", body[8:12])[0]
-    c = b"YKC1" + struct.pack(">BBII", 3, 0, version, len(body)) + body
+    c = auth_host.wrap_content(wire_host.K_FARES, version, body)
     return c + (sign(c) if sign is not None else bytes(32))

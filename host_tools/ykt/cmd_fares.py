@@ -15,7 +15,7 @@ from emu import farec
 from validator.errors import SyncError
 from validator.rules import table as ft
 from validator.rules import table_host
-from validator.sync import auth, auth_host
+from validator.sync import auth, auth_host, wire_host
 from validator.util import bcdtime
 from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_USAGE, CommandError
 
@@ -40,7 +40,7 @@ def build(desc, key):
     """Signed container bytes for a table description (dict)."""
     body = farec.compile_table(desc)
     ft.FareTable(body)  # the firmware parser must accept what we ship
-    return auth_host.make_content(key, table_host.KIND_FARE_TABLE, ft.FareTable(body).version,
+    return auth_host.make_content(key, wire_host.K_FARES, ft.FareTable(body).version,
                                   body)
 
 

@@ -28,7 +28,7 @@ def full_campaign():
 
 def _fill(img, seq):
     record.reset(img)
-    img[record_host.O_STATUS] = record.ST_NORMAL
+    img[record_host.O_STATUS] = record_host.ST_NORMAL
     struct.pack_into(">I", img, record_host.O_AMOUNT, seq * 7)
     for i in range(10):
         img[record_host.O_SERIAL + i] = (seq * 3 + i) & 0xFF

@@ -17,7 +17,7 @@ def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path,
     img = record_host.new_image()
     for q in range(1, 13):
         record.reset(img)
-        img[record_host.O_STATUS] = record.ST_GRAY if q == 12 else record.ST_NORMAL
+        img[record_host.O_STATUS] = record_host.ST_GRAY if q == 12 else record_host.ST_NORMAL
         struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
         lg.append(img)
     lg.ack(5)

@@ -40,8 +40,6 @@ _COLOUR = bytes((
 ))
 _BEEPS = bytes((1, 0, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 1, 3, 3, 3, 3, 2, 3, 3, 3))
 
-_FEEDBACK_MS = const(800)  # how long a result stays on before the idle pattern
-
 
 def colour(reason):
     return _COLOUR[reason] if 0 <= reason < len(_COLOUR) else RED

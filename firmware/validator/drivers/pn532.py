@@ -18,11 +18,9 @@ from micropython import const
 
 from validator.errors import NfcError, NfcTimeout
 
-_CMD_DIAGNOSE = const(0x00)
 _CMD_GET_FIRMWARE_VERSION = const(0x02)
 _CMD_SAM_CONFIGURATION = const(0x14)
 _CMD_RF_CONFIGURATION = const(0x32)
-_CMD_IN_DESELECT = const(0x44)
 # InDataExchange 0x40, InListPassiveTarget 0x4A, InRelease 0x52: built by link.iso14443
 
 _TFI_HOST = const(0xD4)
@@ -45,10 +43,8 @@ _K_NACK = const(2)
 _K_DATA = const(3)
 _K_ERROR = const(4)
 
-# Status-byte error codes (UM0701 §7.1, Table 5); link.iso14443 tests the ones that mean
-# "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared) with private copies.
-_ERR_CRC = const(0x02)
-_ERR_PARITY = const(0x03)
+# Status-byte error codes (UM0701 §7.1, Table 5): status_text() names them; link.iso14443
+# tests the ones that mean "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared).
 
 
 def status_text(code):

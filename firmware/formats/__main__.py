@@ -1,0 +1,5 @@
+import sys
+
+from formats.gen import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""Reason codes, the PSAM 8070 input, storage internals shared between modules, the fare
+table and the fare decision."""
+
+from formats.model import Codes, Layout
+from formats.model import Field as F
+
+REASONS = Codes(
+    "reasons", "reason codes (a tap's outcome; stable: they go into records)",
+    owner="errors.py", public=True,
+    users=("txn/transaction.py", "card/ep.py", "card/ep_host.py",
+           "app/validator.py", "app/feedback.py", "rules/fares.py"),
+    hosts=(), doc=None,
+    items=(
+        ("R_OK", 0, "accepted"),
+        ("R_NO_CARD", 1, "no card in the field"),
+        ("R_MULTIPLE_CARDS", 2, "more than one card"),
+        ("R_BLACKLISTED", 3, "card on the blacklist (locked)"),
+        ("R_EXPIRED", 4, "past the card's end date"),
+        ("R_NOT_YET_VALID", 5, "before the card's start date"),
+        ("R_APP_BLOCKED", 6, "the application is blocked"),
+        ("R_NOT_INTERCONNECT", 7, "not an interconnect card"),
+        ("R_ISSUER_NOT_ACCEPTED", 8, "issuer not accepted here"),
+        ("R_INSUFFICIENT", 9, "insufficient balance"),
+        ("R_ALREADY_PAID", 10, "a repeat tap inside the window"),
+        ("R_TAP_AGAIN", 11, "debit unanswered: present the card again"),
+        ("R_RECOVERED", 12, "a torn debit completed"),
+        ("R_CARD_ERROR", 13, "the card answered an error"),
+        ("R_UNSUPPORTED_CARD", 14, "no supported application"),
+        ("R_SAM_FAULT", 15, "the PSAM is missing or failed"),
+        ("R_STORAGE_FULL", 16, "the record log is full: sync needed"),
+        ("R_COMM_ERROR", 17, "the card left or the reader failed"),
+        ("R_FAULT", 18, "internal fault (flash, ...)"),
+        ("R_NO_TARIFF", 19, "no active fare table, or the line is not in it"),
+        ("R_CARD_TYPE_REFUSED", 20, "the city policy refuses this card type"),
+    ),
+)
+
+PSAM_8070 = Layout(
+    "psam-8070", "PSAM MAC1 request (8070 data)", owner="sam/psam.py", prefix="M_",
+    doc="sam/README.md", size=36,
+    fields=(
+        F("RAND", 0, 4, "hex", "card random from INITIALIZE"),
+        F("ATC", 4, 2, "u16", "offline ATC"),
+        F("AMOUNT", 6, 4, "u32", "fen"),
+        F("TYPE", 10, 1, "x8", "transaction type 06/09"),
+        F("DT", 11, 7, "bcd", "date-time YYYYMMDDhhmmss"),
+        F("KEYVER", 18, 1, "x8", "key version from INITIALIZE"),
+        F("ALG", 19, 1, "x8", "algorithm id from INITIALIZE"),
+        F("F1", 20, 8, "hex", "diversification factor 1: card serial (EF15[12..19])"),
+        F("F2", 28, 8, "hex", "factor 2: issuer id; city code + FF fill for local cards"),
+    ),
+    consts=(
+        ("M_LEN", 36, "request bytes (+ AUTH_LEN for a local card's 80CA code)"),
+        ("TERM_LEN", 6, "PSAM terminal number"),
+        ("DF_LOCAL", b"\x10\x01", "the local issuer's DF in the PSAM ([INF], one constant)"),
+        ("DF_MOT", b"\x80\x11", "the MOT DF (§4 [C2])"),
+        ("F2_CITY", 2, "F2: city code offset"),
+        ("F2_FILL", 0xFF, "F2: fill byte"),
+        ("BLOCK_KEY_USAGE", 0x45, "801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)"),
+        ("BLOCK_KEY_VER", 0x02, "801A key version"),
+        ("BLOCK_KEY_SM4", 0x04, "[INF] SM4 maintenance key id mirrors the SM4 algorithm id"),
+        ("ALG_SM4", 0x04, "algorithm id of SM4 from INITIALIZE ([INF]); 00 = 3DES"),
+    ),
+)
+
+JOURNAL = Codes(
+    "journal-slots", "slot classes of a scanned flash slot", owner="storage/journal.py",
+    users=("storage/recordlog.py",), doc="storage/FORMAT.md",
+    items=(
+        ("BLANK", 0, "all FF"),
+        ("VALID", 1, "CRC matches"),
+        ("CORRUPT", 2, "CRC wrong, commit word programmed: committed, then damaged"),
+        ("TORN", 3, "CRC wrong, commit word FF: the cut hit the body program"),
+    ),
+)
+
+BLACKLIST = Codes(
+    "blacklist-body", "blacklist content body", owner="storage/blacklist.py",
+    hosts=("storage/blacklist_host.py",), doc="storage/FORMAT.md",
+    items=(
+        ("KIND_FULL", 1, "a full list"),
+        ("KIND_DELTA", 2, "changes against a base version"),
+        ("OP_REMOVE", 0, "delta entry: remove the key"),
+        ("OP_ADD", 1, "delta entry: add the key"),
+    ),
+)
+
+FARE_TABLE = Codes(
+    "fare-table", "fare table v1 codes and sizes", owner="rules/table.py",
+    users=("rules/fares.py",), hosts=("rules/table_host.py",), doc="rules/FORMAT.md",
+    items=(
+        ("FT_MAGIC", b"YKFT", "body magic"),
+        ("FORMAT_VERSION", 1, "body format version"),
+        ("HEADER_LEN", 48, "header bytes"),
+        ("LINE_LEN", 12, "bytes per line entry"),
+        ("POLICY_LEN", 8, "bytes per card-type policy entry"),
+        ("ACCEPT_LEN", 4, "bytes per accepted-issuer entry"),
+        ("FLAG_XFER_SAME_LINE", 1, "same line, other vehicle (terminal) counts as a transfer"),
+        ("FLAG_XFER_OTHER_CITY", 2, "previous ride acquired in another city counts"),
+        ("FLAG_BOARD_NEEDS_MAX", 4, "boarding a section line needs balance >= priced max fare"),
+        ("XFER_NONE", 0, "transfer kind: none"),
+        ("XFER_AMOUNT_OFF", 1, "transfer kind: amount off"),
+        ("XFER_PERCENT_OFF", 2, "transfer kind: percent off"),
+        ("XFER_FREE", 3, "transfer kind: free"),
+        ("TAPOFF_CHARGE_MAX", 0, "missing tap-off: charge the entry line's max fare"),
+        ("TAPOFF_CHARGE_NONE", 1, "missing tap-off: charge nothing"),
+        ("PAY_PERCENT", 0, "policy pay: percent of the fare"),
+        ("PAY_FIXED", 1, "policy pay: fixed fare"),
+        ("PAY_FREE", 2, "policy pay: free"),
+        ("PAY_REFUSE", 3, "policy pay: refuse the card type"),
+        ("SCOPE_LOCAL", 0, "policy scope: local cards"),
+        ("SCOPE_VISITING", 1, "policy scope: visiting cards"),
+        ("SCOPE_ANY", 2, "policy scope: any card"),
+        ("POL_TRANSFER", 1, "policy bit0: may get a transfer discount"),
+        ("POL_CAP", 2, "policy bit1: the daily cap applies"),
+        ("ANY_TYPE", 0xFF, "policy card type: any"),
+        ("ANY_CODE", 0xFFFF, "accept entry: any code"),
+        ("IND_RAIL", 1, "industry: rail"),
+        ("IND_BUS", 2, "industry: bus"),
+        ("T_ACTIVE", 0, "install: the table is in force now"),
+        ("T_PENDING", 1, "install: activation time in the future"),
+        ("T_BAD_AUTH", -1, "install: verification failed"),
+        ("T_BAD_FORMAT", -2, "install: framing or parsing failed"),
+        ("T_OLD_VERSION", -3, "install: version not newer than the active one"),
+    ),
+)
+
+NEEDS = Codes(
+    "fare-needs", "what a fare policy needs read from the card (policy.needs() bits)",
+    owner="rules/table.py", users=("txn/transaction.py",),
+    hosts=("rules/table_host.py",), doc="rules/FORMAT.md",
+    items=(
+        ("NEED_1E", 1, "EF 0x1E record 1 (the newest trip record)"),
+        ("NEED_1A", 2, "EF 0x1A record 2 (bus record 2702)"),
+        ("NEED_EF17", 4, "read EF17 for local cards too (visitors always)"),
+    ),
+)
+
+KINDS = Codes(
+    "fare-kinds", "fare decision kinds (Decision.kind)", owner="rules/fares.py",
+    users=("txn/transaction.py",), hosts=("rules/fares_host.py",),
+    doc="rules/FORMAT.md",
+    items=(
+        ("K_NONE", 0, "refused"),
+        ("K_FLAT", 1, "flat fare"),
+        ("K_TRANSFER", 2, "transfer discount"),
+        ("K_BOARD", 3, "section line: entry recorded, 0 charged now"),
+        ("K_SECTION", 4, "section line: alighting, matrix fare"),
+        ("K_CAPPED", 5, "the daily cap applied"),
+        ("K_FREE", 6, "card-type policy: free ride"),
+        ("K_NO_ENTRY", 7, "exit tap with no matching boarding: the line's max fare"),
+    ),
+)
