@@ -334,3 +334,32 @@ class _PolicyCall:
 
     def run(self):
         self.pol.decide(self.now, self.e15, None, self.r1e, self.r1a)
+
+
+def test_fare_policy_when_boarding_needs_max_balance_checked_after_initialize():
+    # on the device the balance is known only from INITIALIZE, which needs the decided
+    # amount: decide() runs without it, then the engine asks afford(balance)
+    ts = table.FareTables()
+    d = _base()
+    d["tapoff"] = {"missing": "charge_max", "window_s": 7200, "board_needs_max": True}
+    assert ts.offer(farec.container(farec.compile_table(d)), lambda b: True, 0) == 0
+    pol = fares.FarePolicy(ts, fares.Position(801, 0, 0, E))
+    c = FareCard(balance=399)
+    res = pol.decide(T, c.ef15, None, None, c.rec1a)
+    assert res.reason == R_OK and res.amount == 0 and res.kind == fares_host.K_BOARD
+    assert pol.afford(400) == R_OK and res.reason == R_OK
+    if MICROPYTHON:
+        assert heap_locked(_AffordCall(pol, 400).run) == 0
+    assert reason_name(pol.afford(399)) == "insufficient_balance"
+    assert res.reason == pol.afford(399) and res.kind == fares_host.K_NONE
+    pol.where.line = 12  # a flat ride needs its fare only (the card's INITIALIZE checks it)
+    res = pol.decide(T + 60, c.ef15, None, None, c.rec1a)
+    assert res.amount == 200 and pol.afford(200) == R_OK
+
+
+class _AffordCall:
+    def __init__(self, pol, bal):
+        self.pol, self.bal = pol, bal
+
+    def run(self):
+        self.pol.afford(self.bal)

@@ -123,6 +123,9 @@ class _Boarding:
     def decide(self, now, ef15, ef17, rec1e, rec1a):
         return self
 
+    def afford(self, balance):
+        return R_OK
+
 
 def test_txn_edge_when_boarding_needs_ef1a_and_card_lacks_capp_refused():
     r = rig.Rig()

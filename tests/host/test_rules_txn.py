@@ -8,7 +8,7 @@ from fw import rig
 from emu import farec, issuer
 from emu.psam import Psam
 from emu.t0 import T0Card
-from validator.errors import R_OK
+from validator.errors import R_INSUFFICIENT, R_OK
 from validator.rules import fares, fares_host, records, table, table_host
 from validator.util import bcdtime
 
@@ -103,3 +103,26 @@ def test_rules_txn_when_ride_priced_record_fare_rule_is_the_rule_id():
     res = r.tap(issuer.issue_card(KEYS, balance=5000, card_type="senior"))
     assert res.reason == R_OK and res.amount == 0
     assert r.rows()[-1]["raw"][90:92] == bytes([1, fares_host.K_FREE])
+
+
+def test_rules_txn_when_board_needs_max_card_balance_from_initialize_decides():
+    # BOARD_NEEDS_MAX: boarding section line 801 (max fare 400) needs a balance of 400.
+    # The balance is the card's, from INITIALIZE (the amount sent there is the boarding's
+    # 0): no extra exchange, and a refused boarding stops before the PSAM's 8070.
+    desc = _table(tapoff={"board_needs_max": True})
+    r, where = _rig(desc)
+    where.line, where.stop, where.door = 801, 0, fares.DOOR_ENTRY
+    poor = issuer.issue_card(KEYS, balance=300)
+    res = r.tap(poor)
+    assert res.reason == R_INSUFFICIENT
+    assert res.exchanges == 4  # SELECT, READ RECORD 1E, READ RECORD 1A, INITIALIZE
+    assert poor.balance == 300 and not records.bus_record_ok(poor.ef1a[2])
+    row = r.rows()[-1]
+    assert row["status"] == "refused" and row["balance_before"] == 300
+    r.clock.advance(120)
+    rich = issuer.issue_card(KEYS, balance=400, serial="03104770040067442803")
+    res = r.tap(rich)
+    assert res.reason == R_OK and rich.ef1a[2][records.A_STATE] == records.ST_BOARDED
+    r2, w2 = _rig(_table())  # the same boarding without the flag: as many exchanges
+    w2.line, w2.stop, w2.door = 801, 0, fares.DOOR_ENTRY
+    assert r2.tap(issuer.issue_card(KEYS, balance=400)).exchanges == res.exchanges

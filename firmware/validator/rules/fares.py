@@ -282,6 +282,18 @@ def _refuse(res, code):
     res.write1a = False
 
 
+def _afford(res, tb, balance):
+    """Refuse the decided ride (R_INSUFFICIENT) unless balance, in fen before the tap,
+    covers it: its amount, plus the line's priced max fare for a boarding under
+    BOARD_NEEDS_MAX (the EF1A max fare, what a missing tap-off would cost). -> res.reason"""
+    need = res.amount
+    if res.txtype == _TT_BOARD and tb.flags & _FLAG_BOARD_NEEDS_MAX:
+        need += _get16(res.rec1a, _A_MAXFARE) << 16 | _get16(res.rec1a, _A_MAXFARE + 2)
+    if balance < need:
+        _refuse(res, errors.R_INSUFFICIENT)
+    return res.reason
+
+
 def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     """Fare decision for one tap; fills res (a Decision). Allocates nothing.
 
@@ -292,7 +304,9 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     ef17     EF 0x17 (>= 10 bytes) or None when not read: [8..9] interconnect kind
     rec1e    EF 0x1E record 1 (newest, 48 bytes) or None (needed if tb.needs() & NEED_1E)
     rec1a    EF 0x1A record 2 (128 bytes) or None (needed if tb.needs() & NEED_1A)
-    balance  card balance in fen before the tap, or -1 to skip the sufficiency check
+    balance  card balance in fen before the tap, or -1 when not known yet: the tap engine
+             learns it from INITIALIZE, which needs the decided amount, and then asks
+             FarePolicy.afford(balance)
     """
     res.clear()
     if tb is None:
@@ -446,13 +460,6 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     res.amount = amount
     res.kind = kind
     res.rule = entry << 8 | kind
-    if balance >= 0:
-        need = amount
-        if ev == _EV_BOARD and (tb.flags & _FLAG_BOARD_NEEDS_MAX):
-            need += _price(method, pval, linemax)
-        if balance < need:
-            _refuse(res, errors.R_INSUFFICIENT)
-            return res
 
     # -- EF1E record (§2.6): every accepted tap appends one
     e = res.rec1e
@@ -477,6 +484,8 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
 
     # -- EF1A record 2: section state, accumulator, or closing a dangling boarding
     if stops == 0 and not tb.cap and not opened:
+        if balance >= 0:
+            _afford(res, tb, balance)
         return res
     res.write1a = True
     a = res.rec1a
@@ -520,6 +529,8 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     a[_A_MARK] = _A_MARK_BYTE
     a[_A_VER] = _A_VERSION
     _put16(a, _A_CRC, _crc16(a, _A_CRC_FROM, _A_CRC))
+    if balance >= 0:
+        _afford(res, tb, balance)
     return res
 
 
@@ -531,15 +542,17 @@ class FarePolicy:
       where   Position, updated in place by the app (line, stop, direction, door, terminal)
     needs() -> NEED_* bits for the current table and line (which records to READ)
     decide(now, ef15, ef17, rec1e, rec1a) -> the Decision (reason, amount, rec1e, write1a,
-      rec1a, ...). `balance` is -1 (unknown) unless the app sets it before the tap: the
-      card's own INITIALIZE refuses an amount above the balance anyway.
+      rec1a, ...), made without the balance: the engine learns it from INITIALIZE, and
+      INITIALIZE carries the amount decided here (card-protocol.md §3)
+    afford(balance) -> R_OK or R_INSUFFICIENT (the Decision is then refused): the engine
+      asks it with INITIALIZE's balance before the PSAM's 8070, so BOARD_NEEDS_MAX sees
+      the card's real balance without another exchange
     """
 
     def __init__(self, tables, where):
         self.tables = tables
         self.where = where
         self.res = Decision()
-        self.balance = -1
 
     def needs(self):
         tb = self.tables.active
@@ -549,4 +562,7 @@ class FarePolicy:
 
     def decide(self, now, ef15, ef17, rec1e, rec1a):
         return decide(self.res, self.tables.current(now), now, self.where, ef15, ef17, rec1e,
-                      rec1a, self.balance)
+                      rec1a, -1)
+
+    def afford(self, balance):
+        return _afford(self.res, self.tables.active, balance)

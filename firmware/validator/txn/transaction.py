@@ -7,6 +7,7 @@
 #   checks: dates, repeat window, tear context, blacklist (-> APPLICATION BLOCK)
 #   policy.decide -> fare + EF1E record
 #   INITIALIZE FOR CAPP PURCHASE (balance, ATC, key version, alg, random)
+#   policy.afford(balance) (e.g. a boarding that needs the line's max fare)
 #   PSAM 8070 (TTSN, MAC1)
 #   UPDATE CAPP DATA CACHE 80DC 1E (and 1A when the policy asks)
 #   persist tear context + gray record
@@ -320,7 +321,8 @@ class Transaction:
     clock      now() -> device seconds
     policy     needs() -> NEED_* bits; decide(now, ef15, ef17, rec1e, rec1a) -> object
                with reason, amount, base, kind, rule, flags, rec1e (48 bytes), write1a,
-               rec1a (128 bytes) -- validator.rules.fares.FarePolicy
+               rec1a (128 bytes); afford(balance) -> R_OK or a refusal, asked with
+               INITIALIZE's balance -- validator.rules.fares.FarePolicy
     records    storage.recordlog.RecordLog: append(img) -> seq, next_seq, read(seq, buf)
     tears      storage.journal.TearStore: save(buf), load(buf) -> bool, clear()
     blacklist  storage.blacklist.Blacklist: contains(serial10) -> bool
@@ -590,6 +592,13 @@ class Transaction:
                 # on other lines a simple purchase (type 06) goes ahead without the EF1A
                 # day-total update, so such a card pays the fare but is never capped
                 return self._refuse(_R_UNSUPPORTED_CARD)
+            # the fare was decided without the balance (INITIALIZE needs the amount); the
+            # policy checks INITIALIZE's balance now, before the PSAM is involved
+            bal = apdu.get_u32(self._b, _B_INIT + _INIT_BAL)
+            code = self.policy.afford(bal)
+            if code != _R_OK:
+                apdu.put_u32(self.img, _O_BAL_BEFORE, bal)
+                return self._refuse(code)
             code = self._purchase(capp_ok, amount, d, now)
             if code == _NO_CAPP and capp_ok:
                 capp_ok = False
