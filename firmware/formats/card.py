@@ -64,12 +64,12 @@ PROVE = Layout(
 )
 
 EF1E = Layout(
-    "ef1e", "EF1E trip record (48 bytes, cyclic)", owner="card/ep.py", prefix="R1E_",
-    users=TAP + ("rules/fares.py",), hosts=("card/ep_host.py",), doc="rules/FORMAT.md",
+    "ef1e", "EF1E trip record (48 bytes, cyclic)", owner="card/ep.py", prefix="E_",
+    users=TAP + ("rules/fares.py",), hosts=("rules/records.py",), doc="rules/FORMAT.md",
     size=48,
     fields=(
         F("TYPE", 0, 1, "x8", "03 boarding, 04 alighting, 06 single ride (flat)"),
-        F("TERM", 1, 8, "hex", "00 00 + 6-byte PSAM terminal number (S5, S6)"),
+        F("TERMINAL", 1, 8, "hex", "00 00 + 6-byte PSAM terminal number (S5, S6)"),
         F("INDUSTRY", 9, 1, "x8", "01 rail, 02 bus"),
         F("LINE", 10, 2, "u16", "line (S1: line(2) station(2) operator(2) RFU(1))"),
         F("STATION", 12, 2, "u16", "station/stop"),
@@ -78,13 +78,13 @@ EF1E = Layout(
           codes="ride-flags"),
         F("AMOUNT", 17, 4, "u32", "fen actually debited (fare + penalty)"),
         F("BALANCE", 21, 4, "u32", "balance after the transaction"),
-        F("DATETIME", 25, 7, "bcd", "YYYYMMDDhhmmss"),
+        F("TIME", 25, 7, "bcd", "date-time YYYYMMDDhhmmss"),
         F("CITY", 32, 2, "bcd", "acquirer city code"),
-        F("ACQUIRER", 34, 8, "hex", "acquirer institution id"),
+        F("ACQ", 34, 8, "hex", "acquirer institution id"),
         F("RFU", 42, 6, "none", "00"),
     ),
     consts=(
-        ("REC1E_LEN", 48, "record bytes"),
+        ("E_LEN", 48, "record bytes"),
         ("TT_BOARD", 0x03, "TYPE: boarding a section line"),
         ("TT_ALIGHT", 0x04, "TYPE: alighting"),
         ("TT_SINGLE", 0x06, "TYPE: single ride (flat)"),
@@ -93,7 +93,7 @@ EF1E = Layout(
 
 RIDE_FLAGS = Codes(
     "ride-flags", "ride flags (EF1E FLAGS, record FLAGS, EF1A FLAGS)", owner="rules/fares.py",
-    users=TAP, hosts=("rules/fares_host.py",), doc="rules/FORMAT.md",
+    users=TAP, hosts=("rules/records.py",), doc="rules/FORMAT.md",
     items=(
         ("F_TRANSFER", 1, "transfer: this ride used (or, boarding, reserved) the transfer"),
         ("F_CAPPED", 2, "capped: the daily cap reduced this fare"),
@@ -103,7 +103,7 @@ RIDE_FLAGS = Codes(
 
 EF1A = Layout(
     "ef1a", "EF1A bus record 2702 (128 bytes; yikatong layout from MARK on)",
-    owner="rules/fares.py", prefix="A_", hosts=("rules/fares_host.py",), doc="rules/FORMAT.md",
+    owner="rules/fares.py", prefix="A_", hosts=("rules/records.py",), doc="rules/FORMAT.md",
     size=128,
     fields=(
         F("ID", 0, 2, "hex", "27 02"),

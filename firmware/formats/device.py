@@ -63,6 +63,30 @@ PSAM_8070 = Layout(
     ),
 )
 
+SAM_LINK = Codes(
+    "sam-link-codes", "SamError codes of the PSAM T=0 link (SamError.code)",
+    owner="link/iso7816.py", hosts=("link/iso7816_host.py",), doc="sam/README.md",
+    items=(
+        ("SAM_NO_ATR", 1, "no ATR after reset"),
+        ("SAM_BAD_ATR", 2, "malformed ATR (TS, TCK, length)"),
+        ("SAM_TIMEOUT", 3, "no answer within the work waiting time"),
+        ("SAM_PROTOCOL", 4, "a procedure byte or answer the T=0 rules do not allow"),
+        ("SAM_ECHO", 5, "the line echo did not match what was sent"),
+        ("SAM_PPS", 6, "PPS exchange refused or garbled"),
+        ("SAM_OVERFLOW", 7, "answer longer than the buffer"),
+    ),
+)
+
+ATR_TS = Codes(
+    "atr-ts", "ATR initial character TS (ISO/IEC 7816-3 §8.1)", owner="link/iso7816.py",
+    hosts=("link/iso7816_host.py",), doc="sam/README.md", hexfmt=True,
+    items=(
+        ("TS_DIRECT", 0x3B, "direct convention"),
+        ("TS_INVERSE", 0x3F, "inverse convention"),
+        ("TS_INVERSE_SEEN", 0x03, "inverse-convention TS read by a direct-convention UART"),
+    ),
+)
+
 JOURNAL = Codes(
     "journal-slots", "slot classes of a scanned flash slot", owner="storage/journal.py",
     users=("storage/recordlog.py",), doc="storage/FORMAT.md",

@@ -276,7 +276,8 @@ def host_block(idx, rel, src, adopt=False):
                 lines.append("    )),")
             lines.append(")")
         else:
-            cn = e.name.upper().replace("-", "_") + "_CODES"
+            cn = e.name.upper().replace("-", "_")
+            cn = cn if cn.endswith("_CODES") else cn + "_CODES"
             lines.append("%s = (  # (column, value)" % cn)
             for n, v, _ in e.names():
                 if isinstance(v, int):

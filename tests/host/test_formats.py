@@ -171,3 +171,20 @@ def test_formats_when_mac2_flags_are_set_they_reach_the_depot_export(tmp_path):
     assert [(r["mac2_unverified"], r["mac2_bad"]) for r in rows] == [
         ("0", "0"), ("1", "0"), ("0", "1")]
     assert all(r["key_index"] == "3" and r["transfer"] == "1" for r in rows)
+
+
+def test_formats_when_inverse_convention_table_is_literal_it_matches_iso7816_3():
+    from validator.link import iso7816, iso7816_host
+
+    assert iso7816._INV == bytes(iso7816_host.conv(x) for x in range(256))
+    assert all(iso7816._INV[iso7816._INV[x]] == x for x in range(256))  # its own inverse
+    assert iso7816._INV[iso7816_host.TS_INVERSE_SEEN] == iso7816_host.TS_INVERSE
+
+
+def test_formats_when_firmware_psam_selects_a_df_the_emulated_psam_has_it():
+    from emu import psam as emu_psam
+
+    psam = _entry("psam-8070")
+    consts = {n: v for n, v, _ in psam.consts}
+    assert consts["DF_LOCAL"] == emu_psam.DF_LOCAL  # [INF] one constant on both sides (§4)
+    assert consts["DF_MOT"] == b"\x80\x11"  # §4 [C2]

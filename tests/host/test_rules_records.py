@@ -1,28 +1,13 @@
-"""Tier 2: validator.rules.records (host-side names of the card record layouts) equals the
-private consts the fare rules use on the device (validator.rules.fares), and the firmware
-never imports it (private consts take no heap; rules/FORMAT.md "EF 0x1A bus record")."""
+"""Tier 2: validator.rules.records (host-side names of the card record layouts, generated
+from the registry like the fare rules' private consts: tests/host/test_formats.py) shares
+the firmware's codec, and the firmware never imports it (rules/FORMAT.md "EF 0x1A bus
+record")."""
 
 import os
 import re
 
-from fwconsts import module_consts
-
 FW = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                   "firmware", "validator")
-
-
-def _consts(path):
-    return module_consts(path)
-
-
-def test_records_when_compared_with_fares_every_offset_matches():
-    fw = _consts(os.path.join(FW, "rules", "fares.py"))
-    host = _consts(os.path.join(FW, "rules", "records.py"))
-    assert len(host) >= 45
-    for name, v in host.items():
-        priv = name if name.startswith("_") else "_" + name
-        assert fw.get(priv) == v, "records.%s=%r but fares.%s=%r" % (name, v, priv, fw.get(priv))
-    assert [n for n in host if n in fw and n[0] != "_"] == []  # none public in the firmware
 
 
 def test_records_when_firmware_sources_are_scanned_nothing_imports_it():
@@ -45,15 +30,6 @@ def test_records_when_host_codec_used_it_is_the_firmware_codec():
     assert records.bus_record_ok(r)
     r[40] ^= 1
     assert not records.bus_record_ok(r)
-
-
-def test_rules_when_fares_copies_table_consts_the_values_match():
-    fw = _consts(os.path.join(FW, "rules", "fares.py"))
-    tb = _consts(os.path.join(FW, "rules", "table.py"))
-    shared = [n for n in fw if n in tb and n[:2] in ("_F", "_X", "_T", "_P")]
-    assert len(shared) >= 14
-    for n in shared:
-        assert fw[n] == tb[n], "fares.%s=%r, table.%s=%r" % (n, fw[n], n, tb[n])
 
 
 def test_rules_when_crc_table_regenerated_from_the_polynomial_it_matches():

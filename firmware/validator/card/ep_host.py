@@ -77,39 +77,6 @@ PROVE_ANSWER_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..)
     ("mac2", 0, 4, "hex", None),
     ("tac", 4, 4, "hex", None),
 )
-# EF1E trip record (48 bytes, cyclic) (rules/FORMAT.md)
-R1E_TYPE = 0  # 03 boarding, 04 alighting, 06 single ride (flat)
-R1E_TERM = 1  # 00 00 + 6-byte PSAM terminal number (S5, S6)
-R1E_INDUSTRY = 9  # 01 rail, 02 bus
-R1E_LINE = 10  # line (S1: line(2) station(2) operator(2) RFU(1))
-R1E_STATION = 12  # station/stop
-R1E_OPERATOR = 14  # operator, 0 here
-R1E_FLAGS = 16  # the RFU byte: yikatong ride flags; 0 on foreign records
-R1E_AMOUNT = 17  # fen actually debited (fare + penalty)
-R1E_BALANCE = 21  # balance after the transaction
-R1E_DATETIME = 25  # YYYYMMDDhhmmss
-R1E_CITY = 32  # acquirer city code
-R1E_ACQUIRER = 34  # acquirer institution id
-R1E_RFU = 42  # 00
-REC1E_LEN = 48  # record bytes
-TT_BOARD = 3  # TYPE: boarding a section line
-TT_ALIGHT = 4  # TYPE: alighting
-TT_SINGLE = 6  # TYPE: single ride (flat)
-EF1E_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("type", 0, 1, "x8", None),
-    ("term", 1, 8, "hex", None),
-    ("industry", 9, 1, "x8", None),
-    ("line", 10, 2, "u16", None),
-    ("station", 12, 2, "u16", None),
-    ("operator", 14, 2, "u16", None),
-    ("flags", 16, 1, "flags8", (("transfer", 1), ("capped", 2), ("penalty", 4))),
-    ("amount", 17, 4, "u32", None),
-    ("balance", 21, 4, "u32", None),
-    ("datetime", 25, 7, "bcd", None),
-    ("city", 32, 2, "bcd", None),
-    ("acquirer", 34, 8, "hex", None),
-    ("rfu", 42, 6, "none", None),
-)
 # formats:end
 
 # GET CHALLENGE answers data on 9000 only; APPLICATION BLOCK: an already locked card (9303)
