@@ -282,6 +282,173 @@ def _refuse(res, code):
     res.write1a = False
 
 
+def _accept(res, tb, li, ef15, ef17):
+    """Acceptance and the card-type policy (FORMAT.md §3 rules 1-3): the offset of the
+    policy entry that applies, -1 when none does (full fare with transfer and cap rights),
+    or -2 when the tap is refused (res says why)."""
+    if li < 0:
+        _refuse(res, errors.R_NO_TARIFF)
+        return -2
+    # local by city code, visitors by the interconnect whitelist (§2.1, §2.3, §7)
+    city = _get16(ef15, 2)
+    local = city == tb.city
+    if not local:
+        if not tb.accepted(_get16(ef15, 0), city):
+            _refuse(res, errors.R_ISSUER_NOT_ACCEPTED)
+            return -2
+        if ef17 is not None and ef17[8] == 0 and ef17[9] == 0:
+            _refuse(res, errors.R_NOT_INTERCONNECT)
+            return -2
+    po = tb.policy(ef15[28], local)
+    if po >= 0 and tb.b[po + 2] == _PAY_REFUSE:
+        _refuse(res, errors.R_CARD_TYPE_REFUSED)
+        return -2
+    return po
+
+
+def _ride(res, tb, li, now, where, rec1a, opened):
+    """Which ride this tap is (FORMAT.md §3 rules 4-6): the event, or -1 when the tap is a
+    double tap (refused). Sets res.base (the list fare), res.kind and res.penalty (the
+    missing tap-off of a boarding this tap leaves open)."""
+    stops = tb.line_stops(li)
+    ev = _EV_SINGLE
+    if stops:
+        match = False
+        if opened and _get16(rec1a, _A_LINE) == where.line:
+            et = bcdtime.unpack_datetime(rec1a, _A_ENTRY_TIME)
+            match = et >= 0 and 0 <= now - et <= tb.tapoff_window
+        if match and where.door != DOOR_EXIT and _get16(rec1a, _A_ENTRY_STOP) == where.stop:
+            # a second tap where the ride began is a double tap, not a ride of zero stops
+            _refuse(res, errors.R_ALREADY_PAID)
+            return -1
+        if where.door == DOOR_ENTRY:
+            ev = _EV_BOARD
+        elif where.door == DOOR_EXIT:
+            ev = _EV_ALIGHT if match else _EV_NO_ENTRY
+        else:
+            ev = _EV_ALIGHT if match else _EV_BOARD
+    if opened and ev != _EV_ALIGHT:
+        res.flags |= _F_PENALTY
+        if tb.tapoff_policy == _TAPOFF_CHARGE_MAX:
+            p = _get16(rec1a, _A_MAXFARE) << 16 | _get16(rec1a, _A_MAXFARE + 2)
+            res.penalty = p if p < _MAX_FEN else _MAX_FEN
+    base = tb.line_fare(li)  # the flat fare, or the line's max fare
+    if ev == _EV_SINGLE:
+        res.kind = _K_FLAT
+    elif ev == _EV_BOARD:
+        base = 0
+        res.kind = _K_BOARD
+    elif ev == _EV_ALIGHT:
+        es = _get16(rec1a, _A_ENTRY_STOP)
+        if es < stops and where.stop < stops:  # else charge as far as the line goes
+            base = tb.section_fare(li, es, where.stop)
+        res.kind = _K_SECTION
+    else:
+        res.kind = _K_NO_ENTRY
+    res.base = base
+    return ev
+
+
+def _transfer(res, tb, now, where, ev, maxfare, industry, rec1e, rec1a):
+    """The journey's one transfer discount (FORMAT.md §3 rule 8): decided at boarding from
+    EF1E record 1, applied at alighting from the EF1A reservation. Lowers res.fare; returns
+    True when a boarding reserves the discount. maxfare: the line's max fare for this card."""
+    if ev == _EV_ALIGHT:
+        if not rec1a[_A_FLAGS] & _F_TRANSFER:
+            return False
+    elif not _transfer_ok(tb, now, where, industry, rec1e):
+        return False
+    if ev == _EV_BOARD:
+        if maxfare > 0:  # reserve the journey's one discount only if the ride can cost
+            res.flags |= _F_TRANSFER
+            return True
+        return False
+    fare = res.fare
+    k = tb.xfer_kind  # the transfer discount (FORMAT.md "transfer kinds")
+    if k == _XFER_FREE:
+        d = fare
+    elif k == _XFER_AMOUNT_OFF:
+        d = tb.xfer_value if tb.xfer_value < fare else fare
+    elif k == _XFER_PERCENT_OFF:
+        d = fare * tb.xfer_value // 100
+    else:
+        d = 0
+    if d > 0:
+        res.fare = fare - d
+        res.flags |= _F_TRANSFER
+        if res.kind != _K_FREE:
+            res.kind = _K_TRANSFER
+    return False
+
+
+def _records(res, tb, now, where, ev, industry, rec1a, maxfare, reserve, day_total, day_count,
+             balance):
+    """Fill the records an accepted tap writes (FORMAT.md §2.2, §2.3): EF1E always, EF1A
+    record 2 when res.write1a (its accumulator date is already in place)."""
+    e = res.rec1e
+    if ev == _EV_SINGLE:
+        res.txtype = _TT_SINGLE
+    elif ev == _EV_BOARD:
+        res.txtype = _TT_BOARD
+    else:
+        res.txtype = _TT_ALIGHT
+    e[_E_TYPE] = res.txtype
+    _copy(e, _E_TERMINAL, where.terminal, 0, 8)
+    e[_E_INDUSTRY] = industry
+    _put16(e, _E_LINE, where.line)
+    _put16(e, _E_STATION, where.stop)
+    e[_E_FLAGS] = res.flags
+    _put32(e, _E_AMOUNT, res.amount)
+    if balance >= 0:
+        _put32(e, _E_BALANCE, balance - res.amount)
+    bcdtime.pack_datetime(now, e, _E_TIME)
+    _put16(e, _E_CITY, tb.city)
+    _copy(e, _E_ACQ, tb.acq, 0, 8)
+    if not res.write1a:
+        return
+    a = res.rec1a
+    a[_A_STATE] = _ST_BOARDED if ev == _EV_BOARD else _ST_CLOSED
+    if ev == _EV_ALIGHT:  # keep the entry half of the record
+        _copy(a, _A_ENTRY_CITY, rec1a, _A_ENTRY_CITY, 2)
+        _copy(a, _A_ENTRY_ACQ, rec1a, _A_ENTRY_ACQ, 8)
+        _copy(a, _A_ENTRY_STOP, rec1a, _A_ENTRY_STOP, 2)
+        _copy(a, _A_ENTRY_TERM, rec1a, _A_ENTRY_TERM, 8)
+        _copy(a, _A_ENTRY_TIME, rec1a, _A_ENTRY_TIME, 7)
+    else:
+        _put16(a, _A_ENTRY_CITY, tb.city)
+        _copy(a, _A_ENTRY_ACQ, tb.acq, 0, 8)
+        _put16(a, _A_ENTRY_STOP, where.stop)
+        _copy(a, _A_ENTRY_TERM, where.terminal, 0, 8)
+        bcdtime.pack_datetime(now, a, _A_ENTRY_TIME)
+    if ev != _EV_BOARD:
+        _put16(a, _A_EXIT_CITY, tb.city)
+        _copy(a, _A_EXIT_ACQ, tb.acq, 0, 8)
+        _put16(a, _A_EXIT_STOP, where.stop)
+        _copy(a, _A_EXIT_TERM, where.terminal, 0, 8)
+        bcdtime.pack_datetime(now, a, _A_EXIT_TIME)
+        _put32(a, _A_MAXFARE, res.fare)
+    else:
+        _put32(a, _A_MAXFARE, maxfare)
+    a[_A_DIRECTION] = where.direction & 0xFF
+    _put16(a, _A_LINE, where.line)
+    _copy(a, _A_VEHICLE, where.terminal, 2, 6)
+    a[_A_FLAGS] = res.flags if ev != _EV_BOARD else (_F_TRANSFER if reserve else 0)
+    a[_A_INDUSTRY] = industry
+    _put32(a, _A_DAY_TOTAL, day_total)
+    _put16(a, _A_DAY_COUNT, day_count)
+    _put16(a, _A_DAY_CITY, tb.city)
+    # seal: the constant 2702 header and the CRC-16 over bytes 14..125 (FORMAT.md §2)
+    a[0] = 0x27
+    a[1] = 0x02
+    a[_A_LEN] = 0x7D
+    a[_A_VALID] = 1
+    a[_A_IC] = 1
+    a[_A_LOCK] = 0
+    a[_A_MARK] = _A_MARK_BYTE
+    a[_A_VER] = _A_VERSION
+    _put16(a, _A_CRC, _crc16(a, _A_CRC_FROM, _A_CRC))
+
+
 def _afford(res, tb, balance):
     """Refuse the decided ride (R_INSUFFICIENT) unless balance, in fen before the tap,
     covers it: its amount, plus the line's priced max fare for a boarding under
@@ -307,44 +474,27 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
     balance  card balance in fen before the tap, or -1 when not known yet: the tap engine
              learns it from INITIALIZE, which needs the decided amount, and then asks
              FarePolicy.afford(balance)
+
+    The steps, in the order of FORMAT.md §3: _accept (table, acceptance, policy), the
+    card's EF1A state, _ride (event, penalty, list fare), price, _transfer, cap, _records
+    (EF1E, EF1A), _afford (balance).
     """
     res.clear()
     if tb is None:
         _refuse(res, errors.R_NO_TARIFF)
         return res
     li = tb.line_index(where.line)
-    if li < 0:
-        _refuse(res, errors.R_NO_TARIFF)
+    po = _accept(res, tb, li, ef15, ef17)
+    if po < -1:
         return res
-    # -- acceptance: local by city code, visitors by the interconnect whitelist (§2.1, §2.3, §7)
-    org = _get16(ef15, 0)
-    city = _get16(ef15, 2)
-    local = city == tb.city
-    if not local:
-        if not tb.accepted(org, city):
-            _refuse(res, errors.R_ISSUER_NOT_ACCEPTED)
-            return res
-        if ef17 is not None and ef17[8] == 0 and ef17[9] == 0:
-            _refuse(res, errors.R_NOT_INTERCONNECT)
-            return res
-    po = tb.policy(ef15[28], local)
     if po < 0:
         method, pflags, pval = _PAY_PERCENT, _POL_TRANSFER | _POL_CAP, 100
-        entry = 0  # no entry matched: full fare with transfer and cap rights
     else:
         b = tb.b
         method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
-        entry = (po - tb.o_pol) // _POLICY_LEN + 1
-    if method == _PAY_REFUSE:
-        _refuse(res, errors.R_CARD_TYPE_REFUSED)
-        return res
 
-    industry = tb.line_industry(li)
-    stops = tb.line_stops(li)
-    linemax = tb.line_fare(li)
-
-    # -- the card's own bus record: open entry + daily accumulator (FORMAT.md §EF1A)
-    # a 2702 record in this layout with a good CRC; else its state is ignored (FORMAT.md §2)
+    # -- the card's own bus record: open entry + daily accumulator. Only a 2702 record in
+    # this layout with a good CRC counts; else its state is ignored (FORMAT.md §2.3)
     have1a = (
         rec1a is not None and len(rec1a) >= _A_LEN_TOTAL and rec1a[0] == 0x27
         and rec1a[1] == 0x02 and rec1a[_A_MARK] == _A_MARK_BYTE and rec1a[_A_VER] == _A_VERSION
@@ -360,175 +510,41 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         day_total = _get16(rec1a, _A_DAY_TOTAL) << 16 | _get16(rec1a, _A_DAY_TOTAL + 2)
         day_count = _get16(rec1a, _A_DAY_COUNT)
 
-    # -- which event is this tap
-    if stops == 0:
-        ev = _EV_SINGLE
-    else:
-        match = False
-        if opened and _get16(rec1a, _A_LINE) == where.line:
-            et = bcdtime.unpack_datetime(rec1a, _A_ENTRY_TIME)
-            match = et >= 0 and 0 <= now - et <= tb.tapoff_window
-        if match and where.door != DOOR_EXIT and _get16(rec1a, _A_ENTRY_STOP) == where.stop:
-            # a second tap where the ride began is a double tap, not a ride of zero stops
-            _refuse(res, errors.R_ALREADY_PAID)
-            return res
-        if where.door == DOOR_ENTRY:
-            ev = _EV_BOARD
-        elif where.door == DOOR_EXIT:
-            ev = _EV_ALIGHT if match else _EV_NO_ENTRY
-        else:
-            ev = _EV_ALIGHT if match else _EV_BOARD
+    ev = _ride(res, tb, li, now, where, rec1a, opened)
+    if ev < 0:
+        return res
 
-    # -- a boarding left open and not closed by this tap: missing tap-off
-    penalty = 0
-    if opened and ev != _EV_ALIGHT:
-        res.flags |= _F_PENALTY
-        if tb.tapoff_policy == _TAPOFF_CHARGE_MAX:
-            penalty = _get16(rec1a, _A_MAXFARE) << 16 | _get16(rec1a, _A_MAXFARE + 2)
-            if penalty > _MAX_FEN:
-                penalty = _MAX_FEN
-
-    # -- base fare of this ride
-    if ev == _EV_SINGLE:
-        base = linemax
-        kind = _K_FLAT
-    elif ev == _EV_BOARD:
-        base = 0
-        kind = _K_BOARD
-    elif ev == _EV_ALIGHT:
-        es = _get16(rec1a, _A_ENTRY_STOP)
-        if es < stops and where.stop < stops:
-            base = tb.section_fare(li, es, where.stop)
-        else:
-            base = linemax  # stop outside the matrix: charge as far as the line goes
-        kind = _K_SECTION
-    else:
-        base = linemax
-        kind = _K_NO_ENTRY
-    fare = _price(method, pval, base)
+    # -- card-type price (rule 7), transfer (rule 8)
+    industry = tb.line_industry(li)
+    maxfare = _price(method, pval, tb.line_fare(li))
+    res.fare = _price(method, pval, res.base)
     if method == _PAY_FREE:
-        kind = _K_FREE
-
-    # -- transfer: decided at boarding (EF1E rec 1), applied at alighting (EF1A flag)
-    xfer_allowed = tb.xfer_kind != _XFER_NONE and (pflags & _POL_TRANSFER)
+        res.kind = _K_FREE
     reserve = False
-    if xfer_allowed and ev != _EV_NO_ENTRY:
-        if ev == _EV_ALIGHT:
-            xfer = rec1a[_A_FLAGS] & _F_TRANSFER
-        else:
-            xfer = _transfer_ok(tb, now, where, industry, rec1e)
-        if xfer:
-            if ev == _EV_BOARD:
-                # reserve the journey's one discount only if the ride can cost something
-                reserve = _price(method, pval, linemax) > 0
-                if reserve:
-                    res.flags |= _F_TRANSFER
-            else:
-                k = tb.xfer_kind  # the transfer discount (FORMAT.md "transfer kinds")
-                if k == _XFER_FREE:
-                    d = fare
-                elif k == _XFER_AMOUNT_OFF:
-                    d = tb.xfer_value if tb.xfer_value < fare else fare
-                elif k == _XFER_PERCENT_OFF:
-                    d = fare * tb.xfer_value // 100
-                else:
-                    d = 0
-                if d > 0:
-                    fare -= d
-                    res.flags |= _F_TRANSFER
-                    if kind != _K_FREE:
-                        kind = _K_TRANSFER
+    if tb.xfer_kind != _XFER_NONE and (pflags & _POL_TRANSFER) and ev != _EV_NO_ENTRY:
+        reserve = _transfer(res, tb, now, where, ev, maxfare, industry, rec1e, rec1a)
 
-    # -- daily cap over fares paid in this city on this service day (penalties excluded)
+    # -- daily cap over fares paid in this city on this service day (rule 9, penalties
+    # excluded)
+    fare = res.fare
     if tb.cap and (pflags & _POL_CAP):
         room = tb.cap - day_total
         if room < 0:
             room = 0
         if fare > room:
             fare = room
+            res.fare = fare
             res.flags |= _F_CAPPED
-            if kind != _K_FREE and kind != _K_BOARD:
-                kind = _K_CAPPED
-    day_total += fare
+            if res.kind != _K_FREE and res.kind != _K_BOARD:
+                res.kind = _K_CAPPED
     if ev != _EV_BOARD:
         day_count += 1
-
-    amount = fare + penalty
-    res.base = base
-    res.fare = fare
-    res.penalty = penalty
-    res.amount = amount
-    res.kind = kind
-    res.rule = entry << 8 | kind
-
-    # -- EF1E record (§2.6): every accepted tap appends one
-    e = res.rec1e
-    if ev == _EV_SINGLE:
-        res.txtype = _TT_SINGLE
-    elif ev == _EV_BOARD:
-        res.txtype = _TT_BOARD
-    else:
-        res.txtype = _TT_ALIGHT
-    e[_E_TYPE] = res.txtype
-    _copy(e, _E_TERMINAL, where.terminal, 0, 8)
-    e[_E_INDUSTRY] = industry
-    _put16(e, _E_LINE, where.line)
-    _put16(e, _E_STATION, where.stop)
-    e[_E_FLAGS] = res.flags
-    _put32(e, _E_AMOUNT, amount)
-    if balance >= 0:
-        _put32(e, _E_BALANCE, balance - amount)
-    bcdtime.pack_datetime(now, e, _E_TIME)
-    _put16(e, _E_CITY, tb.city)
-    _copy(e, _E_ACQ, tb.acq, 0, 8)
-
-    # -- EF1A record 2: section state, accumulator, or closing a dangling boarding
-    if stops == 0 and not tb.cap and not opened:
-        if balance >= 0:
-            _afford(res, tb, balance)
-        return res
-    res.write1a = True
-    a = res.rec1a
-    a[_A_STATE] = _ST_BOARDED if ev == _EV_BOARD else _ST_CLOSED
-    if ev == _EV_ALIGHT:  # keep the entry half of the record
-        _copy(a, _A_ENTRY_CITY, rec1a, _A_ENTRY_CITY, 2)
-        _copy(a, _A_ENTRY_ACQ, rec1a, _A_ENTRY_ACQ, 8)
-        _copy(a, _A_ENTRY_STOP, rec1a, _A_ENTRY_STOP, 2)
-        _copy(a, _A_ENTRY_TERM, rec1a, _A_ENTRY_TERM, 8)
-        _copy(a, _A_ENTRY_TIME, rec1a, _A_ENTRY_TIME, 7)
-    else:
-        _put16(a, _A_ENTRY_CITY, tb.city)
-        _copy(a, _A_ENTRY_ACQ, tb.acq, 0, 8)
-        _put16(a, _A_ENTRY_STOP, where.stop)
-        _copy(a, _A_ENTRY_TERM, where.terminal, 0, 8)
-        bcdtime.pack_datetime(now, a, _A_ENTRY_TIME)
-    if ev != _EV_BOARD:
-        _put16(a, _A_EXIT_CITY, tb.city)
-        _copy(a, _A_EXIT_ACQ, tb.acq, 0, 8)
-        _put16(a, _A_EXIT_STOP, where.stop)
-        _copy(a, _A_EXIT_TERM, where.terminal, 0, 8)
-        bcdtime.pack_datetime(now, a, _A_EXIT_TIME)
-        _put32(a, _A_MAXFARE, fare)
-    else:
-        _put32(a, _A_MAXFARE, _price(method, pval, linemax))
-    a[_A_DIRECTION] = where.direction & 0xFF
-    _put16(a, _A_LINE, where.line)
-    _copy(a, _A_VEHICLE, where.terminal, 2, 6)
-    a[_A_FLAGS] = res.flags if ev != _EV_BOARD else (_F_TRANSFER if reserve else 0)
-    a[_A_INDUSTRY] = industry
-    _put32(a, _A_DAY_TOTAL, day_total)
-    _put16(a, _A_DAY_COUNT, day_count)
-    _put16(a, _A_DAY_CITY, tb.city)
-    # seal: the constant 2702 header and the CRC-16 over bytes 14..125 (FORMAT.md §2)
-    a[0] = 0x27
-    a[1] = 0x02
-    a[_A_LEN] = 0x7D
-    a[_A_VALID] = 1
-    a[_A_IC] = 1
-    a[_A_LOCK] = 0
-    a[_A_MARK] = _A_MARK_BYTE
-    a[_A_VER] = _A_VERSION
-    _put16(a, _A_CRC, _crc16(a, _A_CRC_FROM, _A_CRC))
+    res.amount = fare + res.penalty
+    res.rule = ((po - tb.o_pol) // _POLICY_LEN + 1 if po >= 0 else 0) << 8 | res.kind
+    # EF1A: section state, accumulator, or closing a dangling boarding
+    res.write1a = tb.line_stops(li) > 0 or tb.cap > 0 or opened
+    _records(res, tb, now, where, ev, industry, rec1a, maxfare, reserve, day_total + fare,
+             day_count, balance)
     if balance >= 0:
         _afford(res, tb, balance)
     return res
