@@ -15,7 +15,8 @@ REGISTRY = (
     record.RECORD, record.RECORD_STATUS, record.RECORD_TXFLAGS, record.TEAR_CONTEXT,
     card.CARD, card.INIT, card.DEBIT, card.PROVE, card.EF1E, card.RIDE_FLAGS, card.EF1A,
     device.PSAM_8070, device.SAM_LINK, device.ATR_TS, device.JOURNAL, device.BLACKLIST,
-    device.FARE_TABLE, device.NEEDS, device.KINDS,
+    device.FARE_TABLE, device.FARE_HEADER, device.FARE_LINE, device.FARE_POLICY,
+    device.FARE_ACCEPT, device.NEEDS, device.KINDS,
     sync.FRAME, sync.TYPES, sync.RESULTS, sync.KINDS, sync.PAYLOADS, sync.INFO, sync.CONTENT,
     sync.KEYFILE,
 )

@@ -149,6 +149,72 @@ FARE_TABLE = Codes(
     ),
 )
 
+FT = dict(owner="rules/table.py", hosts=("rules/table_host.py",), doc="rules/FORMAT.md")
+
+FARE_HEADER = Layout(
+    "fare-header", "fare table header (48 bytes)", prefix="TH_", size=48, **FT,
+    fields=(
+        F("MAGIC", 0, 4, "ascii", '"YKFT"'),
+        F("FORMAT", 4, 1, "u8", "format version = 1; a parser refuses any other value"),
+        F("HDR_LEN", 5, 1, "u8", "header length = 48"),
+        F("FLAGS", 6, 2, "u16", "FLAG_* bits"),
+        F("VERSION", 8, 4, "u32", "table version (monotonic per city)"),
+        F("ACTIVATION", 12, 4, "u32", "activation time, device seconds (local time since "
+          "2000-01-01, `util/bcdtime.py`)"),
+        F("CITY", 16, 2, "bcd", "home city code; a card whose EF15[2..3] equals it is local"),
+        F("ACQ", 18, 8, "hex", "acquirer institution ID, written to EF1E ACQ and EF1A"),
+        F("XFER_WINDOW", 26, 2, "u16", "transfer window, seconds"),
+        F("XFER_KIND", 28, 1, "u8", "transfer kind (XFER_*)"),
+        F("TAPOFF", 29, 1, "u8", "missing tap-off policy (TAPOFF_*)"),
+        F("XFER_VALUE", 30, 2, "u16", "transfer value: fen off, or percent off (0-100)"),
+        F("CAP", 32, 4, "u32", "daily cap in fen, 0 = no cap"),
+        F("DAY_START", 36, 2, "u16", "service-day start, minutes after midnight (rides before "
+          "it count for the previous day)"),
+        F("TAPOFF_WINDOW", 38, 2, "u16", "tap-off window, seconds: an older open boarding is "
+          "a missing tap-off"),
+        F("N_LINES", 40, 1, "u8", "line entries (<= 255)"),
+        F("N_POL", 41, 1, "u8", "policy entries"),
+        F("N_ACC", 42, 1, "u8", "accept entries"),
+        F("RFU", 43, 1, "none", "0"),
+        F("CONTENT_LEN", 44, 4, "u32", "body length"),
+    ),
+)
+
+FARE_LINE = Layout(
+    "fare-line", "fare table line entry (12 bytes, sorted by line id)", prefix="TL_",
+    size=12, **FT,
+    fields=(
+        F("LINE", 0, 2, "u16", "line id, also written to EF1E LINE and EF1A LINE"),
+        F("INDUSTRY", 2, 1, "u8", "01 rail, 02 bus (EF1E INDUSTRY)"),
+        F("STOPS", 3, 1, "u8", "0 = flat-fare line; n = section line with stops 0..n-1"),
+        F("FARE", 4, 2, "u16", "flat fare; for a section line the maximum of its matrix"),
+        F("RFU", 6, 2, "none", "0"),
+        F("MATRIX", 8, 4, "u32", "matrix offset from the body start (0 for a flat line)"),
+    ),
+)
+
+FARE_POLICY = Layout(
+    "fare-policy", "fare table card-type policy entry (8 bytes, first match wins)",
+    prefix="TP_", size=8, **FT,
+    fields=(
+        F("CARD_TYPE", 0, 1, "x8", "card type (EF15[28]), or FF for any"),
+        F("SCOPE", 1, 1, "u8", "SCOPE_*"),
+        F("PAY", 2, 1, "u8", "PAY_*"),
+        F("RIGHTS", 3, 1, "u8", "POL_TRANSFER, POL_CAP bits"),
+        F("VALUE", 4, 2, "u16", "percent or fixed fare"),
+        F("RFU", 6, 2, "none", "0"),
+    ),
+)
+
+FARE_ACCEPT = Layout(
+    "fare-accept", "fare table accept entry (4 bytes, interconnect whitelist)", prefix="TA_",
+    size=4, **FT,
+    fields=(
+        F("ORG", 0, 2, "hex", "issuer organisation code, EF15[0..1]; FFFF any"),
+        F("CITY", 2, 2, "hex", "city code, EF15[2..3]; FFFF any"),
+    ),
+)
+
 NEEDS = Codes(
     "fare-needs", "what a fare policy needs read from the card (policy.needs() bits)",
     owner="rules/table.py", users=("txn/transaction.py",),

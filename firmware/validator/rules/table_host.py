@@ -75,6 +75,86 @@ FARE_TABLE_CODES = (  # (column, value)
     ("bad_format", -2),
     ("old_version", -3),
 )
+# fare table header (48 bytes) (rules/FORMAT.md)
+TH_MAGIC = 0  # "YKFT"
+TH_FORMAT = 4  # format version = 1; a parser refuses any other value
+TH_HDR_LEN = 5  # header length = 48
+TH_FLAGS = 6  # FLAG_* bits
+TH_VERSION = 8  # table version (monotonic per city)
+TH_ACTIVATION = 12
+TH_CITY = 16  # home city code; a card whose EF15[2..3] equals it is local
+TH_ACQ = 18  # acquirer institution ID, written to EF1E ACQ and EF1A
+TH_XFER_WINDOW = 26  # transfer window, seconds
+TH_XFER_KIND = 28  # transfer kind (XFER_*)
+TH_TAPOFF = 29  # missing tap-off policy (TAPOFF_*)
+TH_XFER_VALUE = 30  # transfer value: fen off, or percent off (0-100)
+TH_CAP = 32  # daily cap in fen, 0 = no cap
+TH_DAY_START = 36
+TH_TAPOFF_WINDOW = 38  # tap-off window, seconds: an older open boarding is a missing tap-off
+TH_N_LINES = 40  # line entries (<= 255)
+TH_N_POL = 41  # policy entries
+TH_N_ACC = 42  # accept entries
+TH_RFU = 43  # 0
+TH_CONTENT_LEN = 44  # body length
+FARE_HEADER_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
+    ("magic", 0, 4, "ascii", None),
+    ("format", 4, 1, "u8", None),
+    ("hdr_len", 5, 1, "u8", None),
+    ("flags", 6, 2, "u16", None),
+    ("version", 8, 4, "u32", None),
+    ("activation", 12, 4, "u32", None),
+    ("city", 16, 2, "bcd", None),
+    ("acq", 18, 8, "hex", None),
+    ("xfer_window", 26, 2, "u16", None),
+    ("xfer_kind", 28, 1, "u8", None),
+    ("tapoff", 29, 1, "u8", None),
+    ("xfer_value", 30, 2, "u16", None),
+    ("cap", 32, 4, "u32", None),
+    ("day_start", 36, 2, "u16", None),
+    ("tapoff_window", 38, 2, "u16", None),
+    ("n_lines", 40, 1, "u8", None),
+    ("n_pol", 41, 1, "u8", None),
+    ("n_acc", 42, 1, "u8", None),
+    ("rfu", 43, 1, "none", None),
+    ("content_len", 44, 4, "u32", None),
+)
+# fare table line entry (12 bytes, sorted by line id) (rules/FORMAT.md)
+TL_LINE = 0  # line id, also written to EF1E LINE and EF1A LINE
+TL_INDUSTRY = 2  # 01 rail, 02 bus (EF1E INDUSTRY)
+TL_STOPS = 3  # 0 = flat-fare line; n = section line with stops 0..n-1
+TL_FARE = 4  # flat fare; for a section line the maximum of its matrix
+TL_RFU = 6  # 0
+TL_MATRIX = 8  # matrix offset from the body start (0 for a flat line)
+FARE_LINE_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
+    ("line", 0, 2, "u16", None),
+    ("industry", 2, 1, "u8", None),
+    ("stops", 3, 1, "u8", None),
+    ("fare", 4, 2, "u16", None),
+    ("rfu", 6, 2, "none", None),
+    ("matrix", 8, 4, "u32", None),
+)
+# fare table card-type policy entry (8 bytes, first match wins) (rules/FORMAT.md)
+TP_CARD_TYPE = 0  # card type (EF15[28]), or FF for any
+TP_SCOPE = 1  # SCOPE_*
+TP_PAY = 2  # PAY_*
+TP_RIGHTS = 3  # POL_TRANSFER, POL_CAP bits
+TP_VALUE = 4  # percent or fixed fare
+TP_RFU = 6  # 0
+FARE_POLICY_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
+    ("card_type", 0, 1, "x8", None),
+    ("scope", 1, 1, "u8", None),
+    ("pay", 2, 1, "u8", None),
+    ("rights", 3, 1, "u8", None),
+    ("value", 4, 2, "u16", None),
+    ("rfu", 6, 2, "none", None),
+)
+# fare table accept entry (4 bytes, interconnect whitelist) (rules/FORMAT.md)
+TA_ORG = 0  # issuer organisation code, EF15[0..1]; FFFF any
+TA_CITY = 2  # city code, EF15[2..3]; FFFF any
+FARE_ACCEPT_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
+    ("org", 0, 2, "hex", None),
+    ("city", 2, 2, "hex", None),
+)
 # what a fare policy needs read from the card (policy.needs() bits) (rules/FORMAT.md)
 NEED_1E = 1  # EF 0x1E record 1 (the newest trip record)
 NEED_1A = 2  # EF 0x1A record 2 (bus record 2702)
