@@ -156,7 +156,7 @@ def decode(buf):
     reserved bytes and the CRC; a flags byte also gives one 0/1 column per named bit.
 
     Does not check the CRC; call crc_ok() first when the bytes come from flash."""
-    out = {}
+    out = {}  # type: dict
     for col, off, size, kind, codes in RECORD_FIELDS:
         if col and kind != "none":
             _field(buf, off, size, kind, codes, out, col)
