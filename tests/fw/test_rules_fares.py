@@ -1,4 +1,4 @@
-# Tier 1: fare rules, table-driven: one case per rule (issue 7), plus record bytes and
+# Tier 1: fare rules, table-driven: one case per rule (rules/FORMAT.md §3), plus record bytes and
 # the allocation-free proof of decide() on every path (rules/FORMAT.md §Semantics).
 # SPDX-License-Identifier: MIT
 from emu import farec

@@ -1,4 +1,4 @@
-# test_txn_local: the second PSAM slot (issue 4) -- local-issuer (MOHURD) cards charged
+# test_txn_local: the second PSAM slot -- local-issuer (MOHURD) cards charged
 # through the local PSAM in slot 1, T-Union cards through the MOT PSAM in slot 0, each slot
 # failing on its own. Emulated cards and PSAMs behind the byte-level T=0 link, real storage.
 # SPDX-License-Identifier: MIT

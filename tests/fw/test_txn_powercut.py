@@ -1,7 +1,7 @@
 # test_txn_powercut: lose power at every flash operation of a tap, reboot, tap again.
 # SPDX-License-Identifier: MIT
 #
-# Invariant (issue 4, "never-doubled, provable"): every debit the card made has exactly one
+# Invariant (txn/README.md: "never-doubled, provable"): every debit the card made has exactly one
 # final (normal/recovered) record, each with a TAC the issuer-side verifier accepts, and
 # the passenger who taps again after the reboot is never charged twice for one ride.
 from fw import rig

@@ -3,7 +3,7 @@
 #
 # Every generated day runs through the validator's rules (emu.farescen -> rules.fares)
 # and through the independent oracle (fare_oracle); they must agree tap by tap. On top,
-# the issue's invariants are checked on the validator's own outcomes: never negative,
+# the rules' invariants are checked on the validator's own outcomes: never negative,
 # never above the line's maximum fare, a transfer discount at most once per journey,
 # section fares consistent with the matrix, the daily cap respected.
 import os

@@ -5,16 +5,16 @@
 # FCI, optional EF17, EF1E record 1, EF1A record 2 — card-protocol.md §2.1/§2.3/§2.5/§2.6),
 # the validator's position and the active FareTable, and fills a preallocated Decision:
 # reason code, fare / penalty / amount in fen, and the exact EF1E and EF1A record images to
-# write with the purchase. Rules (issue 7) and the byte layouts are in rules/FORMAT.md; the
+# write with the purchase. The rules and the byte layouts are in rules/FORMAT.md; the
 # independent reference calculation is tests/host/fare_oracle.py.
 from micropython import const
 
 from validator import errors
 from validator.util import bcdtime
 
-# ---- card record layouts (were validator.rules.records; that module now serves the same
-# names to host tools and tests and is never imported by the firmware: private consts take
-# no heap on the device). EF 0x1E trip record (card-protocol.md §2.6, 48 bytes) and the
+# ---- card record layouts: private consts (no heap on the device); validator.rules.records
+# serves the same names to host tools and tests and is never imported by the firmware.
+# EF 0x1E trip record (card-protocol.md §2.6, 48 bytes) and the
 # EF 0x1A bus record 2702 (§2.5; layout in rules/FORMAT.md "EF 0x1A bus record", guarded by
 # a marker + CRC-16 so a record written in another city's layout is never misread).
 # ---- EF 0x1E, 48 bytes (§2.6) ----
@@ -23,7 +23,6 @@ _E_TERMINAL = const(1)  # 8: 00 00 + 6-byte PSAM terminal number (S5/S6)
 _E_INDUSTRY = const(9)  # 01 rail, 02 bus
 _E_LINE = const(10)  # u16 BE (S1: line(2) station(2) operator(2) RFU(1))
 _E_STATION = const(12)  # u16 BE
-_E_OPERATOR = const(14)  # u16 BE, 0 here
 _E_FLAGS = const(16)  # the RFU byte: yikatong ride flags (F_*) — 0 on foreign records
 _E_AMOUNT = const(17)  # u32 BE, fen actually debited (fare + penalty)
 _E_BALANCE = const(21)  # u32 BE, balance after
@@ -42,12 +41,10 @@ _F_CAPPED = const(2)  # the daily cap reduced this fare
 _F_PENALTY = const(4)  # amount includes a missing tap-off charge
 
 # ---- EF 0x1A record 2 (bus, ID 2702), 128 bytes (§2.5 common header + S6 bus fields) ----
-_A_ID = const(0)  # 27 02
 _A_LEN = const(2)  # 7D
 _A_VALID = const(3)  # 01
 _A_IC = const(4)  # 01 interconnect transaction
 _A_LOCK = const(5)  # 00
-_A_SERIAL = const(6)  # 8, transaction serial: the engine may fill it (outside the CRC)
 _A_STATE = const(14)  # 00 initial, 01 boarded, 02 alighted/closed
 _A_ENTRY_CITY = const(15)
 _A_EXIT_CITY = const(17)
@@ -77,7 +74,6 @@ _A_LEN_TOTAL = const(128)
 _A_MARK_BYTE = const(0x59)
 _A_VERSION = const(1)
 
-_ST_NONE = const(0)
 _ST_BOARDED = const(1)
 _ST_CLOSED = const(2)
 

@@ -4,7 +4,7 @@
 # Brings up every PSAM slot the board has (reset, ATR, PPS, EF16/DF/EF17: card-protocol.md
 # §4): slot `slot` (0) = the MOT PSAM for T-Union cards (DF 8011), slot `local_slot` (1) =
 # the local issuer's PSAM for the city's own MOHURD cards (sam.psam DF_LOCAL), then builds
-# the Transaction, which picks the PSAM per card application (issue 4). A missing or wrong
+# the Transaction, which picks the PSAM per card application. A missing or wrong
 # PSAM is not an exception here: that slot stays not `ready` and its application's cards
 # get R_SAM_FAULT; when no PSAM at all is ready the caller gets R_SAM_FAULT back and puts
 # the validator in that fault state (every tap refused). psam.boot() can be retried later

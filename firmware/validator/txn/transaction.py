@@ -16,7 +16,7 @@
 #   final record committed, tear context cleared, THEN the result says R_OK.
 # Cards without the compound application fall back to INITIALIZE FOR PURCHASE (type 06).
 #
-# Two PSAM slots (issue 4): the MOT PSAM (psam, T-Union) and the local-issuer PSAM
+# Two PSAM slots: the MOT PSAM (psam, T-Union) and the local-issuer PSAM
 # (local_psam, the city's own MOHURD card). Per tap the T-Union AID is selected first and the
 # local AID only when the card answers 6A82 (§8 dual-mode order), so a T-Union tap keeps its
 # 6 exchanges; a local card costs that extra SELECT plus 80CA (its MAC1 covers the 9-byte
@@ -502,7 +502,7 @@ class Transaction:
                 return self._refuse(code)  # logged: a locked card presented again
             return code
         if not self.sam.ready:
-            return _R_SAM_FAULT  # this application's PSAM is missing or wrong (issue 4)
+            return _R_SAM_FAULT  # this application's PSAM is missing or wrong
         e = self.ef15
         self._img_card()
         if self.sam is self.local_psam and e[8] == _APP_NOT_ACTIVE:
