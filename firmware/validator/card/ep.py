@@ -45,8 +45,8 @@ _INIT_LEN = const(15)  # answer bytes without the status word
 _DEBIT_LEN = const(8)  # answer bytes without the status word
 # GET TRANSACTION PROVE answer (805A) (card/README.md)
 _PROVE_LEN = const(8)  # answer bytes without the status word
-# EF1E trip record (48 bytes, cyclic) (card/README.md)
-_REC1E_LEN = const(48)  # record bytes
+# EF1E trip record (48 bytes, cyclic) (rules/FORMAT.md)
+_E_LEN = const(48)  # record bytes
 # formats:end
 
 # ---- SELECT by AID / PPSE and the FCI (§1) ------------------------------------------------
@@ -260,9 +260,9 @@ SW_CAPP = (
 def update_1e(buf, rec, rec_off):
     """80 DC 00 F0 30 + rec[rec_off:rec_off+48]; returns length."""
     apdu.header(buf, 0x80, 0xDC, 0x00, 0xF0)
-    buf[4] = _REC1E_LEN
-    apdu.copy(buf, 5, rec, rec_off, _REC1E_LEN)
-    return 5 + _REC1E_LEN
+    buf[4] = _E_LEN
+    apdu.copy(buf, 5, rec, rec_off, _E_LEN)
+    return 5 + _E_LEN
 
 
 # ---- GET CHALLENGE and APPLICATION BLOCK (§3, §4) -----------------------------------------
