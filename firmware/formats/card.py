@@ -4,7 +4,7 @@ Sources: shared docs card-protocol.md §1-§6 (AIDs, SFIs, INITIALIZE/DEBIT/PROV
 EF1E), §2.5-§2.6 (EF1A bus record 2702, yikatong's own layout inside it, see rules/FORMAT.md).
 """
 
-from formats.model import Codes, Layout
+from formats.model import Codes, Hex, Layout
 from formats.model import Field as F
 
 TAP = ("txn/transaction.py",)
@@ -17,18 +17,18 @@ CARD = Codes(
         ("AID_LOCAL", b"\xa0\x00\x00\x00\x03\x86\x98\x07\x01", "the city's own (MOHURD) EP"),
         ("PPSE", b"2PAY.SYS.DDF01", "proximity payment system environment (§1)"),
         ("LABEL_EP", b"MOT_T_EP", "application label in the PPSE directory"),
-        ("TAG_DF_NAME", 0x4F, "FCI / directory tag: AID"),
-        ("TAG_LABEL", 0x50, "directory tag: application label"),
-        ("TAG_EF15", 0x9F0C, "FCI tag holding EF15 (issuer data)"),
+        ("TAG_DF_NAME", Hex(0x4F), "FCI / directory tag: AID"),
+        ("TAG_LABEL", Hex(0x50), "directory tag: application label"),
+        ("TAG_EF15", Hex(0x9F0C), "FCI tag holding EF15 (issuer data)"),
         ("EF15_LEN", 30, "EF15 public application data"),
-        ("SFI_EF15", 0x15, "public application data"),
-        ("SFI_EF17", 0x17, "interconnect / management data"),
-        ("SFI_EF18", 0x18, "transaction detail log"),
-        ("SFI_EF1E", 0x1E, "trip records (compound application)"),
+        ("SFI_EF15", Hex(0x15), "public application data"),
+        ("SFI_EF17", Hex(0x17), "interconnect / management data"),
+        ("SFI_EF18", Hex(0x18), "transaction detail log"),
+        ("SFI_EF1E", Hex(0x1E), "trip records (compound application)"),
         ("AUTH_LEN", 9, "§5.5: 85 + 8 bytes, appended to the local card's MAC1 input"),
-        ("TYPE_EP", 0x06, "simple EP purchase (§2.4 transaction types)"),
-        ("TYPE_CAPP", 0x09, "compound (CAPP) purchase"),
-        ("BLOCK_TEMPORARY", 0x00, "APPLICATION BLOCK P2 00 = temporary (PBOC naming, §10 q8)"),
+        ("TYPE_EP", Hex(0x06), "simple EP purchase (§2.4 transaction types)"),
+        ("TYPE_CAPP", Hex(0x09), "compound (CAPP) purchase"),
+        ("BLOCK_TEMPORARY", Hex(0x00), "APPLICATION BLOCK P2 00: temporary (PBOC, §10 q8)"),
         ("NO_RECORD", -2, "table code: 6A83, record not found (end of a cyclic log)"),
         ("NO_CAPP", -3, "table code: card has no compound application/file -> type 06"),
         ("NO_PROVE", -4, "table code: 9406, no completed transaction with that ATC (§6.6)"),
@@ -85,9 +85,9 @@ EF1E = Layout(
     ),
     consts=(
         ("E_LEN", 48, "record bytes"),
-        ("TT_BOARD", 0x03, "TYPE: boarding a section line"),
-        ("TT_ALIGHT", 0x04, "TYPE: alighting"),
-        ("TT_SINGLE", 0x06, "TYPE: single ride (flat)"),
+        ("TT_BOARD", Hex(0x03), "TYPE: boarding a section line"),
+        ("TT_ALIGHT", Hex(0x04), "TYPE: alighting"),
+        ("TT_SINGLE", Hex(0x06), "TYPE: single ride (flat)"),
     ),
 )
 

@@ -1,7 +1,7 @@
 """Reason codes, the PSAM 8070 input, storage internals shared between modules, the fare
 table and the fare decision."""
 
-from formats.model import Codes, Layout
+from formats.model import Codes, Hex, Layout
 from formats.model import Field as F
 
 REASONS = Codes(
@@ -55,11 +55,11 @@ PSAM_8070 = Layout(
         ("DF_LOCAL", b"\x10\x01", "the local issuer's DF in the PSAM ([INF], one constant)"),
         ("DF_MOT", b"\x80\x11", "the MOT DF (§4 [C2])"),
         ("F2_CITY", 2, "F2: city code offset"),
-        ("F2_FILL", 0xFF, "F2: fill byte"),
-        ("BLOCK_KEY_USAGE", 0x45, "801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)"),
-        ("BLOCK_KEY_VER", 0x02, "801A key version"),
-        ("BLOCK_KEY_SM4", 0x04, "[INF] SM4 maintenance key id mirrors the SM4 algorithm id"),
-        ("ALG_SM4", 0x04, "algorithm id of SM4 from INITIALIZE ([INF]); 00 = 3DES"),
+        ("F2_FILL", Hex(0xFF), "F2: fill byte"),
+        ("BLOCK_KEY_USAGE", Hex(0x45), "801A 45 02 for T-Union APPLICATION BLOCK (§4, S1/S4/S5)"),
+        ("BLOCK_KEY_VER", Hex(0x02), "801A key version"),
+        ("BLOCK_KEY_SM4", Hex(0x04), "[INF] SM4 maintenance key id mirrors the SM4 algorithm id"),
+        ("ALG_SM4", Hex(0x04), "algorithm id of SM4 from INITIALIZE ([INF]); 00 = 3DES"),
     ),
 )
 
@@ -137,8 +137,8 @@ FARE_TABLE = Codes(
         ("SCOPE_ANY", 2, "policy scope: any card"),
         ("POL_TRANSFER", 1, "policy bit0: may get a transfer discount"),
         ("POL_CAP", 2, "policy bit1: the daily cap applies"),
-        ("ANY_TYPE", 0xFF, "policy card type: any"),
-        ("ANY_CODE", 0xFFFF, "accept entry: any code"),
+        ("ANY_TYPE", Hex(0xFF), "policy card type: any"),
+        ("ANY_CODE", Hex(0xFFFF), "accept entry: any code"),
         ("IND_RAIL", 1, "industry: rail"),
         ("IND_BUS", 2, "industry: bus"),
         ("T_ACTIVE", 0, "install: the table is in force now"),
@@ -229,7 +229,7 @@ NEEDS = Codes(
 KINDS = Codes(
     "fare-kinds", "fare decision kinds (Decision.kind)", owner="rules/fares.py",
     users=("txn/transaction.py",), hosts=("rules/fares_host.py",),
-    doc="rules/FORMAT.md",
+    doc="rules/FORMAT.md", listed=True,
     items=(
         ("K_NONE", 0, "refused"),
         ("K_FLAT", 1, "flat fare"),

@@ -11,6 +11,10 @@ relative to it too ("storage/FORMAT.md"). Host-only; never imported by the devic
 """
 
 
+class Hex(int):
+    """An int the generated code and tables write in hex (an SFI, a tag, a type byte)."""
+
+
 class Field:
     """One field of a Layout.
 
@@ -34,7 +38,8 @@ class Field:
 
 
 class Entry:
-    def __init__(self, name, title, owner, users=(), hosts=(), doc=None, public=False):
+    def __init__(self, name, title, owner, users=(), hosts=(), doc=None, public=False,
+                 listed=False):
         self.name = name  # registry key, also the doc marker
         self.title = title
         self.owner = owner
@@ -44,6 +49,10 @@ class Entry:
         self.hosts = tuple(hosts)
         self.doc = doc
         self.public = public  # the owner defines public names (an API other code reads)
+        # the host mirrors also get the list: <NAME>_FIELDS of a layout (what host decoders
+        # and CSV columns are built from) or <NAME>_CODES of a code set. Opt-in: tier-1 tests
+        # import the mirrors on MicroPython at 128 KiB, where every tuple costs heap.
+        self.listed = listed
 
     def allowed(self, module):
         return module == self.owner or module in self.users

@@ -1,7 +1,7 @@
 """The sync wire (sync/PROTOCOL.md): frame, message types, result codes, content kinds,
 payload layouts; the signed content container and the provisioning key file."""
 
-from formats.model import Codes, Layout
+from formats.model import Codes, Hex, Layout
 from formats.model import Field as F
 
 SESSION = ("sync/session.py", "sync/xfer.py", "sync/target.py", "app/content.py")
@@ -18,8 +18,8 @@ FRAME = Layout(
         F("HCHK", 10, 1, "x8", "low byte of CRC-32 over bytes 2..9 (type .. len)"),
     ),
     consts=(
-        ("SOF0", 0x59, '"Y"'),
-        ("SOF1", 0x4B, '"K"'),
+        ("SOF0", Hex(0x59), '"Y"'),
+        ("SOF1", Hex(0x4B), '"K"'),
         ("HDR", 11, "header bytes; the payload follows"),
         ("MAC_LEN", 16, "truncated HMAC-SHA256 after the payload when F_MAC"),
         ("CRC_LEN", 4, "CRC-32 over bytes 2 .. end of MAC, last"),
@@ -107,7 +107,7 @@ PAYLOADS = Codes(
 
 INFO = Layout(
     "sync-info", "INFO payload", owner="sync/session.py", prefix="INFO_",
-    hosts=("sync/wire_host.py",), doc="sync/PROTOCOL.md", size=44,
+    hosts=("sync/wire_host.py",), doc="sync/PROTOCOL.md", size=44, listed=True,
     fields=(
         F("DEVICE_ID", 0, 4, "u32", "device id"),
         F("FIRMWARE", 4, 4, "u32", "firmware version (major<<16 | minor<<8 | patch)"),

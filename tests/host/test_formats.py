@@ -133,7 +133,8 @@ def test_formats_when_a_record_field_is_added_decoder_csv_and_doc_follow(tmp_pat
         extra, Field("RESERVED", 103, 21, "none", "00"))
     fields = tuple(sorted(fields, key=lambda f: f.off))
     new = Layout(rec.name, rec.title, rec.owner, rec.prefix, fields, consts=rec.consts,
-                 size=rec.size, users=rec.users, hosts=rec.hosts, doc=rec.doc)
+                 size=rec.size, users=rec.users, hosts=rec.hosts, doc=rec.doc,
+                 listed=rec.listed)
     reg = tuple(new if e is rec else e for e in REGISTRY)
     todo = gen.plan(reg, only=["storage/record_host.py", "storage/FORMAT.md"])
     host = todo[os.path.join(FW, "storage", "record_host.py")][1]

@@ -28,14 +28,14 @@ _R_INSUFFICIENT = const(9)  # insufficient balance
 _R_CARD_ERROR = const(13)  # the card answered an error
 _R_UNSUPPORTED_CARD = const(14)  # no supported application
 # T-Union card applications, files and table codes (card/README.md)
-_AID_TUNION = const(b"\xa0\x00\x00\x062\x01\x01\x05")  # MOT_T_EP (§1)
+_AID_TUNION = const(b"\xa0\x00\x00\x06\x32\x01\x01\x05")  # MOT_T_EP (§1)
 _LABEL_EP = const(b"MOT_T_EP")  # application label in the PPSE directory
-_TAG_DF_NAME = const(79)  # FCI / directory tag: AID
-_TAG_LABEL = const(80)  # directory tag: application label
-_TAG_EF15 = const(40716)  # FCI tag holding EF15 (issuer data)
+_TAG_DF_NAME = const(0x4F)  # FCI / directory tag: AID
+_TAG_LABEL = const(0x50)  # directory tag: application label
+_TAG_EF15 = const(0x9F0C)  # FCI tag holding EF15 (issuer data)
 _EF15_LEN = const(30)  # EF15 public application data
 _AUTH_LEN = const(9)  # §5.5: 85 + 8 bytes, appended to the local card's MAC1 input
-_BLOCK_TEMPORARY = const(0)  # APPLICATION BLOCK P2 00 = temporary (PBOC naming, §10 q8)
+_BLOCK_TEMPORARY = const(0x00)  # APPLICATION BLOCK P2 00 = temporary (PBOC naming, §10 q8)
 _NO_RECORD = const(-2)  # table code: 6A83, record not found (end of a cyclic log)
 _NO_CAPP = const(-3)  # table code: card has no compound application/file -> type 06
 _NO_PROVE = const(-4)  # table code: 9406, no completed transaction with that ATC (§6.6)

@@ -15,24 +15,10 @@ SAM_PROTOCOL = 4  # a procedure byte or answer the T=0 rules do not allow
 SAM_ECHO = 5  # the line echo did not match what was sent
 SAM_PPS = 6  # PPS exchange refused or garbled
 SAM_OVERFLOW = 7  # answer longer than the buffer
-SAM_LINK_CODES = (  # (column, value)
-    ("no_atr", 1),
-    ("bad_atr", 2),
-    ("timeout", 3),
-    ("protocol", 4),
-    ("echo", 5),
-    ("pps", 6),
-    ("overflow", 7),
-)
 # ATR initial character TS (ISO/IEC 7816-3 §8.1) (sam/README.md)
 TS_DIRECT = 0x3B  # direct convention
 TS_INVERSE = 0x3F  # inverse convention
 TS_INVERSE_SEEN = 0x03  # inverse-convention TS read by a direct-convention UART
-ATR_TS_CODES = (  # (column, value)
-    ("direct", 0x3B),
-    ("inverse", 0x3F),
-    ("inverse_seen", 0x03),
-)
 # formats:end
 
 

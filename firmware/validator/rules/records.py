@@ -34,33 +34,13 @@ E_CITY = 32  # acquirer city code
 E_ACQ = 34  # acquirer institution id
 E_RFU = 42  # 00
 E_LEN = 48  # record bytes
-TT_BOARD = 3  # TYPE: boarding a section line
-TT_ALIGHT = 4  # TYPE: alighting
-TT_SINGLE = 6  # TYPE: single ride (flat)
-EF1E_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("type", 0, 1, "x8", None),
-    ("terminal", 1, 8, "hex", None),
-    ("industry", 9, 1, "x8", None),
-    ("line", 10, 2, "u16", None),
-    ("station", 12, 2, "u16", None),
-    ("operator", 14, 2, "u16", None),
-    ("flags", 16, 1, "flags8", (("transfer", 1), ("capped", 2), ("penalty", 4))),
-    ("amount", 17, 4, "u32", None),
-    ("balance", 21, 4, "u32", None),
-    ("time", 25, 7, "bcd", None),
-    ("city", 32, 2, "bcd", None),
-    ("acq", 34, 8, "hex", None),
-    ("rfu", 42, 6, "none", None),
-)
+TT_BOARD = 0x03  # TYPE: boarding a section line
+TT_ALIGHT = 0x04  # TYPE: alighting
+TT_SINGLE = 0x06  # TYPE: single ride (flat)
 # ride flags (EF1E FLAGS, record FLAGS, EF1A FLAGS) (rules/FORMAT.md)
 F_TRANSFER = 1  # transfer: this ride used (or, boarding, reserved) the transfer
 F_CAPPED = 2  # capped: the daily cap reduced this fare
 F_PENALTY = 4  # penalty: amount includes a missing tap-off charge
-RIDE_FLAGS_CODES = (  # (column, value)
-    ("transfer", 1),
-    ("capped", 2),
-    ("penalty", 4),
-)
 # EF1A bus record 2702 (128 bytes; yikatong layout from MARK on) (rules/FORMAT.md)
 A_ID = 0  # 27 02
 A_LEN = 2  # 7D
@@ -102,41 +82,6 @@ A_VERSION = 1  # VER value
 ST_NONE = 0  # STATE: initial
 ST_BOARDED = 1  # STATE: boarded, entry open
 ST_CLOSED = 2  # STATE: alighted/closed
-EF1A_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("id", 0, 2, "hex", None),
-    ("len", 2, 1, "u8", None),
-    ("valid", 3, 1, "u8", None),
-    ("ic", 4, 1, "u8", None),
-    ("lock", 5, 1, "u8", None),
-    ("serial", 6, 8, "hex", None),
-    ("state", 14, 1, "u8", None),
-    ("entry_city", 15, 2, "bcd", None),
-    ("exit_city", 17, 2, "bcd", None),
-    ("entry_acq", 19, 8, "hex", None),
-    ("exit_acq", 27, 8, "hex", None),
-    ("entry_station", 35, 6, "none", None),
-    ("entry_stop", 41, 2, "u16", None),
-    ("exit_station", 43, 6, "none", None),
-    ("exit_stop", 49, 2, "u16", None),
-    ("entry_term", 51, 8, "hex", None),
-    ("exit_term", 59, 8, "hex", None),
-    ("entry_time", 67, 7, "bcd", None),
-    ("exit_time", 74, 7, "bcd", None),
-    ("maxfare", 81, 4, "u32", None),
-    ("direction", 85, 1, "u8", None),
-    ("line", 86, 2, "u16", None),
-    ("vehicle", 88, 6, "hex", None),
-    ("mark", 94, 1, "u8", None),
-    ("ver", 95, 1, "u8", None),
-    ("flags", 96, 1, "flags8", (("transfer", 1), ("capped", 2), ("penalty", 4))),
-    ("industry", 97, 1, "u8", None),
-    ("day", 98, 4, "bcd", None),
-    ("day_total", 102, 4, "u32", None),
-    ("day_count", 106, 2, "u16", None),
-    ("day_city", 108, 2, "bcd", None),
-    ("rfu", 110, 16, "none", None),
-    ("crc", 126, 2, "u16", None),
-)
 # formats:end
 
 

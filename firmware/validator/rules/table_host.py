@@ -32,8 +32,8 @@ SCOPE_VISITING = 1  # policy scope: visiting cards
 SCOPE_ANY = 2  # policy scope: any card
 POL_TRANSFER = 1  # policy bit0: may get a transfer discount
 POL_CAP = 2  # policy bit1: the daily cap applies
-ANY_TYPE = 255  # policy card type: any
-ANY_CODE = 65535  # accept entry: any code
+ANY_TYPE = 0xFF  # policy card type: any
+ANY_CODE = 0xFFFF  # accept entry: any code
 IND_RAIL = 1  # industry: rail
 IND_BUS = 2  # industry: bus
 T_ACTIVE = 0  # install: the table is in force now
@@ -41,40 +41,6 @@ T_PENDING = 1  # install: activation time in the future
 T_BAD_AUTH = -1  # install: verification failed
 T_BAD_FORMAT = -2  # install: framing or parsing failed
 T_OLD_VERSION = -3  # install: version not newer than the active one
-FARE_TABLE_CODES = (  # (column, value)
-    ("version", 1),
-    ("len", 48),
-    ("len", 12),
-    ("len", 8),
-    ("len", 4),
-    ("xfer_same_line", 1),
-    ("xfer_other_city", 2),
-    ("board_needs_max", 4),
-    ("none", 0),
-    ("amount_off", 1),
-    ("percent_off", 2),
-    ("free", 3),
-    ("charge_max", 0),
-    ("charge_none", 1),
-    ("percent", 0),
-    ("fixed", 1),
-    ("free", 2),
-    ("refuse", 3),
-    ("local", 0),
-    ("visiting", 1),
-    ("any", 2),
-    ("transfer", 1),
-    ("cap", 2),
-    ("type", 255),
-    ("code", 65535),
-    ("rail", 1),
-    ("bus", 2),
-    ("active", 0),
-    ("pending", 1),
-    ("bad_auth", -1),
-    ("bad_format", -2),
-    ("old_version", -3),
-)
 # fare table header (48 bytes) (rules/FORMAT.md)
 TH_MAGIC = 0  # "YKFT"
 TH_FORMAT = 4  # format version = 1; a parser refuses any other value
@@ -96,28 +62,6 @@ TH_N_POL = 41  # policy entries
 TH_N_ACC = 42  # accept entries
 TH_RFU = 43  # 0
 TH_CONTENT_LEN = 44  # body length
-FARE_HEADER_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("magic", 0, 4, "ascii", None),
-    ("format", 4, 1, "u8", None),
-    ("hdr_len", 5, 1, "u8", None),
-    ("flags", 6, 2, "u16", None),
-    ("version", 8, 4, "u32", None),
-    ("activation", 12, 4, "u32", None),
-    ("city", 16, 2, "bcd", None),
-    ("acq", 18, 8, "hex", None),
-    ("xfer_window", 26, 2, "u16", None),
-    ("xfer_kind", 28, 1, "u8", None),
-    ("tapoff", 29, 1, "u8", None),
-    ("xfer_value", 30, 2, "u16", None),
-    ("cap", 32, 4, "u32", None),
-    ("day_start", 36, 2, "u16", None),
-    ("tapoff_window", 38, 2, "u16", None),
-    ("n_lines", 40, 1, "u8", None),
-    ("n_pol", 41, 1, "u8", None),
-    ("n_acc", 42, 1, "u8", None),
-    ("rfu", 43, 1, "none", None),
-    ("content_len", 44, 4, "u32", None),
-)
 # fare table line entry (12 bytes, sorted by line id) (rules/FORMAT.md)
 TL_LINE = 0  # line id, also written to EF1E LINE and EF1A LINE
 TL_INDUSTRY = 2  # 01 rail, 02 bus (EF1E INDUSTRY)
@@ -125,14 +69,6 @@ TL_STOPS = 3  # 0 = flat-fare line; n = section line with stops 0..n-1
 TL_FARE = 4  # flat fare; for a section line the maximum of its matrix
 TL_RFU = 6  # 0
 TL_MATRIX = 8  # matrix offset from the body start (0 for a flat line)
-FARE_LINE_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("line", 0, 2, "u16", None),
-    ("industry", 2, 1, "u8", None),
-    ("stops", 3, 1, "u8", None),
-    ("fare", 4, 2, "u16", None),
-    ("rfu", 6, 2, "none", None),
-    ("matrix", 8, 4, "u32", None),
-)
 # fare table card-type policy entry (8 bytes, first match wins) (rules/FORMAT.md)
 TP_CARD_TYPE = 0  # card type (EF15[28]), or FF for any
 TP_SCOPE = 1  # SCOPE_*
@@ -140,30 +76,13 @@ TP_PAY = 2  # PAY_*
 TP_RIGHTS = 3  # POL_TRANSFER, POL_CAP bits
 TP_VALUE = 4  # percent or fixed fare
 TP_RFU = 6  # 0
-FARE_POLICY_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("card_type", 0, 1, "x8", None),
-    ("scope", 1, 1, "u8", None),
-    ("pay", 2, 1, "u8", None),
-    ("rights", 3, 1, "u8", None),
-    ("value", 4, 2, "u16", None),
-    ("rfu", 6, 2, "none", None),
-)
 # fare table accept entry (4 bytes, interconnect whitelist) (rules/FORMAT.md)
 TA_ORG = 0  # issuer organisation code, EF15[0..1]; FFFF any
 TA_CITY = 2  # city code, EF15[2..3]; FFFF any
-FARE_ACCEPT_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("org", 0, 2, "hex", None),
-    ("city", 2, 2, "hex", None),
-)
 # what a fare policy needs read from the card (policy.needs() bits) (rules/FORMAT.md)
 NEED_1E = 1  # EF 0x1E record 1 (the newest trip record)
 NEED_1A = 2  # EF 0x1A record 2 (bus record 2702)
 NEED_EF17 = 4  # read EF17 for local cards too (visitors always)
-FARE_NEEDS_CODES = (  # (column, value)
-    ("1e", 1),
-    ("1a", 2),
-    ("ef17", 4),
-)
 # formats:end
 
 

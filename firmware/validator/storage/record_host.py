@@ -99,20 +99,9 @@ ST_GRAY = 2  # written before DEBIT: the card may or may not have paid
 ST_RECOVERED = 3  # a torn debit proved done later (TAC from 805A)
 ST_BLOCKED = 4  # a blacklisted card locked (APPLICATION BLOCK)
 ST_REFUSED = 5  # a tap refused after the card was read (no debit)
-RECORD_STATUS_CODES = (  # (column, value)
-    ("normal", 1),
-    ("gray", 2),
-    ("recovered", 3),
-    ("blocked", 4),
-    ("refused", 5),
-)
 # record TXFLAGS bits (storage/FORMAT.md)
 FL_MAC2_UNVERIFIED = 1
 FL_MAC2_BAD = 2  # mac2_bad: the PSAM refused the card's MAC2 (the TAC decides at clearing)
-RECORD_TXFLAGS_CODES = (  # (column, value)
-    ("mac2_unverified", 1),
-    ("mac2_bad", 2),
-)
 # formats:end
 def crc_ok(buf):
     """True when the CRC of a 128-byte slot matches (FORMAT.md §2)."""

@@ -18,8 +18,8 @@ FH_FLAGS = 3  # F_MAC, F_DEFLATE
 FH_SEQ = 4  # frame sequence, strictly increasing per direction
 FH_LEN = 8  # payload bytes (<= MAX_PAYLOAD)
 FH_HCHK = 10  # low byte of CRC-32 over bytes 2..9 (type .. len)
-SOF0 = 89  # "Y"
-SOF1 = 75  # "K"
+SOF0 = 0x59  # "Y"
+SOF1 = 0x4B  # "K"
 HDR = 11  # header bytes; the payload follows
 MAC_LEN = 16  # truncated HMAC-SHA256 after the payload when F_MAC
 CRC_LEN = 4  # CRC-32 over bytes 2 .. end of MAC, last
@@ -30,14 +30,6 @@ F_DEFLATE = 2  # flags bit1: payload is raw deflate (PUSH_DATA)
 F_KNOWN = 3  # all defined flag bits
 PROTO_VERSION = 1  # HELLO/CHALLENGE ver
 PULL_Z = 1  # PULL flags bit0: the host accepts RECORDS_Z
-SYNC_FRAME_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("sof", 0, 2, "ascii", None),
-    ("type", 2, 1, "x8", None),
-    ("flags", 3, 1, "flags8", None),
-    ("seq", 4, 4, "u32", None),
-    ("len", 8, 2, "u16", None),
-    ("hchk", 10, 1, "x8", None),
-)
 # sync message types (sync/PROTOCOL.md)
 T_HELLO = 0x01  # h->d: ver(1) Nh(16)
 T_CHALLENGE = 0x02  # d->h: ver(1) device_id(4) Nd(16) Pd(32)
@@ -59,28 +51,6 @@ T_FAULTS = 0x32  # d->h: fault log bytes (target-defined, <= 2048)
 T_RESULT = 0x3F  # d->h: req_type(1) code(1) arg(4)
 T_BYE = 0x7E  # h->d: (empty)
 T_ERROR = 0x7F  # either: code(1)
-SYNC_TYPES_CODES = (  # (column, value)
-    ("hello", 0x01),
-    ("challenge", 0x02),
-    ("auth", 0x03),
-    ("info", 0x04),
-    ("info_req", 0x05),
-    ("pull", 0x10),
-    ("records", 0x11),
-    ("ack", 0x12),
-    ("pull_end", 0x13),
-    ("records_z", 0x14),
-    ("push_begin", 0x20),
-    ("push_data", 0x21),
-    ("push_end", 0x22),
-    ("push_ack", 0x23),
-    ("set_clock", 0x30),
-    ("get_faults", 0x31),
-    ("faults", 0x32),
-    ("result", 0x3F),
-    ("bye", 0x7E),
-    ("error", 0x7F),
-)
 # sync result codes (RESULT / ERROR code) (sync/PROTOCOL.md)
 OK = 0  # done
 E_AUTH = 1  # authentication failed or request before AUTH
@@ -93,32 +63,12 @@ E_VERSION = 7  # content version not newer / delta base mismatch
 E_STORAGE = 8  # storage fault while applying
 E_BUSY = 9  # another session is active
 E_KIND = 10  # unknown content kind
-SYNC_RESULTS_CODES = (  # (column, value)
-    ("ok", 0),
-    ("auth", 1),
-    ("mac", 2),
-    ("replay", 3),
-    ("proto", 4),
-    ("range", 5),
-    ("content", 6),
-    ("version", 7),
-    ("storage", 8),
-    ("busy", 9),
-    ("kind", 10),
-)
 # content kinds (PUSH_BEGIN kind, container kind) (sync/PROTOCOL.md)
 K_BLACKLIST_FULL = 1  # a whole blacklist
 K_BLACKLIST_DELTA = 2  # blacklist changes against the active version
 K_FARES = 3  # a fare table (rules/FORMAT.md)
 K_WHITELIST = 4  # accepted issuers
 K_CONFIG = 5  # device configuration
-CONTENT_KINDS_CODES = (  # (column, value)
-    ("blacklist_full", 1),
-    ("blacklist_delta", 2),
-    ("fares", 3),
-    ("whitelist", 4),
-    ("config", 5),
-)
 # payload struct formats (big-endian) (sync/PROTOCOL.md)
 P_RESULT = ">BBI"  # RESULT: req_type code arg
 P_PULL = ">IBH"  # PULL: from_seq window max_records (flags byte optional)
@@ -127,9 +77,6 @@ P_RECORDS = ">IHH"  # RECORDS / RECORDS_Z head: first_seq count rec_size
 P_PUSH_BEGIN = ">BI"  # PUSH_BEGIN: kind total_len
 P_U32 = ">I"  # ACK, PULL_END, PUSH_DATA offset, PUSH_ACK, SET_CLOCK
 RECORDS_OFF = 19  # first record byte of a RECORDS frame (HDR + 8)
-SYNC_PAYLOADS_CODES = (  # (column, value)
-    ("off", 19),
-)
 # INFO payload (sync/PROTOCOL.md)
 INFO_DEVICE_ID = 0  # device id
 INFO_FIRMWARE = 4  # firmware version (major<<16 | minor<<8 | patch)

@@ -30,21 +30,6 @@ CTX_IMG = 64  # bytes of the image copy (record 16..79)
 CTX_LEN = 76  # bytes per context
 N_CTX = 3  # contexts in the table (LRU)
 CTX_TABLE_LEN = 228  # the blob storage.journal.TearStore persists (<= 244)
-TEAR_CONTEXT_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("image", 0, 64, "hex", None),
-    ("serial", 0, 10, "alias", None),
-    ("txn_type", 19, 1, "alias", None),
-    ("amount", 24, 4, "alias", None),
-    ("bal_after", 32, 4, "alias", None),
-    ("atc", 36, 2, "alias", None),
-    ("terminal", 38, 6, "alias", None),
-    ("ttsn", 44, 4, "alias", None),
-    ("datetime", 48, 7, "alias", None),
-    ("gray", 64, 4, "u32", None),
-    ("saved", 68, 4, "u32", None),
-    ("valid", 72, 1, "u8", None),
-    ("pad", 73, 3, "none", None),
-)
 # formats:end
 
 O_TXFLAGS = rh.O_TXFLAGS
