@@ -104,7 +104,7 @@ def _blacklist_metrics(quick):
     p = plan_boards.PLAN_ESP32S3_16M  # the 16 MiB board is the one that must hold a million
     n = 1_000_000 if not quick else 100_000
     fl = NorFlash(plan_boards.ESP32S3_FLASH_SIZE, block_size=4096, prog_size=256)
-    bl = Blacklist(fl, p["blacklist"], verifier=lambda b: True).mount()
+    bl = Blacklist(fl, p["blacklist"]).mount()
     keys = _blacklist_keys(n)
     if bl.begin(KIND_FULL, 1) != OK:
         raise RuntimeError("begin")

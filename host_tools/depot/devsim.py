@@ -191,7 +191,7 @@ def main(argv):
     class Shadow:
         """Streaming content handler: where storage would fill a flash shadow area."""
 
-        def begin(self, kind, total):
+        def begin(self, kind, version, body_len):
             self.n = 0
             return 0
 

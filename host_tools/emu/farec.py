@@ -176,8 +176,8 @@ def container(body, sign=None):
     """Wrap a compiled table in a sync content container (PROTOCOL.md §5, kind 3).
 
     sign(bytes) -> 32-byte tag; the back office uses validator.sync.auth (HMAC-SHA256
-    under the content key). Without sign the tag is 32 zero bytes: only for tests that
-    hand FareTables.offer an accept-all verifier.
+    under the content key). Without sign the tag is 32 zero bytes: such a container is
+    refused by every device (sync.auth.verify_content); FareTables.offer takes the body.
     """
     version = struct.unpack(">I", body[8:12])[0]
     c = auth_host.wrap_content(wire_host.K_FARES, version, body)

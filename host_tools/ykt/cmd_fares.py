@@ -60,7 +60,7 @@ def do_compile(args):
     out = args.output or (args.table.rsplit(".", 1)[0] + ".bin")
     with open(out, "wb") as f:
         f.write(blob)
-    t = ft.FareTable(ft.unwrap(blob))
+    t = ft.FareTable(auth_host.unwrap_content(blob)[2])
     print("%s: fare table v%d for city %04X, %d lines, %d policies, %d accepted issuers, "
           "%d bytes (body %d), signed with the %s"
           % (out, t.version, t.city, t.n_lines, t.n_pol, t.n_acc, len(blob), t.content_len,
@@ -126,10 +126,11 @@ def do_show(args):
     except OSError as e:
         raise CommandError("%s: %s" % (args.table, e.strerror), EXIT_IO)
     key, kname = _key(args)
-    body = ft.unwrap(blob)
-    if body is None:
+    c = auth_host.unwrap_content(blob)
+    if c is None or c[0] != wire_host.K_FARES:
         raise CommandError("%s: not a fare-table content container" % args.table, EXIT_FAIL)
-    ok = auth.verify_content(key, blob)
+    body = c[2]
+    ok = auth.verify_content(key, blob) is not None
     try:
         t = ft.FareTable(body)
     except SyncError as e:

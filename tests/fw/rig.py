@@ -291,7 +291,7 @@ def flat_policy(fare=200, city=0x2900, accept=()):
             "lines": [{"id": LINE, "fare": fare}],
             "accept": [{"org": "%04x" % o, "city": "%04x" % c} for o, c in accept]}
     tables = table.FareTables()
-    assert tables.offer(farec.container(farec.compile_table(desc)), lambda b: True, 0) == 0
+    assert tables.offer(farec.compile_table(desc), 0) == 0
     return fares.FarePolicy(tables, fares.Position(LINE, 0, 0, fares.DOOR_ANY, TERM))
 
 

@@ -310,7 +310,7 @@ def test_fare_policy_when_engine_calls_it_decides_and_allocates_nothing():
     ts = table.FareTables()
     d = _base()
     d["cap"] = {"daily": 1000}
-    assert ts.offer(farec.container(farec.compile_table(d)), lambda b: True, 0) == 0
+    assert ts.offer(farec.compile_table(d), 0) == 0
     where = fares.Position(801, 1, 0, E, bytes.fromhex("000000123456"))
     pol = fares.FarePolicy(ts, where)
     assert pol.needs() == table.NEED_1E | table.NEED_1A
@@ -342,7 +342,7 @@ def test_fare_policy_when_boarding_needs_max_balance_checked_after_initialize():
     ts = table.FareTables()
     d = _base()
     d["tapoff"] = {"missing": "charge_max", "window_s": 7200, "board_needs_max": True}
-    assert ts.offer(farec.container(farec.compile_table(d)), lambda b: True, 0) == 0
+    assert ts.offer(farec.compile_table(d), 0) == 0
     pol = fares.FarePolicy(ts, fares.Position(801, 0, 0, E))
     c = FareCard(balance=399)
     res = pol.decide(T, c.ef15, None, None, c.rec1a)

@@ -35,10 +35,14 @@ def test_keys_when_blob_corrupt_sync_error():
     raises(SyncError, auth.parse_keys, blob[:10])
 
 
-def test_content_when_signed_verify_accepts():
-    blob = auth_host.make_content(KC, 1, 5, b"\x00" * 8 + b"\x11" * 8)
-    assert auth.verify_content(KC, blob)
-    assert auth.content_header(blob) == (1, 5, 16)
+def test_content_when_signed_verify_gives_kind_version_and_body_view():
+    body = b"\x00" * 8 + b"\x11" * 8
+    blob = auth_host.make_content(KC, 1, 5, body)
+    kind, version, b = auth.verify_content(KC, blob)
+    assert (kind, version, bytes(b)) == (1, 5, body)
+    assert isinstance(b, memoryview)  # a view into the container, not a copy
+    assert auth.content_header(blob, len(blob)) == (1, 5, 16)
+    assert auth.content_header(blob, len(blob) + 1) is None  # body_len disagrees
 
 
 def test_content_when_forged_or_wrong_key_verify_refuses():
@@ -54,16 +58,24 @@ def test_content_when_forged_or_wrong_key_verify_refuses():
 
 def test_content_when_streamed_incremental_verifier_agrees():
     blob = auth_host.make_content(KC, 3, 9, bytes(range(256)) * 5)
-    for step in (1, 7, 64, 1000, len(blob)):
+    for step in (1, 7, 14, 64, 1000, len(blob)):
         v = auth.ContentVerifier(KC, len(blob))
+        body = bytearray()
         for i in range(0, len(blob), step):
-            v.update(memoryview(blob)[i : i + step])
-        assert v.final()
+            b = v.update(memoryview(blob)[i : i + step])
+            if b is not None:  # only body bytes come back: no header, no tag
+                assert v.body_at == len(body)
+                body.extend(b)
+        assert v.final() and bytes(body) == bytes(range(256)) * 5
+        assert v.header() == (3, 9, 1280)
     bad = bytearray(blob)
     bad[-1] ^= 1
     v = auth.ContentVerifier(KC, len(bad))
     v.update(bad)
     assert not v.final()
+    v = auth.ContentVerifier(KC, len(blob))
+    v.update(memoryview(blob)[0:13])
+    assert v.header() is None  # not all 14 header bytes yet
 
 
 def test_session_keys_when_derived_each_side_mirrors_other():

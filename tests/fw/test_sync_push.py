@@ -78,9 +78,11 @@ class _Shadow:
         self.shadow = bytearray()
         self.active = None
         self.aborts = 0
+        self.begun = None
 
-    def begin(self, kind, total):
+    def begin(self, kind, version, body_len):
         self.shadow = bytearray()
+        self.begun = (kind, version, body_len)
         return wire_host.OK
 
     def write(self, off, data):
@@ -104,10 +106,34 @@ def test_session_when_streaming_handler_genuine_content_committed_forged_aborted
     good = auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 4, b"\x07" * 1500)
     _push(h, wire_host.K_BLACKLIST_FULL, good)
     typ, p, _ = h.pump()
-    assert p[1] == wire_host.OK and sh.active == (4, good) and t.versions[0] == 4
+    # the handler gets the body only: no header, no tag
+    assert p[1] == wire_host.OK and sh.active == (4, b"\x07" * 1500) and t.versions[0] == 4
+    assert sh.begun == (wire_host.K_BLACKLIST_FULL, 4, 1500)
     forged = bytearray(auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 5, b"\x08" * 1500))
     forged[100] ^= 1
     _push(h, wire_host.K_BLACKLIST_FULL, bytes(forged))
     typ, p, _ = h.pump()
-    assert p[1] == wire_host.E_CONTENT and sh.active == (4, good) and sh.aborts == 1
+    assert p[1] == wire_host.E_CONTENT and sh.active == (4, b"\x07" * 1500) and sh.aborts == 1
     assert t.versions[0] == 4
+
+
+def test_session_when_streamed_content_is_old_handler_never_begins():
+    s, t, h = _setup()
+    sh = _Shadow()
+    t.handlers[wire_host.K_BLACKLIST_FULL] = sh
+    h.handshake()
+    _push(h, wire_host.K_BLACKLIST_FULL,
+          auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 4, b"\x07" * 1500))
+    h.pump()
+    sh.begun = None
+    for v in (4, 3):  # a replay, then an older list: refused before any shadow is touched
+        _push(h, wire_host.K_BLACKLIST_FULL,
+              auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, v, b"\x09" * 1500))
+        typ, p, _ = h.pump()
+        assert p[1] == wire_host.E_VERSION, p
+        assert sh.begun is None and sh.active == (4, b"\x07" * 1500) and t.versions[0] == 4
+    # a forged old list is E_CONTENT: the tag is checked before the version is reported
+    _push(h, wire_host.K_BLACKLIST_FULL,
+          auth_host.make_content(b"\x66" * 32, wire_host.K_BLACKLIST_FULL, 3, b"\x09" * 40))
+    typ, p, _ = h.pump()
+    assert p[1] == wire_host.E_CONTENT and sh.begun is None

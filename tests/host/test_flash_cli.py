@@ -24,8 +24,9 @@ def test_flash_image_when_built_holds_keys_and_signed_config(tmp_path):
     ps = ParamStore(f, PLAN_SIM["params"]).mount()
     dev, kd, kc = auth.parse_keys(ps.get(content.P_KEYS))
     assert dev == 0x00120001
-    assert auth.verify_content(kc, ps.get(content.P_CONFIG))
-    assert content.parse_config(ps.get(content.P_CONFIG)) == {"city": "2900", "line": 12}
+    kind, version, body = auth.verify_content(kc, ps.get(content.P_CONFIG))
+    assert (kind, version) == (5, 1)  # K_CONFIG
+    assert content.parse_config(body) == {"city": "2900", "line": 12}
 
 
 def test_flash_image_when_config_unsigned_and_no_key_refuses(tmp_path):

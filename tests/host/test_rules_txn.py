@@ -34,8 +34,7 @@ def _rig(desc):
     r = rig.Rig(psam=psam, t0=T0Card(psam))
     r.clock.t = bcdtime.secs(2026, 3, 2, 8, 0, 0)
     ts = table.FareTables()
-    assert ts.offer(farec.container(farec.compile_table(desc)), lambda b: True,
-                    r.clock.now()) == table_host.T_ACTIVE
+    assert ts.offer(farec.compile_table(desc), r.clock.now()) == table_host.T_ACTIVE
     where = fares.Position(12, 0, 0, fares.DOOR_ANY, TERM)
     r.policy = fares.FarePolicy(ts, where)
     r.txn = r._new_txn()

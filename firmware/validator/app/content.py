@@ -1,14 +1,15 @@
 # validator.app.content: where pushed content lands (blacklist, fare table, configuration).
 # SPDX-License-Identifier: MIT
 #
-# sync.target.LogTarget checks every container's back-office MAC; these adapters move a
-# verified container into its store and map the store's refusal onto a sync wire code.
-# Boot path / sync path only -- never the tap path.
+# sync.target.LogTarget unwraps and verifies every container (sync.auth) and refuses a
+# rollback; these adapters hand the verified body to its store and map the store's
+# refusal onto a sync wire code. Stored containers (fare table, configuration) go through
+# the same sync.auth check at boot (stored()). Boot path / sync path only -- never the
+# tap path.
 import json
 
 from micropython import const
 
-from validator.rules import table
 from validator.storage import blacklist as bl
 from validator.sync import auth
 from validator.sync.target import LogTarget
@@ -19,14 +20,10 @@ _OK = const(0)
 _E_CONTENT = const(6)
 _E_VERSION = const(7)
 _E_STORAGE = const(8)
-_E_KIND = const(10)
 _K_BLACKLIST_FULL = const(1)
 _K_BLACKLIST_DELTA = const(2)
 _K_FARES = const(3)
 _K_CONFIG = const(5)
-# and of validator.sync.auth's container layout (PROTOCOL.md §5): header, body, 32-byte tag
-_CONTENT_HDR = const(14)
-_DIGEST = const(32)
 
 P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, Kc)
 P_FARES = "fares"  # the active fare-table container, re-verified at boot
@@ -37,9 +34,9 @@ def _bl_code(r):
     """A storage.blacklist result -> the sync wire code the depot sees (PROTOCOL.md §4.4)."""
     if r == bl.OK:
         return _OK
-    if r == bl.REJ_VERIFY or r == bl.REJ_FORMAT:
+    if r == bl.REJ_FORMAT:
         return _E_CONTENT
-    if r == bl.REJ_VERSION or r == bl.REJ_BASE:
+    if r == bl.REJ_BASE:
         return _E_VERSION
     return _E_STORAGE  # REJ_FULL, or anything new
 
@@ -49,31 +46,42 @@ def _fares_version(tables):
     return t.version if t is not None else 0
 
 
+def stored(params, kc, name, kind):
+    """-> (version, body) of the container stored under name if it is genuine and of that
+    kind (re-verified at boot: flash is not trusted more than the line), else None."""
+    blob = params.get(name)
+    c = auth.verify_content(kc, blob) if blob is not None and kc is not None else None
+    if c is None or c[0] != kind:
+        return None
+    return c[1], c[2]
+
+
 class Target(LogTarget):
     """LogTarget that also owns the fare tables and the device configuration.
 
-    It is its own streaming blacklist handler (begin/write/commit/abort, sync/README.md): a
-    pushed blacklist goes straight into the shadow bank in flash, and the bank switch
-    (Blacklist.end, in commit) happens only for a container LogTarget has verified
-    incrementally (auth.ContentVerifier). Fare tables and configuration are buffered and
-    land in apply(); their handler entries only mark the kinds as accepted."""
+    It is its own streaming blacklist handler (begin/write/commit/abort, sync/README.md):
+    a pushed blacklist body goes straight into the shadow bank in flash, and the bank
+    switch (Blacklist.end, in commit) happens only once LogTarget has verified the whole
+    container (auth.ContentVerifier). Fare tables and configuration are buffered; their
+    handlers get the verified body and keep the container in the parameter store."""
 
     def __init__(self, log, device_id, fw_version, kc, clock, blacklist, params, tables,
-                 on_config=None, faults=None):
+                 on_config=None, faults=None, config_version=0):
         LogTarget.__init__(
             self, log, device_id, fw_version, kc, clock,
-            {_K_BLACKLIST_FULL: self, _K_BLACKLIST_DELTA: self, _K_FARES: True,
-             _K_CONFIG: True},
-            versions=[blacklist.version, _fares_version(tables), 0, 0], faults=faults)
+            {_K_BLACKLIST_FULL: self, _K_BLACKLIST_DELTA: self, _K_FARES: self._fares,
+             _K_CONFIG: self._config},
+            versions=[blacklist.version, _fares_version(tables), 0, config_version],
+            faults=faults)
         self.bl = blacklist
         self.params = params
         self.tables = tables
         self.on_config = on_config
+        self._blob = None  # the container being applied (kept in flash by the handler)
 
     # -- streaming blacklist handler ---------------------------------------------------
-    def begin(self, kind, total):
-        # the MAC is checked incrementally by LogTarget (auth.ContentVerifier)
-        return _bl_code(self.bl.begin_stream(total, verified=True))
+    def begin(self, kind, version, body_len):
+        return _bl_code(self.bl.begin_stream(kind, version, body_len))
 
     def write(self, off, data):
         self.bl.write(data)
@@ -85,36 +93,33 @@ class Target(LogTarget):
     def abort(self):
         self.bl.abort()
 
-    # -- buffered kinds -------------------------------------------------------------
+    # -- buffered kinds: verified body in, container kept for the next boot -------------
     def apply(self, kind, blob):
-        if kind == _K_FARES:
-            r = self.tables.offer(blob, self._verify, self.clock.now())
-            if r < 0:
-                return (_E_VERSION if r == table.T_OLD_VERSION else _E_CONTENT), 0
-            self.params.put(P_FARES, blob)
-            v = _fares_version(self.tables)
-            self.versions[1] = v
-            return _OK, v
-        if kind == _K_CONFIG:
-            if not self._verify(blob):
-                return _E_CONTENT, 0
-            try:
-                cfg = parse_config(blob)
-            except ValueError:
-                return _E_CONTENT, 0
-            self.params.put(P_CONFIG, blob)
-            if self.on_config is not None:
-                self.on_config(cfg)
-            return _OK, 0
-        return _E_KIND, 0
+        self._blob = blob
+        try:
+            return LogTarget.apply(self, kind, blob)
+        finally:
+            self._blob = None
 
-    def _verify(self, blob):
-        return auth.verify_content(self._kc, blob)
+    def _fares(self, kind, version, body):
+        if self.tables.offer(body, self.clock.now(), version) < 0:
+            return _E_CONTENT
+        self.params.put(P_FARES, self._blob)
+        return _OK
+
+    def _config(self, kind, version, body):
+        try:
+            cfg = parse_config(body)
+        except ValueError:
+            return _E_CONTENT
+        self.params.put(P_CONFIG, self._blob)
+        if self.on_config is not None:
+            self.on_config(cfg)
+        return _OK
 
 
-def parse_config(blob):
-    """The JSON body of a verified config container (PROTOCOL.md §5 layout)."""
-    body = memoryview(blob)[_CONTENT_HDR: len(blob) - _DIGEST]
+def parse_config(body):
+    """The device configuration: the JSON object in a verified config container's body."""
     cfg = json.loads(bytes(body))
     if not isinstance(cfg, dict):
         raise ValueError("config")

@@ -9,6 +9,7 @@
 import gc
 
 import micropython
+from micropython import const
 
 from validator import VERSION_NUM
 from validator import errors as E
@@ -22,6 +23,9 @@ from validator.storage.recordlog import RecordLog, TearStore
 from validator.sync import auth
 
 _DOORS = (fares.DOOR_ANY, fares.DOOR_ENTRY, fares.DOOR_EXIT)
+# content kinds (sync/PROTOCOL.md §4.3; checked by tests/host/test_sync_consts.py)
+_K_FARES = const(3)
+_K_CONFIG = const(5)
 
 
 class Device:
@@ -43,19 +47,18 @@ class Device:
                 self.kc = self.keys[2]
             except E.SyncError:
                 self.keys = None
-        kc = self.kc
-        verify = (lambda b: auth.verify_content(kc, b)) if kc is not None else (lambda b: False)
-        self.blacklist = Blacklist(f, plan["blacklist"], verifier=verify).mount()
+        self.blacklist = Blacklist(f, plan["blacklist"]).mount()
         self.tables = table.FareTables()
-        now = board.clock.now()
-        blob = self.params.get(content.P_FARES)
-        if blob is not None:
-            self.tables.offer(blob, verify, now)
+        c = content.stored(self.params, self.kc, content.P_FARES, _K_FARES)
+        if c is not None:
+            self.tables.offer(c[1], board.clock.now(), c[0])
         self.config = {}
-        blob = self.params.get(content.P_CONFIG)
-        if blob is not None and verify(blob):
+        self.config_version = 0
+        c = content.stored(self.params, self.kc, content.P_CONFIG, _K_CONFIG)
+        if c is not None:
             try:
-                self.config = content.parse_config(blob)
+                self.config = content.parse_config(c[1])
+                self.config_version = c[0]
             except ValueError:
                 self.config = {}
         self.position = fares.Position(self.config.get("line", 0), 0, 0, fares.DOOR_ANY,
@@ -130,7 +133,7 @@ def start(board):
 
         target = content.Target(dev.records, dev.keys[0], VERSION_NUM, dev.kc, board.clock,
                                 dev.blacklist, dev.params, dev.tables,
-                                on_config=dev.set_config)
+                                on_config=dev.set_config, config_version=dev.config_version)
         tasks.extend(service.tasks(board.sync_cfg, target, dev.keys, board.urandom,
                                    board.clock))
     app.run(board, make_processor=make_processor, extra_tasks=tasks)

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # The format is written down in rules/FORMAT.md (section "Fare table"); this module is its
-# only firmware reader. A table is one immutable bytes blob: content (header + sections)
-# followed by the back-office verification trailer owned by sync (validator.sync.auth).
+# only firmware reader. A table is the body of a back-office content container, which
+# sync unwraps and verifies (validator.sync.auth): this module never sees the container.
 # Parsing validates every count, offset and matrix entry once, at install time, so the
 # lookups below (used on the tap path) need no bounds checks and allocate nothing.
 # All integers are big-endian. Nothing here is a dict: the MCU keeps one blob + a few ints.
@@ -56,15 +56,7 @@ NEED_1A = const(2)  # EF 0x1A record 2 (bus record 2702)
 # install outcomes (FareTables.offer)
 _T_ACTIVE = const(0)
 _T_PENDING = const(1)
-_T_BAD_AUTH = const(-1)
 _T_BAD_FORMAT = const(-2)
-T_OLD_VERSION = const(-3)
-
-
-# content container framing (sync/PROTOCOL.md §5): "YKC1" kind flags version(4) len(4)
-_C_HDR = const(14)
-_C_TAG = const(32)
-_KIND_FARE_TABLE = const(3)
 
 
 def _u16(b, o):
@@ -72,7 +64,7 @@ def _u16(b, o):
 
 
 class FareTable:
-    """One parsed table. Construct with the verified blob; raises SyncError if malformed."""
+    """One parsed table. Construct with the verified body; raises SyncError if malformed."""
 
     def __init__(self, blob):
         b = memoryview(blob)
@@ -223,25 +215,6 @@ class FareTable:
         return m
 
 
-def unwrap(blob):
-    """Fare-table body of a content container (sync/PROTOCOL.md §5), or None.
-
-    Only the framing is checked here (magic, kind 3, flags 0, lengths); the tag is the
-    verifier's business. The body is a memoryview into the container, not a copy: the
-    table keeps the container alive, and installing a table needs one buffer of its size
-    (the pushed container), not two. The caller must never reuse that buffer.
-    """
-    n = len(blob)
-    if n < _C_HDR + _C_TAG or bytes(blob[0:4]) != b"YKC1":
-        return None
-    if blob[4] != _KIND_FARE_TABLE or blob[5] != 0:
-        return None
-    blen = _u16(blob, 10) << 16 | _u16(blob, 12)
-    if _C_HDR + blen + _C_TAG != n:
-        return None
-    return memoryview(blob)[_C_HDR:_C_HDR + blen]
-
-
 class FareTables:
     """Active + pending table; a refused blob never replaces what is active."""
 
@@ -249,34 +222,22 @@ class FareTables:
         self.active = None
         self.pending = None
 
-    def offer(self, blob, verify, now):
-        """Verify, unwrap, parse and stage a pushed fare table. Returns T_* (< 0 = refused).
+    def offer(self, body, now, version=None):
+        """Parse and stage a fare table. Returns T_* (< 0 = refused: nothing changes).
 
-        blob is the back-office content container (sync/PROTOCOL.md §5, kind 3) holding
-        the table (FORMAT.md) as its body. verify(blob) -> truthy is the content check;
-        bind the key: ``lambda b: auth.verify_content(kc, b)``. A table whose activation
-        time has come becomes active at once; a later one waits in `pending`. A version
-        not newer than the active one is refused (no rollback by replaying an old
-        container). Refused -> nothing changes. Sync result codes: _T_BAD_AUTH and
-        _T_BAD_FORMAT -> E_CONTENT, T_OLD_VERSION -> E_VERSION.
+        body is the table (FORMAT.md), e.g. the memoryview sync.auth.verify_content gives
+        for a genuine container; the table keeps it, not a copy. version, when given, is
+        the container's: the table must say the same. Whether the content is genuine and
+        newer than the installed table is decided before, by sync (sync.target). A table
+        whose activation time has come becomes active at once; a later one waits in
+        `pending`. Sync result code: _T_BAD_FORMAT -> E_CONTENT.
         """
-        try:
-            ok = verify(blob)
-        except Exception:
-            ok = False
-        if not ok:
-            return _T_BAD_AUTH
-        body = unwrap(blob)
-        if body is None:
-            return _T_BAD_FORMAT
         try:
             t = FareTable(body)
         except (SyncError, IndexError, ValueError):
             return _T_BAD_FORMAT
-        if t.version != (_u16(blob, 6) << 16 | _u16(blob, 8)):
+        if version is not None and t.version != version:
             return _T_BAD_FORMAT  # container and table disagree on the version
-        if self.active is not None and t.version <= self.active.version:
-            return T_OLD_VERSION
         if t.activation <= now:
             self.active = t
             if self.pending is not None and self.pending.version <= t.version:

@@ -6,7 +6,9 @@
 # suffixes (6.125 bytes per entry), a fence of each group's first key, and a RAM index of
 # the first key of every 64-group fence chunk. Two banks ping-pong: updates (full list or
 # delta merged with the active bank) are built in the inactive bank and switched by
-# programming its header last, only after the injected verifier accepted the content.
+# programming its header last. Updates arrive as the body of a content container that
+# sync (auth + target) unwraps, verifies and checks for rollback: this module never sees
+# the container, and its caller commits only what sync verified.
 # contains() is on the tap path: buffers made once, no allocation.
 import binascii
 import struct
@@ -22,8 +24,6 @@ _G = const(64)  # keys per group
 _SUF = const(6)
 _LEAF = const(384)  # _G * _SUF
 _CHUNK = const(512)  # fence entries per chunk (64) * 8
-_CHDR = const(14)  # content container header (sync/PROTOCOL.md §5)
-_TAG = const(32)
 # Indices of the build state (Blacklist._b) and the stream state (Blacklist._st)
 _B_KIND = const(0)
 _B_VERSION = const(1)
@@ -48,9 +48,10 @@ _S_KIND = const(5)
 _S_ERR = const(6)
 _S_COUNT = const(7)
 _S_ESZ = const(8)
+_S_VERSION = const(9)
 
-# container kinds and delta ops (sync/PROTOCOL.md §5); blacklist_host names them for host
-# callers (tests/host/test_storage_consts.py checks the values)
+# body kinds (the container's kind, sync/PROTOCOL.md §4.3) and delta ops (FORMAT.md §5);
+# blacklist_host names them for host callers (tests/host/test_storage_consts.py checks)
 _KIND_FULL = const(1)
 _KIND_DELTA = const(2)
 _OP_REMOVE = const(0)
@@ -58,9 +59,7 @@ _OP_ADD = const(1)
 
 # apply()/end() results (business outcomes, not faults)
 OK = const(0)
-REJ_VERIFY = const(1)  # MAC/signature refused
-REJ_FORMAT = const(2)  # malformed container or unsorted keys
-REJ_VERSION = const(3)  # not newer than the active list
+REJ_FORMAT = const(2)  # malformed body or unsorted keys
 REJ_BASE = const(4)  # delta base is not the active version
 REJ_FULL = const(5)  # more groups than a bank holds
 
@@ -103,11 +102,11 @@ def _cmp(a, ao, b, bo, n):
 class Blacklist:
     """Blacklist store on region (offset, length): two banks.
 
-    verifier(blob) -> bool checks a whole content container (apply); stream_verifier(total)
-    -> object with update(chunk) / final() -> bool checks one streamed through
-    begin_stream/write/end. Without a verifier nothing is ever accepted."""
+    Updates are container bodies (FORMAT.md §5): apply(kind, version, body) for a whole one,
+    begin_stream/write/end for one streamed into the shadow bank. Whether the content is
+    genuine and newer is decided before, by sync; end() is the switch."""
 
-    def __init__(self, flash, region, verifier=None, stream_verifier=None):
+    def __init__(self, flash, region):
         off, length = region
         bs = flash.block_size
         bank = (length // 2) // bs * bs
@@ -126,8 +125,7 @@ class Blacklist:
         self.max_groups = g
         # the fence starts at block 1 of the bank (offset flash.block_size), the leaves after it
         self._leaf_off = bs + fence
-        self._verify = verifier
-        self._sverify = stream_verifier
+        self._st = None  # stream state of the body being received
         # RAM index: first key of every fence chunk, 8 B per 64 groups (FORMAT.md §5): 2 680 B
         # for the sim plan's 8 MiB banks, 2 032 B for the 16 MiB board's
         self._idx = bytearray((g + _G - 1) // _G * 8)
@@ -260,10 +258,8 @@ class Blacklist:
 
     # -- building (never on the tap path) ----------------------------------------------
     def begin(self, kind, version, base=0):
-        """Start building a new list in the inactive bank. Callers must verify the content
-        (apply/end do); commit() is what makes it active."""
-        if version <= self.version and self._act >= 0:
-            return REJ_VERSION  # stale or replayed content first: it is never applicable
+        """Start building a new list in the inactive bank; commit() makes it active. Only
+        verified, newer content may be committed: sync decides that (sync.target)."""
         if kind == _KIND_DELTA and (self._act < 0 or base != self.version):
             return REJ_BASE
         t = 0 if self._act < 0 else 1 - self._act
@@ -401,42 +397,36 @@ class Blacklist:
 
     def abort(self):
         self._b = None
+        self._st = None
 
-    # -- verified content (sync/PROTOCOL.md §5 container) ------------------------------
-    def apply(self, blob):
-        """Verify and apply a whole content container (kind 1 full / 2 delta). -> OK/REJ_*."""
-        if self._verify is None or not self._verify(blob):
-            return REJ_VERIFY
-        mv = memoryview(blob)
-        r = self.begin_stream(len(blob), verified=True)
+    # -- content bodies (FORMAT.md §5), unwrapped and verified by sync --------------
+    def apply(self, kind, version, body):
+        """Build and switch to a whole body (kind 1 full / 2 delta). -> OK/REJ_*."""
+        r = self.begin_stream(kind, version, len(body))
         if r == OK:
-            self.write(mv)
+            self.write(body)
         return self.end()
 
-    def begin_stream(self, total, verified=False):
-        self._sv = None
-        if not verified:
-            if self._sverify is None:
-                return REJ_VERIFY
-            self._sv = self._sverify(total)
-        # stream state, indexed by _S_* consts
-        self._st = [total, 0, bytearray(), bytearray(), 0, 0, OK, 0, 0]
+    def begin_stream(self, kind, version, body_len):
+        """Start receiving a body of body_len bytes: write() its bytes in order, end()."""
+        if kind != _KIND_FULL and kind != _KIND_DELTA:
+            self._st = None
+            return REJ_FORMAT
+        # stream state, indexed by _S_* consts (the body's own header is parsed as it comes)
+        self._st = [body_len, 0, bytearray(), bytearray(), 0, kind, OK, 0, 0, version]
         return OK
 
     def write(self, chunk):
-        """Next bytes of the streamed container, in order."""
+        """Next bytes of the streamed body, in order (a memoryview is not copied)."""
         st = self._st
-        if self._sv is not None:
-            self._sv.update(chunk)
-        for x in bytes(chunk):
+        if st is None:
+            return
+        for x in chunk:
             st[_S_SEEN] += 1
             if st[_S_ERR]:
                 continue
-            if st[_S_SEEN] > st[_S_TOTAL] - _TAG:
-                continue  # the tag: checked by the verifier
-            h = st[_S_HDR]
-            if st[_S_KIND] == 0:
-                h.append(x)
+            if st[_S_ESZ] == 0:
+                st[_S_HDR].append(x)
                 self._parse_header(st)
                 continue
             e = st[_S_ENT]
@@ -455,41 +445,32 @@ class Blacklist:
                 st[_S_ENT] = bytearray()
 
     def _parse_header(self, st):
+        """The body's header: full count(4); delta base(4) count(4) (FORMAT.md §5)."""
         h = st[_S_HDR]
-        if len(h) == 4 and bytes(h) != b"YKC1":  # content container magic
-            st[_S_ERR] = REJ_FORMAT
-        if len(h) < _CHDR + 4:
-            return
-        kind, flags, ver, blen = struct.unpack_from(">BBII", h, 4)
-        if kind not in (_KIND_FULL, _KIND_DELTA) or flags or _CHDR + blen + _TAG != st[_S_TOTAL]:
-            st[_S_ERR] = REJ_FORMAT
-            return
-        if kind == _KIND_DELTA and len(h) < _CHDR + 8:
-            return
-        if kind == _KIND_FULL:
-            base, count, esz, hb = 0, struct.unpack_from(">I", h, _CHDR)[0], 8, 4
+        if st[_S_KIND] == _KIND_FULL:
+            if len(h) < 4:
+                return
+            base, count, esz, hb = 0, struct.unpack_from(">I", h, 0)[0], 8, 4
         else:
-            base, count = struct.unpack_from(">II", h, _CHDR)
+            if len(h) < 8:
+                return
+            base, count = struct.unpack_from(">II", h, 0)
             esz, hb = 9, 8
-        if hb + count * esz != blen:
+        if hb + count * esz != st[_S_TOTAL]:
             st[_S_ERR] = REJ_FORMAT
             return
-        st[_S_KIND], st[_S_ESZ], st[_S_COUNT] = kind, esz, count
-        st[_S_ERR] = self.begin(kind, ver, base)
+        st[_S_ESZ], st[_S_COUNT] = esz, count
+        st[_S_ERR] = self.begin(st[_S_KIND], st[_S_VERSION], base)
 
     def end(self):
-        """Finish a streamed container: verify, then switch. -> OK or REJ_*."""
+        """Finish a streamed body and switch to it. -> OK or REJ_*."""
         st = self._st
         self._st = None
-        sv = self._sv
-        self._sv = None
         if st is None:
             return REJ_FORMAT
         err = st[_S_ERR]
-        if not err and (st[_S_SEEN] != st[_S_TOTAL] or st[_S_KIND] == 0 or st[_S_COUNT]):
+        if not err and (st[_S_SEEN] != st[_S_TOTAL] or st[_S_ESZ] == 0 or st[_S_COUNT]):
             err = REJ_FORMAT
-        if not err and sv is not None and not sv.final():
-            err = REJ_VERIFY
         if err:
             if self._b is not None and not self._b[_B_ERR]:
                 self._b[_B_ERR] = err

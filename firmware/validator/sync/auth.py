@@ -31,8 +31,8 @@ class Hmac:
     """HMAC-SHA256 with precomputed pads. digest(*parts) hashes the concatenation.
 
     Also the per-direction frame MAC (PROTOCOL.md §1): tag_into/check use
-    HMAC(K, hdr ‖ payload)[:16]. (It was a FrameMac class wrapping an Hmac: one class and
-    object fewer; auth_host.FrameMac names it for host callers.)
+    HMAC(K, hdr ‖ payload)[:16] (no separate class: one class and object fewer on the
+    device; auth_host.FrameMac names it for host callers).
     """
 
     def __init__(self, key):
@@ -132,14 +132,20 @@ def parse_keys(blob):
 
 
 # -- back-office content (PROTOCOL.md §5) ----------------------------------------------
+# The container is parsed here and nowhere else on the device: content_header() is the one
+# reader of its framing, verify_content() / ContentVerifier the one check of its tag, and
+# the stores (storage.blacklist, rules.table, the configuration) only ever see the body.
 
 
-def content_header(blob):
-    """-> (kind, version, body_len) of a content container, or None if malformed."""
-    if len(blob) < _CONTENT_HDR + _DIGEST or bytes(blob[:4]) != _CONTENT_MAGIC:
+def content_header(hdr, total):
+    """-> (kind, version, body_len) from the first 14 bytes of a `total`-byte container,
+    or None when its framing is wrong (magic, flags, lengths)."""
+    if len(hdr) < _CONTENT_HDR or total < _CONTENT_HDR + _DIGEST:
         return None
-    kind, flags, version, blen = struct.unpack_from(">BBII", blob, 4)
-    if flags != 0 or _CONTENT_HDR + blen + _DIGEST != len(blob):
+    if bytes(hdr[:4]) != _CONTENT_MAGIC:
+        return None
+    kind, flags, version, blen = struct.unpack_from(">BBII", hdr, 4)
+    if flags != 0 or _CONTENT_HDR + blen + _DIGEST != total:
         return None
     return kind, version, blen
 
@@ -147,21 +153,24 @@ def content_header(blob):
 class ContentVerifier:
     """Incremental verify_content for containers streamed into flash.
 
-    update(chunk) with every byte of the container in order (tag included), then
-    final() -> bool. The last 32 bytes seen are the tag; they are not hashed.
+    update(chunk) with every byte of the container in order (tag included) -> the body
+    bytes in that chunk (a view, or the chunk itself; None when it holds none), which
+    start at body offset body_at; header() is content_header() once the first 14 bytes
+    are in; final() -> bool. The last 32 bytes seen are the tag; they are not hashed.
     """
 
     def __init__(self, content_key, total_len):
         self._hm = Hmac(content_key)
         self._h = self._hm.inner()
-        self._total = total_len
+        self.total = total_len
         self._seen = 0
         self._tag = bytearray(_DIGEST)
         self._hdr = bytearray(_CONTENT_HDR)
+        self.body_at = 0
 
     def update(self, chunk):
         n = len(chunk)
-        body_end = self._total - _DIGEST
+        body_end = self.total - _DIGEST
         s = self._seen
         for i in range(n):  # header bytes (first 14) are kept for the format check
             if s + i >= _CONTENT_HDR:
@@ -177,35 +186,39 @@ class ContentVerifier:
             if 0 <= p < _DIGEST:
                 self._tag[p] = chunk[i]
         self._seen = s + n
+        a = _CONTENT_HDR - s if s < _CONTENT_HDR else 0
+        e = body_end - s if body_end - s < n else n
+        if a >= e:
+            return None
+        self.body_at = s + a - _CONTENT_HDR
+        return chunk if a == 0 and e == n else chunk[a:e]
 
     def header(self):
-        """-> (kind, version, body_len) from the bytes seen so far, or None."""
-        if self._seen < _CONTENT_HDR or bytes(self._hdr[:4]) != _CONTENT_MAGIC:
+        """-> (kind, version, body_len), or None before 14 bytes or for a bad framing."""
+        if self._seen < _CONTENT_HDR:
             return None
-        kind, flags, version, blen = struct.unpack_from(">BBII", self._hdr, 4)
-        return kind, version, blen
+        return content_header(self._hdr, self.total)
 
     def final(self):
-        if self._seen != self._total or self._total < _CONTENT_HDR + _DIGEST:
-            return False
-        if bytes(self._hdr[:4]) != _CONTENT_MAGIC:
-            return False
-        flags = self._hdr[5]
-        blen = struct.unpack_from(">I", self._hdr, 10)[0]
-        if flags != 0 or _CONTENT_HDR + blen + _DIGEST != self._total:
+        """True only when every byte arrived, the framing is right and the tag verifies."""
+        if self._seen != self.total or self.header() is None:
             return False
         return equal(self._hm.outer(self._h.digest()), self._tag)
 
 
 def verify_content(content_key, blob):
-    """The one back-office content check: True only for a well-formed container whose
-    HMAC-SHA256 tag under content_key is right. Call before activating any pushed list,
-    table or configuration (storage, rules). Never raises on bad data."""
+    """The one back-office content check and unwrap: (kind, version, body) of a
+    well-formed container whose HMAC-SHA256 tag under content_key is right, else None.
+    body is a memoryview into blob, not a copy (a fare table lives in the pushed buffer):
+    blob must not change while body is in use. Never raises on bad data."""
     try:
-        if content_header(blob) is None:
-            return False
         n = len(blob) - _DIGEST
+        h = content_header(blob, len(blob))
+        if h is None:
+            return None
         mv = memoryview(blob)
-        return equal(Hmac(content_key).digest(mv[:n]), mv[n:])
+        if not equal(Hmac(content_key).digest(mv[:n]), mv[n:]):
+            return None
+        return h[0], h[1], mv[_CONTENT_HDR:n]
     except Exception:
-        return False
+        return None

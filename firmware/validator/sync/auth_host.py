@@ -8,7 +8,7 @@ import struct
 from binascii import crc32
 
 from validator.errors import SyncError
-from validator.sync.auth import Hmac, _id4
+from validator.sync.auth import Hmac, _id4, content_header
 
 # Public names of validator.sync.auth's private consts (const() names beginning with _ take no
 # heap on the device); host callers import them from here. Checked equal by
@@ -68,6 +68,17 @@ def derive_device_key(master, device_id):
 
 def make_keys(device_id, kd, kc):
     if len(kd) != DIGEST or len(kc) != DIGEST:
+
+
+def unwrap_content(blob):
+    """(kind, version, body) of a well-framed container without checking its tag (host
+    tools that show content, e.g. `ykt fares show`), else None. The framing is read by
+    the firmware's one parser (auth.content_header); the device itself only ever uses
+    auth.verify_content."""
+    h = content_header(blob, len(blob))
+    if h is None:
+        return None
+    return h[0], h[1], memoryview(blob)[CONTENT_HDR : CONTENT_HDR + h[2]]
         raise SyncError("keys must be 32 bytes")
     b = b"YKK1" + _id4(device_id) + bytes(kd) + bytes(kc)
     return b + struct.pack(">I", crc32(b))

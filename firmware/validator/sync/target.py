@@ -5,14 +5,17 @@
 # a target built from the storage service objects without sync importing storage:
 #   LogTarget(log, device_id, fw_version, content_key, clock, handlers, versions)
 # where `log` is a record log with first_seq / acked_seq / next_seq (attributes or
-# methods), read(seq, buf) -> n and ack(seq) (storage issue 5's RecordLog), and
-# handlers maps a content kind to either
+# methods), read(seq, buf) -> n and ack(seq) (storage's RecordLog), and handlers maps a
+# content kind to either
 #   a function apply(kind, version, body_memoryview) -> wire code: the container is
 #   buffered in RAM (up to _PUSH_LIMIT bytes; one contiguous allocation), verified, applied;
-#   or a streaming object with begin(kind, total) -> code, write(off, data) -> code,
-#   commit(version) -> code, abort(): the container bytes go straight to it (into a flash
-#   shadow area), the MAC is checked incrementally (auth.ContentVerifier) and commit()
-#   -- the atomic switch -- is called only for a verified, newer container of that kind.
+#   or a streaming object with begin(kind, version, body_len) -> code, write(off, data) ->
+#   code, commit(version) -> code, abort(): the container's body goes straight to it (into
+#   a flash shadow area) while the tag is checked incrementally (auth.ContentVerifier), and
+#   commit() -- the atomic switch -- is called only for a verified container.
+# Either way a handler sees only the body, and only of a container that passed the one
+# acceptance rule (LogTarget._accept: the kind pushed, a version newer than the installed
+# one); the framing and the tag are sync.auth's.
 from micropython import const
 
 from validator.sync import auth
@@ -45,8 +48,9 @@ class LogTarget:
 
     A kind whose handler has no begin() is buffered: push_begin allocates the container
     (up to _PUSH_LIMIT bytes, one block), push_end hands it to apply(kind, blob) ->
-    (wire code, version), which checks it (MAC, kind, newer version: the shared acceptance
-    rule) and calls the handler. Subclasses may override apply (app.content.Target does).
+    (wire code, version), which verifies and unwraps it (auth.verify_content), applies the
+    acceptance rule and calls the handler with the body. A streamed kind gets the same
+    rule as soon as the container header is in, and its commit only after the tag checks.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class LogTarget:
         self._ver = None  # its auth.ContentVerifier
         self._pbuf = None  # buffered container of the open push
         self._pkind = 0
+        self._pcode = None  # streamed push: None until its header is in, then the verdict
 
     def info(self):
         lg = self.log
@@ -121,6 +126,17 @@ class LogTarget:
         return n
 
     # -- push: streaming handlers, else a RAM buffer -> apply() ---------------------
+    def _accept(self, kind, hdr):
+        """The acceptance rule for every pushed container, hdr = (kind, version, body_len)
+        from sync.auth: the kind must be the kind pushed (E_CONTENT: a fare table cannot
+        pose as a blacklist) and the version newer than the installed one (E_VERSION: no
+        rollback, so a depot replaying an old container changes nothing)."""
+        if hdr[0] != kind:
+            return _E_CONTENT
+        if hdr[1] <= self.versions[_SLOT[kind]]:
+            return _E_VERSION
+        return _OK
+
     def push_begin(self, kind, total):
         self._stream = None
         self._pbuf = None
@@ -143,12 +159,11 @@ class LogTarget:
             return _OK
         if total < _CONTENT_HDR + _DIGEST:
             return _E_CONTENT
-        code = h.begin(kind, total)
-        if code == _OK:
-            self._stream = h
-            self._pkind = kind
-            self._ver = auth.ContentVerifier(self._kc, total)
-        return code
+        self._stream = h
+        self._pkind = kind
+        self._pcode = None
+        self._ver = auth.ContentVerifier(self._kc, total)
+        return _OK
 
     def push_write(self, off, data):
         h = self._stream
@@ -158,8 +173,18 @@ class LogTarget:
                 return _E_RANGE
             b[off : off + len(data)] = data
             return _OK
-        self._ver.update(data)
-        return h.write(off, data)
+        v = self._ver
+        body = v.update(data)
+        if self._pcode is None:
+            hdr = v.header()
+            if hdr is not None:
+                code = self._accept(self._pkind, hdr)
+                self._pcode = code if code != _OK else h.begin(self._pkind, hdr[1], hdr[2])
+            elif off + len(data) >= _CONTENT_HDR:
+                self._pcode = _E_CONTENT  # bad framing
+        if self._pcode != _OK or body is None:
+            return _OK  # header pending, or refused: the verdict goes out at push_end
+        return h.write(v.body_at, body)
 
     def push_end(self):
         h = self._stream
@@ -172,22 +197,22 @@ class LogTarget:
         self._stream = None
         ver = self._ver
         self._ver = None
-        hdr = ver.header()
-        if not ver.final() or hdr is None or hdr[0] != self._pkind:
+        code = self._pcode
+        if not ver.final():
             h.abort()
             return _E_CONTENT, 0
-        slot = _SLOT[self._pkind]
-        if hdr[1] <= self.versions[slot]:
+        version = ver.header()[1]
+        if code != _OK:
             h.abort()
-            return _E_VERSION, hdr[1]
+            return code, (version if code == _E_VERSION else 0)
         try:
-            code = h.commit(hdr[1])
+            code = h.commit(version)
         except Exception:
             h.abort()
-            return _E_STORAGE, hdr[1]
+            return _E_STORAGE, version
         if code == _OK:
-            self.versions[slot] = hdr[1]
-        return code, hdr[1]
+            self.versions[_SLOT[self._pkind]] = version
+        return code, version
 
     def push_abort(self):
         if self._stream is not None:
@@ -197,25 +222,21 @@ class LogTarget:
         self._pbuf = None
 
     def apply(self, kind, blob):
-        """The acceptance rule, then the kind's handler: refuses a container whose MAC is
-        wrong (E_CONTENT), whose kind is not the kind pushed (E_CONTENT: a fare table cannot
-        pose as a blacklist), or whose version is not newer than the active one (E_VERSION:
-        a depot cannot roll a device back)."""
+        """Verify and unwrap a buffered container (auth.verify_content), apply the
+        acceptance rule (_accept), then the kind's handler with the body (a memoryview
+        into blob). Refused (anything but OK) -> the handler is not called."""
         if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
             return _E_KIND, 0
-        if not auth.verify_content(self._kc, blob):
+        c = auth.verify_content(self._kc, blob)
+        if c is None:
             return _E_CONTENT, 0
-        k, version, blen = auth.content_header(blob)
-        if k != kind:
-            return _E_CONTENT, 0
-        slot = _SLOT[kind]
-        if version <= self.versions[slot]:
-            return _E_VERSION, version
-        body = memoryview(blob)[_CONTENT_HDR : _CONTENT_HDR + blen]
+        code = self._accept(kind, c)
+        if code != _OK:
+            return code, (c[1] if code == _E_VERSION else 0)
         try:
-            code = self.handlers[kind](kind, version, body)
+            code = self.handlers[kind](kind, c[1], c[2])
         except Exception:
-            return _E_STORAGE, version
+            return _E_STORAGE, c[1]
         if code == _OK:
-            self.versions[slot] = version
-        return code, version
+            self.versions[_SLOT[kind]] = c[1]
+        return code, c[1]

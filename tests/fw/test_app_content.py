@@ -1,0 +1,141 @@
+# Tier 1: app.content.Target, where pushed content lands. sync.auth unwraps and verifies
+# every container once; the stores get only the body; one rule (sync.target) refuses a
+# rollback of every kind (sync/PROTOCOL.md §4.3, §5).
+# SPDX-License-Identifier: MIT
+from emu import farec
+from fw import storage_dev
+from fw.sync_fixtures import DEVICE_ID, KC, FakeClock, MemLog
+from validator.app import content
+from validator.rules import table
+from validator.storage.blacklist import Blacklist
+from validator.storage.blacklist_host import KIND_DELTA, KIND_FULL, OP_ADD, make_body
+from validator.storage.params import ParamStore
+from validator.sync import auth_host, wire_host
+
+# Fixtures (a RAM flash device, firmware compiled from source) need more than the MCU's
+# 128 KiB; the firmware's own budget is proven from ROMFS by tests/host/test_heap_budget.py.
+MP_HEAP = "256k"
+
+_BS = storage_dev.BS
+_PARAMS = (0, 8 * _BS)
+_BLACKLIST = (8 * _BS, 10 * _BS)
+_KEYS = [b"\x01\x10" + bytes([0, 0, 0, 0, i, 7]) for i in range(1, 40, 3)]
+
+
+def _same_flash():
+    return storage_dev._DEV[0]  # the device as it is, not erased: what a reboot finds
+
+
+def _target(fl, config_version=0):
+    ps = ParamStore(fl, _PARAMS).mount()
+    bl = Blacklist(fl, _BLACKLIST).mount()
+    ts = table.FareTables()
+    got = []
+    t = content.Target(MemLog(), DEVICE_ID, 0x000100, KC, FakeClock(), bl, ps, ts,
+                       on_config=got.append, config_version=config_version)
+    return t, bl, ps, ts, got
+
+
+def _push(t, kind, blob, chunk=100):
+    """What sync.xfer does with PUSH_BEGIN / PUSH_DATA / PUSH_END: -> (code, version)."""
+    code = t.push_begin(kind, len(blob))
+    if code != wire_host.OK:
+        return code, 0
+    for o in range(0, len(blob), chunk):
+        code = t.push_write(o, memoryview(blob)[o : o + chunk])
+        if code != wire_host.OK:
+            t.push_abort()
+            return code, 0
+    return t.push_end()
+
+
+def _bl(version, keys=_KEYS, kc=KC):
+    return auth_host.make_content(kc, wire_host.K_BLACKLIST_FULL, version,
+                                  make_body(KIND_FULL, keys))
+
+
+def _fares(version):
+    desc = {"version": version, "city": "2900", "acquirer": "02002900FFFFFFFF",
+            "lines": [{"id": 12, "fare": 100 + version}]}
+    return auth_host.make_content(KC, wire_host.K_FARES, version, farec.compile_table(desc))
+
+
+def _config(version, line):
+    return auth_host.make_content(KC, wire_host.K_CONFIG, version,
+                                  b'{"city": "2900", "line": %d}' % line)
+
+
+def test_content_when_each_kind_rolled_back_the_one_rule_refuses():
+    t, bl, ps, ts, got = _target(storage_dev.dev())
+    assert _push(t, wire_host.K_BLACKLIST_FULL, _bl(5)) == (wire_host.OK, 5)
+    assert _push(t, wire_host.K_FARES, _fares(3)) == (wire_host.OK, 3)
+    assert _push(t, wire_host.K_CONFIG, _config(2, 12)) == (wire_host.OK, 2)
+    assert t.versions == [5, 3, 0, 2] and len(got) == 1
+    delta = auth_host.make_content(KC, wire_host.K_BLACKLIST_DELTA, 5,
+                                   make_body(KIND_DELTA, [(OP_ADD, b"\x02" * 8)], base=5))
+    for kind, blob in ((wire_host.K_BLACKLIST_FULL, _bl(5, _KEYS[:2])),
+                       (wire_host.K_BLACKLIST_FULL, _bl(4, _KEYS[:2])),
+                       (wire_host.K_BLACKLIST_DELTA, delta),
+                       (wire_host.K_FARES, _fares(3)), (wire_host.K_FARES, _fares(2)),
+                       (wire_host.K_CONFIG, _config(2, 99)), (wire_host.K_CONFIG, _config(1, 99))):
+        code, _ = _push(t, kind, blob)
+        assert code == wire_host.E_VERSION, (kind, code)
+    assert t.versions == [5, 3, 0, 2] and len(got) == 1
+    assert bl.version == 5 and bl.entries == len(_KEYS) and ts.current(0).version == 3
+    assert ps.get(content.P_FARES) == _fares(3) and ps.get(content.P_CONFIG) == _config(2, 12)
+    # after a reboot the installed versions come from what the stores hold
+    v, body = content.stored(ps, KC, content.P_CONFIG, wire_host.K_CONFIG)
+    assert v == 2 and content.parse_config(body)["line"] == 12
+    t2 = _target(_same_flash(), config_version=v)[0]
+    assert t2.versions[3] == 2
+    assert _push(t2, wire_host.K_CONFIG, _config(1, 99))[0] == wire_host.E_VERSION
+
+
+def test_content_when_blacklist_body_tampered_never_reaches_the_list():
+    t, bl, ps, ts, got = _target(storage_dev.dev())
+    assert _push(t, wire_host.K_BLACKLIST_FULL, _bl(1))[0] == wire_host.OK
+    other = [b"\x2b\x16" + bytes([0, 0, 0, 0, i, 9]) for i in range(1, 60, 2)]
+    good = _bl(2, other)
+    for at in (20, len(good) - 40, len(good) - 1):  # a key byte, the last key, the tag
+        bad = bytearray(good)
+        bad[at] ^= 0x01
+        assert _push(t, wire_host.K_BLACKLIST_FULL, bytes(bad)) == (wire_host.E_CONTENT, 0)
+    bad = bytearray(good)
+    bad[4] = wire_host.K_BLACKLIST_DELTA  # the signed kind
+    assert _push(t, wire_host.K_BLACKLIST_FULL, bytes(bad))[0] == wire_host.E_CONTENT
+    forged = _bl(3, other, kc=b"\x66" * 32)
+    assert _push(t, wire_host.K_BLACKLIST_FULL, forged)[0] == wire_host.E_CONTENT
+    for b in (bl, Blacklist(_same_flash(), _BLACKLIST).mount()):
+        assert b.version == 1 and b.entries == len(_KEYS)
+        assert all(b.contains_key(k) for k in _KEYS)
+        assert not any(b.contains_key(k) for k in other)
+    assert t.versions[0] == 1
+    assert _push(t, wire_host.K_BLACKLIST_FULL, good) == (wire_host.OK, 2)
+    assert bl.contains_key(other[0]) and not bl.contains_key(_KEYS[0])
+
+
+def test_content_when_fare_table_pushed_table_holds_a_view_of_the_body():
+    t, bl, ps, ts, got = _target(storage_dev.dev())
+    blob = _fares(4)
+    assert _push(t, wire_host.K_FARES, blob) == (wire_host.OK, 4)
+    tb = ts.current(0)
+    assert isinstance(tb.blob, memoryview) and bytes(tb.blob) == blob[14:-32]
+    bad = bytearray(_fares(5))
+    bad[30] ^= 1
+    assert _push(t, wire_host.K_FARES, bytes(bad)) == (wire_host.E_CONTENT, 0)
+    assert ts.current(0).version == 4 and ps.get(content.P_FARES) == blob
+
+
+def test_content_when_stored_container_forged_or_of_another_kind_boot_ignores_it():
+    fl = storage_dev.dev()
+    ps = ParamStore(fl, _PARAMS).mount()
+    ps.put(content.P_FARES, _config(3, 1))  # genuine, but not a fare table
+    assert content.stored(ps, KC, content.P_FARES, wire_host.K_FARES) is None
+    bad = bytearray(_fares(3))
+    bad[-1] ^= 1
+    ps.put(content.P_FARES, bytes(bad))
+    assert content.stored(ps, KC, content.P_FARES, wire_host.K_FARES) is None
+    assert content.stored(ps, None, content.P_FARES, wire_host.K_FARES) is None  # no key
+    ps.put(content.P_FARES, _fares(3))
+    v, body = content.stored(ps, KC, content.P_FARES, wire_host.K_FARES)
+    assert v == 3 and table.FareTables().offer(body, 0, v) == 0
