@@ -250,7 +250,10 @@ def host_block(idx, rel, src, adopt=False):
     names = {}
     for e in entries:
         lines.append("# %s (%s)" % (e.title, e.doc or e.owner))
+        pad = {e.prefix + f.name for f in getattr(e, "fields", ()) if f.kind == "none"}
         for n, v, m in e.names():
+            if n in pad:
+                continue  # padding: documented, never addressed (each name costs heap)
             if n in names and names[n] != v:
                 raise FormatError("%s: %s differs between the entries it mirrors" % (rel, n))
             names[n] = v

@@ -24,7 +24,7 @@ SFI_EF1E = 0x1E  # trip records (compound application)
 AUTH_LEN = 9  # §5.5: 85 + 8 bytes, appended to the local card's MAC1 input
 TYPE_EP = 0x06  # simple EP purchase (§2.4 transaction types)
 TYPE_CAPP = 0x09  # compound (CAPP) purchase
-BLOCK_TEMPORARY = 0x00  # APPLICATION BLOCK P2 00 = temporary (PBOC naming, §10 q8)
+BLOCK_TEMPORARY = 0x00  # APPLICATION BLOCK P2 00: temporary (PBOC, §10 q8)
 NO_RECORD = -2  # table code: 6A83, record not found (end of a cyclic log)
 NO_CAPP = -3  # table code: card has no compound application/file -> type 06
 NO_PROVE = -4  # table code: 9406, no completed transaction with that ATC (§6.6)

@@ -60,14 +60,12 @@ TH_TAPOFF_WINDOW = 38  # tap-off window, seconds: an older open boarding is a mi
 TH_N_LINES = 40  # line entries (<= 255)
 TH_N_POL = 41  # policy entries
 TH_N_ACC = 42  # accept entries
-TH_RFU = 43  # 0
 TH_CONTENT_LEN = 44  # body length
 # fare table line entry (12 bytes, sorted by line id) (rules/FORMAT.md)
 TL_LINE = 0  # line id, also written to EF1E LINE and EF1A LINE
 TL_INDUSTRY = 2  # 01 rail, 02 bus (EF1E INDUSTRY)
 TL_STOPS = 3  # 0 = flat-fare line; n = section line with stops 0..n-1
 TL_FARE = 4  # flat fare; for a section line the maximum of its matrix
-TL_RFU = 6  # 0
 TL_MATRIX = 8  # matrix offset from the body start (0 for a flat line)
 # fare table card-type policy entry (8 bytes, first match wins) (rules/FORMAT.md)
 TP_CARD_TYPE = 0  # card type (EF15[28]), or FF for any
@@ -75,7 +73,6 @@ TP_SCOPE = 1  # SCOPE_*
 TP_PAY = 2  # PAY_*
 TP_RIGHTS = 3  # POL_TRANSFER, POL_CAP bits
 TP_VALUE = 4  # percent or fixed fare
-TP_RFU = 6  # 0
 # fare table accept entry (4 bytes, interconnect whitelist) (rules/FORMAT.md)
 TA_ORG = 0  # issuer organisation code, EF15[0..1]; FFFF any
 TA_CITY = 2  # city code, EF15[2..3]; FFFF any

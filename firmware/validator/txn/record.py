@@ -24,7 +24,6 @@ C_DATETIME = 48  # record DATETIME
 C_GRAY = 64  # seq of the gray record
 C_SAVED = 68  # device seconds when saved
 C_VALID = 72  # 1 when the slot holds a context
-C_PAD = 73  # 00
 CTX_BASE = 16  # record offset of the context's image copy (O_SERIAL)
 CTX_IMG = 64  # bytes of the image copy (record 16..79)
 CTX_LEN = 76  # bytes per context
