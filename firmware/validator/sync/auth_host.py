@@ -24,13 +24,6 @@ CONTENT_MAGIC = b"YKC1"  # container magic
 CONTENT_HDR = 14  # header bytes before the body
 P_CONTENT = ">BBII"  # kind flags version body_len, after the magic
 DIGEST = 32  # HMAC-SHA256 tag after the body
-CONTENT_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("magic", 0, 4, "ascii", None),
-    ("kind", 4, 1, "u8", None),
-    ("flags", 5, 1, "u8", None),
-    ("version", 6, 4, "u32", None),
-    ("body_len", 10, 4, "u32", None),
-)
 # provisioning key file (YKK1) (sync/PROTOCOL.md)
 KF_MAGIC = 0  # "YKK1"
 KF_DEVICE = 4  # device id
@@ -42,13 +35,6 @@ KEYS_MAGIC = b"YKK1"  # key file magic
 NONCE_LEN = 16  # HELLO / CHALLENGE nonces
 TAG_LEN = 16  # frame MAC bytes (MAC_LEN)
 BLOCK = 64  # HMAC-SHA256 block size
-KEYFILE_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
-    ("magic", 0, 4, "ascii", None),
-    ("device", 4, 4, "u32", None),
-    ("kd", 8, 32, "none", None),
-    ("kc", 40, 32, "none", None),
-    ("crc", 72, 4, "u32", None),
-)
 # formats:end
 
 FrameMac = Hmac  # the frame MAC is an Hmac (tag_into/check), PROTOCOL.md §1
@@ -68,17 +54,6 @@ def derive_device_key(master, device_id):
 
 def make_keys(device_id, kd, kc):
     if len(kd) != DIGEST or len(kc) != DIGEST:
-
-
-def unwrap_content(blob):
-    """(kind, version, body) of a well-framed container without checking its tag (host
-    tools that show content, e.g. `ykt fares show`), else None. The framing is read by
-    the firmware's one parser (auth.content_header); the device itself only ever uses
-    auth.verify_content."""
-    h = content_header(blob, len(blob))
-    if h is None:
-        return None
-    return h[0], h[1], memoryview(blob)[CONTENT_HDR : CONTENT_HDR + h[2]]
         raise SyncError("keys must be 32 bytes")
     b = b"YKK1" + _id4(device_id) + bytes(kd) + bytes(kc)
     return b + struct.pack(">I", crc32(b))
@@ -93,3 +68,14 @@ def make_content(content_key, kind, version, body):
 def wrap_content(kind, version, body):
     """The unsigned container, header and body (PROTOCOL.md §5): the one host builder."""
     return CONTENT_MAGIC + struct.pack(P_CONTENT, kind, 0, version, len(body)) + bytes(body)
+
+
+def unwrap_content(blob):
+    """(kind, version, body) of a well-framed container without checking its tag (host
+    tools that show content, e.g. `ykt fares show`), else None. The framing is read by
+    the firmware's one parser (auth.content_header); the device itself only ever uses
+    auth.verify_content."""
+    h = content_header(blob, len(blob))
+    if h is None:
+        return None
+    return h[0], h[1], memoryview(blob)[CONTENT_HDR : CONTENT_HDR + h[2]]
