@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def mp_env(root):
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(
-        [os.path.join(root, p) for p in ("firmware", "host_tools", "tests", "boards/unix")]
+        [os.path.join(root, p) for p in ("firmware", "host_tools", "boards/unix")]
         + [".frozen"]
     )
     return env

@@ -2,12 +2,10 @@
 lookup reads, power-cut campaign totals. Runs under CPython on RAM NorFlash devices with
 the board geometries of firmware/validator/storage/plan.py (FORMAT.md §1)."""
 
-import importlib.util
-import os
 import random
 import struct
-import sys
 
+from emu import powercut
 from emu.nor import NorFlash
 from validator.storage import plan, plan_boards, record, record_host
 from validator.storage.blacklist import OK, Blacklist
@@ -136,20 +134,13 @@ def _blacklist_metrics(quick):
     }
 
 
-def _load(root, name):
-    sys.path.insert(0, os.path.join(root, "tests"))
-    path = os.path.join(root, "tests", "fw", name + ".py")
-    spec = importlib.util.spec_from_file_location("bench_" + name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _powercut(root, quick):
+def _powercut(quick):
+    """The tier-1 campaigns (emu.powercut) on the same small NOR the tests use."""
     stride = 5 if quick else 1
-    c1, f1, _ = _load(root, "test_powercut_recordlog").campaign(stride)
-    c2, f2 = _load(root, "test_powercut_blacklist").campaign(stride)
-    c3, f3, _ = _load(root, "test_storage_params").campaign(stride)
+    fl = NorFlash(18 * 512, block_size=512, prog_size=256)
+    c1, f1, _ = powercut.recordlog(fl, stride)
+    c2, f2 = powercut.blacklist(fl, stride)
+    c3, f3, _ = powercut.params(fl, stride)
     return {
         "powercut_cases": c1 + c2 + c3,
         "powercut_failures": len(f1) + len(f2) + len(f3),
@@ -163,5 +154,5 @@ def run(ctx):
     r = {}
     r.update(_log_metrics(ctx.quick))
     r.update(_blacklist_metrics(ctx.quick))
-    r.update(_powercut(ctx.root, ctx.quick))
+    r.update(_powercut(ctx.quick))
     return r

@@ -38,8 +38,20 @@ import sys
 import tempfile
 
 _SNIPPET = r"""
-import fwtest
-from fw import rig
+import gc
+import micropython
+from emu import rig
+def heap_locked(fn):  # bytes fn() allocates (an allocation under heap_lock raises)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    micropython.heap_lock()
+    try:
+        fn()
+    finally:
+        micropython.heap_unlock()
+        gc.enable()
+    return gc.mem_alloc() - before
 r = rig.Rig(journal=True)
 r.pj.ntx = r.pj.nrx = 0
 r.idle()
@@ -49,7 +61,7 @@ t.tap()
 r.idle()
 r.pj.start_replay(); r.cj.start_replay(); r.reader.start_replay()
 t.repeat_window_s = 0  # the same card again: a new purchase, not "already paid"
-n = fwtest.heap_locked(t.tap)
+n = heap_locked(t.tap)
 print("ALLOC", n if t.result.reason == 0 and r.pj.mismatch == 0 else -1)
 """
 
@@ -81,8 +93,7 @@ def _atr_ta1(ta1):
 
 
 def _tap(visitor=False, etu=None, ta1=None, parts=None):
-    from fw import rig
-
+    from emu import rig
     from emu.psam import Psam as PsamEmu
     from emu.t0 import T0Card
 
@@ -182,7 +193,6 @@ def instr_per_tap(ctx, n, stack="pn532"):
 
 
 def run(ctx):
-    sys.path.insert(0, os.path.join(ctx.root, "tests"))
     # The official MOT PSAM runs at 38400 (S2), which the engine reaches by PPS when the ATR
     # offers TA1 = 13, as the emulated PSAM's does. The headline figures use it (PPS
     # negotiated for real); *_psam9600 a PSAM whose ATR says TA1 = 11 (the default rate,

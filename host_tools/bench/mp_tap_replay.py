@@ -3,10 +3,10 @@
 #
 # MicroPython script (also runs on CPython), run by bench_txn under callgrind:
 #   micropython -X heapsize=8m host_tools/bench/mp_tap_replay.py MODE K [STACK]
-# with MICROPYPATH = firmware:host_tools:tests. One real tap is recorded against the
+# with MICROPYPATH = firmware:host_tools. One real tap is recorded against the
 # emulators (T-Union card, emulated MOT PSAM behind emu.t0 over the firmware's own T=0
 # link, stores on emu.nor); then the card and PSAM bytes are replayed from journals
-# (tests/fw/rig.py's Journal/JournalLink for the PSAM), so the emulators' Python work
+# (emu.rig's Journal/JournalLink for the PSAM), so the emulators' Python work
 # (crypto, APDU parsing, T=0 and PN532 byte engines) is not counted. The flash is a NOR
 # model whose operations are C-level slice copies (FastNor below), mirrored onto emu.nor
 # while recording.
@@ -30,8 +30,7 @@
 import gc
 import sys
 
-from fw import rig
-
+from emu import rig
 from validator.errors import R_OK
 
 _BS = 4096  # W25Q-like: 4 KiB sectors, 256-byte pages

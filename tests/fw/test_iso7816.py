@@ -1,7 +1,7 @@
 # test_iso7816: the T=0 PSAM link byte by byte against an emulated contact card.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig
+from emu import rig
 from validator.errors import SamError
 from validator.link import apdu
 from validator.link.iso7816 import Iso7816

@@ -2,7 +2,7 @@
 # byte-level T=0 link, the real record log / tear store / blacklist on an emulated NOR.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig
+from emu import rig
 from validator.errors import (
     R_ALREADY_PAID,
     R_APP_BLOCKED,

@@ -1,7 +1,7 @@
 # test_txn_edge: the tap engine on awkward links and cards -- PPSE-only cards, echoing and
 # slow PSAM lines, cards or PSAMs vanishing mid-tap, a PSAM with the wrong keys.
 # SPDX-License-Identifier: MIT
-from fw import rig
+from emu import rig
 from validator.errors import (
     R_CARD_ERROR,
     R_COMM_ERROR,

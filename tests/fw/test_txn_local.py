@@ -3,7 +3,7 @@
 # failing on its own. Emulated cards and PSAMs behind the byte-level T=0 link, real storage.
 # SPDX-License-Identifier: MIT
 import fwtest
-from fw import rig
+from emu import rig
 from validator.errors import (
     R_BLACKLISTED,
     R_OK,

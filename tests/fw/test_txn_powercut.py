@@ -4,7 +4,7 @@
 # Invariant (txn/README.md: "never-doubled, provable"): every debit the card made has exactly one
 # final (normal/recovered) record, each with a TAC the issuer-side verifier accepts, and
 # the passenger who taps again after the reboot is never charged twice for one ride.
-from fw import rig
+from emu import rig
 from validator.errors import R_ALREADY_PAID, R_OK, R_RECOVERED
 
 MP_HEAP = "1m"  # fixtures: two emulators with their crypto + a RAM NOR image

@@ -3,9 +3,7 @@
 # purchase, amounts debited as decided. CPython only: the engine plus both emulators do not
 # compile from source inside the unix port's 128k heap.
 # SPDX-License-Identifier: MIT
-from fw import rig
-
-from emu import farec, issuer
+from emu import farec, issuer, rig
 from emu.psam import Psam
 from emu.t0 import T0Card
 from validator.errors import R_INSUFFICIENT, R_OK

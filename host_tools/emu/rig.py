@@ -1,11 +1,13 @@
-# rig: test harness for the transaction engine -- clock, reader/PSAM adapters, RAM stores.
+# emu.rig: the transaction engine on emulators -- clock, reader/PSAM adapters, RAM stores.
 # SPDX-License-Identifier: MIT
 #
-# Not a test module. Runs on CPython and MicroPython. The adapters speak to any object
-# with apdu(cmd) -> resp (cards, emu.tunion_card) or reset()/feed() (T=0 contact cards,
-# emu.t0.T0Card). The PSAM always goes through the firmware's byte-level T=0 link
-# (validator.link.iso7816) via T0Port; records, tear contexts and the blacklist go to the
-# real storage classes on an emulated NOR (emu.nor).
+# Common subset (CPython and MicroPython): the tier-1 transaction tests and the tap
+# benchmarks (host_tools/bench/bench_txn.py, mp_tap_replay.py) build the same validator
+# core from it. The adapters speak to any object with apdu(cmd) -> resp (cards,
+# emu.tunion_card) or reset()/feed() (T=0 contact cards, emu.t0.T0Card). The PSAM always
+# goes through the firmware's byte-level T=0 link (validator.link.iso7816) via T0Port;
+# records, tear contexts and the blacklist go to the real storage classes on an emulated
+# NOR (emu.nor).
 import binascii
 
 from emu.field import CardGone
