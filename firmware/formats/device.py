@@ -195,7 +195,7 @@ FARE_LINE = Layout(
 
 FARE_POLICY = Layout(
     "fare-policy", "fare table card-type policy entry (8 bytes, first match wins)",
-    prefix="TP_", size=8, **FT,
+    prefix="TP_", size=8, users=("rules/fares.py",), **FT,
     fields=(
         F("CARD_TYPE", 0, 1, "x8", "card type (EF15[28]), or FF for any"),
         F("SCOPE", 1, 1, "u8", "SCOPE_*"),

@@ -22,7 +22,8 @@ class Field:
     off, size: bytes. kind: how host decoders render it --
       u8 u16 u32 (big-endian unsigned), i32, hex (bytes as hex), bcd (BCD digits as hex),
       ascii, x8 (u8 as two hex digits), flags8 (u8 bit set, see `codes`), enum8 (u8 named
-      by `codes`), none (padding/reserved: not decoded).
+      by `codes`), none (padding/reserved: not decoded, no host name), secret (a key:
+      never decoded or printed).
     column: the host decoder's key (lower-case; "" means not a decoded column).
     codes: for flags8/enum8, the name of the Codes entry that names the bits/values.
     """

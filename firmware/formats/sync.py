@@ -154,8 +154,8 @@ KEYFILE = Layout(
     fields=(
         F("MAGIC", 0, 4, "ascii", '"YKK1"'),
         F("DEVICE", 4, 4, "u32", "device id"),
-        F("KD", 8, 32, "none", "device key Kd (never printed)"),
-        F("KC", 40, 32, "none", "content key Kc (never printed)"),
+        F("KD", 8, 32, "secret", "device key Kd (never printed)"),
+        F("KC", 40, 32, "secret", "content key Kc (never printed)"),
         F("CRC", 72, 4, "u32", "CRC-32 of bytes 0..71"),
     ),
     consts=(

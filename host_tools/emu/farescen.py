@@ -11,7 +11,7 @@ import json
 from emu import farec
 from emu.farecard import FareCard
 from validator.errors import R_OK, reason_name
-from validator.rules import fares, fares_host, table
+from validator.rules import fares, fares_host, table, table_host
 
 DOORS = (("any", fares.DOOR_ANY), ("entry", fares.DOOR_ENTRY), ("exit", fares.DOOR_EXIT))
 CSV_COLUMNS = ("seq", "at", "card", "line", "stop", "direction", "door", "reason", "kind",
@@ -84,8 +84,8 @@ def run(table_desc, scenario):
         need = tb.needs(where.line) if tb is not None else 0
         local = tb is not None and (c.ef15[2] << 8 | c.ef15[3]) == tb.city
         fares.decide(res, tb, now, where, c.ef15, None if local else c.ef17,
-                     c.rec1e() if need & table.NEED_1E else None,
-                     c.rec1a if need & table.NEED_1A else None, c.balance)
+                     c.rec1e() if need & table_host.NEED_1E else None,
+                     c.rec1a if need & table_host.NEED_1A else None, c.balance)
         if res.reason == R_OK:
             c.commit(res)
         rows.append({"seq": i, "at": tp["at"], "card": tp["card"], "line": where.line,

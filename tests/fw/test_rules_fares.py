@@ -5,7 +5,7 @@ from emu import farec
 from emu.farecard import FareCard
 from fwtest import MICROPYTHON, heap_locked
 from validator.errors import R_OK, reason_name
-from validator.rules import fares, fares_host, records, table
+from validator.rules import fares, fares_host, records, table, table_host
 from validator.util import bcdtime
 
 T = bcdtime.secs(2026, 3, 2, 7, 0, 0)
@@ -313,7 +313,7 @@ def test_fare_policy_when_engine_calls_it_decides_and_allocates_nothing():
     assert ts.offer(farec.compile_table(d), 0) == 0
     where = fares.Position(801, 1, 0, E, bytes.fromhex("000000123456"))
     pol = fares.FarePolicy(ts, where)
-    assert pol.needs() == table.NEED_1E | table.NEED_1A
+    assert pol.needs() == table_host.NEED_1E | table_host.NEED_1A
     c = FareCard()
     res = pol.decide(T, c.ef15, None, None, c.rec1a)
     assert res.reason == R_OK and res.kind == fares_host.K_BOARD and res.write1a

@@ -35,7 +35,7 @@ _TAG_LABEL = const(0x50)  # directory tag: application label
 _TAG_EF15 = const(0x9F0C)  # FCI tag holding EF15 (issuer data)
 _EF15_LEN = const(30)  # EF15 public application data
 _AUTH_LEN = const(9)  # §5.5: 85 + 8 bytes, appended to the local card's MAC1 input
-_BLOCK_TEMPORARY = const(0x00)  # APPLICATION BLOCK P2 00 = temporary (PBOC naming, §10 q8)
+_BLOCK_TEMPORARY = const(0x00)  # APPLICATION BLOCK P2 00: temporary (PBOC, §10 q8)
 _NO_RECORD = const(-2)  # table code: 6A83, record not found (end of a cyclic log)
 _NO_CAPP = const(-3)  # table code: card has no compound application/file -> type 06
 _NO_PROVE = const(-4)  # table code: 9406, no completed transaction with that ATC (§6.6)

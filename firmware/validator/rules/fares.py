@@ -90,6 +90,10 @@ _PAY_FREE = const(2)  # policy pay: free
 _PAY_REFUSE = const(3)  # policy pay: refuse the card type
 _POL_TRANSFER = const(1)  # policy bit0: may get a transfer discount
 _POL_CAP = const(2)  # policy bit1: the daily cap applies
+# fare table card-type policy entry (8 bytes, first match wins) (rules/FORMAT.md)
+_TP_PAY = const(2)  # PAY_*
+_TP_RIGHTS = const(3)  # POL_TRANSFER, POL_CAP bits
+_TP_VALUE = const(4)  # percent or fixed fare
 # fare decision kinds (Decision.kind) (rules/FORMAT.md)
 _K_NONE = const(0)  # refused
 _K_FLAT = const(1)  # flat fare
@@ -290,7 +294,7 @@ def _accept(res, tb, li, ef15, ef17):
             _refuse(res, errors.R_NOT_INTERCONNECT)
             return -2
     po = tb.policy(ef15[28], local)
-    if po >= 0 and tb.b[po + 2] == _PAY_REFUSE:
+    if po >= 0 and tb.b[po + _TP_PAY] == _PAY_REFUSE:
         _refuse(res, errors.R_CARD_TYPE_REFUSED)
         return -2
     return po
@@ -481,7 +485,7 @@ def decide(res, tb, now, where, ef15, ef17, rec1e, rec1a, balance):
         method, pflags, pval = _PAY_PERCENT, _POL_TRANSFER | _POL_CAP, 100
     else:
         b = tb.b
-        method, pflags, pval = b[po + 2], b[po + 3], (b[po + 4] << 8) | b[po + 5]
+        method, pflags, pval = b[po + _TP_PAY], b[po + _TP_RIGHTS], _get16(b, po + _TP_VALUE)
 
     # -- the card's own bus record: open entry + daily accumulator. Only a 2702 record in
     # this layout with a good CRC counts; else its state is ignored (FORMAT.md §2.3)

@@ -17,6 +17,7 @@ from validator.errors import SyncError
 # signed content container (YKC1) (sync/PROTOCOL.md)
 _CONTENT_MAGIC = const(b"YKC1")  # container magic
 _CONTENT_HDR = const(14)  # header bytes before the body
+_P_CONTENT = const(">BBII")  # kind flags version body_len, after the magic
 _DIGEST = const(32)  # HMAC-SHA256 tag after the body
 # provisioning key file (YKK1) (sync/PROTOCOL.md)
 _KEYS_LEN = const(76)  # key file bytes
@@ -144,7 +145,7 @@ def content_header(hdr, total):
         return None
     if bytes(hdr[:4]) != _CONTENT_MAGIC:
         return None
-    kind, flags, version, blen = struct.unpack_from(">BBII", hdr, 4)
+    kind, flags, version, blen = struct.unpack_from(_P_CONTENT, hdr, 4)
     if flags != 0 or _CONTENT_HDR + blen + _DIGEST != total:
         return None
     return kind, version, blen
