@@ -1,4 +1,4 @@
-"""Storage benchmark (issue 5): record log cost and capacity, boot scan, blacklist size and
+"""Storage benchmark: record log cost and capacity, boot scan, blacklist size and
 lookup reads, power-cut campaign totals. Runs under CPython on RAM NorFlash devices with
 the board geometries of firmware/validator/storage/plan.py (FORMAT.md §1)."""
 

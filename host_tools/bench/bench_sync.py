@@ -1,4 +1,4 @@
-"""bench_sync: sync protocol vs mpremote through one paced pty line (issue 6 benchmark).
+"""bench_sync: sync protocol vs mpremote through one paced pty line.
 
 One LineEmulator (two ptys and a relay that releases bytes at 115 200 baud 8N1, i.e. 11 520
 bytes/s) carries, one after the other:

@@ -1,4 +1,4 @@
-"""bench_txn: exchanges, bytes and the I/O time of one flat-fare T-Union tap (issue 4).
+"""bench_txn: exchanges, bytes and the I/O time of one flat-fare T-Union tap.
 
 exchanges_per_tap = card + PSAM command APDUs of a flat-fare CAPP tap of a local card
 (goal <= 8), also for a visitor (+ READ BINARY EF17); the raw inputs of the latency model

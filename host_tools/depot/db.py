@@ -133,9 +133,9 @@ class DepotDB:
         """Write the clearing file; -> rows written.
 
         decode(data) -> dict of clearing columns. "auto" uses the storage record codec
-        (validator.storage.record_host, the records.csv columns of issue 4) for 128-byte records
-        whose CRC checks, else the raw record goes out as hex in column `record`; the
-        depot's own device_id/seq (from the sync session) always lead the row."""
+        (validator.storage.record_host: every record field, from the format registry) for
+        128-byte records whose CRC checks, else the raw record goes out as hex in column
+        `record`; the depot's own device_id/seq (from the sync session) always lead the row."""
         cols = ["depot_device_id", "depot_seq", "record_ok"]
         rec_host = None
         if decode == "auto":

@@ -256,7 +256,7 @@ class PumpPort:
 
 
 def real_log_or_none():
-    """The storage RecordLog (issue 5) on a 64 KiB emulated NOR when it exists, else None."""
+    """The storage RecordLog on a 64 KiB emulated NOR when it exists, else None."""
     try:
         from validator.storage.recordlog import RecordLog
     except ImportError:

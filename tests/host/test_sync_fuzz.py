@@ -1,4 +1,4 @@
-# test_sync_fuzz: >= 10 000 fuzzed frames at each side: no crash, only clear errors (issue 6).
+# test_sync_fuzz: >= 10 000 fuzzed frames at each side: no crash, only clear errors.
 import os
 import random
 import struct

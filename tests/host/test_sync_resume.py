@@ -1,5 +1,5 @@
 # test_sync_resume: a link cut at every frame boundary and inside frames, then resumed:
-# 0 records lost, 0 duplicated in the depot database (issue 6 proof 1).
+# 0 records lost, 0 duplicated in the depot database.
 import os
 
 from fw import sync_fixtures as fx
