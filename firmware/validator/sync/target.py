@@ -35,7 +35,8 @@ _E_KIND = const(10)  # unknown content kind
 _CONTENT_HDR = const(14)  # header bytes before the body
 _DIGEST = const(32)  # HMAC-SHA256 tag after the body
 # formats:end
-# and of validator.sync.auth's container layout (PROTOCOL.md §5): header, body, 32-byte tag
+
+# largest container a buffered (non-streaming) kind accepts; PROTOCOL.md §4.3
 _PUSH_LIMIT = const(16384)
 
 
