@@ -42,8 +42,8 @@ RECORD = Layout(
         F("DIRECTION", 79, 1, "u8", "0 up, 1 down, FF unknown"),
         F("VEHICLE", 80, 6, "hex", "vehicle id, 6 bytes (BCD or ASCII, per operator)"),
         F("FARE_LIST", 86, 4, "u32", "fen list fare before discounts/caps"),
-        F("FARE_RULE", 90, 2, "u16", "id of the fare rule that priced the ride "
-          "(fare-rule ids: rules/FORMAT.md)"),
+        F("FARE_RULE", 90, 2, "u16", "rule id that priced the ride: policy entry (1-based, "
+          "0 none) << 8 | Decision.kind (rules/FORMAT.md §3 rule 12)"),
         F("REF_SEQ", 92, 4, "u32", "seq of the gray record this one resolves, `FFFFFFFF` "
           "none"),
         F("PSAM_SLOT", 96, 1, "u8", "PSAM slot used"),
