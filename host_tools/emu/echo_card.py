@@ -8,7 +8,7 @@
 
 class EchoCard:
     kind = "A"
-    atqa = b"\x00\x04"
+    atqa = b"\x04\x00"  # ATQA 0004 (4-byte UID) as sent on air, LSB first
     sak = 0x20
     ats = b"\x05\x78\x80\x70\x02"
     TUNION_AID = b"\xa0\x00\x00\x06\x32\x01\x01\x05"

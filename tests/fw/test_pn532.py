@@ -11,6 +11,8 @@ from validator.drivers.pn532_spi import Spi
 from validator.errors import NfcError, NfcTimeout
 from validator.link.iso14443 import Iso14443Reader
 
+MP_HEAP = "256k"  # fixtures: the emulated PN532 with its ISO 14443 card layer (emu.picc)
+
 KIND_A = 1  # CardInfo kinds (validator.link.iso14443 _KIND_A, _KIND_B)
 KIND_B = 2
 
@@ -171,12 +173,28 @@ def test_pn532_when_exchange_with_no_target_reports_context_error():
     assert "0x27" in e.args[0]
 
 
-def test_pn532_when_field_off_no_card_is_found():
+def test_pn532_when_field_off_poll_switches_it_back_on_and_card_restarts():
+    # UM0701 §7.3.1/§7.3.5: RFConfiguration switches the field off, the cards lose power;
+    # InListPassiveTarget switches it on again and finds the card afresh
     field, core, wire, reader = rig()
-    field.place(EchoCard())
+    card = EchoCard()
+    field.place(card)
+    assert reader.poll() is not None
     reader.field_off()
+    assert not core.rf_on and card.deselects >= 1
+    assert reader.poll() is not None and core.rf_on
+
+
+def test_pn532_when_card_released_it_stays_halted_until_it_reenters():
+    # InRelease sends S(DESELECT): the card halts and ignores REQA (ISO 14443-3 §6.2)
+    field, core, wire, reader = rig()
+    card = EchoCard()
+    field.place(card)
+    assert reader.poll() is not None
+    reader.release()
     assert reader.poll() is None
-    reader.field_on()
+    field.remove(card)
+    field.place(card)
     assert reader.poll() is not None
 
 

@@ -11,6 +11,8 @@ from validator.drivers.pn532_link import Hsu
 from validator.errors import NfcError
 from validator.link.iso14443 import Iso14443Reader
 
+MP_HEAP = "256k"  # fixtures: the emulated PN532 with its ISO 14443 card layer (emu.picc)
+
 GOOD = emu.frame(b"\xd5\x03\x32\x01\x06\x07")
 
 
