@@ -386,3 +386,20 @@ def test_txn_when_tear_recovery_heap_locked_allocates_nothing():
     assert r.pj.mismatch == 0 and r.cj.mismatch == 0 and r.pj.itx == r.pj.ntx
     rec = r.rows()[-1]
     assert rec["status"] == "recovered" and rec["raw"][TR.O_TXFLAGS] == 0 and _tac_ok(r, rec)
+
+
+def test_txn_when_a_busy_door_boards_many_then_the_first_taps_again_already_paid():
+    # a bus door boards a passenger every ~1.25 s: 48 others inside the 60 s repeat window
+    # must not push the first card out of the repeat guard (it held 8: charged twice)
+    r = rig.Rig(fare=200, repeat_window_s=60)
+    first = rig.card(serial=1)
+    assert r.tap(first).reason == R_OK
+    for i in range(48):
+        r.clock.advance(1)
+        assert r.tap(rig.card(serial=100 + i)).reason == R_OK
+        r.records.ack(r.records.next_seq - 1)  # a sync took them: the small rig log stays open
+        r.records.maintain()
+    res = r.tap(first)
+    assert res.reason == R_ALREADY_PAID and first.balance == 800
+    r.clock.advance(61)
+    assert r.tap(first).reason == R_OK and first.balance == 600

@@ -159,7 +159,12 @@ _K_SECTION = const(4)  # section line: alighting, matrix fare
 # formats:end
 
 
-_SEEN = const(8)  # repeat-window ring entries: serial(10) + device seconds(4) each
+# Repeat guard: a ring of the cards that paid, serial(10) + device seconds(4) each, in tap
+# order. It must hold every card of the repeat window, or a passenger re-tapping after
+# _SEEN others boarded is charged twice. [INF] sized for one paid tap per 0.625 s over the
+# default 60 s window (a tap is ~150 ms modelled; a passenger presenting and removing a card
+# takes longer): 96 entries, 1.3 KB. One constant; a longer window needs a bigger ring.
+_SEEN = const(96)
 _SER = const(10)  # serial length
 _SEEN_REC = const(14)
 _APP_NOT_ACTIVE = const(0x00)  # EF15[8] of a MOHURD card not activated (§2.1, S5/S13)
@@ -527,11 +532,16 @@ class Transaction:
         if now >= end + 86400:
             return self._refuse(_R_EXPIRED)
         # -- repeat window: the same card again right after paying is not charged (§7, S5)
+        # newest first; entries are in tap order, so the first one past the window ends it
         s = self._seen
-        for k in range(_SEEN):
+        k = s[_SEEN * _SEEN_REC]
+        for _ in range(_SEEN):
+            k = k - 1 if k else _SEEN - 1
             o = k * _SEEN_REC
             t = apdu.get_u32(s, o + _SER)
-            if t and 0 <= now - t < self.repeat_window_s and apdu.equal(s, o, e, 10, _SER):
+            if t == 0 or now - t >= self.repeat_window_s:
+                break
+            if now >= t and apdu.equal(s, o, e, 10, _SER):
                 return _R_ALREADY_PAID
         # -- tear context: expire it, or note that this is the torn card (§6.3)
         torn = self.tears.lookup(e, 10, now)
