@@ -24,7 +24,7 @@ def _ctx():
 def _check(stack):
     _, k = bench_txn.replay(_ctx(), "check", 2, timeout=60, stack=stack)
     assert k["TAPS"] == 2  # both replayed taps answered R_OK
-    assert k["EXCHANGES"] == 6  # the flat-fare CAPP tap of the table
+    assert k["EXCHANGES"] == 6  # a CAPP tap on the one-line flat-fare table (emu.rig.flat_policy)
     assert k["PROGRAMS"] == 7  # tear context, gray and normal record (body + commit word)
     assert k["RECORDS"] == 1 + 2 * 3  # next seq: recorded tap + 2 replays, gray + normal
     assert k["SAME"] == 1  # the slice-copy NOR model ended equal to emu.nor
