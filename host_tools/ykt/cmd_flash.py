@@ -23,7 +23,9 @@ def register(sub):
     im.add_argument("--board", choices=sorted(BOARDS), default="sim")
     im.add_argument("--keys-blob", required=True, help="sync key blob from `ykt sync-keys`")
     im.add_argument("--config", required=True,
-                    help="signed configuration container, or a JSON file with --content-key")
+                    help="signed configuration container, or a JSON file with --content-key; "
+                         "keys (all optional): city \"2900\", line 0..65535, repeat_window_s "
+                         "0..3600, tear_keep_s 0..86400 (validator/app/content.py)")
     im.add_argument("--content-key", metavar="HEX",
                     help="back-office content key (signs a plain JSON --config; back office only)")
     im.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
@@ -42,6 +44,12 @@ def _config_blob(args):
         json.loads(data)
     except ValueError:
         raise CommandError("--config is neither a content container nor JSON", EXIT_FAIL)
+    from validator.app import content
+
+    try:
+        content.parse_config(data)  # the validator's own check: it would refuse it at boot
+    except ValueError as e:
+        raise CommandError("--config %s: %s" % (args.config, e), EXIT_FAIL)
     if args.content_key:
         kc = bytes.fromhex(args.content_key)
     elif args.test_keys:

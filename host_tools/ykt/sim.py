@@ -113,6 +113,7 @@ class Sim:
         self.day_start = 0
         self.city = "2900"
         self.fares_blob = None
+        self.device_config = None  # JSON value flashed as the configuration (None: default)
 
     # -- validators ----------------------------------------------------------------------
     def validator(self, terminal):
@@ -163,6 +164,8 @@ class Sim:
         ps = ParamStore(f, PLAN_SIM["params"]).mount()
         ps.put(content.P_KEYS, auth_host.make_keys(dev_id, kd, TEST_CONTENT_KEY))
         cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
+        if self.device_config is not None:
+            cfg = self.device_config
         ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                                    json.dumps(cfg).encode()))
         f.close()

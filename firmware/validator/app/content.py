@@ -122,9 +122,35 @@ class Target(LogTarget):
         return _OK
 
 
+# The device configuration (the JSON object in a K_CONFIG container's body). Every key is
+# optional; an unknown key, a wrong type or a value out of range refuses the whole
+# configuration, so a typo can never reach the engine as a crash at boot:
+#   city             4 decimal digits, the home city code (BCD, EF15[2..3]); default "2900"
+#   line             0..65535, the bus line until the driver signs on; default 0
+#   repeat_window_s  0..3600, the same card is not charged again inside it; default 60
+#   tear_keep_s      0..86400, how long a torn debit's context waits for its card; default 600
+_CONFIG_INTS = const((("line", 0, 65535), ("repeat_window_s", 0, 3600), ("tear_keep_s", 0, 86400)))
+
+
 def parse_config(body):
-    """The device configuration: the JSON object in a verified config container's body."""
-    cfg = json.loads(bytes(body))
+    """-> the configuration dict, checked as above; ValueError naming the bad key."""
+    try:
+        cfg = json.loads(bytes(body))
+    except ValueError:
+        raise ValueError("config: not JSON")
     if not isinstance(cfg, dict):
-        raise ValueError("config")
+        raise ValueError("config: not a JSON object")
+    for k in cfg:
+        v = cfg[k]
+        if k == "city":
+            if not isinstance(v, str) or len(v) != 4 or not v.isdigit():
+                raise ValueError("config: city must be 4 decimal digits")
+            continue
+        for name, lo, hi in _CONFIG_INTS:
+            if k == name:
+                if type(v) is not int or not lo <= v <= hi:
+                    raise ValueError("config: %s must be an integer %d..%d" % (k, lo, hi))
+                break
+        else:
+            raise ValueError("config: unknown key %s" % k)
     return cfg

@@ -54,13 +54,16 @@ class Device:
             self.tables.offer(c[1], board.clock.now(), c[0])
         self.config = {}
         self.config_version = 0
+        self.config_error = None  # why a stored configuration was refused (None: it was not)
         c = content.stored(self.params, self.kc, content.P_CONFIG, _K_CONFIG)
         if c is not None:
             try:
                 self.config = content.parse_config(c[1])
                 self.config_version = c[0]
-            except ValueError:
+            except ValueError as e:
+                # never a boot loop: serve with the defaults until sync pushes a good one
                 self.config = {}
+                self.config_error = str(e)
         self.position = fares.Position(self.config.get("line", 0), 0, 0, fares.DOOR_ANY,
                                        bytearray(8))
         self.policy = fares.FarePolicy(self.tables, self.position)
