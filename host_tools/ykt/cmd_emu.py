@@ -1,10 +1,13 @@
-"""ykt emu: emulator self-test (one CAPP purchase through the card and PSAM emulators)."""
+"""ykt emu: emulator self-test (one CAPP purchase through the card and PSAM emulators) and
+a standalone emulated PN532 on a pty (`ykt emu pn532`)."""
 
+import json
 import sys
+import threading
 
 from emu import crypto, issuer, t0
 from emu.psam import Psam
-from ykt.cli import EXIT_FAIL, EXIT_OK, CommandError
+from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_OK, EXIT_USAGE, CommandError
 
 AMOUNT = 200  # fen
 DATETIME = bytes.fromhex("20250601083000")
@@ -18,6 +21,15 @@ def register(sub):
     st.add_argument("--keys", default=None, help="master key file (default: the test keys)")
     st.add_argument("--wrong-psam", action="store_true", help="PSAM with other master keys")
     st.set_defaults(func=do_selftest)
+    pn = s.add_parser(
+        "pn532",
+        help="an emulated PN532 on a new pty (first line 'pty: /dev/pts/N'; serves until killed)",
+    )
+    pn.add_argument("--card", action="append", default=[], metavar="FILE",
+                    help="card JSON (ykt card issue) placed in the field; repeatable")
+    pn.add_argument("--spi", action="store_true",
+                    help="the pty carries the SPI bridge of boards/unix/board.py, not HSU bytes")
+    pn.set_defaults(func=do_pn532)
 
 
 def _find_tag(tlv, tag):
@@ -129,3 +141,36 @@ def do_selftest(args):
         print(ln)
     sys.stdout.flush()
     return EXIT_OK if ok else EXIT_FAIL
+
+
+def load_cards(paths):
+    """Cards from `ykt card issue` JSON files; a clear error for anything else."""
+    from emu import local_card
+
+    cards = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            cards.append(local_card.from_dict(d))
+        except OSError as e:
+            raise CommandError("card %s: %s" % (path, e), EXIT_IO)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CommandError("card %s: not a card file (%s: %s)" % (path, type(e).__name__, e),
+                               EXIT_USAGE)
+    return cards
+
+
+def do_pn532(args, stop=None):
+    from emu.pn532_pty import Pn532Pty
+
+    chip = Pn532Pty(load_cards(args.card), spi=args.spi)
+    print("pty: " + chip.name)
+    for c in chip.field.cards:
+        print("card: type %s uid %s" % (c.kind, bytes(c.uid).hex().upper()))
+    sys.stdout.flush()
+    try:
+        chip.serve(stop or threading.Event())
+    finally:
+        chip.close()
+    return EXIT_OK
