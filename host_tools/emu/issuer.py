@@ -16,7 +16,10 @@ from emu.tunion_card import BLOCK_NONE, BLOCK_PERM, BLOCK_TEMP, TUnionCard
 
 CARD_TYPES = (("normal", 0x00), ("senior", 0x01), ("student", 0x02), ("staff", 0x03),
               ("disabled", 0x11))
-USAGES = ("purchase", "tac", "load", "maintenance")
+# maintenance = the application block key (DAMK; the PSAM's 801A key), unblock = the
+# separate application unblock key: real cards refuse an unblock MAC made with the block
+# key (6988)
+USAGES = ("purchase", "tac", "load", "maintenance", "unblock")
 ISSUER_CODE = "0200"  # [INF] bytes 0-1 of the issuer ID, as in the §5.6 example
 LOCAL_ISSUER_CODE = "0300"  # [INF] the local (MOHURD) issuer's bytes 0-1
 # EF15[8] application type: 02 on every T-Union sample (§2.1); a MOHURD card with 00 is not

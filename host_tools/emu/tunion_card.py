@@ -72,7 +72,8 @@ class _Rng:
 
 class TUnionCard:
     """A T-Union EP card. `keys`: card keys already diversified (see emu.issuer.card_keys):
-    {"purchase": DPK, "tac": DTK, "load": DLK, "maintenance": DAMK}, 16 bytes (or hex) each.
+    {"purchase": DPK, "tac": DTK, "load": DLK, "maintenance": DAMK (APPLICATION BLOCK),
+    "unblock": the application unblock key (APPLICATION UNBLOCK)}, 16 bytes (or hex) each.
     """
 
     # The application profile; emu.local_card.LocalCard (MOHURD) overrides all four.
@@ -107,7 +108,10 @@ class TUnionCard:
             raise ValueError("EF15 is 30 bytes")
         self.ef15 = bytes(ef15)
         self.keys = {}
-        for k in ("purchase", "tac", "load", "maintenance"):
+        for k in ("purchase", "tac", "load", "maintenance", "unblock"):
+            if k not in keys:
+                raise ValueError("card keys: no %r key (the card file predates separate "
+                                 "block and unblock keys: issue it again)" % k)
             v = keys[k]
             self.keys[k] = bytes.fromhex(v) if isinstance(v, str) else bytes(v)
         self.alg = alg

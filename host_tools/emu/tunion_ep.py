@@ -264,12 +264,14 @@ def prove(self, cmd, p1, p2, data, le, ch):
     return _out(last[2] + last[3], le)  # §3: MAC2 then TAC
 
 # ---- secure messaging: APPLICATION BLOCK / UNBLOCK (§3, §5.1) -----------------------
-def _sm_check(self, cmd, data, ch):
+# BLOCK is checked with the block key (DAMK, "maintenance"), UNBLOCK with the card's own
+# unblock key: an unblock MAC made with the block key is refused with 6988, as real cards do.
+def _sm_check(self, cmd, data, ch, usage):
     if len(data) != 4:
         return SW_WRONG_LENGTH
     if ch is None:
         return SW_CONDITIONS  # no GET CHALLENGE right before
-    want = crypto.sm_mac(self.alg, self.keys["maintenance"], cmd[:5], ch)
+    want = crypto.sm_mac(self.alg, self.keys[usage], cmd[:5], ch)
     if want != data:
         return SW_SM_MAC
     return 0
@@ -279,7 +281,7 @@ def app_block(self, cmd, p1, p2, data, le, ch):
         return _sw(SW_CONDITIONS)
     if p1 != 0 or p2 not in (0, 1):
         return _sw(SW_P1P2)
-    s = _sm_check(self, cmd, data, ch)
+    s = _sm_check(self, cmd, data, ch, "maintenance")
     if s:
         return _sw(s)
     self.blocked = BLOCK_PERM if p2 == 1 else max(self.blocked, BLOCK_TEMP)
@@ -292,7 +294,7 @@ def app_unblock(self, cmd, p1, p2, data, le, ch):
         return _sw(SW_P1P2)
     if self.blocked == BLOCK_PERM:
         return _sw(SW_PERM_LOCKED)
-    s = _sm_check(self, cmd, data, ch)
+    s = _sm_check(self, cmd, data, ch, "unblock")
     if s:
         return _sw(s)
     self.blocked = BLOCK_NONE

@@ -36,7 +36,8 @@ class _Fixed:
 def _real_card():
     ef15 = h("0300430000000000") + b"\x01\x01" + b"\x00\x00" + R_SERIAL
     ef15 += h("20110101") + h("20301231") + b"\x00\x00"
-    keys = {"purchase": R_DPK, "tac": R_DTK, "load": R_DLK, "maintenance": R_DAMK}
+    keys = {"purchase": R_DPK, "tac": R_DTK, "load": R_DLK, "maintenance": R_DAMK,
+            "unblock": bytes(range(16))}  # the real card's unblock key is not known
     c = local_card.LocalCard(ef15, keys, auth_code=R_AUTH, balance=0x1C37)
     c._rng = _Fixed()
     return c

@@ -5,8 +5,11 @@ from emu.tunion_card import BLOCK_PERM, BLOCK_TEMP
 from fw.cardkit import KEYS, SELECT, h, new_card, sw
 
 
-def _block_mac(c, header, challenge):
-    k = issuer.card_keys(KEYS, c.alg, c.ef15)["maintenance"]
+def _block_mac(c, header, challenge, usage=None):
+    # APPLICATION BLOCK: the block key (DAMK); UNBLOCK (8418): the separate unblock key
+    if usage is None:
+        usage = "unblock" if header[1] == 0x18 else "maintenance"
+    k = issuer.card_keys(KEYS, c.alg, c.ef15)[usage]
     return crypto.sm_mac(c.alg, k, header, challenge)
 
 
@@ -22,6 +25,41 @@ def test_app_block_when_mac_good_then_select_6283_and_purchase_refused():
     ch = c.apdu(h("0084000004"))[:4]
     assert c.apdu(h("8418000004") + _block_mac(c, h("8418000004"), ch)) == h("9000")
     assert sw(c.apdu(SELECT)) == "9000" and c.blocked == 0
+
+
+def test_app_unblock_when_mac_made_with_the_block_key_6988_and_still_blocked():
+    c = new_card()
+    c.apdu(SELECT)
+    ch = c.apdu(h("0084000004"))[:4]
+    assert c.apdu(h("841E000004") + _block_mac(c, h("841E000004"), ch)) == h("9000")
+    c.apdu(SELECT)
+    ch = c.apdu(h("0084000004"))[:4]
+    mac = _block_mac(c, h("8418000004"), ch, usage="maintenance")
+    assert c.apdu(h("8418000004") + mac) == h("6988")
+    assert c.blocked == BLOCK_TEMP
+    ch = c.apdu(h("0084000004"))[:4]
+    assert c.apdu(h("8418000004") + _block_mac(c, h("8418000004"), ch)) == h("9000")
+    assert c.blocked == 0
+
+
+def test_app_block_when_mac_made_with_the_unblock_key_6988():
+    c = new_card()
+    c.apdu(SELECT)
+    ch = c.apdu(h("0084000004"))[:4]
+    mac = _block_mac(c, h("841E000004"), ch, usage="unblock")
+    assert c.apdu(h("841E000004") + mac) == h("6988") and c.blocked == 0
+
+
+def test_card_when_keys_lack_unblock_clear_error():
+    c = new_card()
+    keys = dict(c.keys)
+    del keys["unblock"]
+    try:
+        type(c)(c.ef15, keys)
+    except ValueError as e:
+        assert "unblock" in str(e)
+    else:
+        raise AssertionError("card built without an unblock key")
 
 
 def test_app_block_when_sm4_card_then_sm4_secure_messaging():
