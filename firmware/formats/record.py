@@ -5,7 +5,7 @@ from formats.model import Field as F
 
 RECORD = Layout(
     "record", "record image, 128 bytes", owner="storage/record.py", prefix="O_",
-    users=("storage/recordlog.py", "txn/transaction.py"),
+    users=("storage/recordlog.py", "txn/transaction.py", "app/content.py"),
     hosts=("storage/record_host.py",), doc="storage/FORMAT.md", size=128, listed=True,
     fields=(
         F("COMMIT", 0, 4, "none", 'commit word `59 4B 52 31` ("YKR1"), programmed **last**, '

@@ -139,3 +139,40 @@ def test_content_when_stored_container_forged_or_of_another_kind_boot_ignores_it
     ps.put(content.P_FARES, _fares(3))
     v, body = content.stored(ps, KC, content.P_FARES, wire_host.K_FARES)
     assert v == 3 and table.FareTables().offer(body, 0, v) == 0
+
+
+def _log_with_ride(at):
+    """A log whose newest record is a ride at device time `at`."""
+    from validator.storage import record_host
+    from validator.util import bcdtime
+
+    log = MemLog(rec_size=record_host.REC_SIZE)
+    img = record_host.new_image()
+    bcdtime.pack_datetime(at, img, record_host.O_DATETIME)
+    log.append(img)
+    return log
+
+
+def test_content_when_set_clock_goes_before_the_newest_record_it_is_refused():
+    ride = 827800000  # 2026-03-27
+    faults = []
+    clk = FakeClock()
+    t = content.Target(_log_with_ride(ride), DEVICE_ID, 0x000100, KC, clk,
+                       Blacklist(storage_dev.dev(), _BLACKLIST).mount(),
+                       ParamStore(storage_dev._DEV[0], _PARAMS).mount(), table.FareTables(),
+                       faults=faults)
+    before = clk.secs
+    assert t.set_clock(ride - 3600) == wire_host.E_RANGE and clk.secs == before
+    assert t.set_clock(700000000) == wire_host.E_RANGE  # 2022: before the window
+    assert t.set_clock(ride + 401 * 86400) == wire_host.E_RANGE  # a jump past the window
+    assert len(faults) == 3 and "refused" in faults[0]
+    assert t.set_clock(ride + 60) == wire_host.OK and clk.secs == ride + 60
+    # a device with no record yet takes any time inside the window
+    assert content.clock_ok(ride + 3000 * 86400, 0) and not content.clock_ok(0, 0)
+
+
+def test_content_when_faults_overflow_the_oldest_goes():
+    faults = []
+    for i in range(40):
+        content.fault(faults, "f%d" % i)
+    assert len(faults) == 16 and faults[0] == "f24" and faults[-1] == "f39"

@@ -67,6 +67,16 @@ class Device:
         self.position = fares.Position(self.config.get("line", 0), 0, 0, fares.DOOR_ANY,
                                        bytearray(8))
         self.policy = fares.FarePolicy(self.tables, self.position)
+        self.faults = []  # type: list  # the fault log sync's GET_FAULTS reads (bounded, content.fault)
+        if self.config_error is not None:
+            content.fault(self.faults, self.config_error)
+        newest = content.newest_time(self.records)
+        if board.clock.now() < newest:
+            # the clock fell behind the newest record (power lost without a working RTC):
+            # never stamp a ride earlier than one already in the log
+            content.fault(self.faults, "clock: %d behind the newest record, set to %d"
+                          % (board.clock.now(), newest))
+            board.clock.set_time(newest)
         if self.records.full:
             self.records.maintain()  # a fresh log needs its first block erased
 
@@ -136,7 +146,8 @@ def start(board):
 
         target = content.Target(dev.records, dev.keys[0], VERSION_NUM, dev.kc, board.clock,
                                 dev.blacklist, dev.params, dev.tables,
-                                on_config=dev.set_config, config_version=dev.config_version)
+                                on_config=dev.set_config, faults=dev.faults,
+                                config_version=dev.config_version)
         tasks.extend(service.tasks(board.sync_cfg, target, dev.keys, board.urandom,
                                    board.clock))
     app.run(board, make_processor=make_processor, extra_tasks=tasks)
