@@ -14,11 +14,14 @@ FCI_RSP = unhexlify("6f318408a000000632010105a5259f0801029f0c1e") + EF15 + b"\x9
 FCI2_RSP = (unhexlify("6f508408a000000632010105a544500" + "84d4f545f545f4550870102"
                       + "9f0801029f120f434152442049" + "4d4147452030303031" + "9f0c1e")
             + EF15 + b"\x90\x00")
-# §1 PPSE directory entries (S17)
-PPSE_RSP = unhexlify(
-    "6f3a840e325041592e5359532e4444463031a528bf0c25"
-    "61194f08a000000632010106500a4d4f545f545f43415348870101"
-    "61174f08a00000063201010550084d4f545f545f4550870102" + "9000")
+# §1 PPSE directory entries (S17): 6F 49 { 84 0E "2PAY.SYS.DDF01", A5 37 { BF0C 34 {
+# 61 19 {..MOT_T_CASH}, 61 17 {..MOT_T_EP} } } } -- 73, 55 and 52 bytes of content
+PPSE_ENTRIES = ("61194f08a000000632010106500a4d4f545f545f43415348870101"
+                "61174f08a00000063201010550084d4f545f545f4550870102")
+PPSE_RSP = unhexlify("6f49840e325041592e5359532e4444463031a537bf0c34" + PPSE_ENTRIES + "9000")
+# the vector as it was first written: 6F 3A / A5 28 / BF0C 25 for 73/55/52 bytes of content
+PPSE_BAD_LENGTHS = unhexlify("6f3a840e325041592e5359532e4444463031a528bf0c25" + PPSE_ENTRIES
+                             + "9000")
 # §5.6 constructed example
 TERM = unhexlify("000000123456")
 INIT_CMD = "805003020b01000000640000001234560f"
@@ -49,8 +52,44 @@ def test_select_when_fci_without_9f0c_or_truncated_minus_one():
     bare = unhexlify("6f0a8408a000000632010105") + b"\x90\x00"
     assert ep.fci_ef15(bare, len(bare)) == -1
     cut = FCI_RSP[:40] + b"\x90\x00"
-    assert ep.fci_ef15(cut, len(cut)) == -1
+    assert ep.fci_ef15(cut, len(cut)) == ep.TLV_MALFORMED  # 6F 31 runs past the answer
     assert ep.fci_ef15(b"\x90\x00", 2) == -1
+
+
+def test_tlv_when_ppse_vector_lengths_match_their_content_every_level_checks():
+    assert PPSE_RSP[1] == len(PPSE_RSP) - 4  # 6F: everything up to the SW
+    i = PPSE_RSP.find(b"\xa5")
+    assert PPSE_RSP[i + 1] == len(PPSE_RSP) - 2 - (i + 2)
+    j = PPSE_RSP.find(b"\xbf\x0c")
+    assert PPSE_RSP[j + 2] == len(PPSE_RSP) - 2 - (j + 3)
+    assert ep.tlv_check(PPSE_RSP, 0, len(PPSE_RSP) - 2)
+
+
+def test_tlv_when_ppse_inner_lengths_overrun_parent_malformed():
+    assert not ep.tlv_check(PPSE_BAD_LENGTHS, 0, len(PPSE_BAD_LENGTHS) - 2)
+    assert ep.ppse_aid(PPSE_BAD_LENGTHS, len(PPSE_BAD_LENGTHS)) == ep.TLV_MALFORMED
+
+
+def test_tlv_when_fci_child_overruns_its_a5_parent_malformed():
+    # 6F's length covers everything, but A5 claims 0x10 bytes while its 9F0C needs 33:
+    # a parser that checks only against the outer end would still find EF15
+    bad = bytearray(FCI_RSP)
+    assert bad[12] == 0xA5 and bad[13] == 0x25
+    bad[13] = 0x10
+    assert ep.fci_ef15(bad, len(bad)) == ep.TLV_MALFORMED
+
+
+def test_tlv_when_entry_child_overruns_its_61_parent_malformed():
+    bad = bytearray(PPSE_RSP)
+    i = bad.find(b"\x61\x17")
+    bad[i + 1] = 0x08  # the MOT_T_EP entry claims 8 bytes; its 4F alone needs 10
+    assert ep.ppse_aid(bad, len(bad)) == ep.TLV_MALFORMED
+
+
+def test_tlv_when_constructed_tag_is_empty_or_padded_still_well_formed():
+    ok = unhexlify("6f05a50300ff00") + b"\x90\x00"  # A5 holding only padding bytes
+    assert ep.tlv_check(ok, 0, len(ok) - 2)
+    assert ep.fci_ef15(ok, len(ok)) == -1  # well formed, no EF15: the caller reads EF15
 
 
 def test_select_when_ppse_lists_ep_label_aid_returned():
@@ -157,6 +196,8 @@ def test_select_when_fci_bytes_are_random_parsers_never_raise():
         if round_ % 3 == 0:
             buf[0], buf[1] = 0x6F, max(0, n - 4)  # plausible outer template
         off = ep.fci_ef15(buf, n)
-        assert off == -1 or 0 <= off and off + 30 <= n - 2
+        assert off in (-1, ep.TLV_MALFORMED) or 0 <= off and off + 30 <= n - 2
         a = ep.ppse_aid(buf, n)
-        assert a == -1 or (a & 0xFFFF) + (a >> 16) <= n - 2
+        assert a in (-1, ep.TLV_MALFORMED) or (a & 0xFFFF) + (a >> 16) <= n - 2
+        if a >= 0 or off >= 0:
+            assert ep.tlv_check(buf, 0, n - 2)  # nothing is found in a malformed tree

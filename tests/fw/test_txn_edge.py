@@ -57,6 +57,73 @@ def test_txn_edge_when_only_ppse_knows_the_aid_purchase_via_long_aid():
     assert phone.selects == 3 and res.exchanges == 8
 
 
+class _BadTlvCard:
+    """The emulated card with one length byte of its FCI (or PPSE) answer changed."""
+
+    def __init__(self, card, fix):
+        self.card = card
+        self.fix = fix  # fn(select data, answer) -> answer
+
+    def __getattr__(self, k):
+        return getattr(self.card, k)
+
+    def apdu(self, c):
+        c = bytes(c)
+        r = self.card.apdu(c)
+        if c[:4] == b"\x00\xa4\x04\x00":
+            r = self.fix(c[5:5 + c[4]], r)
+        return r
+
+
+def _a5_short(aid, r):
+    # A5 claims 8 bytes less than its children need; 6F still covers them all
+    r = bytearray(r)
+    i = r.find(b"\xa5")
+    if aid == _AID and i > 0:
+        r[i + 1] -= 8
+    return bytes(r)
+
+
+def test_txn_edge_when_fci_child_overruns_its_parent_card_error_no_debit():
+    r = rig.Rig()
+    card = rig.card()
+    res = r.tap(_BadTlvCard(card, _a5_short))
+    assert res.reason == R_CARD_ERROR and card.balance == 1000
+    assert res.exchanges == 1  # refused at SELECT: no READ BINARY of a card that lies
+
+
+def _ppse_only(aid, r):
+    if aid == _AID:
+        return b"\x6a\x82"  # only PPSE knows the application
+    if aid == b"2PAY.SYS.DDF01":
+        r = bytearray(r)
+        i = r.find(b"\xbf\x0c")
+        r[i + 2] -= 4  # BF0C shorter than its 61 entry
+        return bytes(r)
+    return r
+
+
+def test_txn_edge_when_ppse_entry_overruns_bf0c_card_error():
+    r = rig.Rig()
+    card = rig.card()
+    res = r.tap(_BadTlvCard(card, _ppse_only))
+    assert res.reason == R_CARD_ERROR and card.balance == 1000
+
+
+def test_txn_edge_when_ppse_well_formed_without_ep_unsupported_card():
+    def no_entry(aid, r):
+        if aid == _AID:
+            return b"\x6a\x82"
+        if aid == b"2PAY.SYS.DDF01":
+            f = b"\x84\x0e2PAY.SYS.DDF01\xa5\x03\xbf\x0c\x00"
+            return b"\x6f" + bytes([len(f)]) + f + b"\x90\x00"
+        return r
+
+    r = rig.Rig()
+    res = r.tap(_BadTlvCard(rig.card(), no_entry))
+    assert res.reason == R_UNSUPPORTED_CARD
+
+
 def test_txn_edge_when_psam_line_echoes_with_nulls_and_single_bytes_tap_ok():
     from emu.psam import Psam
     from emu.t0 import T0Card

@@ -78,9 +78,44 @@ def select(buf, aid, n):
     return 6 + n
 
 
+def tlv_check(buf, off, end):
+    """True when every BER-TLV in buf[off:end] fits inside its parent, at every level: a
+    child of a constructed tag must end by its parent's end, the outermost ones by `end`
+    (ISO 7816-4 §5.2, ISO 8825-1). Long length forms beyond 81 xx are refused (a response
+    is at most 256 bytes). Recursion depth is the nesting depth; nothing is allocated."""
+    while off < end:
+        t = buf[off]
+        off += 1
+        if t == 0x00 or t == 0xFF:  # padding between TLVs (ISO 7816-4 §5.2.2.1)
+            continue
+        constructed = t & 0x20
+        if t & 0x1F == 0x1F:  # two-byte tag
+            if off >= end:
+                return False
+            off += 1
+        if off >= end:
+            return False
+        ln = buf[off]
+        off += 1
+        if ln == 0x81:
+            if off >= end:
+                return False
+            ln = buf[off]
+            off += 1
+        elif ln > 0x80:
+            return False
+        if off + ln > end:
+            return False
+        if constructed and not tlv_check(buf, off, off + ln):
+            return False
+        off += ln
+    return True
+
+
 def tlv_find(buf, off, end, tag):
     """Where the value of the first `tag` in BER-TLV buf[off:end] is, descending into
-    constructed tags: (len << 16) | value offset; -1 if absent."""
+    constructed tags: (len << 16) | value offset; -1 if absent. Only meaningful on a tree
+    tlv_check() accepted (the callers below check first)."""
     while off + 2 <= end:
         t = buf[off]
         off += 1
@@ -110,20 +145,33 @@ def tlv_find(buf, off, end, tag):
     return -1
 
 
+# fci_ef15 / ppse_aid results below 0: absent (the caller falls back: READ BINARY EF15,
+# or "no supported application") or malformed (a length runs past its parent: the caller
+# refuses the card with R_CARD_ERROR, txn.transaction._select)
+_TLV_ABSENT = const(-1)
+TLV_MALFORMED = const(-2)
+
+
 def fci_ef15(resp, n):
-    """Offset of EF15 (tag 9F0C, 30 bytes) in the FCI resp[:n-2]; -1 if absent/short."""
+    """Offset of EF15 (tag 9F0C, 30 bytes) in the FCI resp[:n-2]; -1 if absent or
+    short, TLV_MALFORMED if any TLV of the FCI overruns its parent."""
+    if n < 2 or not tlv_check(resp, 0, n - 2):
+        return TLV_MALFORMED if n >= 2 else _TLV_ABSENT
     r = tlv_find(resp, 0, n - 2, _TAG_EF15)
     if r < 0 or (r >> 16) < _EF15_LEN:
-        return -1
+        return _TLV_ABSENT
     return r & 0xFFFF
 
 
 def ppse_aid(resp, n):
-    """Packed (len << 16 | off) of the MOT_T_EP AID in a PPSE FCI, -1 if none (§1, S17).
+    """Packed (len << 16 | off) of the MOT_T_EP AID in a PPSE FCI (§1, S17); -1 if
+    none, TLV_MALFORMED if any TLV overruns its parent.
 
-    Directory entries are `61 { 4F aid 50 label 87 prio }`; we take the entry whose
-    label is MOT_T_EP, else the first AID starting with the T-Union EP AID."""
+    Directory entries are `61 { 4F aid 50 label 87 prio }` inside BF0C; we take the entry
+    whose label is MOT_T_EP, else the first AID starting with the T-Union EP AID."""
     end = n - 2
+    if end < 0 or not tlv_check(resp, 0, end):
+        return TLV_MALFORMED if end >= 0 else _TLV_ABSENT
     off = 0
     first = -1
     while True:

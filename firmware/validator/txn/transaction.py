@@ -476,6 +476,8 @@ class Transaction:
             if apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR) != _R_OK:
                 return _R_UNSUPPORTED_CARD
             a = ep.ppse_aid(self.resp, n + 2)
+            if a == ep.TLV_MALFORMED:
+                return _R_CARD_ERROR  # a PPSE whose lengths overrun their parents
             if a < 0:
                 return _R_UNSUPPORTED_CARD
             ln = a >> 16
@@ -499,6 +501,8 @@ class Transaction:
         if off >= 0:
             apdu.copy(self.ef15, 0, self.resp, off, _EF15_LEN)
             return _R_OK
+        if off == ep.TLV_MALFORMED:
+            return _R_CARD_ERROR  # an FCI whose lengths overrun their parents: no EF15 read
         n = self._card(ep.read_binary(c, _SFI_EF15, 0, _EF15_LEN))
         if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) != _R_OK or n < _EF15_LEN:
             return _R_CARD_ERROR
