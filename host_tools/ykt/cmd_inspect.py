@@ -37,6 +37,28 @@ def _inverted(path, region):
     return head.count(0) > head.count(0xFF)
 
 
+def _tear_contexts(blob):
+    """The valid contexts of a tear store blob (txn/README.md "Tears": N_CTX slots, each a
+    copy of record bytes SERIAL..DIRECTION then the gray seq, save time, valid flag),
+    decoded as the record fields they hold."""
+    import struct
+
+    from validator.storage import record_host
+    from validator.txn import record as tear
+
+    out = []
+    for k in range(tear.N_CTX):
+        c = k * tear.CTX_LEN
+        if not blob[c + tear.C_VALID]:
+            continue
+        img = record_host.new_image()
+        img[tear.CTX_BASE : tear.CTX_BASE + tear.CTX_IMG] = blob[c : c + tear.CTX_IMG]
+        d = record_host.decode(img)
+        d["gray_seq"], d["saved"] = struct.unpack_from(">II", blob, c + tear.C_GRAY)
+        out.append(d)
+    return out
+
+
 def do_inspect(args):
     from emu.nor import NorFlash
     from validator.storage import plan, plan_boards, record_host
@@ -89,11 +111,12 @@ def do_inspect(args):
             print("wrote %d records to %s" % (len(rows), args.csv), file=out)
         ts = TearStore(fl, fp["tear"]).mount()
         tb = bytearray(TearStore.SIZE)
-        if ts.load(tb):
-            d = record_host.decode(tb[: record_host.REC_SIZE])
-            print("tear: PENDING card %s amount %d atc %d ttsn %s" % (
-                d["card_serial"], d["amount"], d["atc"], d["ttsn"]), file=out)
-        else:
+        pending = _tear_contexts(tb) if ts.load(tb) else []
+        for d in pending:
+            print("tear: PENDING card %s amount %d atc %d ttsn %s at %s (gray seq %d)" % (
+                d["card_serial"], d["amount"], d["atc"], d["ttsn"], d["datetime"],
+                d["gray_seq"]), file=out)
+        if not pending:
             print("tear: none pending", file=out)
         bl = Blacklist(fl, fp["blacklist"]).mount()
         print("blacklist: version %d  entries %d" % (bl.version, bl.entries), file=out)

@@ -29,3 +29,32 @@ def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path,
     assert "acked_seq 5  next_seq 13" in out and "gray" in out and "amount 112" in out
     assert open(csv_path).read().count("\n") == 13
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == before
+
+
+def test_inspect_when_a_tear_context_is_pending_it_prints_the_torn_ride(tmp_path, capsys):
+    # the tear store holds contexts (record bytes SERIAL..DIRECTION + gray seq + save time),
+    # not a record image: decoded as a record it printed zeros
+    from validator.storage.recordlog import TearStore
+    from validator.txn import record as tear
+
+    path = str(tmp_path / "flash.bin")
+    p = plan.PLAN_SIM
+    fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)
+    RecordLog(fl, p["log"], p["watermark"]).mount().maintain()
+    img = record_host.new_image()
+    img[record_host.O_SERIAL : record_host.O_SERIAL + 10] = bytes.fromhex("03104770040067442802")
+    struct.pack_into(">I", img, record_host.O_AMOUNT, 200)
+    struct.pack_into(">H", img, record_host.O_ATC, 7)
+    img[record_host.O_DATETIME : record_host.O_DATETIME + 7] = bytes.fromhex("20260327081500")
+    blob = bytearray(tear.CTX_TABLE_LEN)
+    c = tear.CTX_LEN  # the second slot: the first one is free
+    blob[c : c + tear.CTX_IMG] = img[tear.CTX_BASE : tear.CTX_BASE + tear.CTX_IMG]
+    struct.pack_into(">II", blob, c + tear.C_GRAY, 41, 827828100)
+    blob[c + tear.C_VALID] = 1
+    ts = TearStore(fl, p["tear"]).mount()
+    ts.save(blob)
+    fl.close()
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert "PENDING card 03104770040067442802 amount 200 atc 7" in out
+    assert "at 20260327081500 (gray seq 41)" in out and out.count("PENDING") == 1
