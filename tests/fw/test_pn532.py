@@ -185,6 +185,19 @@ def test_pn532_when_field_off_poll_switches_it_back_on_and_card_restarts():
     assert reader.poll() is not None and core.rf_on
 
 
+def test_pn532_when_tunion_card_has_7_byte_uid_reader_takes_sak_and_uid_not_sens_res():
+    # the chip reports SENS_RES 00 44 (MSB first, UM0701 §7.3.5); the reader skips it and
+    # reads SEL_RES and NFCID1 at their offsets, whatever the SENS_RES byte order
+    from emu import issuer
+
+    field, core, wire, reader = rig()
+    card = issuer.issue_card(issuer.load_master_keys(), seed=3)
+    field.place(card)
+    info = reader.poll()
+    assert info.kind == KIND_A and info.iso_dep and info.sak == 0x20
+    assert info.uid_len == 7 and bytes(info.uid[:7]) == card.uid
+
+
 def test_pn532_when_card_released_it_stays_halted_until_it_reenters():
     # InRelease sends S(DESELECT): the card halts and ignores REQA (ISO 14443-3 §6.2)
     field, core, wire, reader = rig()

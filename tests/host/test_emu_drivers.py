@@ -233,3 +233,42 @@ def test_adafruit_pn532_spi_when_driving_the_emulator_senses_a_and_b_and_exchang
     finally:
         os.close(fd)
         stop_emu(proc)
+
+
+# -- the line itself ----------------------------------------------------------------------
+
+
+def test_nfcpy_pn532_when_it_raises_the_line_speed_the_chip_follows_and_returns(cards):
+    from nfc.clf import RemoteTarget
+
+    from emu.local_card import from_dict
+    from emu.pn532_pty import Pn532Pty
+
+    chip = Pn532Pty([from_dict(c.to_dict()) for _, c in cards]).start()
+    try:
+        clf = _nfcpy_open(chip.name)  # stty accepts 921600 on a pty: nfcpy switches up
+        assert clf.device.chipset.transport.baudrate == 921600 and chip.core.baud == 921600
+        assert clf.sense(RemoteTarget("106A")) is not None
+        clf.close()  # SetSerialBaudRate 115200, then PowerDown
+        assert chip.core.baud == 115200 and chip.core.asleep
+    finally:
+        chip.close()
+
+
+def test_pn532_pty_when_host_sends_at_another_speed_bytes_are_lost():
+    import serial
+
+    from emu.pn532_pty import Pn532Pty
+
+    chip = Pn532Pty().start()
+    try:
+        get_version = bytes.fromhex("0000ff02fed4022a00")
+        with serial.Serial(chip.name, 9600, timeout=0.3) as s:
+            s.write(b"\x55\x55" + bytes(14) + get_version)
+            assert s.read(64) == b""
+        assert chip.core.lost_bytes >= 25
+        with serial.Serial(chip.name, 115200, timeout=0.3) as s:
+            s.write(b"\x55\x55" + bytes(14) + get_version)
+            assert s.read(6) == bytes.fromhex("0000ff00ff00")
+    finally:
+        chip.close()
