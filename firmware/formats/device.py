@@ -143,9 +143,7 @@ FARE_TABLE = Codes(
         ("IND_BUS", 2, "industry: bus"),
         ("T_ACTIVE", 0, "install: the table is in force now"),
         ("T_PENDING", 1, "install: activation time in the future"),
-        ("T_BAD_AUTH", -1, "install: verification failed"),
         ("T_BAD_FORMAT", -2, "install: framing or parsing failed"),
-        ("T_OLD_VERSION", -3, "install: version not newer than the active one"),
     ),
 )
 

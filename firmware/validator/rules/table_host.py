@@ -38,9 +38,7 @@ IND_RAIL = 1  # industry: rail
 IND_BUS = 2  # industry: bus
 T_ACTIVE = 0  # install: the table is in force now
 T_PENDING = 1  # install: activation time in the future
-T_BAD_AUTH = -1  # install: verification failed
 T_BAD_FORMAT = -2  # install: framing or parsing failed
-T_OLD_VERSION = -3  # install: version not newer than the active one
 # fare table header (48 bytes) (rules/FORMAT.md)
 TH_MAGIC = 0  # "YKFT"
 TH_FORMAT = 4  # format version = 1; a parser refuses any other value
