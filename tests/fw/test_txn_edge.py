@@ -504,3 +504,28 @@ def test_txn_edge_when_last_slot_takes_gray_record_storage_full_and_ride_recover
     res = r.tap(card)
     assert res.reason == R_RECOVERED and res.amount == 200 and card.balance == 800
     assert not r.txn.tears.any
+
+
+class _Dev:
+    """What app.main.TapProcessor reads of the device: its fault log and record log."""
+
+    def __init__(self, records):
+        self.faults = []
+        self.records = records
+
+
+def test_txn_edge_when_log_full_the_fault_log_says_so_once_per_episode():
+    from validator.app.main import TapProcessor
+
+    r = rig.Rig()
+    _fill(r)
+    dev = _Dev(r.records)
+    tp = TapProcessor(dev, r.txn)
+    for _ in range(3):
+        r.reader.place(rig.card())
+        assert tp.process(None).reason == R_STORAGE_FULL
+    assert len(dev.faults) == 1 and "record log full" in dev.faults[0]
+    r.records.ack(r.records.next_seq - 1)  # the evening sync took everything
+    r.records.maintain()
+    r.reader.place(rig.card())
+    assert tp.process(None).reason != R_STORAGE_FULL and not tp.full

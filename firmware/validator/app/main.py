@@ -96,10 +96,19 @@ class TapProcessor:
         self.dev = dev
         self.txn = txn
         self.last = None
+        self.full = False  # the log was full at the last tap (fault logged once per episode)
 
     def process(self, info):
         r = self.txn.tap(info)
         self.last = r
+        if r.reason == E.R_STORAGE_FULL:
+            if not self.full:
+                # once, not per refused passenger: the depot sees when service stopped
+                content.fault(self.dev.faults, "storage: record log full, taps refused until "
+                              "a sync")
+            self.full = True
+        elif not self.dev.records.full:
+            self.full = False
         return r
 
     def set_position(self, line, stop, direction, door):
