@@ -5,6 +5,7 @@
 import fwtest
 from emu import rig
 from validator.errors import (
+    R_APP_BLOCKED,
     R_BLACKLISTED,
     R_OK,
     R_RECOVERED,
@@ -292,3 +293,41 @@ def test_txn_local_when_local_card_lacks_capp_then_simple_purchase_via_slot1():
     assert r.lpsam_dev.ttsn == 1 and r.psam_dev.ttsn == 0
     rec = r.rows()[-1]
     assert rec["txn_type"] == "06" and rec["psam_slot"] == 1 and _tac_ok(rec, True)
+
+
+def _dual(balance_tunion=1000, balance_local=2000, **kw):
+    from emu.dual_card import DualCard
+
+    return DualCard(rig.card(balance=balance_tunion, **kw),
+                    local_card(balance=balance_local, serial="03104770040044444404"))
+
+
+def test_txn_local_when_dual_application_card_then_tunion_app_charged_local_untouched():
+    # the documented choice (txn/README.md): the T-Union application first; the local one
+    # only when the card answers 6A82 to the T-Union AID (card-protocol.md §8 order)
+    r = LocalRig(fare=200)
+    card = _dual()
+    res = r.tap(card)
+    assert res.reason == R_OK and res.exchanges == TUNION_EXCHANGES
+    assert card.tunion.balance == 800 and card.local.balance == 2000
+    assert card.selects == [b"\xa0\x00\x00\x06\x32\x01\x01\x05"]
+    assert r.psam_dev.ttsn == 1 and r.lpsam_dev.ttsn == 0
+    assert r.rows()[-1]["psam_slot"] == 0
+
+
+def test_txn_local_when_dual_card_tunion_app_blocked_then_refused_no_local_fallback():
+    r = LocalRig(fare=200)
+    card = _dual(blocked=True)
+    res = r.tap(card)
+    assert res.reason == R_APP_BLOCKED
+    assert card.tunion.balance == 1000 and card.local.balance == 2000
+    assert len(card.selects) == 1  # a blocked T-Union app never sends the tap elsewhere
+
+
+def test_txn_local_when_dual_card_taps_twice_then_the_same_app_both_times():
+    r = LocalRig(fare=100)
+    card = _dual()
+    assert r.tap(card).reason == R_OK
+    r.clock.advance(3600)
+    assert r.tap(card).reason == R_OK
+    assert card.tunion.balance == 800 and card.local.balance == 2000
