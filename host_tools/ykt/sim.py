@@ -194,7 +194,8 @@ class Sim:
         try:
             summary = station.sync_once(
                 port, self.keyring, self.db, pushes=self.pushes() if morning else (),
-                clock_secs=self.day_start if morning else None, pull=not morning)
+                clock_secs=self.day_start if morning else None, pull=not morning,
+                faults=not morning)
         finally:
             port.close()
         summary["seconds"] = round(time.time() - t0_, 3)

@@ -47,6 +47,9 @@ def test_config_when_flashed_config_is_malformed_validator_boots_and_taps(tmp_pa
         c = s.card("cfg-rider", {"balance": 5000})
         reason, amount, balance, _ = w.tap(c)
         assert reason == E.R_OK and c.balance == 5000 - amount == balance
+        # the evening sync reads the fault log: this boot, and why the config was refused
+        faults = s.sync(w)["faults"]
+        assert "boot 1" in faults and any(f.startswith("config: ") for f in faults), faults
     finally:
         s.stop()
 

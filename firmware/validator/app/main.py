@@ -67,7 +67,14 @@ class Device:
         self.position = fares.Position(self.config.get("line", 0), 0, 0, fares.DOOR_ANY,
                                        bytearray(8))
         self.policy = fares.FarePolicy(self.tables, self.position)
-        self.faults = []  # type: list  # the fault log sync's GET_FAULTS reads (bounded, content.fault)
+        self.faults = []  # type: list  # the fault log sync's GET_FAULTS reads (content.fault)
+        b = self.params.get("boots")  # boots so far, a u32 kept in the parameter store
+        self.boots = (int.from_bytes(b, "big") if b is not None and len(b) == 4 else 0) + 1
+        try:
+            self.params.put("boots", self.boots.to_bytes(4, "big"))
+        except E.StorageError:
+            content.fault(self.faults, "storage: boot count not saved")
+        content.fault(self.faults, "boot %d" % self.boots)
         if self.config_error is not None:
             content.fault(self.faults, self.config_error)
         newest = content.newest_time(self.records)
@@ -97,10 +104,14 @@ class TapProcessor:
         self.txn = txn
         self.last = None
         self.full = False  # the log was full at the last tap (fault logged once per episode)
+        self.sam_fault = False  # the last tap ended in R_SAM_FAULT (likewise)
 
     def process(self, info):
         r = self.txn.tap(info)
         self.last = r
+        if r.reason == E.R_SAM_FAULT and not self.sam_fault:
+            content.fault(self.dev.faults, "psam: fault during a tap, card refused")
+        self.sam_fault = r.reason == E.R_SAM_FAULT
         if r.reason == E.R_STORAGE_FULL:
             if not self.full:
                 # once, not per refused passenger: the depot sees when service stopped
@@ -142,6 +153,9 @@ def start(board):
                                  dev.blacklist, local_city=dev.local_city(), position=p,
                                  repeat_window_s=dev.config.get("repeat_window_s", 60),
                                  tear_keep_s=dev.config.get("tear_keep_s", 600))
+        for slot, ps in enumerate((txn.psam, txn.local_psam)):
+            if ps is not None and not ps.ready:
+                content.fault(dev.faults, "psam: slot %d did not boot" % slot)
         if txn.psam.ready:
             p.terminal[2:8] = txn.psam.terminal
         elif txn.local_psam is not None and txn.local_psam.ready:
