@@ -24,6 +24,9 @@ PROTOCOL = 2  # ISO 14443-4 activated (RATS / ATTRIB done)
 HALT = 3
 
 FSD_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # ISO 14443-4 §5.2.3 FSDI/FSCI -> bytes
+# A card with `wtx` = n (phones: the wallet app answers slower than a chip) sends n S(WTX)
+# requests (ISO 14443-4 §7.3: PCB F2, INF = WTXM) before each answer; WTXM 1 = one more FWT.
+_WTXM = 1
 
 
 class Picc:
@@ -37,7 +40,9 @@ class Picc:
         self._rx = bytearray()  # chained command being received
         self._tx = b""  # rest of a chained answer
         self._last = None  # last block sent, for R(NAK)/R(ACK) retransmission (rule 11)
+        self._wtx = 0  # S(WTX) requests still to send before the answer
         self.frames = 0
+        self.wtx_requests = 0
 
     # -- state changes ------------------------------------------------------------------
     def power_off(self):
@@ -46,6 +51,7 @@ class Picc:
         self._reset_protocol()
 
     def _reset_protocol(self):
+        self._wtx = 0
         self.cid = 0
         self.fsd = 256
         self.block = 1
@@ -161,6 +167,9 @@ class Picc:
                 self.power_off()
                 return None
             self._tx = bytes(r)
+            self._wtx = getattr(self.card, "wtx", 0)
+            if self._wtx:  # the card needs more time: S(WTX) requests first (§7.3)
+                return self._wtx_request()
             return self._next_i()
         if pcb & 0xE6 == 0xA2:  # R-block
             nak = pcb & 0x10
@@ -177,9 +186,18 @@ class Picc:
             self.state = HALT
             self.card.deselect()
             return r
-        if pcb & 0xF7 == 0xF2:  # S(WTX) answer: only after a WTX request (none here)
-            return None
+        if pcb & 0xF7 == 0xF2:  # S(WTX) response: the reader grants the extension
+            if not self._wtx or len(data) != i + 1 or data[i] & 0x3F != _WTXM:
+                return None
+            self._wtx -= 1
+            if self._wtx:
+                return self._wtx_request()
+            return self._next_i()
         return None
+
+    def _wtx_request(self):
+        self.wtx_requests += 1
+        return self._send(0xF2, bytes((_WTXM,)), numbered=False)
 
     def _next_i(self):
         room = self.fsd - 3 - (1 if self.cid else 0)  # PCB, CID, CRC (2)
@@ -217,7 +235,7 @@ class Picc:
             blk = bytearray((0x02 | (0x10 if more else 0) | pcd[0] | (0x08 if cid else 0),))
             if cid:
                 blk.append(cid)
-            r = self.frame(bytes(blk) + part)
+            r = self._pcd_frame(bytes(blk) + part)
             if r is None:
                 return None
             if more:
@@ -237,6 +255,14 @@ class Picc:
             ack = bytearray((0xA2 | pcd[0] | (0x08 if cid else 0),))
             if cid:
                 ack.append(cid)
-            r = self.frame(bytes(ack))
+            r = self._pcd_frame(bytes(ack))
             if r is None:
                 return None
+
+    def _pcd_frame(self, blk):
+        """One block from the chip's initiator; S(WTX) requests are granted (echoed) as
+        the PN532 does, until the card sends its real answer."""
+        r = self.frame(blk)
+        while r is not None and r[0] & 0xF7 == 0xF2:
+            r = self.frame(r)
+        return r

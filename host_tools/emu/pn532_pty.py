@@ -3,8 +3,9 @@
 HSU (default): the pty carries the chip's UART bytes. The line speed is the pty's termios
 speed as the host set it (pyserial's baudrate): bytes sent at a speed other than the
 chip's are lost as framing errors, so a driver that changes the speed with
-SetSerialBaudRate must follow it (UM0701 §7.2.8). A pty has no per-byte speed, so while a
-change is pending (answer sent, host ACK not yet read) either speed is accepted.
+SetSerialBaudRate must follow it (UM0701 §7.2.8: the chip switches once the host ACKed its
+answer). A pty has no per-byte speed and drops what the host flushes before this end read
+it, so a host seen at the new speed while the change is pending counts as having ACKed.
 
 SPI (`spi=True`): the pty carries the bridge of boards/unix/board.py: b"S" NSS low,
 b"D" NSS high, b"X" len data -> len MISO bytes (full duplex; the chip's LSB-first bytes
@@ -58,7 +59,11 @@ class Pn532Pty:
         if self.spi is None:
             baud = self.host_baud()
             if baud is not None and core._baud_next is not None and baud == core._baud_next:
-                baud = core.baud  # change pending: the pty cannot tell which speed
+                # the host already runs at the new speed: its ACK was sent (a host that
+                # reopens its port flushes output it wrote, and on a pty "written" only
+                # becomes "sent" when this end reads it, so the ACK may never arrive here)
+                core.baud = core._baud_next
+                core._baud_next = None
             core.feed(data, baud=baud)
             return
         b = self._buf + data

@@ -139,6 +139,8 @@ class TUnionCard:
         self.overdraft_limit = overdraft_limit
         self.fci_ef15 = fci_ef15
         self.phone = phone
+        # a phone wallet asks for a waiting-time extension before each answer (emu.picc)
+        self.wtx = 1 if phone else 0
         self.last = None  # (type, atc_after, mac2, tac) of the last completed transaction
         self._rng = _Rng(seed)
         self.kind = kind

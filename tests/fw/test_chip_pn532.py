@@ -317,3 +317,29 @@ def test_pn532_emu_when_sam_mode_invalid_syntax_error():
 def test_pn532_emu_when_set_parameters_rfu_bit_set_syntax_error():
     field, core = awake()
     assert run(core, 0x12, b"\x80") == [("ack",), ("err",)]
+
+
+class SlowCard(EchoCard):
+    wtx = 2  # a phone wallet: two S(WTX) requests before each answer
+
+
+def test_pn532_emu_when_card_asks_wtx_thru_host_must_grant_each_then_answer():
+    field, core = awake()
+    card = SlowCard()
+    field.place(card)
+    answer(core, 0x12, b"\x00")
+    answer(core, 0x4A, b"\x01\x00")
+    answer(core, 0x42, b"\xe0\x80")
+    assert answer(core, 0x42, b"\x02\x00\x84\x00\x00\x04") == b"\x00\xf2\x01"
+    assert answer(core, 0x42, b"\xf2\x01") == b"\x00\xf2\x01"
+    assert answer(core, 0x42, b"\xf2\x01") == b"\x00\x02\x00\x84\x00\x00\x04\x90\x00"
+    assert answer(core, 0x42, b"\xf2\x01") == b"\x01"  # no WTX pending: silence
+
+
+def test_pn532_emu_when_card_asks_wtx_chip_grants_it_for_in_data_exchange():
+    field, core = awake()
+    card = SlowCard()
+    field.place(card)
+    answer(core, 0x4A, b"\x01\x00")
+    assert answer(core, 0x40, b"\x01\x00\x84\x00\x00\x04") == b"\x00\x00\x84\x00\x00\x04\x90\x00"
+    assert field.picc(card).wtx_requests == 2

@@ -272,3 +272,51 @@ def test_pn532_pty_when_host_sends_at_another_speed_bytes_are_lost():
             assert s.read(6) == bytes.fromhex("0000ff00ff00")
     finally:
         chip.close()
+
+
+def _phone():
+    phone = issuer.issue_card(issuer.load_master_keys(), balance=777, phone=True, seed=21)
+    assert phone.uid[0] == 0x08 and phone.wtx  # HCE: random UID 08.., S(WTX) per answer
+    return phone
+
+
+def test_nfcpy_pn532_when_card_is_a_phone_wallet_its_wtx_requests_are_granted():
+    import nfc
+    from nfc.clf import RemoteTarget
+
+    from emu.pn532_pty import Pn532Pty
+
+    phone = _phone()
+    chip = Pn532Pty([phone]).start()
+    try:
+        clf = _nfcpy_open(chip.name)
+        tag = nfc.tag.activate(clf, clf.sense(RemoteTarget("106A")))
+        check_card(tag.transceive, phone)
+        clf.close()
+        assert chip.field.picc(phone).wtx_requests >= 3  # one per APDU, nfcpy granted each
+    finally:
+        chip.close()
+
+
+def test_adafruit_pn532_when_card_is_a_phone_wallet_the_chip_grants_wtx():
+    import serial
+    from adafruit_pn532.uart import PN532_UART
+
+    from emu.pn532_pty import Pn532Pty
+
+    phone = _phone()
+    chip = Pn532Pty([phone]).start()
+    try:
+        with serial.Serial(chip.name, 115200, timeout=0.1) as uart:
+            pn = PN532_UART(uart)
+            assert bytes(pn.read_passive_target(timeout=0.5)) == phone.uid
+
+            def exchange(apdu):
+                r = pn.call_function(0x40, params=b"\x01" + apdu, response_length=255)
+                assert r[0] == 0x00
+                return bytes(r[1:])
+
+            check_card(exchange, phone)
+        assert chip.field.picc(phone).wtx_requests >= 3  # granted by the chip itself
+    finally:
+        chip.close()
