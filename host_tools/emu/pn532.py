@@ -454,6 +454,10 @@ class Pn532Core:
         # command that needs it, whatever an earlier RFConfiguration item 1 said)
         self._set_field(True)
         out = []
+        if self.sam_mode == 3:
+            # wired card mode (§7.2.10): initiator commands reach the SAM, not the field;
+            # no SAM is wired to this chip, so nothing answers
+            return out
         for c in self.field.cards:
             if c.kind != kind:
                 continue

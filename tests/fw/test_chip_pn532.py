@@ -343,3 +343,13 @@ def test_pn532_emu_when_card_asks_wtx_chip_grants_it_for_in_data_exchange():
     answer(core, 0x4A, b"\x01\x00")
     assert answer(core, 0x40, b"\x01\x00\x84\x00\x00\x04") == b"\x00\x00\x84\x00\x00\x04\x90\x00"
     assert field.picc(card).wtx_requests == 2
+
+
+def test_pn532_emu_when_sam_mode_wired_polls_do_not_reach_the_field():
+    field, core = awake()
+    field.place(EchoCard())
+    answer(core, 0x32, b"\x05\x01\x00\x01")
+    answer(core, 0x14, b"\x03")  # wired card: the host talks to the (absent) SAM
+    assert answer(core, 0x4A, b"\x01\x00") == b"\x00"
+    answer(core, 0x14, b"\x01\x14\x00")  # back to normal mode
+    assert answer(core, 0x4A, b"\x01\x00")[0] == 1
