@@ -4,6 +4,8 @@ from emu import crypto, issuer, t0
 from emu.psam import Psam
 from fwtest import raises
 
+MP_HEAP = "256k"  # fixtures: the PSAM, T=0 and card emulators (via emu.issuer) with their crypto
+
 h = bytes.fromhex
 KEYS = issuer.load_master_keys()
 # §5.6 8070 data: rand ATC amount type datetime keyVer alg serial8 issuer8
