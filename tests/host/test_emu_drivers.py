@@ -14,6 +14,14 @@ import pytest
 
 from emu import issuer
 
+# Adafruit's driver and Blinka live outside site-packages (Makefile ORACLES: Blinka's own
+# top-level `micropython` and `board` would shadow the project's); appended, so the
+# project's modules of the same names still come first.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ORACLES = os.path.join(ROOT, ".venv", "oracles")
+if os.path.isdir(ORACLES) and ORACLES not in sys.path:
+    sys.path.append(ORACLES)
+
 T_UNION_AID = bytes.fromhex("A000000632010105")
 SELECT = bytes.fromhex("00A4040008") + T_UNION_AID + b"\x00"
 READ_EF15 = bytes.fromhex("00B095001E")  # READ BINARY, SFI 0x15, 30 bytes
