@@ -726,6 +726,32 @@ def _rev(b):
 _REV = bytes(_rev(i) for i in range(256))
 
 
+def spi_bridge(b, spi, write, strict=True):
+    """Decode the SPI bridge's byte stream (the unix board's SPI transport over a pty):
+    b"S" NSS low, b"D" NSS high, b"X" len data = one full-duplex transfer whose MISO bytes
+    go to write(bytes). Returns the unconsumed tail (an incomplete transfer). An unknown op
+    byte raises ValueError when strict, else it is dropped (noise on the line)."""
+    while b:
+        op = b[0]
+        if op == 0x53:
+            spi.cs(0)
+            b = b[1:]
+        elif op == 0x44:
+            spi.cs(1)
+            b = b[1:]
+        elif op == 0x58:
+            if len(b) < 2 or len(b) < 2 + b[1]:
+                break
+            n = b[1]
+            write(spi.exchange(b[2 : 2 + n]))
+            b = b[2 + n :]
+        elif strict:
+            raise ValueError("SPI bridge: unknown op byte 0x%02x" % op)
+        else:
+            b = b[1:]
+    return b
+
+
 class Pn532SpiSlave:
     """The PN532 SPI interface (UM0701 §6.2.5) as seen on the wire of an MSB-first bus.
 

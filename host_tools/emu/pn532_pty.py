@@ -66,24 +66,7 @@ class Pn532Pty:
                 core._baud_next = None
             core.feed(data, baud=baud)
             return
-        b = self._buf + data
-        while b:
-            op = b[0]
-            if op == 0x53:  # S: NSS low
-                self.spi.cs(0)
-                b = b[1:]
-            elif op == 0x44:  # D: NSS high
-                self.spi.cs(1)
-                b = b[1:]
-            elif op == 0x58:  # X len data
-                if len(b) < 2 or len(b) < 2 + b[1]:
-                    break
-                n = b[1]
-                self._write(self.spi.exchange(b[2:2 + n]))
-                b = b[2 + n:]
-            else:
-                raise ValueError("SPI bridge: unknown op byte 0x%02x" % op)
-        self._buf = b
+        self._buf = pn.spi_bridge(self._buf + data, self.spi, self._write)
 
     def serve(self, stop=None):
         """Serve until stop (a threading.Event) is set, or forever."""

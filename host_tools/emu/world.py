@@ -169,26 +169,8 @@ class World:
                 return fd
 
     def _spi_bytes(self, fd, data):
-        self._spi_buf += data
-        b = self._spi_buf
-        while b:
-            op = b[0]
-            if op == 0x53:  # S: NSS low
-                self.spi.cs(0)
-                b = b[1:]
-            elif op == 0x44:  # D: NSS high
-                self.spi.cs(1)
-                b = b[1:]
-            elif op == 0x58:  # X len data
-                if len(b) < 2 or len(b) < 2 + b[1]:
-                    break
-                n = b[1]
-                rx = self.spi.exchange(b[2:2 + n])
-                b = b[2 + n:]
-                self._write(fd, rx)
-            else:
-                b = b[1:]  # stray byte on the bridge: drop
-        self._spi_buf = b
+        self._spi_buf = pn.spi_bridge(self._spi_buf + data, self.spi,
+                                      lambda rx: self._write(fd, rx), strict=False)
 
     # -- the firmware process ------------------------------------------------------------
     def start(self, wait_ready=True, timeout=20):
