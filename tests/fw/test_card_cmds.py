@@ -52,7 +52,7 @@ def test_select_when_fci_without_9f0c_or_truncated_minus_one():
     bare = unhexlify("6f0a8408a000000632010105") + b"\x90\x00"
     assert ep.fci_ef15(bare, len(bare)) == -1
     cut = FCI_RSP[:40] + b"\x90\x00"
-    assert ep.fci_ef15(cut, len(cut)) == ep.TLV_MALFORMED  # 6F 31 runs past the answer
+    assert ep.fci_ef15(cut, len(cut)) == ep_host.TLV_MALFORMED  # 6F 31 runs past the answer
     assert ep.fci_ef15(b"\x90\x00", 2) == -1
 
 
@@ -67,7 +67,7 @@ def test_tlv_when_ppse_vector_lengths_match_their_content_every_level_checks():
 
 def test_tlv_when_ppse_inner_lengths_overrun_parent_malformed():
     assert not ep.tlv_check(PPSE_BAD_LENGTHS, 0, len(PPSE_BAD_LENGTHS) - 2)
-    assert ep.ppse_aid(PPSE_BAD_LENGTHS, len(PPSE_BAD_LENGTHS)) == ep.TLV_MALFORMED
+    assert ep.ppse_aid(PPSE_BAD_LENGTHS, len(PPSE_BAD_LENGTHS)) == ep_host.TLV_MALFORMED
 
 
 def test_tlv_when_fci_child_overruns_its_a5_parent_malformed():
@@ -76,14 +76,14 @@ def test_tlv_when_fci_child_overruns_its_a5_parent_malformed():
     bad = bytearray(FCI_RSP)
     assert bad[12] == 0xA5 and bad[13] == 0x25
     bad[13] = 0x10
-    assert ep.fci_ef15(bad, len(bad)) == ep.TLV_MALFORMED
+    assert ep.fci_ef15(bad, len(bad)) == ep_host.TLV_MALFORMED
 
 
 def test_tlv_when_entry_child_overruns_its_61_parent_malformed():
     bad = bytearray(PPSE_RSP)
     i = bad.find(b"\x61\x17")
     bad[i + 1] = 0x08  # the MOT_T_EP entry claims 8 bytes; its 4F alone needs 10
-    assert ep.ppse_aid(bad, len(bad)) == ep.TLV_MALFORMED
+    assert ep.ppse_aid(bad, len(bad)) == ep_host.TLV_MALFORMED
 
 
 def test_tlv_when_constructed_tag_is_empty_or_padded_still_well_formed():
@@ -196,8 +196,8 @@ def test_select_when_fci_bytes_are_random_parsers_never_raise():
         if round_ % 3 == 0:
             buf[0], buf[1] = 0x6F, max(0, n - 4)  # plausible outer template
         off = ep.fci_ef15(buf, n)
-        assert off in (-1, ep.TLV_MALFORMED) or 0 <= off and off + 30 <= n - 2
+        assert off in (-1, ep_host.TLV_MALFORMED) or 0 <= off and off + 30 <= n - 2
         a = ep.ppse_aid(buf, n)
-        assert a in (-1, ep.TLV_MALFORMED) or (a & 0xFFFF) + (a >> 16) <= n - 2
+        assert a in (-1, ep_host.TLV_MALFORMED) or (a & 0xFFFF) + (a >> 16) <= n - 2
         if a >= 0 or off >= 0:
             assert ep.tlv_check(buf, 0, n - 2)  # nothing is found in a malformed tree

@@ -39,6 +39,7 @@ _BLOCK_TEMPORARY = const(0x00)  # APPLICATION BLOCK P2 00: temporary (PBOC, §10
 _NO_RECORD = const(-2)  # table code: 6A83, record not found (end of a cyclic log)
 _NO_CAPP = const(-3)  # table code: card has no compound application/file -> type 06
 _NO_PROVE = const(-4)  # table code: 9406, no completed transaction with that ATC (§6.6)
+_TLV_MALFORMED = const(-2)  # fci_ef15/ppse_aid: a TLV overruns its parent (R_CARD_ERROR)
 # INITIALIZE FOR (CAPP) PURCHASE answer (card/README.md)
 _INIT_LEN = const(15)  # answer bytes without the status word
 # DEBIT FOR (CAPP) PURCHASE answer (card/README.md)
@@ -149,14 +150,13 @@ def tlv_find(buf, off, end, tag):
 # or "no supported application") or malformed (a length runs past its parent: the caller
 # refuses the card with R_CARD_ERROR, txn.transaction._select)
 _TLV_ABSENT = const(-1)
-TLV_MALFORMED = const(-2)
 
 
 def fci_ef15(resp, n):
     """Offset of EF15 (tag 9F0C, 30 bytes) in the FCI resp[:n-2]; -1 if absent or
-    short, TLV_MALFORMED if any TLV of the FCI overruns its parent."""
+    short, _TLV_MALFORMED if any TLV of the FCI overruns its parent."""
     if n < 2 or not tlv_check(resp, 0, n - 2):
-        return TLV_MALFORMED if n >= 2 else _TLV_ABSENT
+        return _TLV_MALFORMED if n >= 2 else _TLV_ABSENT
     r = tlv_find(resp, 0, n - 2, _TAG_EF15)
     if r < 0 or (r >> 16) < _EF15_LEN:
         return _TLV_ABSENT
@@ -165,13 +165,13 @@ def fci_ef15(resp, n):
 
 def ppse_aid(resp, n):
     """Packed (len << 16 | off) of the MOT_T_EP AID in a PPSE FCI (§1, S17); -1 if
-    none, TLV_MALFORMED if any TLV overruns its parent.
+    none, _TLV_MALFORMED if any TLV overruns its parent.
 
     Directory entries are `61 { 4F aid 50 label 87 prio }` inside BF0C; we take the entry
     whose label is MOT_T_EP, else the first AID starting with the T-Union EP AID."""
     end = n - 2
     if end < 0 or not tlv_check(resp, 0, end):
-        return TLV_MALFORMED if end >= 0 else _TLV_ABSENT
+        return _TLV_MALFORMED if end >= 0 else _TLV_ABSENT
     off = 0
     first = -1
     while True:

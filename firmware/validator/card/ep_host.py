@@ -28,6 +28,7 @@ BLOCK_TEMPORARY = 0x00  # APPLICATION BLOCK P2 00: temporary (PBOC, §10 q8)
 NO_RECORD = -2  # table code: 6A83, record not found (end of a cyclic log)
 NO_CAPP = -3  # table code: card has no compound application/file -> type 06
 NO_PROVE = -4  # table code: 9406, no completed transaction with that ATC (§6.6)
+TLV_MALFORMED = -2  # fci_ef15/ppse_aid: a TLV overruns its parent (R_CARD_ERROR)
 # INITIALIZE FOR (CAPP) PURCHASE answer (card/README.md)
 INIT_BAL = 0  # balance before, fen
 INIT_ATC = 4  # offline ATC

@@ -128,6 +128,7 @@ _TYPE_EP = const(0x06)  # simple EP purchase (§2.4 transaction types)
 _TYPE_CAPP = const(0x09)  # compound (CAPP) purchase
 _NO_CAPP = const(-3)  # table code: card has no compound application/file -> type 06
 _NO_PROVE = const(-4)  # table code: 9406, no completed transaction with that ATC (§6.6)
+_TLV_MALFORMED = const(-2)  # fci_ef15/ppse_aid: a TLV overruns its parent (R_CARD_ERROR)
 # INITIALIZE FOR (CAPP) PURCHASE answer (card/README.md)
 _INIT_BAL = const(0)  # balance before, fen
 _INIT_ATC = const(4)  # offline ATC
@@ -476,7 +477,7 @@ class Transaction:
             if apdu.lookup(ep.SW_SELECT, self.result.sw, _R_CARD_ERROR) != _R_OK:
                 return _R_UNSUPPORTED_CARD
             a = ep.ppse_aid(self.resp, n + 2)
-            if a == ep.TLV_MALFORMED:
+            if a == _TLV_MALFORMED:
                 return _R_CARD_ERROR  # a PPSE whose lengths overrun their parents
             if a < 0:
                 return _R_UNSUPPORTED_CARD
@@ -501,7 +502,7 @@ class Transaction:
         if off >= 0:
             apdu.copy(self.ef15, 0, self.resp, off, _EF15_LEN)
             return _R_OK
-        if off == ep.TLV_MALFORMED:
+        if off == _TLV_MALFORMED:
             return _R_CARD_ERROR  # an FCI whose lengths overrun their parents: no EF15 read
         n = self._card(ep.read_binary(c, _SFI_EF15, 0, _EF15_LEN))
         if apdu.lookup(ep.SW_READ, self.result.sw, _R_CARD_ERROR) != _R_OK or n < _EF15_LEN:
