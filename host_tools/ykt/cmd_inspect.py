@@ -59,6 +59,34 @@ def _tear_contexts(blob):
     return out
 
 
+def _damage(lg, limit=20):
+    """Scan every block header and slot of the record log: (lines, valid slots). A damaged
+    area is reported where it is (block, slot, flash offset); the records around it are
+    read normally. Uses the log's own slot classifier (FORMAT.md §2, §3), read-only."""
+    import struct
+
+    lines = []
+    valid = 0
+    for b in range(lg._B):
+        if lg._hdr(b) < 0:
+            for s in range(1, lg._S):
+                if lg._cls(b, s) != 0:
+                    lines.append("block %d header damaged (slots follow it)" % b)
+                    break
+            continue
+        for s in range(1, lg._S):
+            c = lg._cls(b, s)
+            if c == 1:
+                valid += 1
+            elif c in (2, 3):
+                seq = struct.unpack_from(">I", lg._sb, 8)[0]
+                lines.append("%s slot: block %d slot %d at 0x%X%s" % (
+                    "corrupt" if c == 2 else "torn", b, s, lg._addr(b, s),
+                    " (claims seq %d)" % seq if c == 2 else ""))
+    more = len(lines) - limit
+    return lines[:limit] + (["... %d more" % more] if more > 0 else []), valid
+
+
 def do_inspect(args):
     from emu.nor import NorFlash
     from validator.storage import plan, plan_boards, record_host
@@ -86,6 +114,14 @@ def do_inspect(args):
               "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq, lg.full,
                                              lg.capacity, lg.corrupt, lg.reads_at_mount),
               file=out)
+        damage, valid = _damage(lg)
+        if valid == 0 and lg.next_seq <= 1 and not damage:
+            print("warning: the log region is blank: no record was ever written here "
+                  "(or --board / --layout does not match the dump)", file=out)
+        for line in damage:
+            print("damage: " + line, file=out)
+        if not damage:
+            print("damage: none found", file=out)
         buf = bytearray(record_host.REC_SIZE)
         rows = []
         start = lg.first_seq if args.csv else max(lg.first_seq, lg.next_seq - args.records)

@@ -58,3 +58,40 @@ def test_inspect_when_a_tear_context_is_pending_it_prints_the_torn_ride(tmp_path
     out = capsys.readouterr().out
     assert "PENDING card 03104770040067442802 amount 200 atc 7" in out
     assert "at 20260327081500 (gray seq 41)" in out and out.count("PENDING") == 1
+
+
+def test_inspect_when_a_record_is_bit_flipped_it_names_the_place_and_keeps_the_rest(
+        tmp_path, capsys):
+    path = str(tmp_path / "flash.bin")
+    p = plan.PLAN_SIM
+    fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)
+    lg = RecordLog(fl, p["log"], p["watermark"]).mount()
+    lg.maintain()
+    img = record_host.new_image()
+    for q in range(1, 11):
+        record.reset(img)
+        img[record_host.O_STATUS] = record_host.ST_NORMAL
+        struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
+        lg.append(img)
+    fl.close()
+    # flip one bit in the body of record 4 (block 0: slot 0 is the header, records follow)
+    off = p["log"][0] + 4 * record_host.REC_SIZE + record_host.O_AMOUNT + 3
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)[0]
+        f.seek(off)
+        f.write(bytes([b ^ 0x01]))
+    assert main(["inspect", path, "--records", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "damage: corrupt slot: block 0 slot 4" in out and "claims seq 4" in out
+    assert out.count("CORRUPT (CRC)") == 1
+    for q in (1, 2, 3, 5, 10):
+        assert "amount %d " % (100 + q) in out, q  # every intact record still listed
+
+
+def test_inspect_when_the_dump_is_blank_it_says_so(tmp_path, capsys):
+    path = str(tmp_path / "blank.bin")
+    NorFlash(plan_boards.SIM_FLASH_SIZE, path=path).close()
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert "warning: the log region is blank" in out
