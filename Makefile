@@ -28,7 +28,7 @@ STUBS := micropython-esp32-stubs==1.29.0.post1
 # firmware/formats is the host-only format registry: never frozen, never compiled for the MCU
 FW_SRC := $(shell find firmware boards -name '*.py' -not -path '*/unix/*' -not -path 'firmware/formats/*' 2>/dev/null)
 
-.PHONY: all test test-mp test-py lint typecheck mpy sim bench powercut size clean venv test-hw formats
+.PHONY: all test test-mp test-py lint typecheck mpy sim bench powercut soak size clean venv test-hw formats
 
 all: test
 
@@ -80,6 +80,11 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## soak: 100 000 taps on the real tap engine under seeded random faults (emu.soak); make test
+## runs a short subset (tests/host/test_soak.py)
+soak: $(STAMP)
+	$(BIN)/python -m emu.soak --taps 100000
 
 powercut: $(STAMP)
 	YKT_POWERCUT=full $(BIN)/pytest tests -k powercut

@@ -199,12 +199,23 @@ class Reader:
         self.lens = bytearray(64)  # response lengths in replay order
         self.nlen = 0
         self.ilen = 0
+        self.gone_after = -1
 
     def place(self, card):
         self.card = card
+        self.gone_after = -1
+
+    def remove_after(self, n):
+        """Backend API: the passenger pulls the card away after n more exchanges (the next
+        one sees silence: NfcTimeout, as on a real reader)."""
+        self.gone_after = n
 
     def transmit(self, cmd, n, resp):
         self.count += 1
+        if self.gone_after == 0:
+            self.card = None
+        if self.gone_after >= 0:
+            self.gone_after -= 1
         j = self.j
         if j is not None and j.replay:
             j.put_tx(cmd, n)
