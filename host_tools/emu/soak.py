@@ -153,7 +153,7 @@ def run(taps=1000, seed=1, cards=24, balance=10 ** 6, tear_keep_s=600, lose_a_re
     for q, (key, amount) in chk.grays.items():
         if q not in chk.resolved:
             open_gray.setdefault(key, []).append(amount)
-    for c, b0 in zip(pop, start):
+    for c, b0 in zip(pop, start, strict=True):
         key = bytes(c.ef15[10:20]).hex()
         short = (b0 - c.balance) - chk.paid.get(key, 0)
         if short != 0 and (short < 0 or not _subset_sum(open_gray.get(key, []), short)):
