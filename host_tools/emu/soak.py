@@ -163,7 +163,8 @@ def run(taps=1000, seed=1, cards=24, balance=10 ** 6, tear_keep_s=600, lose_a_re
     return {"soak_transactions": taps, "soak_faults_injected": sum(faults.values()),
             "soak_failures": len(chk.failures), "soak_fault_mix": faults,
             "soak_final_records": chk.finals,
-            "soak_gray_for_clearing": sum(len(v) for v in open_gray.values()), "soak_recovered": reasons.get(R_RECOVERED, 0),
+            "soak_gray_for_clearing": sum(len(v) for v in open_gray.values()),
+            "soak_recovered": reasons.get(R_RECOVERED, 0),
             "failures": chk.failures[:20]}
 
 
