@@ -4,7 +4,8 @@ import json
 import os
 
 from emu import issuer
-from ykt.cli import EXIT_USAGE, CommandError
+from ykt import argtypes as T
+from ykt.cli import EXIT_USAGE, CommandError, read_json
 
 
 def register(sub):
@@ -13,14 +14,18 @@ def register(sub):
     i = s.add_parser("issue", help="make one card image (JSON)")
     i.add_argument("--keys", default=None, help="master key file (default: the test keys)")
     i.add_argument("--alg", choices=("3des", "sm4"), default="3des")
-    i.add_argument("--city", default="2900", help="city code, 4 BCD digits (EF15[2..3])")
-    i.add_argument("--issuer-code", default=issuer.ISSUER_CODE, help="EF15[0..1], 4 hex digits")
-    i.add_argument("--serial", default=None, help="application serial, up to 20 digits")
+    i.add_argument("--city", default="2900", type=T.decimal_digits(4),
+                   help="city code, 4 decimal digits (EF15[2..3]; default %(default)s)")
+    i.add_argument("--issuer-code", default=issuer.ISSUER_CODE, type=T.hex_digits(4),
+                   help="EF15[0..1], 4 hex digits (default %(default)s)")
+    i.add_argument("--serial", default=None, type=T.serial,
+                   help="application serial, up to 20 decimal digits")
     i.add_argument("--type", dest="card_type", default="normal",
                    choices=[n for n, _ in issuer.CARD_TYPES])
-    i.add_argument("--balance", type=int, default=5000, help="fen")
-    i.add_argument("--start", default="20240101", help="YYYYMMDD")
-    i.add_argument("--expiry", default="20341231", help="YYYYMMDD")
+    i.add_argument("--balance", type=T.fen, default=5000,
+                   help="fen, 0..%d (default %%(default)s = 50.00 yuan)" % T.FEN_MAX)
+    i.add_argument("--start", default="20240101", type=T.yyyymmdd, help="YYYYMMDD")
+    i.add_argument("--expiry", default="20341231", type=T.yyyymmdd, help="YYYYMMDD")
     i.add_argument("--no-interconnect", action="store_true", help="EF17 interconnect 0000")
     i.add_argument("--blocked", choices=("no", "temporary", "permanent"), default="no")
     i.add_argument("--no-capp", action="store_true", help="no compound file (type 06 only)")
@@ -32,17 +37,34 @@ def register(sub):
     q = s.add_parser("population", help="a seeded realistic mix of cards")
     q.add_argument("--keys", default=None)
     q.add_argument("--seed", type=int, default=1)
-    q.add_argument("--count", type=int, default=50)
-    q.add_argument("--today", default="20250601", help="YYYYMMDD the validity mix is about")
+    q.add_argument("--count", type=T.int_range(1, 100000), default=50)
+    q.add_argument("--today", default="20250601", type=T.yyyymmdd,
+                   help="YYYYMMDD the validity mix is about")
     q.add_argument("-o", "--output", required=True, help="directory")
     q.set_defaults(func=do_population)
 
 
-def _keys(path):
-    try:
-        return issuer.load_master_keys(path)
-    except (OSError, ValueError) as e:
-        raise CommandError("master keys: %s" % e, EXIT_USAGE)
+def load_master_keys(path=None):
+    """A master key file (emu/test_master_keys.json shape), checked: missing/unreadable ->
+    EXIT_IO, anything but {"3des"|"sm4": {usage: 32 hex digits}} -> EXIT_USAGE."""
+    path = path or issuer.KEYS_PATH
+    d = read_json(path, "a JSON key file")
+    if not isinstance(d, dict):
+        raise CommandError("%s: not a master key file (want a JSON object)" % path, EXIT_USAGE)
+    for fam in ("3des", "sm4"):
+        sec = d.get(fam)
+        if not isinstance(sec, dict):
+            raise CommandError("%s: not a master key file: no \"%s\" section (a depot key "
+                               "file or a card image?)" % (path, fam), EXIT_USAGE)
+        for u in issuer.USAGES:
+            v = sec.get(u)
+            if not isinstance(v, str) or len(v) != 32 or not T.is_hex(v):
+                raise CommandError("%s: section \"%s\": \"%s\" must be 32 hex digits"
+                                   % (path, fam, u), EXIT_USAGE)
+    return d
+
+
+_keys = load_master_keys
 
 
 def _write(path, obj):
@@ -70,8 +92,6 @@ def do_issue(args):
 
 
 def do_population(args):
-    if args.count < 1:
-        raise CommandError("--count must be >= 1", EXIT_USAGE)
     keys = _keys(args.keys)
     os.makedirs(args.output, exist_ok=True)
     index = []

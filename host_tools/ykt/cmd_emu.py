@@ -59,7 +59,9 @@ def _find_tag(tlv, tag):
 def selftest(alg="3des", keys_path=None, wrong_psam=False, out=None):
     """Run the flow of card-protocol.md §9 once; return (ok, lines)."""
     path = keys_path or issuer.KEYS_PATH
-    keys = issuer.load_master_keys(path)
+    from ykt.cmd_card import load_master_keys
+
+    keys = load_master_keys(path)
     lines = ["keys: " + path]
     pk = issuer.wrong_keys(keys) if wrong_psam else keys
     card = issuer.issue_card(keys, alg=alg, balance=5000, seed=3)

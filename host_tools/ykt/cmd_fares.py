@@ -156,4 +156,3 @@ def register(sub):
     w.add_argument("table")
     w.add_argument("--key", help="content key, 64 hex digits (default: $YKT_CONTENT_KEY)")
     w.set_defaults(func=do_show)
-    p.set_defaults(func=lambda a: (p.print_help(), EXIT_USAGE)[1])

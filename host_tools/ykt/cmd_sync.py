@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from ykt import argtypes as T
 from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_PROTOCOL, CommandError
 
 DEFAULT_DB = os.path.join("build", "depot", "depot.sqlite")
@@ -24,8 +25,13 @@ _PROTOCOL_CODES = (1, 2, 3, 4)  # E_AUTH, E_MAC, E_REPLAY, E_PROTO
 def register(sub):
     p = sub.add_parser("sync", help="sync one validator (records, lists, tables, clock)",
                        description=__doc__)
-    p.add_argument("--port", required=True, help="serial device, socket://h:p or tcp://h:p")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--port", required=True,
+                   help="where the validator is: a serial device (/dev/ttyUSB0), "
+                   "tcp://HOST:PORT or socket://HOST:PORT (it listens), or "
+                   "listen://HOST:PORT (wait here for it to connect out, see --accept-timeout)")
+    p.add_argument("--baud", type=T.int_range(300, 12000000), default=115200,
+                   help="serial line speed in bits per second (default %(default)s; "
+                   "ignored for tcp://, socket://, listen://)")
     p.add_argument("--accept-timeout", type=float, default=30.0,
                    help="with listen://h:p, how long to wait for the validator to connect")
     p.add_argument("--tls-cert", metavar="PEM", help="with listen://: serve TLS with this cert")
@@ -44,7 +50,9 @@ def register(sub):
     p.add_argument("--timeout", type=float, default=3.0, help="response timeout, seconds")
     p.add_argument("--export-csv", metavar="PATH", help="write the clearing CSV afterwards")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar on stderr for pulls and pushes: auto = only when "
+                   "stderr is a terminal (default %(default)s)")
     p.set_defaults(func=do_sync)
 
     k = sub.add_parser("sync-keys", help="make a validator's sync key blob (provisioning)",

@@ -1,0 +1,130 @@
+# Tier 2: every `ykt` command fed bad input: one clear "ykt..." line naming what is wrong,
+# the exit code README documents for that fault, and never a traceback (issue 19).
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import validator
+from validator.storage import record_host
+from validator.sync import wire_host
+from ykt import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "Traceback" not in out
+    return code, out, err
+
+
+def test_version_when_asked_then_firmware_protocol_and_record_versions(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == cli.EXIT_OK
+    assert validator.VERSION in out
+    assert "sync protocol %d" % wire_host.PROTO_VERSION in out
+    assert "record format %d" % record_host.REC_VERSION in out
+
+
+def test_bare_ykt_when_run_then_help_and_exit_ok(capsys):
+    code, out, _ = run(capsys)
+    assert code == cli.EXIT_OK
+    assert "Examples" in out and "cmd_" not in out
+
+
+@pytest.mark.parametrize("group", ["card", "fares", "flash", "emu"])
+def test_command_group_when_no_subcommand_then_its_own_help(capsys, group):
+    code, out, _ = run(capsys, group)
+    assert code == cli.EXIT_OK and out.startswith("usage: ykt " + group)
+
+
+def test_sync_help_when_read_then_baud_progress_and_listen_explained(capsys):
+    code, out, _ = run(capsys, "sync", "--help")
+    assert code == cli.EXIT_OK
+    flat = " ".join(out.split())
+    assert "listen://" in flat.split("--port PORT", 2)[-1].split("--baud")[0]
+    assert "bits per second" in flat and "progress bar" in flat
+
+
+BAD_ISSUE = [
+    (["--city", "12"], "--city", "'12'", "4 decimal digits"),
+    (["--city", "abcd"], "--city", "'abcd'", "4 decimal digits"),
+    (["--balance", "-5"], "--balance", "'-5'", "from 0 to 2147483647"),
+    (["--balance", "99999999999"], "--balance", "'99999999999'", "from 0 to 2147483647"),
+    (["--balance", "1.5"], "--balance", "'1.5'", "whole number"),
+    (["--start", "20241301"], "--start", "'20241301'", "real date YYYYMMDD"),
+    (["--expiry", "20250230"], "--expiry", "'20250230'", "real date YYYYMMDD"),
+    (["--start", "2024-01-01"], "--start", "'2024-01-01'", "YYYYMMDD"),
+    (["--issuer-code", "zz"], "--issuer-code", "'zz'", "4 hex digits"),
+    (["--issuer-code", "12345"], "--issuer-code", "'12345'", "4 hex digits"),
+    (["--serial", "12ab"], "--serial", "'12ab'", "20 decimal digits"),
+]
+
+
+@pytest.mark.parametrize("extra,opt,val,want", BAD_ISSUE)
+def test_card_issue_when_bad_option_then_one_line_naming_it(capsys, tmp_path, extra, opt,
+                                                            val, want):
+    out_file = tmp_path / "c.json"
+    code, _, err = run(capsys, "card", "issue", "-o", str(out_file), *extra)
+    assert code == cli.EXIT_USAGE
+    assert len(err.strip().splitlines()) == 1
+    assert opt in err and val in err and want in err
+    assert not out_file.exists()
+
+
+def _keys_cases(tmp_path):
+    card = tmp_path / "card1.json"
+    assert cli.main(["card", "issue", "-o", str(card)]) == 0
+    nojson = tmp_path / "k.txt"
+    nojson.write_text("purchase=0011\n")
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"3des": {"purchase": "00"}, "sm4": {}}))
+    return [
+        (str(tmp_path / "nope.json"), cli.EXIT_IO, "cannot read %s" % (tmp_path / "nope.json")),
+        (str(tmp_path), cli.EXIT_IO, "cannot read %s" % tmp_path),
+        (str(card), cli.EXIT_USAGE, "not a master key file"),
+        (str(nojson), cli.EXIT_USAGE, "not a JSON key file"),
+        (str(short), cli.EXIT_USAGE, "\"purchase\" must be 32 hex digits"),
+    ]
+
+
+@pytest.mark.parametrize("argv", [["card", "issue", "-o", "{out}"],
+                                  ["card", "population", "-o", "{out}"],
+                                  ["emu", "selftest"]])
+def test_master_keys_when_bad_file_then_same_message_and_code_everywhere(capsys, tmp_path,
+                                                                          argv):
+    for path, want_code, want in _keys_cases(tmp_path):
+        capsys.readouterr()
+        a = [x.replace("{out}", str(tmp_path / "out")) for x in argv] + ["--keys", path]
+        code, _, err = run(capsys, *a)
+        assert code == want_code, (path, err)
+        assert err.startswith("ykt: ") and want in err, err
+        assert "[Errno" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_unexpected_error_when_no_debug_then_one_line_else_traceback(capsys, monkeypatch):
+    from ykt import cmd_card
+
+    def boom(args):
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(cmd_card, "do_issue", boom)
+    code, _, err = run(capsys, "card", "issue", "-o", "x")
+    assert code == cli.EXIT_INTERNAL and "internal error" in err and "--debug" in err
+    assert cli.main(["--debug", "card", "issue", "-o", "x"]) == cli.EXIT_INTERNAL
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_subprocess_when_bad_inputs_then_no_traceback_on_stderr(tmp_path):
+    (tmp_path / "empty.json").write_text("[]")
+    for argv, want in ((["card", "issue", "--keys", str(tmp_path / "empty.json"), "-o",
+                         str(tmp_path / "c.json")], cli.EXIT_USAGE),
+                       (["emu", "selftest", "--keys", str(tmp_path / "nope")], cli.EXIT_IO)):
+        r = subprocess.run([sys.executable, "-m", "ykt", *argv], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60)
+        assert r.returncode == want, r.stderr
+        assert r.stderr.startswith("ykt: ") and "Traceback" not in r.stderr
