@@ -10,6 +10,7 @@
 # development key shared with the sync test fixtures (never for a real deployment).
 import json
 import os
+import struct
 
 from emu import farec
 from validator.errors import SyncError
@@ -17,7 +18,8 @@ from validator.rules import table as ft
 from validator.rules import table_host
 from validator.sync import auth, auth_host, wire_host
 from validator.util import bcdtime
-from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_USAGE, CommandError
+from ykt import argtypes as T
+from ykt.cli import EXIT_FAIL, EXIT_USAGE, CommandError, read_bytes, read_json
 
 DEV_CONTENT_KEY = bytes(range(100, 132))  # tests/fw/sync_fixtures.py KC
 KIND_NAMES = dict((v, k) for k, v in farec.CARD_TYPES)
@@ -36,6 +38,118 @@ def _key(args):
     return k, "given key"
 
 
+def _uint(bits):
+    hi = (1 << bits) - 1
+
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return "a whole number 0..%d" % hi
+        return None if 0 <= v <= hi else "a whole number 0..%d" % hi
+    return check
+
+
+def _kind(*types):
+    names = {str: "a string", bool: "true or false", list: "a list", dict: "an object",
+             int: "a whole number"}
+
+    def check(v):
+        if isinstance(v, bool) and bool not in types:
+            return " or ".join(names[t] for t in types)
+        return None if isinstance(v, types) else " or ".join(names[t] for t in types)
+    return check
+
+
+def _hex(n, any_ok=False):
+    what = "a string of %d hex digits%s" % (n, ' or "any"' if any_ok else "")
+
+    def check(v):
+        if any_ok and v == "any":
+            return None
+        if not isinstance(v, str) or len(v) != n or not T.is_hex(v):
+            return what
+        return None
+    return check
+
+
+def _matrix(v):
+    if not isinstance(v, list) or not all(isinstance(r, list) for r in v) or any(
+            _FEN(x) for r in v for x in r):
+        return "a list of rows, each a list of fares in fen 0..65535"
+    return None
+
+
+def _hhmm(v):
+    ok = isinstance(v, str) and len(v) == 5 and v[2] == ":" and v[:2].isdigit() and \
+        v[3:].isdigit() and int(v[:2]) < 24 and int(v[3:]) < 60
+    return None if ok else '"HH:MM"'
+
+
+_FEN = _uint(16)  # a fare in fen, as the table stores it (0..655.35 yuan)
+_TEXT = _kind(str)
+_FLAG = _kind(bool)
+_NAME_OR_CODE = _kind(str, int)
+# The fare table description `ykt fares compile` reads (rules/FORMAT.md): every key it knows,
+# what each must be. Names (mode, kind, pay...) are checked by emu.farec against its lists.
+SCHEMA = {
+    "version": _uint(32), "activation": _NAME_OR_CODE, "city": _hex(4),
+    "acquirer": _hex(16),
+    "comment": _TEXT, "_comment": _TEXT,
+    "transfer": {"kind": _TEXT, "value": _uint(16), "window_s": _uint(16),
+                 "same_line_other_vehicle": _FLAG, "other_city": _FLAG},
+    "tapoff": {"missing": _TEXT, "window_s": _uint(16), "board_needs_max": _FLAG},
+    "cap": {"daily": _uint(32), "day_start": _hhmm},
+    "lines": [{"id": _uint(16), "mode": _NAME_OR_CODE, "stops": _uint(8), "fare": _FEN,
+               "matrix": _matrix, "comment": _TEXT}],
+    "policies": [{"type": _NAME_OR_CODE, "scope": _TEXT, "pay": _TEXT, "value": _uint(16),
+                  "transfer": _FLAG, "cap": _FLAG, "comment": _TEXT}],
+    "accept": [{"org": _hex(4, True), "city": _hex(4, True), "comment": _TEXT}],
+}
+REQUIRED = ("version", "city", "lines")
+
+
+def check_table(desc):
+    """The first thing wrong with a fare table description, as "where: what", else None."""
+    def walk(v, spec, where):
+        if isinstance(spec, dict):
+            if not isinstance(v, dict):
+                return "%s: expected an object {...}, got %s" % (where, type(v).__name__)
+            for k in v:
+                if k not in spec:
+                    return "%s: unknown key %r (known: %s)" % (
+                        where, k, ", ".join(sorted(x for x in spec if x[0] != "_")))
+            for k, sub in spec.items():
+                if k in v:
+                    e = walk(v[k], sub, "%s.%s" % (where, k) if where != "table" else k)
+                    if e:
+                        return e
+            return None
+        if isinstance(spec, list):
+            if not isinstance(v, list):
+                return "%s: expected a list [...], got %s" % (where, type(v).__name__)
+            for i, x in enumerate(v):
+                e = walk(x, spec[0], "%s[%d]" % (where, i))
+                if e:
+                    return e
+            return None
+        want = spec(v)
+        return "%s: expected %s, got %s" % (where, want, json.dumps(v)) if want else None
+
+    e = walk(desc, SCHEMA, "table")
+    if e:
+        return e
+    for k in REQUIRED:
+        if k not in desc:
+            return "missing required key %r" % k
+    for i, ln in enumerate(desc["lines"]):
+        if "id" not in ln:
+            return "lines[%d]: missing required key 'id'" % i
+        if not ln.get("stops") and "fare" not in ln:
+            return "lines[%d]: needs \"fare\" (flat) or \"stops\" and \"matrix\"" % i
+        if ln.get("stops") and "matrix" not in ln:
+            return "lines[%d]: \"stops\" needs a \"matrix\"" % i
+    return None
+
+
 def build(desc, key):
     """Signed container bytes for a table description (dict)."""
     body = farec.compile_table(desc)
@@ -45,18 +159,16 @@ def build(desc, key):
 
 
 def do_compile(args):
-    try:
-        with open(args.table) as f:
-            desc = json.load(f)
-    except OSError as e:
-        raise CommandError("%s: %s" % (args.table, e.strerror), EXIT_IO)
-    except ValueError as e:
-        raise CommandError("%s: not JSON: %s" % (args.table, e), EXIT_USAGE)
+    desc = read_json(args.table, "a JSON fare table")
+    bad = check_table(desc)
+    if bad:
+        raise CommandError("%s: not a fare table: %s" % (args.table, bad), EXIT_USAGE)
     key, kname = _key(args)
     try:
         blob = build(desc, key)
-    except (farec.TableError, KeyError, TypeError, SyncError) as e:
-        raise CommandError("%s: %s" % (args.table, e), EXIT_FAIL)
+    except (farec.TableError, KeyError, TypeError, ValueError, IndexError, SyncError,
+            struct.error) as e:
+        raise CommandError("%s: not a fare table: %s" % (args.table, e), EXIT_USAGE)
     out = args.output or (args.table.rsplit(".", 1)[0] + ".bin")
     with open(out, "wb") as f:
         f.write(blob)
@@ -120,11 +232,7 @@ def describe(t):
 
 
 def do_show(args):
-    try:
-        with open(args.table, "rb") as f:
-            blob = f.read()
-    except OSError as e:
-        raise CommandError("%s: %s" % (args.table, e.strerror), EXIT_IO)
+    blob = read_bytes(args.table)
     key, kname = _key(args)
     c = auth_host.unwrap_content(blob)
     if c is None or c[0] != wire_host.K_FARES:

@@ -128,3 +128,67 @@ def test_subprocess_when_bad_inputs_then_no_traceback_on_stderr(tmp_path):
                            text=True, cwd=ROOT, timeout=60)
         assert r.returncode == want, r.stderr
         assert r.stderr.startswith("ykt: ") and "Traceback" not in r.stderr
+
+
+GOOD_TABLE = {"version": 1, "city": "2900", "lines": [{"id": 1, "fare": 200}]}
+
+BAD_TABLES = [
+    ([], "table: expected an object {...}, got list"),
+    ({}, "missing required key 'version'"),
+    ("hello", "table: expected an object"),
+    (dict(GOOD_TABLE, lines=[{"id": 1, "fare": "2 yuan"}]),
+     'lines[0].fare: expected a whole number 0..65535, got "2 yuan"'),
+    (dict(GOOD_TABLE, version=99999999999),
+     "version: expected a whole number 0..4294967295, got 99999999999"),
+    (dict(GOOD_TABLE, caps={"daily": 500}), "table: unknown key 'caps'"),
+    (dict(GOOD_TABLE, cap={"dayly": 500}), "cap: unknown key 'dayly'"),
+    (dict(GOOD_TABLE, lines=[{"id": 1, "fare": 200, "fair": 1}]), "lines[0]: unknown key"),
+    (dict(GOOD_TABLE, city=2900), "city: expected a string of 4 hex digits, got 2900"),
+    (dict(GOOD_TABLE, lines=[{"id": 1}]), 'lines[0]: needs "fare"'),
+    (dict(GOOD_TABLE, lines=[{"id": 1, "stops": 2, "matrix": [["a", 2], [2, 3]]}]),
+     "lines[0].matrix: expected a list of rows"),
+    (dict(GOOD_TABLE, lines=[{"id": 1, "stops": 2, "matrix": [[1]]}]), "matrix needs 2 rows"),
+    (dict(GOOD_TABLE, cap={"day_start": "25"}), 'cap.day_start: expected "HH:MM"'),
+    (dict(GOOD_TABLE, activation="tomorrow"), "bad time 'tomorrow'"),
+    (dict(GOOD_TABLE, lines=[{"id": 1, "fare": 200, "mode": "boat"}]), "mode: unknown 'boat'"),
+    (dict(GOOD_TABLE, transfer={"kind": "free", "window_s": True}),
+     "transfer.window_s: expected a whole number"),
+]
+
+
+@pytest.mark.parametrize("desc,want", BAD_TABLES)
+def test_fares_compile_when_bad_table_then_one_line_and_usage_code(capsys, tmp_path, desc,
+                                                                     want):
+    src = tmp_path / "t.json"
+    src.write_text(json.dumps(desc))
+    code, _, err = run(capsys, "fares", "compile", str(src), "-o", str(tmp_path / "t.bin"))
+    assert code == cli.EXIT_USAGE, err
+    assert err.startswith("ykt: %s: not a fare table: " % src) and want in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t.bin").exists()
+
+
+def test_fares_compile_when_good_table_then_compiles(capsys, tmp_path):
+    src = tmp_path / "t.json"
+    src.write_text(json.dumps(GOOD_TABLE))
+    assert cli.main(["fares", "compile", str(src), "-o", str(tmp_path / "t.bin")]) == 0
+    assert cli.main(["fares", "compile", os.path.join(ROOT, "host_tools", "emu", "fares",
+                                                      "default.json"),
+                     "-o", str(tmp_path / "d.bin")]) == 0
+
+
+@pytest.mark.parametrize("content,want", [(b"{\"version\": 1,", "not a JSON fare table"),
+                                          (b"\xff\xfe\x00", "not a JSON fare table")])
+def test_fares_compile_when_not_json_then_usage(capsys, tmp_path, content, want):
+    src = tmp_path / "t.json"
+    src.write_bytes(content)
+    code, _, err = run(capsys, "fares", "compile", str(src))
+    assert code == cli.EXIT_USAGE and want in err and str(src) in err
+
+
+@pytest.mark.parametrize("verb", ["compile", "show"])
+def test_fares_when_file_missing_then_io_naming_it(capsys, tmp_path, verb):
+    path = tmp_path / "none.json"
+    code, _, err = run(capsys, "fares", verb, str(path))
+    assert code == cli.EXIT_IO
+    assert err.strip() == "ykt: cannot read %s: No such file or directory" % path
