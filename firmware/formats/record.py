@@ -51,7 +51,10 @@ RECORD = Layout(
         F("TXFLAGS", 98, 1, "flags8", "engine flags: bit0 MAC2 unverified (the PSAM lost the "
           "purchase session), bit1 MAC2 bad (the PSAM refused the card's MAC2); clearing "
           "decides by the TAC", codes="record-txflags"),
-        F("RESERVED", 99, 25, "none", "00"),
+        F("VOID_SEQ", 99, 4, "u32", "seq of a gray record this tap proved void (the torn card "
+          "came back with its ATC unchanged: no debit); `FFFFFFFF` none (00000000 in records "
+          "written before the field existed)"),
+        F("RESERVED", 103, 21, "none", "00"),
         F("CRC", 124, 4, "u32", "CRC-32 of bytes 4..123, big-endian", column=""),
     ),
     consts=(

@@ -60,8 +60,9 @@ class Checker:
                     self.failures.append("record %d holds seq %d" % (q, d["seq"]))
                 if d["status"] == "gray":
                     self.grays[q] = (d["card_serial"], d["amount"])
-                if d["ref_seq"] != 0xFFFFFFFF:
-                    self.resolved.add(d["ref_seq"])
+                for k in ("ref_seq", "void_seq"):  # closed by its final record, or void
+                    if d[k] != 0xFFFFFFFF:
+                        self.resolved.add(d[k])
                 if d["status"] in ("normal", "recovered"):
                     if not _tac_ok(d):
                         self.failures.append("record %d: TAC does not verify" % q)

@@ -221,10 +221,16 @@ def test_txn_when_debit_lost_before_commit_fresh_purchase():
     card.arm_tear("before_commit")
     assert r.tap(card).reason == R_TAP_AGAIN
     assert card.balance == 1000
+    gray = r.rows()[-1]
+    assert gray["status"] == "gray" and gray["void_seq"] == 0xFFFFFFFF
     res = r.tap(card)
     assert res.reason == R_OK and card.balance == 800
     assert r.rows()[-1]["status"] == "normal" and _tac_ok(r, r.rows()[-1])
     assert not r.txn.tears.any
+    # the card came back with its ATC unchanged: the records of the fresh purchase say
+    # the first gray record is void, so clearing need not wait for the card
+    assert r.rows()[-1]["void_seq"] == gray["seq"]
+    assert r.rows()[-1]["ref_seq"] != gray["seq"]
 
 
 def test_txn_when_other_card_meanwhile_served_and_tear_kept():

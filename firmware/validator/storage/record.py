@@ -17,6 +17,7 @@ from micropython import const
 _O_TAC = const(71)  # TAC from 8054/805A; `FFFFFFFF` when none (gray, refused)
 _O_DIRECTION = const(79)  # 0 up, 1 down, FF unknown
 _O_REF_SEQ = const(92)  # seq of the gray record this one resolves, `FFFFFFFF` none
+_O_VOID_SEQ = const(99)
 _REC_SIZE = const(128)  # bytes per record (one log slot)
 # formats:end
 
@@ -28,4 +29,5 @@ def reset(img):
     for i in range(4):
         img[_O_TAC + i] = 0xFF
         img[_O_REF_SEQ + i] = 0xFF
+        img[_O_VOID_SEQ + i] = 0xFF
     img[_O_DIRECTION] = 0xFF

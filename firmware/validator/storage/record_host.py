@@ -44,6 +44,7 @@ O_REF_SEQ = 92  # seq of the gray record this one resolves, `FFFFFFFF` none
 O_PSAM_SLOT = 96  # PSAM slot used
 O_KEY_INDEX = 97  # PSAM key index (EF17 byte 0) sent in 8050
 O_TXFLAGS = 98
+O_VOID_SEQ = 99
 O_CRC = 124  # CRC-32 of bytes 4..123, big-endian
 REC_SIZE = 128  # bytes per record (one log slot)
 REC_VERSION = 1  # the record format version in VERSION
@@ -88,7 +89,8 @@ RECORD_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
     ("psam_slot", 96, 1, "u8", None),
     ("key_index", 97, 1, "u8", None),
     ("txflags", 98, 1, "flags8", (("mac2_unverified", 1), ("mac2_bad", 2))),
-    ("reserved", 99, 25, "none", None),
+    ("void_seq", 99, 4, "u32", None),
+    ("reserved", 103, 21, "none", None),
     ("", 124, 4, "u32", None),
 )
 # record STATUS values (storage/FORMAT.md)

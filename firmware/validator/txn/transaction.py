@@ -87,6 +87,7 @@ _O_REF_SEQ = const(92)  # seq of the gray record this one resolves, `FFFFFFFF` n
 _O_PSAM_SLOT = const(96)  # PSAM slot used
 _O_KEY_INDEX = const(97)  # PSAM key index (EF17 byte 0) sent in 8050
 _O_TXFLAGS = const(98)
+_O_VOID_SEQ = const(99)
 _REC_SIZE = const(128)  # bytes per record (one log slot)
 # record STATUS values (storage/FORMAT.md)
 _ST_NORMAL = const(1)  # a completed debit (TAC from 8054)
@@ -743,8 +744,12 @@ class Transaction:
         if code == _R_OK:
             atc = apdu.get_u16(self._b, _B_INIT + _INIT_ATC)
             if atc == s:
+                # ATC unchanged: the debit never happened. The records of the fresh
+                # purchase that follows name the gray record they prove void (VOID_SEQ),
+                # so clearing never waits for a card that already came back.
+                apdu.copy(self.img, _O_VOID_SEQ, ctx, _C_GRAY, 4)
                 self.tears.drop()
-                return -1  # ATC unchanged: the debit never happened
+                return -1
             if atc != ((s + 1) & 0xFFFF):
                 self.tears.drop()  # used elsewhere since: clearing resolves the gray record
                 return -1
