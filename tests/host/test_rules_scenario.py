@@ -96,7 +96,8 @@ def test_ykt_fares_when_table_invalid_exit_codes(tmp_path):
     p = tmp_path / "bad.json"
     p.write_text('{"version": 1, "city": "2900", "lines": [{"id": 1, "stops": 2, '
                  '"matrix": [[1, 2], [3, 1]]}]}')
-    assert _ykt("fares", "compile", str(p)) == cli.EXIT_FAIL
+    # bad content, like bad JSON, is bad input (README exit codes): 2
+    assert _ykt("fares", "compile", str(p)) == cli.EXIT_USAGE
     p.write_text("{not json")
     assert _ykt("fares", "compile", str(p)) == cli.EXIT_USAGE
     assert _ykt("fares", "compile", str(tmp_path / "missing.json")) == cli.EXIT_IO
