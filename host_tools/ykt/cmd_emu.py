@@ -156,8 +156,8 @@ def load_cards(paths):
                 d = json.load(f)
             cards.append(local_card.from_dict(d))
         except OSError as e:
-            raise CommandError("card %s: %s" % (path, e), EXIT_IO)
-        except (ValueError, KeyError, TypeError) as e:
+            raise CommandError("cannot read card %s: %s" % (path, e.strerror or e), EXIT_IO)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             raise CommandError("card %s: not a card file (%s: %s)" % (path, type(e).__name__, e),
                                EXIT_USAGE)
     return cards

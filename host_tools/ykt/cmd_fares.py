@@ -236,13 +236,16 @@ def do_show(args):
     key, kname = _key(args)
     c = auth_host.unwrap_content(blob)
     if c is None or c[0] != wire_host.K_FARES:
-        raise CommandError("%s: not a fare-table content container" % args.table, EXIT_FAIL)
+        raise CommandError("%s: not a fare-table content container" % args.table, EXIT_USAGE)
     body = c[2]
     ok = auth.verify_content(key, blob) is not None
     try:
         t = ft.FareTable(body)
     except SyncError as e:
-        raise CommandError("%s: %s" % (args.table, e), EXIT_FAIL)
+        if not ok:  # damaged in transit or signed with another key: the validator refuses it
+            raise CommandError("%s: content tag does not verify (%s) and the body does not "
+                               "parse: %s" % (args.table, kname, e), EXIT_FAIL)
+        raise CommandError("%s: %s" % (args.table, e), EXIT_USAGE)
     print("%s: %d bytes, tag %s (%s)" % (args.table, len(blob), "ok" if ok else "BAD", kname))
     for line in describe(t):
         print(line)

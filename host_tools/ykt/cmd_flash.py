@@ -11,7 +11,8 @@ blacklists then arrive through the first depot sync.
 import json
 import os
 
-from ykt.cli import EXIT_FAIL, CommandError
+from ykt import argtypes as T
+from ykt.cli import EXIT_USAGE, CommandError, read_bytes
 
 BOARDS = {"sim": (64 << 20, 0), "esp32s3": (16 << 20, 0x200000)}  # image size, base
 
@@ -26,7 +27,7 @@ def register(sub):
                     help="signed configuration container, or a JSON file with --content-key; "
                          "keys (all optional): city \"2900\", line 0..65535, repeat_window_s "
                          "0..3600, tear_keep_s 0..86400 (validator/app/content.py)")
-    im.add_argument("--content-key", metavar="HEX",
+    im.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
                     help="back-office content key (signs a plain JSON --config; back office only)")
     im.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
     im.add_argument("-o", "--out", required=True)
@@ -36,20 +37,20 @@ def register(sub):
 def _config_blob(args):
     from validator.sync import auth_host, wire_host
 
-    with open(args.config, "rb") as f:
-        data = f.read()
+    data = read_bytes(args.config)
     if data[:4] == b"YKC1":
         return data
     try:
         json.loads(data)
     except ValueError:
-        raise CommandError("--config is neither a content container nor JSON", EXIT_FAIL)
+        raise CommandError("--config %s: neither a signed content container nor JSON"
+                           % args.config, EXIT_USAGE)
     from validator.app import content
 
     try:
         content.parse_config(data)  # the validator's own check: it would refuse it at boot
     except ValueError as e:
-        raise CommandError("--config %s: %s" % (args.config, e), EXIT_FAIL)
+        raise CommandError("--config %s: %s" % (args.config, e), EXIT_USAGE)
     if args.content_key:
         kc = bytes.fromhex(args.content_key)
     elif args.test_keys:
@@ -57,7 +58,7 @@ def _config_blob(args):
 
         kc = TEST_CONTENT_KEY
     else:
-        raise CommandError("a JSON --config needs --content-key (or --test-keys)", EXIT_FAIL)
+        raise CommandError("a JSON --config needs --content-key (or --test-keys)", EXIT_USAGE)
     return auth_host.make_content(kc, wire_host.K_CONFIG, 1, data)
 
 
@@ -71,12 +72,12 @@ def do_image(args):
     from validator.storage.recordlog import RecordLog
     from validator.sync import auth
 
-    with open(args.keys_blob, "rb") as f:
-        keys = f.read()
+    keys = read_bytes(args.keys_blob)
     try:
         dev = auth.parse_keys(keys)[0]
     except SyncError as e:
-        raise CommandError("bad key blob: %s" % e, EXIT_FAIL)
+        raise CommandError("--keys-blob %s: not a sync key blob: %s" % (args.keys_blob, e),
+                           EXIT_USAGE)
     cfg = _config_blob(args)
     size, base = BOARDS[args.board]
     plan = PLAN_SIM if args.board == "sim" else {

@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 
-from ykt.cli import EXIT_IO, CommandError
+from ykt.cli import EXIT_IO, EXIT_USAGE, CommandError
 
 
 def register(sub):
@@ -95,12 +95,14 @@ def do_inspect(args):
     from validator.storage.recordlog import RecordLog, TearStore
 
     if not os.path.exists(args.dump):
-        raise CommandError("no such dump: %s" % args.dump, EXIT_IO)
+        raise CommandError("cannot read %s: No such file or directory" % args.dump, EXIT_IO)
     fp = plan.PLAN_SIM if args.board == "sim" else plan_boards.PLAN_ESP32S3_16M
     size = os.path.getsize(args.dump)
     need = max(o + n for o, n in fp.values())
     if size < need:
-        raise CommandError("dump is %d bytes; the %s plan needs %d" % (size, args.board, need))
+        raise CommandError("%s is %d bytes; the %s flash plan needs %d (a truncated dump, or "
+                           "the wrong --board?)" % (args.dump, size, args.board, need),
+                           EXIT_USAGE)
     tmp = tempfile.NamedTemporaryFile(prefix="ykt-inspect-", delete=False)
     tmp.close()
     try:

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from ykt.cli import EXIT_FAIL, CommandError
+from ykt.cli import EXIT_FAIL, EXIT_USAGE, CommandError, read_json
 
 
 def register(sub):
@@ -31,7 +31,13 @@ def do_sim(args):
     path = args.scenario or sim.DEFAULT_SCENARIO
     if args.scenario is None and not args.no_acceptance:
         extras.append(sim.ACCEPTANCE)
-    scn = sim.load_scenario(path, extras)
+    read_json(path, "a JSON scenario")  # missing, unreadable or not JSON: one line
+    try:
+        scn = sim.load_scenario(path, extras)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise CommandError("%s: not a scenario (firmware/validator/rules/README.md, "
+                           "\"Scenario file\"): %s: %s" % (path, type(e).__name__, e),
+                           EXIT_USAGE)
     t0 = time.time()
     first_terminal = scn["taps"][0].get("terminal", "000000000001") if scn["taps"] else ""
     s = sim.Sim(args.out, heap=args.heap, spi_terminals=[first_terminal] if args.spi else (),

@@ -13,7 +13,7 @@ import sys
 import time
 
 from ykt import argtypes as T
-from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_PROTOCOL, CommandError
+from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_PROTOCOL, EXIT_USAGE, CommandError, read_bytes
 
 DEFAULT_DB = os.path.join("build", "depot", "depot.sqlite")
 DEFAULT_KEYS = os.path.join("build", "depot", "keys.json")
@@ -59,11 +59,12 @@ def register(sub):
                        description="Write the 76-byte sync.keys blob a validator is flashed "
                        "with (PROTOCOL.md section 2): device id, its device key derived from "
                        "the depot master key, and the back-office content key.")
-    k.add_argument("--device-id", required=True, help="8 hex digits")
+    k.add_argument("--device-id", required=True, type=T.hex_digits(8), help="8 hex digits")
     k.add_argument("--keys", default=None, help="depot key file with the master (default %s)"
                    % DEFAULT_KEYS)
     k.add_argument("--test-keys", action="store_true", help="TEST master and content keys")
-    k.add_argument("--content-key", metavar="HEX", help="back-office content key, 64 hex")
+    k.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
+                   help="back-office content key, 64 hex digits")
     k.add_argument("-o", "--out", required=True, help="blob file to write")
     k.set_defaults(func=do_sync_keys)
 
@@ -78,10 +79,12 @@ def _keyring(args):
     path = args.keys or DEFAULT_KEYS
     try:
         return Keyring.load(path)
-    except FileNotFoundError:
-        raise CommandError("key file %s not found (use --keys FILE)" % path, EXIT_IO)
-    except (ValueError, KeyError) as e:
-        raise CommandError("key file %s unreadable: %s" % (path, e), EXIT_FAIL)
+    except OSError as e:
+        raise CommandError("cannot read key file %s: %s (use --keys FILE or --test-keys)"
+                           % (path, e.strerror or e), EXIT_IO)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CommandError("key file %s: not a depot key file {master|devices}: %s"
+                           % (path, e), EXIT_USAGE)
 
 
 class SocketPort:
@@ -215,11 +218,7 @@ def do_sync(args):
                       ("whitelist", wire_host.K_WHITELIST), ("config", wire_host.K_CONFIG)):
         path = getattr(args, opt)
         if path:
-            try:
-                with open(path, "rb") as f:
-                    pushes.append((kind, path, f.read()))
-            except OSError as e:
-                raise CommandError("cannot read %s: %s" % (path, e), EXIT_IO)
+            pushes.append((kind, path, read_bytes(path)))
     keyring = _keyring(args)
     tls = None
     if args.tls_cert:
@@ -272,27 +271,19 @@ def do_sync_keys(args):
     from validator.errors import SyncError
     from validator.sync import auth_host
 
-    try:
-        dev = int(args.device_id, 16)
-        if not 0 <= dev <= 0xFFFFFFFF:
-            raise ValueError(args.device_id)
-    except ValueError:
-        raise CommandError("--device-id wants 8 hex digits", EXIT_FAIL)
+    dev = int(args.device_id, 16)
     ring = _keyring(args)
     kd = ring.key_for(dev)
     if kd is None:
         raise CommandError("no master or key for device %08X in the key file" % dev, EXIT_FAIL)
     if args.content_key:
-        try:
-            kc = bytes.fromhex(args.content_key)
-        except ValueError:
-            raise CommandError("--content-key wants 64 hex digits", EXIT_FAIL)
+        kc = bytes.fromhex(args.content_key)
     elif args.test_keys:
         from depot.devsim import TEST_CONTENT_KEY
 
         kc = TEST_CONTENT_KEY
     else:
-        raise CommandError("--content-key HEX is required (or --test-keys)", EXIT_FAIL)
+        raise CommandError("--content-key HEX is required (or --test-keys)", EXIT_USAGE)
     try:
         blob = auth_host.make_keys(dev, kd, kc)
     except SyncError as e:

@@ -192,3 +192,82 @@ def test_fares_when_file_missing_then_io_naming_it(capsys, tmp_path, verb):
     code, _, err = run(capsys, "fares", verb, str(path))
     assert code == cli.EXIT_IO
     assert err.strip() == "ykt: cannot read %s: No such file or directory" % path
+
+
+def _files(tmp_path):
+    f = {"nope": str(tmp_path / "nope.bin"), "list": str(tmp_path / "list.json"),
+         "trunc": str(tmp_path / "trunc.json"), "tiny": str(tmp_path / "tiny.bin"),
+         "blob": str(tmp_path / "k.bin"), "out": str(tmp_path / "out.bin")}
+    (tmp_path / "list.json").write_text("[]")
+    (tmp_path / "trunc.json").write_text('{"taps": [')
+    (tmp_path / "tiny.bin").write_bytes(bytes(1000))
+    assert cli.main(["sync-keys", "--device-id", "00120001", "--test-keys", "-o",
+                     f["blob"]]) == 0
+    return f
+
+
+NOPE = "cannot read {nope}: No such file or directory"
+# (argv, exit code, what stderr says): every command, missing files, wrong types, bad content
+CORPUS = [
+    (["sim", "--scenario", "{nope}", "--out", "{out}"], cli.EXIT_IO, NOPE),
+    (["sim", "--scenario", "{list}", "--out", "{out}"], cli.EXIT_USAGE, "not a scenario"),
+    (["sim", "--scenario", "{trunc}", "--out", "{out}"], cli.EXIT_USAGE, "not a JSON scenario"),
+    (["flash", "image", "--keys-blob", "{nope}", "--config", "{list}", "-o", "{out}"],
+     cli.EXIT_IO, NOPE),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{nope}", "-o", "{out}"],
+     cli.EXIT_IO, NOPE),
+    (["flash", "image", "--keys-blob", "{list}", "--config", "{list}", "-o", "{out}"],
+     cli.EXIT_USAGE, "--keys-blob {list}: not a sync key blob"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{list}", "--test-keys", "-o",
+      "{out}"], cli.EXIT_USAGE, "--config {list}: config: not a JSON object"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{list}", "--content-key", "zz",
+      "-o", "{out}"], cli.EXIT_USAGE, "argument --content-key: expected 64 hex digits, got 'zz'"),
+    (["flash", "image", "--board", "esp32", "--keys-blob", "{blob}", "--config", "{list}",
+      "-o", "{out}"], cli.EXIT_USAGE, "argument --board: invalid choice: 'esp32'"),
+    (["inspect", "{nope}"], cli.EXIT_IO, NOPE),
+    (["inspect", "{tiny}"], cli.EXIT_USAGE, "{tiny} is 1000 bytes"),
+    (["inspect", "{tiny}", "--records", "many"], cli.EXIT_USAGE, "argument --records"),
+    (["sync-keys", "--device-id", "12", "--test-keys", "-o", "{out}"], cli.EXIT_USAGE,
+     "argument --device-id: expected 8 hex digits, got '12'"),
+    (["sync-keys", "--device-id", "0012000G", "--test-keys", "-o", "{out}"], cli.EXIT_USAGE,
+     "expected 8 hex digits, got '0012000G'"),
+    (["sync-keys", "--device-id", "00120001", "--keys", "{nope}", "-o", "{out}"], cli.EXIT_IO,
+     "cannot read key file {nope}: No such file or directory"),
+    (["sync-keys", "--device-id", "00120001", "--keys", "{list}", "-o", "{out}"],
+     cli.EXIT_USAGE, "key file {list}: not a depot key file"),
+    (["sync-keys", "--device-id", "00120001", "--test-keys", "--content-key", "abc", "-o",
+      "{out}"], cli.EXIT_USAGE, "argument --content-key: expected 64 hex digits"),
+    (["sync", "--port", "socket://127.0.0.1:1", "--keys", "{nope}"], cli.EXIT_IO,
+     "cannot read key file {nope}"),
+    (["sync", "--port", "socket://127.0.0.1:1", "--test-keys", "--fares", "{nope}"],
+     cli.EXIT_IO, NOPE),
+    (["sync", "--port", "socket://127.0.0.1:1", "--test-keys", "--baud", "fast"],
+     cli.EXIT_USAGE, "argument --baud: expected a whole number from 300 to 12000000"),
+    (["sync", "--port", "socket://127.0.0.1:1", "--test-keys", "--progress", "yes"],
+     cli.EXIT_USAGE, "argument --progress: invalid choice: 'yes'"),
+    (["sync"], cli.EXIT_USAGE, "the following arguments are required: --port"),
+    (["emu", "pn532", "--card", "{nope}"], cli.EXIT_IO,
+     "cannot read card {nope}: No such file or directory"),
+    (["emu", "pn532", "--card", "{list}"], cli.EXIT_USAGE, "card {list}: not a card file"),
+    (["emu", "selftest", "--alg", "des"], cli.EXIT_USAGE, "argument --alg: invalid choice"),
+    (["card", "population", "--count", "0", "-o", "{out}"], cli.EXIT_USAGE,
+     "argument --count: expected a whole number from 1 to 100000, got '0'"),
+    (["card", "population", "--today", "20250631", "-o", "{out}"], cli.EXIT_USAGE,
+     "argument --today: expected a real date YYYYMMDD, got '20250631'"),
+    (["fares", "show", "{list}"], cli.EXIT_USAGE, "{list}: not a fare-table content container"),
+    (["frobnicate"], cli.EXIT_USAGE, "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("argv,want_code,want", CORPUS, ids=lambda x: " ".join(x)
+                         if isinstance(x, list) else None)
+def test_every_command_when_bad_input_then_documented_code_and_one_line(capsys, tmp_path,
+                                                                        argv, want_code,
+                                                                        want):
+    f = _files(tmp_path)
+    capsys.readouterr()
+    code, out, err = run(capsys, *[a.format(**f) for a in argv])
+    assert code == want_code, err
+    assert want.format(**f) in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "[Errno" not in err and not os.path.exists(f["out"])
