@@ -409,3 +409,30 @@ def test_txn_when_a_busy_door_boards_many_then_the_first_taps_again_already_paid
     assert res.reason == R_ALREADY_PAID and first.balance == 800
     r.clock.advance(61)
     assert r.tap(first).reason == R_OK and first.balance == 600
+
+
+def test_txn_when_an_older_context_expires_during_lookup_the_recovered_one_is_still_dropped():
+    # lookup() found this card's context, then expired another one later in the table; the
+    # expiry's drop() cleared the slot the recovery was to drop, so the context stayed and
+    # the card's next tap recovered the same debit again: two recovered records, one TAC
+    # (found by the soak, emu.soak seed 1012)
+    r = rig.Rig(fare=200, repeat_window_s=10, tear_keep_s=600)
+    a = rig.card(serial=11, balance=1000)
+    b = rig.card(serial=12, balance=1000)
+    c = rig.card(serial=13, balance=1000)
+    for x in (a, b):
+        x.arm_tear("after_commit")
+        assert r.tap(x).reason == R_TAP_AGAIN  # a in slot 0, b in slot 1
+        r.clock.advance(1)
+    assert r.tap(a).reason == R_RECOVERED  # slot 0 free again
+    r.clock.advance(500)
+    c.arm_tear("after_commit")
+    assert r.tap(c).reason == R_TAP_AGAIN  # c takes slot 0, newer than b in slot 1
+    r.clock.advance(200)  # b is now past tear_keep_s, c is not
+    assert r.tap(c).reason == R_RECOVERED and c.balance == 800
+    r.clock.advance(30)
+    res = r.tap(c)
+    assert res.reason != R_RECOVERED and c.balance == 600
+    recovered = [x for x in r.rows() if x["status"] == "recovered"
+                 and x["card_serial"].endswith("13")]
+    assert len(recovered) == 1

@@ -247,7 +247,7 @@ class TearTable:
         if not self.any:
             return False
         t = self.t
-        found = False
+        mine = -1  # this card's slot; self.slot is drop()'s argument while expiring others
         for k in range(_N_CTX):
             o = k * _CTX_LEN
             if not t[o + _C_VALID]:
@@ -257,13 +257,11 @@ class TearTable:
                 self.slot = k
                 self.drop()  # kept long enough; the gray record stays for clearing
                 continue
-            if not found and apdu.equal(t, o + _C_SERIAL, serial, off, 10):
+            if mine < 0 and apdu.equal(t, o + _C_SERIAL, serial, off, 10):
                 apdu.copy(self.ctx, 0, t, o, _CTX_LEN)
-                self.slot = k
-                found = True
-        if not found:
-            self.slot = -1
-        return found
+                mine = k
+        self.slot = mine
+        return mine >= 0
 
     def persist(self, tag):
         """Persist self.ctx (valid) into this card's slot, a free one or the oldest."""
