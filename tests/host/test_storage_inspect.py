@@ -8,20 +8,27 @@ from validator.storage.recordlog import RecordLog
 from ykt.cli import main
 
 
-def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path, capsys):
+def _dump(tmp_path, n, gray_at=None, ack=0):
+    """A sim-board flash dump holding records 1..n (amount 100 + seq)."""
     path = str(tmp_path / "flash.bin")
     p = plan.PLAN_SIM
     fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)
     lg = RecordLog(fl, p["log"], p["watermark"]).mount()
     lg.maintain()
     img = record_host.new_image()
-    for q in range(1, 13):
+    for q in range(1, n + 1):
         record.reset(img)
-        img[record_host.O_STATUS] = record_host.ST_GRAY if q == 12 else record_host.ST_NORMAL
+        img[record_host.O_STATUS] = record_host.ST_GRAY if q == gray_at else record_host.ST_NORMAL
         struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
         lg.append(img)
-    lg.ack(5)
+    if ack:
+        lg.ack(ack)
     fl.close()
+    return path
+
+
+def test_inspect_when_dump_has_records_prints_them_and_leaves_the_file(tmp_path, capsys):
+    path = _dump(tmp_path, 12, gray_at=12, ack=5)
     before = hashlib.sha256(open(path, "rb").read()).hexdigest()
     csv_path = str(tmp_path / "r.csv")
     assert main(["inspect", path, "--records", "2", "--csv", csv_path]) == 0
@@ -62,18 +69,8 @@ def test_inspect_when_a_tear_context_is_pending_it_prints_the_torn_ride(tmp_path
 
 def test_inspect_when_a_record_is_bit_flipped_it_names_the_place_and_keeps_the_rest(
         tmp_path, capsys):
-    path = str(tmp_path / "flash.bin")
+    path = _dump(tmp_path, 10)
     p = plan.PLAN_SIM
-    fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)
-    lg = RecordLog(fl, p["log"], p["watermark"]).mount()
-    lg.maintain()
-    img = record_host.new_image()
-    for q in range(1, 11):
-        record.reset(img)
-        img[record_host.O_STATUS] = record_host.ST_NORMAL
-        struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
-        lg.append(img)
-    fl.close()
     # flip one bit in the body of record 4 (block 0: slot 0 is the header, records follow)
     off = p["log"][0] + 4 * record_host.REC_SIZE + record_host.O_AMOUNT + 3
     with open(path, "r+b") as f:
