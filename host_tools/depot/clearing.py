@@ -14,6 +14,7 @@
 # ensure_schema) or the older DepotDB (wrapped by store()). Records are read as raw bytes and
 # decoded here with a decoder derived from record_host.RECORD_FIELDS (the format registry),
 # so the depot's own columns never decide money.
+import binascii
 import calendar
 import collections
 import contextlib
@@ -719,3 +720,76 @@ def list_anomalies(db, kinds=None, status=None, day=None):
     for a in out:
         a["records"] = json.loads(a["records"] or "[]")
     return out
+
+
+def business_days(db):
+    """The business days (YYYY-MM-DD) that the stored, readable records fall in."""
+    s = store(db)
+    days = set()
+    cut = _dt.timedelta(hours=DAY_CUTOFF_H)
+    for _dev, _seq, raw, _rec in iter_raw(s):
+        if len(raw) == RH.REC_SIZE and RH.crc_ok(raw):
+            h = raw[RH.O_DATETIME:RH.O_DATETIME + 7].hex()
+            try:
+                t = _dt.datetime.strptime(h, "%Y%m%d%H%M%S")
+            except ValueError:
+                continue
+            days.add((t - cut).strftime("%Y-%m-%d"))
+    return sorted(days)
+
+
+def clear_all(db, keyservice, out_dir, **kw):
+    """Clear every business day present (what `make sim` wants); -> {day: summary}."""
+    return {d: clear_day(db, d, keyservice, out_dir, **kw) for d in business_days(db)}
+
+
+def open_database(path_or_url):
+    """depot.db.open_db when it exists, else the older DepotDB (SQLite only)."""
+    from depot import db as dbmod
+
+    f = getattr(dbmod, "open_db", None)
+    if f is not None:
+        return f(path_or_url)
+    if str(path_or_url).startswith("postgresql:"):
+        raise ClearingError("this depot.db has no PostgreSQL support yet")
+    return dbmod.DepotDB(path_or_url)
+
+
+def _make_encoder():
+    fields = [(c, o, n, k, codes) for c, o, n, k, codes in RH.RECORD_FIELDS
+              if c and k != "none"]
+
+    def encode(rec, seq=None):
+        """A 128-byte record image from a decode()-shaped dict (the inverse of decode(),
+        for tests and benchmarks), stamped like RecordLog.append: commit word, version,
+        length, seq, CRC. Fields not given keep new_image() values."""
+        b = RH.new_image()
+        for col, off, size, kind, codes in fields:
+            if col not in rec:
+                continue
+            v = rec[col]
+            if kind in ("u8", "x8", "enum8", "flags8"):
+                if kind == "x8" and isinstance(v, str):
+                    v = int(v, 16)
+                elif kind == "enum8" and isinstance(v, str):
+                    v = dict(codes)[v]
+                b[off] = v
+            elif kind in ("u16", "u32"):
+                b[off:off + size] = int(v).to_bytes(size, "big")
+            else:
+                raw = bytes.fromhex(v) if isinstance(v, str) else bytes(v)
+                if len(raw) != size:
+                    raise ValueError("%s: %d bytes, not %d" % (col, len(raw), size))
+                b[off:off + size] = raw
+        b[0:4] = RH.REC_COMMIT
+        b[RH.O_VERSION] = RH.REC_VERSION
+        b[RH.O_LENGTH:RH.O_LENGTH + 2] = RH.REC_SIZE.to_bytes(2, "big")
+        if seq is not None:
+            b[RH.O_SEQ:RH.O_SEQ + 4] = int(seq).to_bytes(4, "big")
+        b[RH.O_CRC:RH.O_CRC + 4] = binascii.crc32(bytes(b[4:RH.O_CRC])).to_bytes(4, "big")
+        return bytes(b)
+
+    return encode
+
+
+encode = _make_encoder()

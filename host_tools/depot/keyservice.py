@@ -60,7 +60,7 @@ def tac_inputs(rec):
         data = (int(rec["amount"]).to_bytes(4, "big") + bytes((int(rec["txn_type"], 16),)) +
                 bytes.fromhex(rec["terminal_no"]) + bytes.fromhex(rec["ttsn"]) +
                 bytes.fromhex(rec["datetime"]))
-        tac = bytes.fromhex(rec["tac"])
+        tac = bytes.fromhex(rec.get("tac", "ffffffff"))
     except (KeyError, ValueError, TypeError, OverflowError):
         return "TAC_BAD_INPUT"
     if len(data) != 22 or len(tac) != 4 or len(factor2) != 8 or len(serial8) != 8:
