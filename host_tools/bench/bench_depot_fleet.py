@@ -80,8 +80,8 @@ class _Shadow:
 class ProtoDevice:
     """One validator's sync endpoint in CPython (the firmware's Session and LogTarget over a
     GenLog day), dialling a depot. kd None: the key derived from the TEST master.
-    cut_after: close the TCP connection after this many bytes received from the depot
-    (a validator driving away mid-batch); stall_after: stop answering after that many."""
+    cut_after: close the TCP connection after sending this many bytes (a validator driving
+    away mid-batch); stall_after: after sending that many, read and answer nothing more."""
 
     def __init__(self, dev_id, records=DAY, kd=None, cut_after=None, stall_after=None):
         from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER, GenLog
@@ -101,7 +101,7 @@ class ProtoDevice:
                             self.clock)
         self.cut_after = cut_after
         self.stall_after = stall_after
-        self.rx = 0
+        self.tx = 0
         self.was_auth = False
         self.done = False
 
@@ -109,10 +109,10 @@ class ProtoDevice:
         from validator.sync import transport
 
         self.sess.attach(transport.tcp_connect(host, port))
-        _count_rx(self)
+        _count_tx(self)
         self.done = False
         self.was_auth = False
-        self.rx = 0
+        self.tx = 0
 
     def sock(self):
         return self.sess.link.s if self.sess.link is not None else None
@@ -125,9 +125,10 @@ class ProtoDevice:
         if link.closed:
             self.done = True
             return False
-        if self.stall_after is not None and self.rx >= self.stall_after:
+        if self.stall_after is not None and self.tx >= self.stall_after:
+            self._peek_eof()
             return False  # stalled: reads nothing, answers nothing
-        if self.cut_after is not None and self.rx >= self.cut_after:
+        if self.cut_after is not None and self.tx >= self.cut_after:
             link.close()
             self.done = True
             return False
@@ -136,18 +137,32 @@ class ProtoDevice:
             self.was_auth = True
         return did
 
+    def _peek_eof(self):
+        """A stalled device still notices when the depot hangs up (then it is done)."""
+        import socket
 
-def _count_rx(dev):
-    """Wrap the device's link so received bytes are counted (for cut/stall points)."""
+        try:
+            b = self.sock().recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError:
+            b = b""
+        if not b:
+            self.sess.link.close()
+            self.done = True
+
+
+def _count_tx(dev):
+    """Wrap the device's link so sent bytes are counted (for the cut and stall points)."""
     link = dev.sess.link
-    inner = link.readinto
+    inner = link.write
 
-    def readinto(buf):
-        n = inner(buf)
-        dev.rx += n
-        return n
+    def write(buf, n):
+        w = inner(buf, n)
+        dev.tx += w
+        return w
 
-    link.readinto = readinto
+    link.write = write
 
 
 def drive(devices, until, idle_ms=5):

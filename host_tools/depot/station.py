@@ -183,8 +183,10 @@ class _AdmitKeyring:
     def __init__(self, inner, admit):
         self.inner = inner
         self.admit = admit
+        self.asked = None  # the device id the CHALLENGE named (logs, even when refused)
 
     def key_for(self, device_id):
+        self.asked = device_id
         if self.admit is not None and not self.admit(device_id):
             raise NotDue(device_id)
         return self.inner.key_for(device_id)
@@ -227,7 +229,8 @@ def station_session(port, keyring, db, content=None, clock_secs=None, admit=None
     st = dict(STAGE_TIMEOUTS)
     st.update(stages or {})
     started = time.time()
-    client = SyncClient(port, _AdmitKeyring(keyring, admit), timeout=timeout)
+    ring = _AdmitKeyring(keyring, admit)
+    client = SyncClient(port, ring, timeout=timeout)
     summary = {"pushed": [], "records_new": 0, "records_dup": 0}
     stage = "auth"
     if content is None:
@@ -284,7 +287,7 @@ def station_session(port, keyring, db, content=None, clock_secs=None, admit=None
                 pass
         err = StationError(stage, e)
         err.summary = summary
-        err.device_id = client.device_id
+        err.device_id = client.device_id if client.device_id is not None else ring.asked
         raise err
     summary["bytes_in"] = client.bytes_in
     summary["bytes_out"] = client.bytes_out

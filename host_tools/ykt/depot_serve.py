@@ -45,6 +45,9 @@ def register(group):
                    "(default %(default)s)")
     p.add_argument("--serial-poll-s", type=float, default=2.0,
                    help="seconds between polls of a serial port (default %(default)s)")
+    p.add_argument("--drain-s", type=float, default=10.0,
+                   help="on SIGTERM, seconds running sessions may take to finish before "
+                   "each stops after its current commit (default %(default)s)")
     p.add_argument("--keys", metavar="FILE",
                    help="extra depot key file {master|devices} for devices not in the "
                    "registry (the registry is always used first)")
@@ -83,7 +86,8 @@ def do_serve(args):
                  http=args.http, json_status=args.json_status, stale_hours=args.stale_hours,
                  log=log, max_sessions=args.max_sessions, max_queue=args.max_queue,
                  timeout=args.timeout, fallback_keys=_fallback_keys(args),
-                 resync_s=args.resync_s, serial_poll_s=args.serial_poll_s)
+                 resync_s=args.resync_s, serial_poll_s=args.serial_poll_s,
+                 drain_s=args.drain_s)
     try:
         st.db()  # fail now, in one line, if the database cannot be opened
     except Exception as e:
