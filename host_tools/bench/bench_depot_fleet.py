@@ -138,11 +138,15 @@ class ProtoDevice:
         return did
 
     def _peek_eof(self):
-        """A stalled device still notices when the depot hangs up (then it is done)."""
+        """A stalled device still notices when the depot hangs up (then it is done); what
+        arrives meanwhile is never looked at (its TCP stack takes it, the firmware is hung)."""
         import socket
 
         try:
-            b = self.sock().recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            while True:
+                b = self.sock().recv(4096, socket.MSG_DONTWAIT)
+                if not b:
+                    break
         except BlockingIOError:
             return
         except OSError:

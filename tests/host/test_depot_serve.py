@@ -189,7 +189,7 @@ def test_serve_when_validator_dials_in_over_tls_records_arrive_and_plain_tcp_is_
         tmp_path):
     pem = _self_signed(tmp_path)
     dev = 0x31000200
-    st, db, log = _station(tmp_path, [dev], tls=(pem, pem))
+    st, db, log = _station(tmp_path, [dev], tls=(pem, pem), stages={"auth": 1.0})
     try:
         plain = ProtoDevice(dev, 50)  # no TLS: the handshake fails, nothing is exchanged
         plain.connect("127.0.0.1", st.address[1])
