@@ -110,6 +110,15 @@ def _decoded(db):
 _PAID = ("normal", "recovered")
 
 
+def _grouped(rows):
+    g = {}
+    for day, line, iss, status, amount in rows:
+        e = g.setdefault((day, line, iss), [0, 0])
+        e[0] += 1
+        e[1] += amount if status in _PAID else 0
+    return [(k[0], k[1], k[2], v[0], v[1]) for k, v in g.items()]
+
+
 def daily(db):
     """-> {"days": [{day, records, amount_fen}], "by_line": [...], "by_issuer": [...]}"""
     rep = _reports()
@@ -120,16 +129,20 @@ def daily(db):
         return {"days": _as_dicts(x), "by_line": [], "by_issuer": []}
     days, lines, issuers = {}, {}, {}
     cols = _columns(db, "records") or set()
-    if {"datetime", "amount", "line", "issuer_id", "status"} <= cols:
-        src = _rows(db, "SELECT substr(datetime,1,8), line, substr(issuer_id,1,8), status, "
-                    "amount FROM records")
+    if {"amount", "line", "issuer_id", "status"} <= cols and ("day" in cols
+                                                             or "datetime" in cols):
+        # decoded columns (depot.schema): the database adds it up
+        day = "day" if "day" in cols else "substr(datetime,1,8)"
+        src = _rows(db, "SELECT %s, line, substr(issuer_id,1,8), COUNT(*), SUM(CASE WHEN "
+                    "status IN ('normal','recovered') THEN amount ELSE 0 END) FROM records "
+                    "GROUP BY 1, 2, 3" % day)
     else:
-        src = _decoded(db)
-    for day, line, iss, status, amount in src:
-        paid = amount if status in _PAID else 0
+        src = _grouped(_decoded(db))
+    for day, line, iss, count, paid in src:
+        paid = int(paid or 0)
         for m, k in ((days, day), (lines, (day, line)), (issuers, (day, iss))):
             e = m.setdefault(k, [0, 0])
-            e[0] += 1
+            e[0] += count
             e[1] += paid
     return {
         "days": [{"day": _day(k), "records": v[0], "amount_fen": v[1]}

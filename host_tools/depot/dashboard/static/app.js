@@ -29,25 +29,29 @@ function when(ts) {
   return d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
 }
 
-// Vertical bars: items [{label, value, title}], one <rect class="bar"> per item.
-function barChart(items, fmt, height) {
+// Vertical bars: items [{label, value, title, sub}], one <rect class="bar"> per item.
+// Drawn in a fixed-width coordinate system so text keeps its size whatever the count.
+function barChart(items, fmt, height, width) {
   height = height || 180;
-  const w = Math.max(360, items.length * 48), pad = 28, top = 18;
+  const w = Math.max(width || 900, items.length * 40), pad = 34, top = 18;
   const s = svg("svg", {viewBox: `0 0 ${w} ${height + pad + top}`, role: "img"});
   const max = Math.max(1, ...items.map(i => i.value));
-  const bw = (w - 20) / Math.max(1, items.length);
+  const slot = (w - 20) / Math.max(1, items.length);
+  const bw = Math.min(slot * 0.7, 90);
   items.forEach((it, i) => {
     const h = Math.round(height * it.value / max);
-    const x = 10 + i * bw + bw * 0.15, y = top + height - h;
-    const r = svg("rect", {class: "bar", x: x.toFixed(1), y: y, width: (bw * 0.7).toFixed(1),
-                           height: Math.max(h, 1), "data-label": it.label,
-                           "data-value": it.value});
+    const cx = 10 + i * slot + slot / 2, y = top + height - h;
+    const r = svg("rect", {class: "bar", x: (cx - bw / 2).toFixed(1), y: y,
+                           width: bw.toFixed(1), height: Math.max(h, 1),
+                           "data-label": it.label, "data-value": it.value});
     r.appendChild(svg("title", {}, it.title || (it.label + ": " + fmt(it.value))));
     s.appendChild(r);
-    s.appendChild(svg("text", {x: (x + bw * 0.35).toFixed(1), y: y - 4,
-                               "text-anchor": "middle"}, fmt(it.value)));
-    s.appendChild(svg("text", {x: (x + bw * 0.35).toFixed(1), y: top + height + 16,
-                               "text-anchor": "middle"}, it.label));
+    s.appendChild(svg("text", {x: cx.toFixed(1), y: y - 4, "text-anchor": "middle"},
+                      fmt(it.value)));
+    s.appendChild(svg("text", {x: cx.toFixed(1), y: top + height + 14, "text-anchor": "middle"},
+                      it.label));
+    if (it.sub) s.appendChild(svg("text", {x: cx.toFixed(1), y: top + height + 28,
+                                           "text-anchor": "middle", class: "sub"}, it.sub));
   });
   if (!items.length) s.appendChild(svg("text", {x: 10, y: 40, class: "none"}, "no records yet"));
   return s;
@@ -58,7 +62,8 @@ function render(o) {
   const sEl = document.getElementById("station");
   if (st) {
     const s = st.stats;
-    sEl.textContent = `listening ${st.listen || "-"}${st.tls ? " (TLS)" : ""} \u00b7 ` +
+    sEl.textContent = (st.listen ? `listening ${st.listen}${st.tls ? " (TLS)" : ""}`
+                                 : "not accepting validators") + " \u00b7 " +
       `${s.active} syncing \u00b7 ${s.sessions_ok} sessions ok, ${s.sessions_failed} failed ` +
       `\u00b7 ${s.records_new} records received`;
   } else {
@@ -97,17 +102,18 @@ function render(o) {
   document.getElementById("day-records").textContent =
     last ? `${last.day}: ${last.records.toLocaleString("en")} records` : "no records yet";
   const cd = document.getElementById("chart-days");
-  cd.replaceChildren(barChart(days.map(d => ({label: d.day.slice(5), value: d.amount_fen,
+  cd.replaceChildren(barChart(days.slice(-31).map(d => ({label: d.day.slice(5),
+      value: d.amount_fen, sub: `${d.records.toLocaleString("en")} rec`,
       title: `${d.day}: ${yuan(d.amount_fen)}, ${d.records} records`})), yuan));
   const lastDay = last ? last.day : null;
   const byLine = (o.daily.by_line || []).filter(r => r.day === lastDay);
   document.getElementById("chart-lines").replaceChildren(
     barChart(byLine.map(r => ({label: "line " + r.line, value: r.amount_fen,
-      title: `line ${r.line}: ${yuan(r.amount_fen)}, ${r.records} records`})), yuan, 120));
+      title: `line ${r.line}: ${yuan(r.amount_fen)}, ${r.records} records`})), yuan, 120, 440));
   const byIss = (o.daily.by_issuer || []).filter(r => r.day === lastDay);
   document.getElementById("chart-issuers").replaceChildren(
     barChart(byIss.map(r => ({label: r.issuer, value: r.amount_fen,
-      title: `issuer ${r.issuer}: ${yuan(r.amount_fen)}, ${r.records} records`})), yuan, 120));
+      title: `issuer ${r.issuer}: ${yuan(r.amount_fen)}, ${r.records} records`})), yuan, 120, 440));
   // pending
   const p = o.pending || {};
   document.getElementById("pending-amount").textContent =
