@@ -116,7 +116,7 @@ class Station:
                  json_status=None, stale_hours=24.0, log=None, max_sessions=256,
                  max_queue=1024, timeout=3.0, stages=None, fallback_keys=None,
                  clock=None, admit=None, resync_s=300.0, serial_poll_s=2.0, drain_s=10.0,
-                 on_session=None, window=4):
+                 on_session=None, window=4, content=None):
         self.db_url = db
         self.listen = listen
         self.tls = tls  # (certfile, keyfile) or None
@@ -137,6 +137,7 @@ class Station:
         self.drain_s = drain_s
         self.on_session = on_session
         self.window = window
+        self.content = content  # name -> (version, blob) or None; default: db.latest
         self.stopping = threading.Event()  # no new sessions
         self.cut = threading.Event()  # running sessions stop at their next read
         self._local = threading.local()
@@ -202,7 +203,8 @@ class Station:
                 outcome.update(ok=False, stage="db", error=str(e))
                 return outcome
             try:
-                s = stn.station_session(port, ring, db, clock_secs=self.clock,
+                s = stn.station_session(port, ring, db, content=self.content,
+                                        clock_secs=self.clock,
                                         admit=self.admit, window=self.window,
                                         timeout=self.timeout, stages=self.stages)
             except stn.NotDue as e:
@@ -244,7 +246,8 @@ class Station:
         dev = getattr(e, "device_id", None)
         is_db = isinstance(f, stn.DatabaseFailure)
         if dev is None and link == "serial" and not is_db:
-            outcome.update(ok=False, stage=e.stage, error=str(f), kind="idle")
+            outcome.update(ok=False, stage=e.stage, error=str(f),
+                           kind="disconnected" if isinstance(f, stn.Disconnected) else "idle")
             return outcome  # nobody answering on the cable: the poller just tries again
         with self._lock:
             self.stats["sessions_failed"] += 1

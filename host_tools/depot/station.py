@@ -5,6 +5,7 @@
 # Authenticate, pull every record past the watermark into db (ACK after each commit),
 # push the signed containers, set the clock, read INFO, BYE. Raises StationError with
 # .stage and .failure (a client.SyncFailure) when something is refused or breaks.
+import struct
 import time
 
 from depot.client import SyncClient, SyncFailure
@@ -145,7 +146,10 @@ class StagedPort:
     def read(self, n):
         self._check()
         if not self.sock:
-            return self.inner.read(n)
+            try:
+                return self.inner.read(n)
+            except OSError as e:  # pyserial's SerialException too: the port went away
+                raise Disconnected("serial port failed: %s" % e)
         import socket
 
         try:
@@ -219,6 +223,25 @@ class _GuardedDB:
         return _db("pull", self.db.ingest, dev, first, size, data)
 
 
+def published(db, name):
+    """The latest published container of a kind as (version, blob), or None (the
+    database's latest(kind), whatever row shape it returns; None without publishing)."""
+    latest = getattr(db, "latest", None)
+    if latest is None:
+        return None
+    c = latest(name)
+    if not c:
+        return None
+    if isinstance(c, dict):
+        return int(c["version"]), bytes(c["blob"])
+    if isinstance(c, (bytes, bytearray, memoryview)):
+        blob = bytes(c)
+        return struct.unpack_from(">I", blob, 6)[0], blob  # the container's VERSION
+    if len(c) == 2:
+        return int(c[0]), bytes(c[1])
+    raise TypeError("db.latest(%r) returned %r" % (name, type(c)))
+
+
 def station_session(port, keyring, db, content=None, clock_secs=None, admit=None,
                     window=4, timeout=3.0, stages=None, faults=True):
     """One session of the unattended station on a StagedPort; -> summary dict.
@@ -234,8 +257,7 @@ def station_session(port, keyring, db, content=None, clock_secs=None, admit=None
     summary = {"pushed": [], "records_new": 0, "records_dup": 0}
     stage = "auth"
     if content is None:
-        latest = getattr(db, "latest", None)
-        content = latest if latest is not None else (lambda name: None)
+        content = lambda name: published(db, name)  # noqa: E731
 
     def go(name):
         port.stage(name, st.get(name.split()[0]))

@@ -21,6 +21,12 @@ def register(sub):
     p.add_argument("--spi", action="store_true",
                    help="wire the first validator's PN532 over SPI instead of HSU")
     p.add_argument("-v", "--verbose", action="store_true", help="print every tap")
+    p.add_argument("--http", default="127.0.0.1:0", metavar="HOST:PORT",
+                   help="where the depot station serves its dashboard (default: a free "
+                   "loopback port, printed)")
+    p.add_argument("--keep-serving", action="store_true",
+                   help="after the day, keep the depot station and its dashboard running "
+                   "until Ctrl-C")
     p.set_defaults(func=do_sim)
 
 
@@ -41,8 +47,13 @@ def do_sim(args):
     t0 = time.time()
     first_terminal = scn["taps"][0].get("terminal", "000000000001") if scn["taps"] else ""
     s = sim.Sim(args.out, heap=args.heap, spi_terminals=[first_terminal] if args.spi else (),
-                log=print if args.verbose else None)
+                log=print if args.verbose else None, http=getattr(args, "http", "127.0.0.1:0"),
+                via_station=True)
+    keep = getattr(args, "keep_serving", False)
     try:
+        st = s.start_station()
+        print("depot station: validators dial 127.0.0.1:%d; dashboard %s (log %s)" % (
+            st.address[1], st.url(), os.path.join(args.out, "station.log")), flush=True)
         s.run(scn)
         heap = {}
         for term, w in s.fleet.items():
@@ -52,7 +63,7 @@ def do_sim(args):
         s.evening()
         records_csv, records, tac_ok, tac_bad = s.export()
     finally:
-        s.stop()
+        s.stop(keep_station=keep)
     taps_csv = s.write_taps()
     summary = summarize(s, scn, records, tac_ok, tac_bad, heap, time.time() - t0)
     summary["files"] = {"taps": taps_csv, "records": records_csv, "depot_db": s.db_path}
@@ -61,9 +72,25 @@ def do_sim(args):
         json.dump(summary, f, indent=1, sort_keys=True)
     print_summary(summary)
     print("wrote %s, %s, %s" % (out, taps_csv, records_csv))
+    if keep:
+        _keep_serving(s)
     if tac_bad or summary["records_lost"] or summary["crashes"]:
         raise CommandError("sim found problems (see %s)" % out, EXIT_FAIL)
     return 0
+
+
+def _keep_serving(s):
+    """--keep-serving: the dashboard stays up until Ctrl-C or SIGTERM."""
+    import signal
+
+    print("dashboard %s -- serving until Ctrl-C" % s.station.url(), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: s.station.stopping.set())
+    try:
+        while not s.station.stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    s.station.stop()
 
 
 def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):

@@ -11,6 +11,15 @@ understood here:
         "capp" (bool: the card has the compound application)
   tap:  "tear": "before_commit"|"after_commit" -- the card leaves during DEBIT
 One validator process runs per PSAM terminal number found in the taps.
+
+With via_station=True (`ykt sim`, `make sim`) the depot is `ykt depot serve`
+(depot.serve.Station) running in a thread of the sim: odd validators dial in over TCP
+(sync cfg "connect", redialling every second), even ones sit on a serial line the station
+polls. The station turns every validator away before AUTH unless the sim asked for its
+sync (the morning sync when it boots, the evening sync after the day), so each gets
+exactly those two sessions; the dashboard is served meanwhile. Without it (library use by
+tests that drive syncs themselves) odd validators listen on TCP, even ones are on a serial
+line, and Sim.sync() runs depot.station.sync_once against each directly.
 """
 
 import csv
@@ -18,11 +27,12 @@ import hashlib
 import json
 import os
 import socket
+import struct
+import threading
 import time
 
 from depot import station
 from depot.client import Keyring
-from depot.db import DepotDB
 from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
 from depot.linesim import LineEmulator
 from emu import crypto, farec, gate, issuer, t0
@@ -88,7 +98,8 @@ def make_card(keys, name, spec):
 
 
 class Sim:
-    def __init__(self, out_dir, keys=None, heap=None, spi_terminals=(), log=None):
+    def __init__(self, out_dir, keys=None, heap=None, spi_terminals=(), log=None,
+                 http="127.0.0.1:0", via_station=False):
         self.out = out_dir
         os.makedirs(out_dir, exist_ok=True)
         self.keys = keys or issuer.load_master_keys()
@@ -107,8 +118,19 @@ class Sim:
         self.db_path = os.path.join(out_dir, "depot.sqlite")
         if os.path.exists(self.db_path):
             os.remove(self.db_path)
-        self.db = DepotDB(self.db_path)
+        from depot.serve import open_db
+
+        self.db = open_db(self.db_path)
         self.keyring = Keyring(master=TEST_MASTER)
+        self.registry = hasattr(self.db, "register_device")
+        self.station = None
+        self.via_station = via_station
+        self.http = http
+        self.want = {}  # device id -> threading.Event: the sim asked for this sync
+        self.got = {}  # device id -> the station's session summary
+        self.clock_secs = 0  # what the station sets validator clocks to
+        self.last_tap = 0
+        self.content = {}  # name -> (version, blob): the back office's signed content
         self.blacklist_serials = set()
         self.day_start = 0
         self.city = "2900"
@@ -139,21 +161,72 @@ class Sim:
             self.provision(w, terminal)
             self.fleet[terminal] = w
             w.start()
+            if self.via_station and w.sync_port.startswith("/dev/"):
+                self.station.add_serial(w.sync_port)
             self.sync(w, morning=True)
         return w
 
     def _sync_link(self, n):
-        """Even validators sync over a serial line (pty pair through a line emulator),
-        odd ones over TCP on loopback (the device listens, like a depot Wi-Fi session)."""
+        """Even validators sync over a serial line (pty pair through a line emulator) --
+        the station polls it; odd ones over TCP on loopback: they dial the station (a depot
+        Wi-Fi session), redialling every second while it turns them away -- or, without
+        the station, they listen for sync_once."""
+        if self.via_station:
+            self.start_station()
         if n % 2 == 0:
             le = LineEmulator(baud=None)
             self.lines.append(le)
             return {"tty": le.device_path}, le.host_path
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        return {"listen": port, "listen_host": "127.0.0.1"}, "socket://127.0.0.1:%d" % port
+        if not self.via_station:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            return ({"listen": port, "listen_host": "127.0.0.1"},
+                    "socket://127.0.0.1:%d" % port)
+        return ({"connect": "127.0.0.1:%d" % self.station.address[1], "retry_s": 1},
+                "tcp://127.0.0.1:%d" % self.station.address[1])
+
+    # -- the depot station ------------------------------------------------------------------
+    def start_station(self):
+        """`ykt depot serve` in a thread: TCP on a free loopback port, the dashboard on
+        self.http, the log in OUT/station.log."""
+        if self.station is not None:
+            return self.station
+        from depot.serve import JsonLog, Station
+
+        self.station = Station(
+            self.db_path, listen="127.0.0.1:0", http=self.http,
+            json_status=os.path.join(self.out, "station.json"),
+            log=JsonLog(os.path.join(self.out, "station.log")),
+            fallback_keys=None if self.registry else self.keyring, admit=self._admit,
+            clock=lambda: self.clock_secs, on_session=self._on_session,
+            content=None if hasattr(self.db, "publish") else self.content.get,
+            serial_poll_s=0.3, timeout=3.0, stale_hours=24 * 365).start()
+        return self.station
+
+    def _admit(self, dev):
+        return dev in self.want
+
+    def _on_session(self, outcome):
+        dev = outcome.get("device_id")
+        if not outcome.get("ok") or dev is None:
+            if outcome.get("ok") is False and dev is not None:
+                self.log("station: session of %s failed at %s: %s (it will be retried)"
+                         % (dev, outcome.get("stage"), outcome.get("error")))
+            return
+        ev = self.want.pop(int(dev, 16), None)
+        if ev is not None:
+            self.got[int(dev, 16)] = outcome["summary"]
+            ev.set()
+
+    def publish(self, name, blob):
+        """The back office publishes a signed container; the station pushes it to every
+        validator that holds an older version."""
+        version = struct.unpack_from(">I", blob, 6)[0]  # PROTOCOL.md §5 VERSION
+        self.content[name] = (version, blob)
+        if self.via_station and hasattr(self.db, "publish"):
+            self.db.publish(name, version, blob)
 
     def provision(self, w, terminal):
         """What a field engineer's `ykt flash` does: device keys and the signed device
@@ -169,10 +242,13 @@ class Sim:
         ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                                    json.dumps(cfg).encode()))
         f.close()
+        if self.via_station and self.registry:  # the registry learns it at provisioning
+            self.db.register_device(dev_id, kd, "sim", terminal[-6:], "sim-depot", None)
 
-    def pushes(self):
-        """The back office's signed content for the morning sync."""
-        out = [(wire_host.K_FARES, "fares", self.fares_blob)]
+    def publish_morning(self):
+        """The back office's signed content for the day: the fare table and, when cards
+        are on it, the blacklist."""
+        self.publish("fares", self.fares_blob)
         if self.blacklist_serials:
             keys = []
             for ser in sorted(self.blacklist_serials):
@@ -181,12 +257,32 @@ class Sim:
                 keys.append(bytes(k))
             keys.sort()
             body = blacklist_host.make_body(blacklist_host.KIND_FULL, keys)
-            out.append((wire_host.K_BLACKLIST_FULL, "blacklist",
-                        auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_BLACKLIST_FULL, 1,
-                                               body)))
-        return out
+            self.publish("blacklist", auth_host.make_content(
+                TEST_CONTENT_KEY, wire_host.K_BLACKLIST_FULL, 1, body))
 
-    def sync(self, w, morning=False):
+    def pushes(self):
+        """The back office's signed content for the morning sync: [(kind, name, blob)]."""
+        kinds = {"fares": wire_host.K_FARES, "blacklist": wire_host.K_BLACKLIST_FULL}
+        return [(kinds[k], k, self.content[k][1]) for k in ("fares", "blacklist")
+                if k in self.content]
+
+    def sync(self, w, morning=False, timeout=90):
+        """Sync this validator: through the station (it dials in, or the station polls its
+        serial line; wait for the session: pull, push what it lacks, clock, faults), or
+        without one by sync_once (morning: push and clock; evening: pull and faults)."""
+        if not self.via_station:
+            return self._sync_direct(w, morning)
+        dev = int(w.terminal[-8:], 16)
+        ev = threading.Event()
+        self.want[dev] = ev
+        if not ev.wait(timeout):
+            self.want.pop(dev, None)
+            raise RuntimeError("validator %s did not sync with the station within %d s (see "
+                               "%s)" % (w.terminal, timeout, os.path.join(self.out,
+                                                                         "station.log")))
+        return self._noted(w, dict(self.got.pop(dev)), morning)
+
+    def _sync_direct(self, w, morning):
         from ykt.cmd_sync import open_port
 
         t0_ = time.time()
@@ -199,6 +295,9 @@ class Sim:
         finally:
             port.close()
         summary["seconds"] = round(time.time() - t0_, 3)
+        return self._noted(w, summary, morning)
+
+    def _noted(self, w, summary, morning):
         summary["link"] = "serial" if w.sync_port.startswith("/dev/") else "tcp"
         summary["when"] = "morning" if morning else "evening"
         self.syncs.append(summary)
@@ -223,10 +322,12 @@ class Sim:
         day = scn.get("day")
         first = min(dev_seconds(t["at"], day) for t in scn["taps"])
         self.day_start = first - first % 86400 + 5 * 3600  # 05:00, depot sync before service
+        self.clock_secs = self.day_start
         for name, spec in scn["cards"].items():
             if spec.get("blacklisted"):
                 c = self.card(name, spec)
                 self.blacklist_serials.add(bytes(c.ef15[10:20]).hex())
+        self.publish_morning()
 
     def run(self, scn):
         self.prepare(scn)
@@ -252,6 +353,7 @@ class Sim:
                                   DOORS[door]))
         w.wait("POS")
         w.set_time(now)
+        self.last_tap = max(self.last_tap, now)
         if tp.get("tear"):
             card.arm_tear(tp["tear"])
         if hasattr(card, "reroll_uid"):
@@ -281,6 +383,7 @@ class Sim:
 
     def evening(self):
         """End of the day: every validator syncs its records into the depot database."""
+        self.clock_secs = max(self.day_start, self.last_tap)  # the bus is back at the depot
         for w in self.fleet.values():
             self.sync(w)
 
@@ -301,9 +404,11 @@ class Sim:
                         bad += 1
         return path, rows, ok, bad
 
-    def stop(self):
+    def stop(self, keep_station=False):
         for w in self.fleet.values():
             w.stop()
+        if self.station is not None and not keep_station:
+            self.station.stop()
         for le in self.lines:
             le.close()
 
