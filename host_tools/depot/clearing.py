@@ -180,7 +180,8 @@ def _devices(s):
 
 
 # -- decoding (derived from the registry's field list) ---------------------------------------
-def _make_decoder():
+def _make_decoder(only=None):
+    """A struct-based decoder of RECORD_FIELDS (all columns, or those in `only`)."""
     fmt = [">"]
     post = []
     pos = 0
@@ -188,42 +189,62 @@ def _make_decoder():
         if off > pos:
             fmt.append("%dx" % (off - pos))
         pos = off + size
-        if not col or kind == "none":
+        if not col or kind == "none" or (only is not None and col not in only):
             fmt.append("%dx" % size)
             continue
         fmt.append({"u8": "B", "u16": "H", "u32": "I", "x8": "B", "enum8": "B",
                     "flags8": "B"}.get(kind, "%ds" % size))
         post.append((col, kind, dict((v, n) for n, v in codes) if kind == "enum8" else codes))
     st = struct.Struct("".join(fmt))
+    cols = tuple(c for c, _, _ in post)
+    x8 = tuple("%02x" % i for i in range(256))
+    hexes = tuple(c for c, k, _ in post if k in ("hex", "bcd"))
+    x8s = tuple(c for c, k, _ in post if k == "x8")
+    enums = tuple((c, codes) for c, k, codes in post if k == "enum8")
+    flags = tuple((c, codes) for c, k, codes in post if k == "flags8")
 
     def decode(buf):
-        out = {}
-        for (col, kind, codes), v in zip(post, st.unpack_from(buf), strict=True):
-            if kind == "x8":
-                v = "%02x" % v
-            elif kind in ("hex", "bcd"):
-                v = v.hex()
-            elif kind == "enum8":
-                v = codes.get(v) or "%s_%d" % (col, v)
-            elif kind == "flags8":
-                for name, bit in codes:
-                    out[name] = 1 if v & bit else 0
-            out[col] = v
+        out = dict(zip(cols, st.unpack_from(buf), strict=True))  # ints as they are
+        for c in hexes:
+            out[c] = out[c].hex()
+        for c in x8s:
+            out[c] = x8[out[c]]
+        for c, codes in enums:
+            v = out[c]
+            out[c] = codes.get(v) or "%s_%d" % (c, v)
+        for c, codes in flags:
+            v = out[c]
+            for name, bit in codes:
+                out[name] = 1 if v & bit else 0
         return out
 
     return decode
 
 
 decode = _make_decoder()  # == record_host.decode (tests/host/test_clearing.py proves it)
+# what verification and the checks read; the export decodes the whole record again
+LITE_FIELDS = ("status", "card_serial", "issuer_id", "txn_type", "alg_id", "amount",
+               "balance_before", "balance_after", "atc", "terminal_no", "ttsn", "datetime",
+               "tac", "ref_seq", "psam_slot", "txflags", "void_seq")
+decode_lite = _make_decoder(LITE_FIELDS)
+_DAY_SECS = {}
 
 
 def _bcd_secs(h):
     """'YYYYMMDDhhmmss' -> naive seconds (device local time), None when not a time."""
     try:
-        return calendar.timegm((int(h[0:4]), int(h[4:6]), int(h[6:8]), int(h[8:10]),
-                                int(h[10:12]), int(h[12:14]), 0, 0, 0))
+        d = _DAY_SECS.get(h[0:8])
+        if d is None:
+            if len(_DAY_SECS) > 4096:
+                _DAY_SECS.clear()
+            d = _DAY_SECS[h[0:8]] = calendar.timegm(
+                _dt.datetime.strptime(h[0:8], "%Y%m%d").timetuple())
+        hh, mm, ss = int(h[8:10]), int(h[10:12]), int(h[12:14])
     except ValueError:
         return None
+    if hh > 23 or mm > 59 or ss > 59 or len(h) != 14:
+        return None
+    return d + hh * 3600 + mm * 60 + ss
 
 
 def _bcd_of(dt):
@@ -289,7 +310,7 @@ def clear_day(db, day, keyservice, out_dir, city="2900", operator=None, now=None
         dtb = raw[RH.O_DATETIME:RH.O_DATETIME + 7]
         if dtb < ctx_b:
             continue
-        r = decode(raw)
+        r = decode_lite(raw)
         r["_dev"], r["_seq"], r["_raw"], r["_received"] = dev, seq, raw, received
         r["_in_day"] = lo_b <= dtb < hi_b
         r["_t"] = _bcd_secs(r["datetime"])
@@ -570,6 +591,9 @@ GRAY_COLUMNS = ("depot_device_id", "depot_seq", "card", "atc", "amount", "balanc
                 "matched_seq", "detail", "first_day")
 
 
+_json_str = json.encoder.encode_basestring_ascii
+
+
 class _Out:
     """One export file pair (CSV + JSONL) with a control record over everything before it."""
 
@@ -580,11 +604,15 @@ class _Out:
         self.w.writerow(columns)
         self.jsonl.write(json.dumps({"header": header}, sort_keys=True) + "\n")
         self.count = self.amount = 0
+        # one JSON object a line, keys in column order: a fixed template, values encoded
+        # by the json module's own string encoder (C)
+        self.tmpl = "{" + ",".join('"%s":%%s' % c for c in columns) + "}\n"
 
     def add(self, row, amount=0):
         self.w.writerow(row)
-        d = dict(zip(self.columns, row, strict=True))
-        self.jsonl.write(json.dumps(d, separators=(",", ":")) + "\n")
+        enc = _json_str
+        self.jsonl.write(self.tmpl % tuple(
+            enc(v) if type(v) is str else "null" if v is None else str(int(v)) for v in row))
         self.count += 1
         self.amount += amount
 
@@ -624,7 +652,8 @@ def write_exports(out_dir, day, city, operator, day_recs, results, day_anoms, gr
             base = os.path.join(out_dir, export_name(day, dest, r["issuer_id"]))
             o = outs[key] = _Out(base, EXPORT_COLUMNS, dict(hdr, destination=dest,
                                                               issuer=r["issuer_id"]))
-        o.add(["%08X" % dev, seq, 1] + [r.get(c, "") for c in RH.CSV_COLUMNS], r["amount"])
+        full = decode(r["_raw"])
+        o.add(["%08X" % dev, seq, 1] + list(map(full.get, RH.CSV_COLUMNS)), r["amount"])
         st = settle[key]
         st["count"] += 1
         st["amount_fen"] += r["amount"]

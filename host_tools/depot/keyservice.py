@@ -116,8 +116,8 @@ class TestKeyService(KeyService):
             a = self._SM4(key) if alg == crypto.ALG_SM4 else self._TripleDES(key)
             return self._Cipher(a, self._modes.ECB()).encryptor()
 
-    def _div(self, alg, key16, f8):
-        e = self._ecb(alg, key16)
+    def _div(self, alg, key16, f8, e=None):
+        e = e or self._ecb(alg, key16)
         nf = bytes(x ^ 0xFF for x in f8)
         if alg == crypto.ALG_SM4:
             return e.update(f8 + (nf if crypto.SM4_DIV_INPUT_NOT else f8))
@@ -128,11 +128,11 @@ class TestKeyService(KeyService):
         c = self._card.get(ck)
         if c is None:
             ik = (fam, alg, factor2)
-            kiss = self._issuer_keys.get(ik)
-            if kiss is None:
+            ie = self._issuer_keys.get(ik)  # the issuer key's cipher, kept
+            if ie is None:
                 mk = crypto.master_key(self.keys[fam], alg, "tac")
-                kiss = self._issuer_keys[ik] = self._div(alg, mk, factor2)
-            dtk = self._div(alg, kiss, serial8)
+                ie = self._issuer_keys[ik] = self._ecb(alg, self._div(alg, mk, factor2))
+            dtk = self._div(alg, None, serial8, ie)
             if alg == crypto.ALG_SM4:
                 k = dtk if not crypto.SM4_TAC_KEY_HALVES_XOR else crypto.tac_key(alg, dtk) * 2
             else:
