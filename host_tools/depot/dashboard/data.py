@@ -25,6 +25,11 @@ def _rows(db, sql, args=()):
 
 
 def _columns(db, table):
+    if hasattr(db, "has_table") and hasattr(db, "columns"):
+        try:
+            return set(db.columns(table)) if db.has_table(table) else None
+        except Exception:
+            return None
     try:
         q = getattr(db, "query", None)
         if q is not None:
