@@ -196,7 +196,8 @@ class Station:
                 db = self.db()
                 ring = self.keyring()
             except Exception as e:
-                self.stats["db_errors"] += 1
+                with self._lock:
+                    self.stats["db_errors"] += 1
                 self.drop_db()
                 self.log("db_unavailable", "error", peer=peer, link=link,
                          error="%s: %s" % (type(e).__name__, e))
@@ -342,7 +343,8 @@ class Station:
                 if not busy:
                     self.stats["queued"] += 1
             if busy:
-                self.stats["refused_busy"] += 1
+                with self._lock:
+                    self.stats["refused_busy"] += 1
                 self._preauth_failed(peer, "busy", "all %d sessions busy and %d waiting: "
                                      "connection closed" % (self.max_sessions, self.max_queue))
                 c.close()
