@@ -1,29 +1,97 @@
-# board (esp32s3_pn532): ESP32-S3 validator with a PN532 on HSU and one MOT PSAM slot.
+# board (esp32s3_pn532): ESP32-S3 validator, PN532 on SPI, two PSAM slots, GPS, RTC, OLED.
 # SPDX-License-Identifier: MIT
 #
-# The only place besides the other boards that imports machine. Pins and the flash plan
-# are in wiring.py (shared with tests/hw); README.md has the wiring table.
-#   PN532 (HSU, 115200 8N1)      UART1 TX=GPIO17 RX=GPIO18, RSTPD_N=GPIO8
-#   PSAM slot 0 (ISO 7816-3)     UART2 on one I/O line (TX and RX tied: echo), 9600 8E2
-#                                CLK = PWM 3.5712 MHz on GPIO10 (372 clocks per etu),
-#                                RST = GPIO11
-#   feedback                     LED green GPIO4, LED red GPIO5, buzzer PWM GPIO6
-#   flash                        data partition "ykt" (esp32.Partition), raw NOR access
+# The only place besides the other boards that imports machine. Pins are in wiring.py,
+# the wiring table and parts list in README.md, the flash plan in
+# validator.storage.plan_boards.PLAN_ESP32S3 (FORMAT.md §1).
+#   PN532          SPI2 + NSS GPIO, RSTPD_N GPIO (validator.drivers.pn532_spi)
+#   PSAM slot 0/1  UART1/UART2 on one I/O line each (echo), CLK = LEDC PWM 3.5712 MHz,
+#                  RST = GPIO (slot 0 MOT, slot 1 the local issuer)
+#   GPS            UART0 9600 8N1, NMEA RMC/GGA; a stop is detected against board.json
+#                  "stops" (the fare table has no stop coordinates: README "GPS")
+#   I2C0           DS3231 RTC (battery-backed, read at boot) and SSD1306 128x64 OLED
+#   feedback       LED green/red, buzzer PWM: per-reason patterns that end on their own
+#   driver keys    next stop / previous stop / direction / sign-on, active low
+#   sync           Wi-Fi station dialling the depot (board.json "depot"), only while the
+#                  station is connected (sync cfg "up")
+#   watchdog       machine.WDT fed by the board task: a stalled event loop resets the chip
+# The board task (console_task) runs every 10 ms beside the card loop: feeds the
+# watchdog, steps the feedback pattern, redraws the display, reads GPS and keys, keeps
+# Wi-Fi joined. show()/idle() are on the tap path: they set pins and note what to draw,
+# nothing more (no allocation, no I2C).
+# Service log on the console (USB-CDC): "@BOOT rtc=secs|-1 cause=n", "@READY id ...",
+# "@TAP reason amount balance", "@POS line stop dir key|gps|signon", "@WIFI 0|1",
+# "@GPS 0|1", "@SIGNON line", "@CLOCK secs".
+#
+# Heap: like boards/unix, glue is kept to few classes (~290 B each, ~57 B per method on the
+# 64-bit port): Board is also the Clock, the Indicator, the RTC, the display, the GPS and
+# the keys (board.clock is board.indicator is board); PsamPort is a slot's link itself.
 import select
 import time
 
 import esp32
 import machine
 import wiring
+from micropython import const
+
+_TASK_MS = const(10)
+_WDT_MS = const(8000)
+_DEBOUNCE = const(3)  # task periods a key must read pressed
+_STOP_RADIUS_M = const(40)  # GPS: this close to a stop's position = at that stop
+_CLK_HZ = const(3571200)  # wiring.PSAM_CLK_HZ (checked by tests/host/test_board_esp32s3.py)
+_RTC = const(0x68)
+_OLED = const(0x3C)
+# SSD1306 datasheet §10: display off, horizontal addressing, segment/COM remap, 64 MUX,
+# clock, precharge, VCOMH, contrast, charge pump on, display on
+_OLED_INIT = (b"\x00\xae\x20\x00\x40\xa1\xa8\x3f\xc8\xd3\x00\xda\x12\xd5\x80\xd9\xf1\xdb"
+              b"\x30\x81\xcf\xa4\xa6\x8d\x14\xaf")
+# what the display says per reason code (validator.errors R_* order), English only: the
+# 8x8 framebuf font is ASCII (README: Chinese needs a bitmap font)
+_TEXT = ("PAID", "", "ONE CARD ONLY", "BLACKLISTED", "EXPIRED", "NOT YET VALID", "BLOCKED",
+         "NOT ACCEPTED", "NOT ACCEPTED", "LOW BALANCE", "ALREADY PAID", "TAP AGAIN",
+         "RECOVERED", "CARD ERROR", "UNSUPPORTED", "PSAM FAULT", "LOG FULL", "TAP AGAIN",
+         "FAULT", "NO TARIFF", "TYPE REFUSED")
+# pattern per feedback colour (off, green, red, amber): beep on ms, gap ms, LED hold ms
+_PAT = (b"\x00\x00\x00", b"\x0f\x00\x0f", b"\x0c\x07\x14", b"\x0a\x0a\x0f")  # x10 ms
 
 
-class UartLink:
-    """hal.ByteLink over machine.UART (a MicroPython stream)."""
+class PartitionFlash:
+    """hal.NorFlash on an ESP-IDF data partition (4 KiB erase blocks, 256-byte pages)."""
 
-    def __init__(self, uart):
-        self.uart = uart
+    def __init__(self, part):
+        self.part = part
+        self.block_size = 4096
+        self.prog_size = 256
+        self.block_count = part.ioctl(4, 0)
+        self.size = self.block_count * self.block_size
+        self.reads = 0  # read count (RecordLog reports its boot scan in reads)
+
+    def read(self, addr, buf):
+        self.reads += 1
+        self.part.readblocks(addr // 4096, buf, addr % 4096)
+
+    def program(self, addr, buf):
+        # writeblocks with an offset programs without erasing (extended block protocol)
+        self.part.writeblocks(addr // 4096, buf, addr % 4096)
+
+    def erase(self, block):
+        self.part.ioctl(6, block)
+
+
+class PsamPort:
+    """hal.IsoPort and its hal.ByteLink (link is itself): one contact slot on a UART whose
+    TX and RX share the I/O line (echo); the card clock runs from PWM, RST is a GPIO."""
+
+    echo = True
+
+    def __init__(self, uart_id, io_pin, clk_pin, rst_pin):
+        self.clk = machine.PWM(machine.Pin(clk_pin), freq=_CLK_HZ, duty_u16=32768)
+        self.rst = machine.Pin(rst_pin, machine.Pin.OUT, value=0)
+        self.uart = machine.UART(uart_id, baudrate=9600, bits=8, parity=0, stop=2,
+                                 tx=io_pin, rx=io_pin, timeout=0, rxbuf=512)
         self._p = select.poll()
-        self._p.register(uart, select.POLLIN)
+        self._p.register(self.uart, select.POLLIN)
+        self.link = self
 
     def write(self, buf, n):
         # stream write takes an optional length (py/stream.c), so no slice is allocated
@@ -43,122 +111,378 @@ class UartLink:
         while self.uart.any():
             self.uart.read()
 
-
-class PartitionFlash:
-    """hal.NorFlash on an ESP-IDF data partition (4 KiB erase blocks, 256-byte pages)."""
-
-    def __init__(self, part):
-        self.part = part
-        self.block_size = 4096
-        self.prog_size = 256
-        self.block_count = part.ioctl(4, 0)
-        self.size = self.block_count * self.block_size
-
-    def read(self, addr, buf):
-        self.part.readblocks(addr // 4096, buf, addr % 4096)
-
-    def program(self, addr, buf):
-        # writeblocks with an offset programs without erasing (extended block protocol)
-        self.part.writeblocks(addr // 4096, buf, addr % 4096)
-
-    def erase(self, block):
-        self.part.ioctl(6, block)
-
-
-class Clock:
-    """RTC-backed; MicroPython on ESP32 counts seconds from 2000-01-01, like the device."""
-
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return time.ticks_diff(a, b)
-
-    def ticks_add(self, a, d):
-        return time.ticks_add(a, d)
-
-    def sleep_ms(self, ms):
-        time.sleep_ms(ms)
-
-    def now(self):
-        return time.time()
-
-    def set_time(self, secs):
-        t = time.gmtime(secs)
-        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-
-
-class Indicator:
-    def __init__(self):
-        from validator.app import feedback
-
-        self._fb = feedback
-        self.green = machine.Pin(wiring.LED_GREEN, machine.Pin.OUT, value=0)
-        self.red = machine.Pin(wiring.LED_RED, machine.Pin.OUT, value=0)
-        self.buzzer = machine.PWM(machine.Pin(wiring.BUZZER), freq=2700, duty_u16=0)
-
-    def show(self, reason, amount, balance):
-        c = self._fb.colour(reason)
-        self.green.value(c == self._fb.GREEN or c == self._fb.AMBER)
-        self.red.value(c == self._fb.RED or c == self._fb.AMBER)
-        self.buzzer.duty_u16(32768 if self._fb.beeps(reason) else 0)
-
-    def idle(self):
-        self.green.value(0)
-        self.red.value(0)
-        self.buzzer.duty_u16(0)
-
-
-class PsamPort:
-    """hal.IsoPort: one contact slot; the card clock runs from PWM, RST is a GPIO."""
-
-    def __init__(self, uart_id, io_pin, clk_pin, rst_pin):
-        self.clk = machine.PWM(machine.Pin(clk_pin), freq=3571200, duty_u16=32768)
-        self.rst = machine.Pin(rst_pin, machine.Pin.OUT, value=0)
-        uart = machine.UART(uart_id, baudrate=9600, bits=8, parity=0, stop=2,
-                            tx=io_pin, rx=io_pin, timeout=0, rxbuf=512)
-        self.uart = uart
-        self.link = UartLink(uart)
-        self.echo = True  # one I/O line: everything sent is also received
-
     def set_etu(self, fi, di):
         """PPS agreed Fi/Di (ISO 7816-3 §9): bit rate = f / (Fi / Di), f = 3.5712 MHz."""
-        self.uart.init(baudrate=3571200 * di // fi, bits=8, parity=0, stop=2)
+        self.uart.init(baudrate=_CLK_HZ * di // fi, bits=8, parity=0, stop=2)
 
     def reset(self, level):
         self.rst.value(level)
+
+
+def _bcd(v):
+    return (v // 10) << 4 | v % 10
+
+
+def _unbcd(b):
+    return (b >> 4) * 10 + (b & 15)
+
+
+def _coord(v, hemi):
+    """NMEA ddmm.mmmm / dddmm.mmmm -> signed degrees."""
+    d = float(v or 0)
+    deg = int(d // 100)
+    out = deg + (d - deg * 100) / 60
+    return -out if hemi in ("S", "W") else out
+
+
+def _forget(name):
+    import sys
+
+    sys.modules.pop(name, None)
+    pkg, _, mod = name.rpartition(".")
+    p = sys.modules.get(pkg)
+    if p is not None and hasattr(p, mod):
+        delattr(p, mod)
 
 
 class Board:
     name = "esp32s3_pn532"
 
     def __init__(self):
-        from validator.drivers.pn532_link import Hsu
-        from validator.storage.plan_boards import PLAN_ESP32S3_16M
+        import json
 
+        from validator.app import feedback
+        from validator.drivers.pn532_spi import Spi
+        from validator.storage.plan_boards import partition_plan
+
+        try:
+            with open(wiring.CONFIG_FILE) as f:
+                self.cfg = json.load(f)
+        except (OSError, ValueError):
+            self.cfg = {}
         self.device_id = machine.unique_id()[-4:]
-        self.clock = Clock()
-        self.indicator = Indicator()
+        self.i2c = machine.I2C(wiring.I2C_ID, scl=machine.Pin(wiring.I2C_SCL),
+                               sda=machine.Pin(wiring.I2C_SDA), freq=400000)
+        self._rb = bytearray(8)  # RTC registers / status
+        # hal.Clock: the chip's RTC (time.time() counts from 2000) set from the DS3231
+        self.clock = self
+        self.ticks_ms = time.ticks_ms
+        self.ticks_diff = time.ticks_diff
+        self.ticks_add = time.ticks_add
+        self.sleep_ms = time.sleep_ms
+        self.now = time.time
+        secs = self.rtc_read()
+        if secs is not None:
+            self._set_chip(secs)
+        print("@BOOT rtc=%d cause=%d" % (-1 if secs is None else secs, machine.reset_cause()))
+        # hal.Indicator: LEDs, buzzer, display
+        self.indicator = self
+        self._fb = feedback
+        self.green = machine.Pin(wiring.LED_GREEN, machine.Pin.OUT, value=0)
+        self.red = machine.Pin(wiring.LED_RED, machine.Pin.OUT, value=0)
+        self.buzzer = machine.PWM(machine.Pin(wiring.BUZZER), freq=wiring.BUZZER_HZ,
+                                  duty_u16=0)
+        self.reason = -1  # -1: idle screen
+        self.amount = self.balance = self.colour = self.beeps = 0
+        self.t0 = time.ticks_ms()
+        self.active = self.buzz = False
+        self.dirty = True
+        self.logged = True
+        try:
+            self.i2c.writeto(_OLED, _OLED_INIT)
+            self.oled = True
+        except OSError:
+            self.oled = False  # no display fitted: the validator works without it
         parts = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=wiring.FLASH_PARTITION)
         if not parts:
             raise OSError("no '%s' data partition" % wiring.FLASH_PARTITION)
         self.flash = PartitionFlash(parts[0])
-        # FORMAT.md gives absolute flash addresses; the "ykt" partition starts at
-        # wiring.FLASH_PARTITION_BASE (partitions.csv), and PartitionFlash is relative to it.
-        base = wiring.FLASH_PARTITION_BASE
-        self.flash_plan = {k: (off - base, ln) for k, (off, ln) in PLAN_ESP32S3_16M.items()
-                           if off >= base}
-        self.pn532_reset = machine.Pin(wiring.PN532_RSTPDN, machine.Pin.OUT, value=1)
-        uart = machine.UART(wiring.PN532_UART, baudrate=115200, tx=wiring.PN532_TX,
-                            rx=wiring.PN532_RX, timeout=0, rxbuf=1024)
-        self.pn532 = Hsu(UartLink(uart))
-        self.psam_ports = [PsamPort(wiring.PSAM_UART, wiring.PSAM_IO, wiring.PSAM_CLK,
-                                    wiring.PSAM_RST)]
+        self.flash_plan = partition_plan(base=wiring.FLASH_PARTITION_BASE)
+        _forget("validator.storage.plan_boards")  # its dicts served once: free the heap
+        machine.Pin(wiring.PN532_RSTPDN, machine.Pin.OUT, value=1)  # held high: running
+        nss = machine.Pin(wiring.PN532_NSS, machine.Pin.OUT, value=1)
+        spi = machine.SPI(wiring.PN532_SPI, baudrate=1000000, polarity=0, phase=0,
+                          sck=machine.Pin(wiring.PN532_SCK), mosi=machine.Pin(wiring.PN532_MOSI),
+                          miso=machine.Pin(wiring.PN532_MISO))
+        self.pn532 = Spi(spi, nss.value, self, msb_only=True)
+        self.psam_ports = [
+            PsamPort(wiring.PSAM0_UART, wiring.PSAM0_IO, wiring.PSAM0_CLK, wiring.PSAM0_RST),
+            PsamPort(wiring.PSAM1_UART, wiring.PSAM1_IO, wiring.PSAM1_CLK, wiring.PSAM1_RST),
+        ]
+        self.gps = machine.UART(wiring.GPS_UART, baudrate=9600, tx=wiring.GPS_TX,
+                                rx=wiring.GPS_RX, timeout=0, rxbuf=512)
+        self._line = bytearray(96)
+        self._n = 0
+        self.fix = False
+        self.lat = self.lon = 0.0
+        self._gstop = -1  # the stop the GPS last arrived at
+        self.keys = [machine.Pin(p, machine.Pin.IN, machine.Pin.PULL_UP) for p in
+                     (wiring.KEY_NEXT, wiring.KEY_PREV, wiring.KEY_DIR, wiring.KEY_SIGNON)]
+        self._kc = bytearray(4)  # consecutive pressed samples per key
+        import array
+
+        pos = self.cfg.pop("stops", {})  # {"line": [[lat, lon], ...]}: the whole fleet's
+        self.stops = {}
+        for k in pos:  # ... kept per line as a flat float array (heap)
+            self.stops[int(k)] = array.array("f", [x for st in pos[k] for x in st])
+        del pos
+        self.wlan = None
+        self.sync_cfg = None
+        if self.cfg.get("depot"):
+            import network
+
+            self.wlan = network.WLAN(network.STA_IF)
+            self.wlan.active(True)
+            self.sync_cfg = {"connect": self.cfg["depot"], "tls": bool(self.cfg.get("tls")),
+                             "retry_s": self.cfg.get("retry_s", 30),
+                             "up": self.wlan.isconnected}
 
     def urandom(self, n):
         import os
 
         return os.urandom(n)
+
+    # -- clock: DS3231 (datasheet: time 00h-06h BCD; status 0Fh bit 7 OSF = stopped) ------
+    def rtc_read(self):
+        """-> device seconds since 2000-01-01, or None (no chip, or OSF set)."""
+        b = self._rb
+        try:
+            self.i2c.readfrom_mem_into(_RTC, 0x0F, memoryview(b)[:1])
+            if b[0] & 0x80:
+                return None
+            self.i2c.readfrom_mem_into(_RTC, 0x00, memoryview(b)[:7])
+        except OSError:
+            return None
+        return time.mktime((2000 + _unbcd(b[6]) + (100 if b[5] & 0x80 else 0),
+                            _unbcd(b[5] & 0x1F), _unbcd(b[4]), _unbcd(b[2] & 0x3F),
+                            _unbcd(b[1]), _unbcd(b[0] & 0x7F), 0, 0))
+
+    def _set_chip(self, secs):
+        t = time.gmtime(secs)
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
+    def set_time(self, secs):
+        """hal.Clock.set_time (sync SET CLOCK): the chip's RTC and the DS3231."""
+        self._set_chip(secs)
+        t = time.gmtime(secs)
+        b = bytes((_bcd(t[5]), _bcd(t[4]), _bcd(t[3]), t[6] + 1, _bcd(t[2]),
+                   _bcd(t[1]) | (0x80 if t[0] >= 2100 else 0), _bcd(t[0] % 100)))
+        try:
+            self.i2c.writeto_mem(_RTC, 0x00, b)
+            self.i2c.writeto_mem(_RTC, 0x0F, b"\x00")  # clear OSF: the time is valid
+        except OSError:
+            pass
+        print("@CLOCK %d" % secs)
+
+    # -- hal.Indicator (tap path: pins only) and the pattern the board task ends ---------
+    def show(self, reason, amount, balance):
+        fb = self._fb
+        c = fb.colour(reason)
+        self.reason = reason
+        self.amount = amount
+        self.balance = balance
+        self.colour = c
+        self.beeps = fb.beeps(reason)
+        self.t0 = time.ticks_ms()
+        self.active = True
+        self.dirty = True
+        self.logged = False
+        self.green.value(c == fb.GREEN or c == fb.AMBER)
+        self.red.value(c == fb.RED or c == fb.AMBER)
+        self.buzz = self.beeps > 0
+        if self.buzz:
+            self.buzzer.duty_u16(32768)
+
+    def idle(self):
+        pass  # the card left: the pattern still ends by its own timing
+
+    def _step(self, now):
+        if not self.active:
+            return
+        p = _PAT[self.colour]
+        on, period = p[0] * 10, (p[0] + p[1]) * 10
+        dt = time.ticks_diff(now, self.t0)
+        k = dt // period if period else 0
+        b = k < self.beeps and dt - k * period < on
+        if b != self.buzz:  # only edges reach the PWM
+            self.buzz = b
+            self.buzzer.duty_u16(32768 if b else 0)
+        if dt >= p[2] * 100 and k >= self.beeps:
+            self.green.value(0)
+            self.red.value(0)
+            if self.buzz:
+                self.buzzer.duty_u16(0)
+            self.active = self.buzz = False
+            self.reason = -1
+            self.dirty = True
+
+    def _draw(self, pos, wifi):
+        """The screen, one 8-pixel page at a time through a 128-byte framebuf."""
+        import framebuf
+
+        pg = bytearray(128)
+        fbuf = framebuf.FrameBuffer(pg, 128, 8, framebuf.MONO_VLSB)
+        rows = [""] * 8
+        rows[0] = "L%d S%d %s%s" % (pos.line, pos.stop, "DN" if pos.direction else "UP",
+                                   "  WIFI" if wifi else "")
+        r = self.reason
+        if r < 0:
+            rows[3] = "PLEASE TAP"
+            t = time.gmtime(time.time())
+            rows[7] = "%02d:%02d" % (t[3], t[4])
+        else:
+            rows[2] = _TEXT[r] if 0 <= r < len(_TEXT) else "FAULT %d" % r
+            paid = self._fb.charged(r)
+            if paid:
+                rows[4] = "FARE %d.%02d" % (self.amount // 100, self.amount % 100)
+            if paid or r == 9:  # R_INSUFFICIENT: the passenger sees why
+                rows[6] = "BAL %d.%02d" % (self.balance // 100, self.balance % 100)
+        for p in range(8):
+            fbuf.fill(0)
+            if rows[p]:
+                fbuf.text(rows[p], 0, 0, 1)
+            self.i2c.writeto(_OLED, bytes((0, 0x21, 0, 127, 0x22, p, p)))
+            self.i2c.writevto(_OLED, (b"\x40", pg))
+        self.dirty = False
+
+    # -- position: driver keys and GPS ----------------------------------------------------
+    def _set_pos(self, v, stop, direction, source):
+        dev = getattr(v.processor, "dev", None)
+        if dev is None:
+            return
+        pos = dev.position
+        if stop != pos.stop or direction != pos.direction or source == "signon":
+            v.processor.set_position(pos.line, stop, direction, 0)
+            print("@POS %d %d %d %s" % (pos.line, stop, direction, source))
+            self.dirty = True
+
+    def _key(self, v, k):
+        dev = getattr(v.processor, "dev", None)
+        if dev is None:
+            return
+        pos = dev.position
+        t = dev.tables.current(time.time())
+        li = t.line_index(pos.line) if t is not None else -1
+        n = t.line_stops(li) if li >= 0 else 0
+        if k == 0:  # next stop
+            self._set_pos(v, min(pos.stop + 1, n - 1) if n else pos.stop + 1, pos.direction,
+                          "key")
+        elif k == 1:  # previous stop
+            self._set_pos(v, max(pos.stop - 1, 0), pos.direction, "key")
+        elif k == 2:  # direction: the far terminus becomes stop 0 of the other direction
+            self._set_pos(v, 0, pos.direction ^ 1, "key")
+        else:  # driver sign-on: recorded, back to the start of the line
+            from validator.app import content
+
+            content.fault(dev.faults, "driver: sign-on line %d" % pos.line)
+            print("@SIGNON %d" % pos.line)
+            self._set_pos(v, 0, 0, "signon")
+
+    def _gps(self, v):
+        """Read NMEA from the receiver; on a fix, the nearest configured stop within
+        _STOP_RADIUS_M becomes the position (board.json "stops": {"line": [[lat, lon],
+        ...]} in the order of direction 0)."""
+        u = self.gps
+        ln = self._line
+        ck = memoryview(ln)[80:]  # the receive chunk: the line's last 16 bytes
+        while u.any():
+            k = u.readinto(ck) or 0
+            if not k:
+                break
+            for i in range(k):
+                c = ck[i]
+                if c == 0x24:  # "$" starts a sentence
+                    self._n = 0
+                if c == 0x0A:
+                    self._nmea(v, bytes(ln[:self._n]).strip())
+                    self._n = 0
+                elif self._n < 80:
+                    ln[self._n] = c
+                    self._n += 1
+
+    def _nmea(self, v, s):
+        if len(s) < 10 or s[0] != 0x24 or s[-3] != 0x2A:
+            return
+        x = 0
+        for c in s[1:-3]:
+            x ^= c
+        try:
+            if x != int(s[-2:], 16):
+                return  # NMEA 0183: XOR of the characters between $ and *
+            f = s[1:-3].decode().split(",")
+        except (ValueError, UnicodeError):
+            return
+        if f[0][2:] == "RMC" and len(f) > 6:
+            fix = f[2] == "A"
+            if fix != self.fix:
+                self.fix = fix
+                print("@GPS %d" % fix)
+            if not fix:
+                return
+            self.lat = _coord(f[3], f[4])
+            self.lon = _coord(f[5], f[6])
+        else:
+            return  # GGA and the rest: RMC carries position, validity and date
+        dev = getattr(v.processor, "dev", None)
+        st = self.stops.get(dev.position.line) if dev else None
+        if not st:
+            return
+        import math
+
+        best, bi = float(_STOP_RADIUS_M), -1
+        for i in range(len(st) // 2):
+            dx = (st[2 * i + 1] - self.lon) * math.cos(math.radians(self.lat))
+            d = math.sqrt(dx * dx + (st[2 * i] - self.lat) ** 2) * 111195.0  # equirectangular
+            if d < best:
+                best, bi = d, i
+        if bi >= 0 and bi != self._gstop:  # arrival at a stop; in between, and at the
+            self._gstop = bi  # same stop, a driver key's correction stands
+            dr = dev.position.direction
+            self._set_pos(v, len(st) // 2 - 1 - bi if dr else bi, dr, "gps")
+
+    # -- the board task -------------------------------------------------------------------
+    async def console_task(self, v):
+        import asyncio
+        import gc
+
+        wdt = machine.WDT(timeout=self.cfg.get("wdt_ms", _WDT_MS))
+        gc.collect()
+        print("@READY %s heap_used=%d heap_free=%d" % (self.device_id.hex(), gc.mem_alloc(),
+                                                      gc.mem_free()))
+        wifi = False
+        last_wifi = last_join = time.ticks_add(time.ticks_ms(), -20000)
+        while True:
+            wdt.feed()
+            now = time.ticks_ms()
+            self._step(now)
+            if not self.logged:
+                self.logged = True
+                print("@TAP %d %d %d" % (self.reason, self.amount, self.balance))
+            for i in range(4):
+                if self.keys[i].value() == 0:
+                    if self._kc[i] < _DEBOUNCE:
+                        self._kc[i] += 1
+                        if self._kc[i] == _DEBOUNCE:
+                            self._key(v, i)
+                else:
+                    self._kc[i] = 0
+            self._gps(v)
+            if self.wlan is not None and time.ticks_diff(now, last_wifi) >= 500:
+                last_wifi = now
+                up = self.wlan.isconnected()
+                if not up and time.ticks_diff(now, last_join) >= 10000:
+                    last_join = now  # the station scans and joins in the background
+                    w = self.cfg.get("wifi", {})
+                    self.wlan.connect(w.get("ssid", ""), w.get("key", ""))
+                if up != wifi:
+                    wifi = up
+                    print("@WIFI %d" % up)
+                    self.dirty = True
+            if self.dirty and self.oled:
+                dev = getattr(v.processor, "dev", None)
+                if dev is not None:
+                    self._draw(dev.position, wifi)
+            await asyncio.sleep_ms(_TASK_MS)  # type: ignore[attr-defined]
 
 
 def make_board():

@@ -27,8 +27,8 @@ CONTENT = (
 )
 
 
-def _files():
-    for src, dst in CONTENT:
+def _files(content=CONTENT):
+    for src, dst in content:
         p = os.path.join(ROOT, src)
         if os.path.isdir(p):
             for d, _, fs in sorted(os.walk(p)):
@@ -40,10 +40,11 @@ def _files():
             yield p, dst
 
 
-def build(out_dir=None):
-    """Build (or reuse) the image for the current sources; return its path."""
+def build(out_dir=None, content=CONTENT):
+    """Build (or reuse) the image for the current sources; return its path. content:
+    (source, path in the image) pairs, default the unix board's (CONTENT)."""
     out_dir = out_dir or os.path.join(ROOT, "build", "romfs")
-    files = list(_files())
+    files = list(_files(content))
     h = hashlib.sha256()
     h.update(b"mpy -s rom")
     for src, dst in files:

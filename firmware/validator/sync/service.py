@@ -6,7 +6,9 @@
 # cfg (the unix board's `sync` entry, or a real board's settings) may hold:
 #   "tty": "/dev/pts/N" or a UART/USB-CDC StreamLink already built ("link")
 #   "listen": 7000 (accept a depot; "listen_host" default 127.0.0.1)
-#   "connect": "host:port" (connect out to a depot, every "retry_s" seconds; "tls": bool)
+#   "connect": "host:port" (connect out to a depot, every "retry_s" seconds; "tls": bool;
+#              "up": optional callable -> bool, e.g. a Wi-Fi station's isconnected: no dial
+#              while it is False)
 # All sessions share one guard: only one is authenticated at a time (E_BUSY for others).
 from micropython import const
 
@@ -66,8 +68,11 @@ def tasks(cfg, target, keys, urandom, clock):
         retry = cfg.get("retry_s", 30) * 1000
         s3 = Session(None, target, keys, urandom, clock, guard)
         last = [None]
+        up = cfg.get("up")
 
         def dial():
+            if up is not None and not up():
+                return None  # no network (Wi-Fi out of range): nothing to dial
             now = clock.ticks_ms()
             if last[0] is not None and clock.ticks_diff(now, last[0]) < retry:
                 return None
