@@ -149,3 +149,13 @@ def clock_back(dev, recs, tolerance_s=CLOCK_TOLERANCE_S):
                                "%d at %s" % (n["_seq"], n["datetime"], p["_seq"], p["datetime"]),
                                [_k(p), _k(n)]))
     return out
+
+
+def reasons_table():
+    """The markdown table CLEARING.md carries between its `reasons` markers (a test holds
+    the two equal; regenerate with `python -c 'from depot import anomalies as A;
+    print(A.reasons_table())'`)."""
+    rows = ["| code | kind | proposes | meaning |", "|---|---|---|---|"]
+    for c, (k, p, m) in REASONS.items():
+        rows.append("| `%s` | %s | %s | %s |" % (c, k, "yes" if p else "", m))
+    return "\n".join(rows)

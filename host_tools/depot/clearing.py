@@ -560,8 +560,9 @@ def _store(s, day, found, results, grays):
         s.executemany("INSERT INTO clearing_results (device_id, seq, cleared_day, status, card, "
                       "issuer, amount, tac_ok, verdict, reason, destination, export_file) "
                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", res)
+        s.execute("DELETE FROM gray_records WHERE first_day = ?", (day,))
         s.executemany("DELETE FROM gray_records WHERE device_id = ? AND seq = ?",
-                      [k for k in grays])
+                      [k for k, g in grays.items() if g["first_day"] != day])
         s.executemany(
             "INSERT INTO gray_records (device_id, seq, card, atc, amount, balance_before, "
             "balance_after, datetime, state, resolution, matched_device, matched_seq, detail, "
@@ -594,13 +595,45 @@ GRAY_COLUMNS = ("depot_device_id", "depot_seq", "card", "atc", "amount", "balanc
 _json_str = json.encoder.encode_basestring_ascii
 
 
+class _Sink:
+    """A file written through a small text buffer, hashed as it goes (bounded memory)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path + ".tmp", "wb")
+        self.h = hashlib.sha256()
+        self.buf = io.StringIO()
+        self.n = 0
+
+    def write(self, text):
+        self.buf.write(text)
+        self.n += 1
+        if self.n >= 2000:
+            self.flush()
+
+    def flush(self):
+        b = self.buf.getvalue().encode()
+        self.h.update(b)
+        self.f.write(b)
+        self.buf.seek(0)
+        self.buf.truncate()
+        self.n = 0
+
+    def finish(self, tail):
+        self.flush()
+        self.f.write(tail.encode())
+        self.f.close()
+        os.replace(self.path + ".tmp", self.path)
+
+
 class _Out:
     """One export file pair (CSV + JSONL) with a control record over everything before it."""
 
     def __init__(self, base, columns, header):
         self.base, self.columns = base, columns
-        self.csv_buf, self.jsonl = io.StringIO(), io.StringIO()
-        self.w = csv.writer(self.csv_buf, lineterminator="\n")
+        self.csv = _Sink(base + ".csv")
+        self.jsonl = _Sink(base + ".jsonl")
+        self.w = csv.writer(self.csv, lineterminator="\n")
         self.w.writerow(columns)
         self.jsonl.write(json.dumps({"header": header}, sort_keys=True) + "\n")
         self.count = self.amount = 0
@@ -618,17 +651,13 @@ class _Out:
 
     def close(self):
         paths = {}
-        for ext, buf in (("csv", self.csv_buf), ("jsonl", self.jsonl)):
-            body = buf.getvalue().encode()
+        for ext, sink in (("csv", self.csv), ("jsonl", self.jsonl)):
+            sink.flush()
             ctl = {"count": self.count, "amount_fen": self.amount,
-                   "sha256": hashlib.sha256(body).hexdigest()}
-            tail = ("CONTROL,%(count)d,%(amount_fen)d,%(sha256)s\n" % ctl if ext == "csv" else
-                    json.dumps({"control": ctl}, sort_keys=True) + "\n").encode()
-            path = "%s.%s" % (self.base, ext)
-            with open(path + ".tmp", "wb") as f:
-                f.write(body + tail)
-            os.replace(path + ".tmp", path)
-            paths[ext] = path
+                   "sha256": sink.h.hexdigest()}
+            sink.finish("CONTROL,%(count)d,%(amount_fen)d,%(sha256)s\n" % ctl if ext == "csv"
+                        else json.dumps({"control": ctl}, sort_keys=True) + "\n")
+            paths[ext] = sink.path
         return paths
 
 
