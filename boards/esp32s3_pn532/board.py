@@ -157,9 +157,9 @@ class Board:
 
         try:
             with open(wiring.CONFIG_FILE) as f:
-                self.cfg = json.load(f)
+                cfg = json.load(f)
         except (OSError, ValueError):
-            self.cfg = {}
+            cfg = {}
         self.device_id = machine.unique_id()[-4:]
         self.i2c = machine.I2C(wiring.I2C_ID, scl=machine.Pin(wiring.I2C_SCL),
                                sda=machine.Pin(wiring.I2C_SDA), freq=400000)
@@ -221,21 +221,23 @@ class Board:
         self._kc = bytearray(4)  # consecutive pressed samples per key
         import array
 
-        pos = self.cfg.pop("stops", {})  # {"line": [[lat, lon], ...]}: the whole fleet's
+        pos = cfg.get("stops", {})  # {"line": [[lat, lon], ...]}: the whole fleet's
         self.stops = {}
         for k in pos:  # ... kept per line as a flat float array (heap)
             self.stops[int(k)] = array.array("f", [x for st in pos[k] for x in st])
         del pos
         self.wlan = None
         self.sync_cfg = None
-        if self.cfg.get("depot"):
+        w = cfg.get("wifi", {})
+        self.wifi = (w.get("ssid", ""), w.get("key", ""))
+        self.wdt_ms = cfg.get("wdt_ms", _WDT_MS)
+        if cfg.get("depot"):
             import network
 
             self.wlan = network.WLAN(network.STA_IF)
             self.wlan.active(True)
-            self.sync_cfg = {"connect": self.cfg["depot"], "tls": bool(self.cfg.get("tls")),
-                             "retry_s": self.cfg.get("retry_s", 30),
-                             "up": self.wlan.isconnected}
+            self.sync_cfg = {"connect": cfg["depot"], "tls": bool(cfg.get("tls")),
+                             "retry_s": cfg.get("retry_s", 30), "up": self.wlan.isconnected}
 
     def urandom(self, n):
         import os
@@ -445,7 +447,7 @@ class Board:
         import asyncio
         import gc
 
-        wdt = machine.WDT(timeout=self.cfg.get("wdt_ms", _WDT_MS))
+        wdt = machine.WDT(timeout=self.wdt_ms)
         gc.collect()
         print("@READY %s heap_used=%d heap_free=%d" % (self.device_id.hex(), gc.mem_alloc(),
                                                       gc.mem_free()))
@@ -472,8 +474,7 @@ class Board:
                 up = self.wlan.isconnected()
                 if not up and time.ticks_diff(now, last_join) >= 10000:
                     last_join = now  # the station scans and joins in the background
-                    w = self.cfg.get("wifi", {})
-                    self.wlan.connect(w.get("ssid", ""), w.get("key", ""))
+                    self.wlan.connect(self.wifi[0], self.wifi[1])
                 if up != wifi:
                     wifi = up
                     print("@WIFI %d" % up)

@@ -30,7 +30,8 @@ class Partition:
 
     @staticmethod
     def find(type=1, subtype=255, label=None):
-        parts = machine._config()["flash"].get("partitions", {})
+        _flash()
+        parts = machine._config().pop("flash")["partitions"]  # read once: free the heap
         return [Partition(n, parts[n][0], parts[n][1]) for n in parts
                 if label is None or n == label]
 

@@ -39,7 +39,7 @@ from emu import i2cbus, romfs
 from emu import pn532 as pn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEAP = "132k"
+HEAP = "128k"
 FLASH_SIZE = 32 << 20
 PARTITION = (0x400000, 0x1C00000)
 CONTENT = (

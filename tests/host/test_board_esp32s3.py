@@ -211,9 +211,13 @@ def test_esp32s3_when_gps_reaches_a_stop_the_section_fare_follows(day, font):
     # the whole ride 1 -> 5 on line 801 costs the matrix fare (default.json), whatever the
     # split between boarding and alighting
     assert 5000 - c.balance == 400, (before, amount)
-    time.sleep(0.3)
+    time.sleep(0.3)  # the board task redraws within a period or two
     scr = w.screen(font)
-    assert "L801 S5 UP" in scr[0]
+    assert scr[0] == "L801 S5 UP" and scr[2] == "PAID"
+    assert scr[4] == "FARE %d.%02d" % divmod(amount, 100)
+    assert scr[6] == "BAL %d.%02d" % divmod(balance, 100)
+    time.sleep(2.0)  # the pattern is over: back to the idle screen
+    assert w.screen(font)[3] == "PLEASE TAP"
 
 
 def test_esp32s3_when_local_card_taps_psam_slot_1_pays(day):
