@@ -3,7 +3,7 @@
 `ykt flash image` builds the validator's data region with a fresh record log and a parameter
 store holding the device's sync key blob (`ykt sync-keys`) and its back-office-signed
 configuration (city, line, repeat window; a K_CONFIG content container). Write it to the
-board's data partition (esp32s3: `esptool.py write_flash 0x200000 ykt.bin`, see
+board's data partition (esp32s3: `esptool.py write_flash 0x400000 ykt.bin`, see
 boards/esp32s3_pn532/README.md), or point the unix board's config at it. Fare tables and
 blacklists then arrive through the first depot sync.
 """
@@ -14,7 +14,7 @@ import os
 from ykt import argtypes as T
 from ykt.cli import EXIT_USAGE, CommandError, read_bytes
 
-BOARDS = {"sim": (64 << 20, 0), "esp32s3": (16 << 20, 0x200000)}  # image size, base
+BOARDS = {"sim": (64 << 20, 0), "esp32s3": (32 << 20, 0x400000)}  # flash size, ykt base
 
 
 def register(sub):
@@ -68,7 +68,7 @@ def do_image(args):
     from validator.errors import SyncError
     from validator.storage import PLAN_SIM
     from validator.storage.params import ParamStore
-    from validator.storage.plan_boards import PLAN_ESP32S3_16M
+    from validator.storage.plan_boards import partition_plan
     from validator.storage.recordlog import RecordLog
     from validator.sync import auth
 
@@ -80,8 +80,7 @@ def do_image(args):
                            EXIT_USAGE)
     cfg = _config_blob(args)
     size, base = BOARDS[args.board]
-    plan = PLAN_SIM if args.board == "sim" else {
-        k: (o - base, n) for k, (o, n) in PLAN_ESP32S3_16M.items() if o >= base}
+    plan = PLAN_SIM if args.board == "sim" else partition_plan(base=base)
     if os.path.exists(args.out):
         os.remove(args.out)
     f = NorFlash(size - base, path=args.out, invert=args.board == "sim")

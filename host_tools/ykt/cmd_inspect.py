@@ -96,7 +96,7 @@ def do_inspect(args):
 
     if not os.path.exists(args.dump):
         raise CommandError("cannot read %s: No such file or directory" % args.dump, EXIT_IO)
-    fp = plan.PLAN_SIM if args.board == "sim" else plan_boards.PLAN_ESP32S3_16M
+    fp = plan.PLAN_SIM if args.board == "sim" else plan_boards.PLAN_ESP32S3
     size = os.path.getsize(args.dump)
     need = max(o + n for o, n in fp.values())
     if size < need:
