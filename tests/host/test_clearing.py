@@ -324,3 +324,10 @@ def test_clearing_when_sim_day_cleared_every_paid_tac_verified_every_gray_resolv
     assert results == stored  # every record has a verdict
     dests = {e["destination"] for s in days.values() for e in s["files"]["exports"]}
     assert dests == {"local", "national"}
+
+
+def test_clearing_md_when_read_its_reason_table_is_the_code_table():
+    path = os.path.join(os.path.dirname(clearing.__file__), "CLEARING.md")
+    text = open(path).read()
+    begin, end = "<!-- reasons:begin -->\n", "\n<!-- reasons:end -->"
+    assert text[text.index(begin) + len(begin) : text.index(end)] == A.reasons_table()
