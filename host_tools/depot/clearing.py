@@ -156,9 +156,8 @@ def iter_raw(s, batch=50000):
     last = (-1, -1)
     while True:  # keyset pagination: bounded memory on a million-record day
         rows = _tuples(s.query(
-            "SELECT device_id, seq, %s, %s FROM records WHERE device_id > ? OR "
-            "(device_id = ? AND seq > ?) ORDER BY device_id, seq LIMIT %d"
-            % (raw, rec, batch), (last[0], last[0], last[1])))
+            "SELECT device_id, seq, %s, %s FROM records WHERE (device_id, seq) > (?, ?) "
+            "ORDER BY device_id, seq LIMIT %d" % (raw, rec, batch), last))
         for dev, seq, data, received in rows:
             if isinstance(dev, str):
                 dev = int(dev, 16)

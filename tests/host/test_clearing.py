@@ -102,6 +102,14 @@ def test_keyservice_when_key_or_input_missing_it_says_unverified_not_false():
     assert wrong.verify_tac(r) == (False, "TAC_MISMATCH")
 
 
+def test_clearing_when_records_are_read_in_pages_none_is_missed(db):
+    for dev in (DEV_A, DEV_B):
+        ingest(db, dev, 1, [rec(card_no(5), dev, q, at("06:00:%02d" % q), q, 5000)
+                            for q in range(1, 8)])
+    got = [(d, q) for d, q, _raw, _rc in clearing.iter_raw(clearing.store(db), batch=3)]
+    assert got == [(d, q) for d in (DEV_A, DEV_B) for q in range(1, 8)]
+
+
 # -- a crafted day ----------------------------------------------------------------------------
 def test_clearing_when_day_is_clean_exports_per_issuer_with_control_records(db, tmp_path):
     imgs = [
