@@ -428,9 +428,9 @@ def _device_checks(d, now, days):
         except ValueError:
             last = None
     if last is not None and now - float(last) > days * 86400:
-        out.append(A.Anomaly("NOT_SYNCED", dev, "", "last sync %s, %.1f days before %s" % (
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(last))),
-            (now - float(last)) / 86400, time.strftime("%Y-%m-%d", time.gmtime(now))), []))
+        # the detail names only the last sync: one anomaly per silence, however often cleared
+        out.append(A.Anomaly("NOT_SYNCED", dev, "", "last sync %s, more than %d days ago" % (
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(last))), days), []))
     clock = d.get("clock")
     if clock is not None and last is not None:  # device seconds at that sync vs the depot's
         from depot.station import local_secs_since_2000
