@@ -28,8 +28,9 @@ REASONS = {
                        "card"),
     "BAL_LOST": ("balance", True, "balance_before below the previous balance_after with "
                  "consecutive ATC: value left the card without a purchase"),
-    "BAL_GAINED": ("balance", True, "balance_before above the previous balance_after with "
-                   "consecutive ATC and no load the depot knows of"),
+    "BAL_GAINED": ("balance", False, "balance_before above the previous balance_after with "
+                   "consecutive ATC: a load (loads move the online ATC, not the offline one) "
+                   "the depot has no record of; the load system's file closes it"),
     "TWO_VEHICLES": ("two_vehicles", True, "the same card on two vehicles closer in time "
                      "than a passenger can change"),
     "CLOCK_AHEAD": ("clock", False, "record time later than the depot's time of receipt: "

@@ -7,10 +7,11 @@ from ykt.cli import EXIT_USAGE, CommandError
 from ykt.depot_clear import open_db
 
 HELP = """Cards that clearing flagged (anomalies of the chosen reasons: TAC failure, ATC
-repeat or regression, balance chain break, two vehicles too close) are proposed for the
-blacklist; an operator approves or rejects each proposal; publish signs the next blacklist
-version (a full list and a delta against the previous version) and stores it in the
-database, from where the station pushes it to every validator at its next sync."""
+repeat or regression, value lost from the balance chain, two vehicles too close) are
+proposed for the blacklist; an operator approves or rejects each proposal; publish signs
+the next blacklist version (a full list and a delta against the previous version) and
+stores it in the database, from where the station pushes it to every validator at its
+next sync."""
 
 
 def register(group):
@@ -21,7 +22,7 @@ def register(group):
     pr.add_argument("--db", required=True)
     pr.add_argument("--reason", action="append", default=[],
                     help="reason code or kind that proposes (repeatable; default: %s)"
-                    % "TAC_MISMATCH, ATC_REPEAT, ATC_REGRESSION, BAL_*, TWO_VEHICLES")
+                    % "TAC_MISMATCH, ATC_REPEAT, ATC_REGRESSION, BAL_LOST, TWO_VEHICLES")
     pr.set_defaults(func=do_propose)
     ap = sub.add_parser("approve", help="an operator approves proposals (ids or card numbers)")
     ap.add_argument("--db", required=True)
