@@ -487,4 +487,9 @@ class Board:
 
 
 def make_board():
-    return Board()
+    global wiring
+    b = Board()
+    # wiring's pin names are read once, here: its module dict (~1 KB of heap) goes
+    _forget("wiring")
+    del wiring
+    return b

@@ -11,12 +11,14 @@ import machine
 from emu.nor import NorFlash
 
 _nor = []
+_parts = {}
 
 
 def _flash():
     if not _nor:
-        c = machine._config()["flash"]
+        c = machine._config().pop("flash")  # read once: the config dict stays small
         _nor.append(NorFlash(c["size"], path=c["path"], invert=True))
+        _parts.update(c["partitions"])
     return _nor[0]
 
 
@@ -31,8 +33,7 @@ class Partition:
     @staticmethod
     def find(type=1, subtype=255, label=None):
         _flash()
-        parts = machine._config().pop("flash")["partitions"]  # read once: free the heap
-        return [Partition(n, parts[n][0], parts[n][1]) for n in parts
+        return [Partition(n, _parts[n][0], _parts[n][1]) for n in _parts
                 if label is None or n == label]
 
     def readblocks(self, block, buf, off=0):

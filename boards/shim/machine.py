@@ -147,9 +147,10 @@ class _Stream(io.IOBase):
 
     def __init__(self, kind, id, **kw):
         self.f, self.p = _open(_config()[kind][str(id)])
-        self.hdr = bytearray(16)  # I2C header / SPI receive chunk
-        self.one = bytearray(1)
         self.baudrate = kw.get("baudrate", 0)
+        if kind != "uart":  # a UART needs no staging buffers
+            self.hdr = bytearray(16)  # I2C header / SPI receive chunk
+            self.one = bytearray(1)
 
     # -- UART (select.poll works on the pty's own fd: ioctl 10 returns it) ---------------
     def init(self, baudrate=0, **kw):

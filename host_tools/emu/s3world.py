@@ -119,7 +119,7 @@ class S3World:
         cfg["ctl"] = self._open("ctl", None)
         self.cfg = cfg
         self.cfg_path = os.path.join(workdir, "machine.json")
-        self.board_cfg = board_cfg or {}
+        self.board_cfg = board_cfg  # None: the board keeps the board.json it has (deployed)
         self.heap = heap
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -242,15 +242,38 @@ class S3World:
         return self.oled.text(font)
 
     # -- the firmware process ------------------------------------------------------------
-    def start(self, wait_ready=True, timeout=30):
+    def repl(self, heap="1M"):
+        """The board in maintenance mode: the unix port's REPL on a pty (mpremote connects
+        to the returned /dev/pts/N with `resume`), cwd = the board's filesystem, the same
+        buses. Stop it (stop_repl) before start()."""
+        m, s = pty.openpty()
+        tty.setraw(s)
+        env = dict(os.environ, YKT_MACHINE=self.cfg_path, MICROPYPATH=":.frozen")
+        with open(self.cfg_path, "w") as f:
+            json.dump(dict(self.cfg, reset_cause=self.reset_cause), f, indent=1)
+        self._power_on()
+        self.repl_proc = subprocess.Popen([romfs_mp(), "-X", "heapsize=" + heap],
+                                          stdin=m, stdout=m, stderr=m, env=env,
+                                          cwd=self.workdir)
+        os.close(m)
+        self._repl_slave = s
+        return os.ttyname(s)
+
+    def stop_repl(self):
+        self.repl_proc.kill()
+        self.repl_proc.wait()
+        os.close(self._repl_slave)
+
+    def start(self, wait_ready=True, timeout=30, image=None):
         cfg = dict(self.cfg, reset_cause=self.reset_cause)
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f, indent=1)
-        with open(os.path.join(self.workdir, "board.json"), "w") as f:
-            json.dump(self.board_cfg, f, indent=1)
+        if self.board_cfg is not None:
+            with open(os.path.join(self.workdir, "board.json"), "w") as f:
+                json.dump(self.board_cfg, f, indent=1)
         self._power_on()
         self.network_seen and self._send_ctl(0x4E, 0, 1)
-        image = romfs.build(content=CONTENT)
+        image = image or romfs.build(content=CONTENT)
         args = romfs.command(image, self.heap)
         env = dict(os.environ)
         env["YKT_MACHINE"] = self.cfg_path
@@ -346,6 +369,13 @@ class S3World:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def romfs_mp():
+    import shutil
+
+    return shutil.which("micropython") or os.path.join(os.path.dirname(sys.executable),
+                                                       "micropython")
 
 
 def run_main():  # pragma: no cover - manual: python -m emu.s3world DIR
