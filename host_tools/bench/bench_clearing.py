@@ -7,8 +7,8 @@ DepotDB.ingest like a sync, then cleared: decode + TAC verify + gray matching + 
 checks + exports + the database writes.
 
   clearing_records_per_s       records cleared per second (SQLite; a 20 000-record day)
-  clearing_records_per_s_pg    the same on PostgreSQL, when depot.db has open_db and a
-                               PostgreSQL server can be started (tests/pgserver.py)
+  clearing_records_per_s_pg    the same on PostgreSQL, when depot.db has open_db and
+                               $YKT_BENCH_PG_URL names a server (use an empty database)
   clearing_1m_records_s        seconds to clear a 1 000 000-record day (SQLite)
   clearing_tac_per_s           key-service TAC checks per second alone (fast engine)
   clearing_tac_reference_per_s the pure-Python reference engine (emu.crypto), for scale
@@ -88,31 +88,19 @@ def _clear_once(db, ks, out):
 
 
 def _pg_db():
+    """PostgreSQL from $YKT_BENCH_PG_URL (a server the caller runs; host tools do not reach
+    into tests/, so tests/pgserver.py is not used here)."""
     from depot import db as dbmod
 
+    url = os.environ.get("YKT_BENCH_PG_URL")
+    if not url:
+        return None, None, "set YKT_BENCH_PG_URL=postgresql://... to measure PostgreSQL"
     if not hasattr(dbmod, "open_db"):
         return None, None, "depot.db has no open_db (PostgreSQL) yet"
     try:
-        import sys
-
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__)))), "tests"))
-        import pgserver  # tests/pgserver.py (helper H1)
-    except ImportError:
-        return None, None, "tests/pgserver.py not present"
-    for name in ("start", "PgServer", "Server"):
-        if hasattr(pgserver, name):
-            break
-    else:
-        return None, None, "tests/pgserver.py has no start()"
-    try:
-        srv = getattr(pgserver, name)()
-        url = srv if isinstance(srv, str) else getattr(srv, "url", None)
-        if callable(url):
-            url = url()
-        return dbmod.open_db(url), srv, None
-    except Exception as e:  # no server binary, port, permissions: report, do not fail
-        return None, None, "PostgreSQL not started: %s" % e
+        return dbmod.open_db(url), None, None
+    except Exception as e:  # unreachable server, bad URL: report, do not fail the bench
+        return None, None, "PostgreSQL not reachable: %s" % e
 
 
 def run(ctx):
@@ -142,7 +130,7 @@ def run(ctx):
         r["clearing_small_split_s"] = s["seconds"]
         db.close()
 
-        pg, srv, why = _pg_db()
+        pg, _srv, why = _pg_db()
         if pg is not None:
             try:
                 _ingest(pg, small)
@@ -150,10 +138,6 @@ def run(ctx):
                 r["clearing_records_per_s_pg"] = round(n / dt)
             finally:
                 pg.close()
-                for m in ("stop", "close"):
-                    if hasattr(srv, m):
-                        getattr(srv, m)()
-                        break
         else:
             r["clearing_records_per_s_pg"] = None
             r["clearing_pg_note"] = why
