@@ -66,3 +66,43 @@ def yyyymmdd(v):
 
 FEN_MAX = 2 ** 31 - 1
 fen = int_range(0, FEN_MAX, " of fen")
+
+
+def seconds(lo, hi):
+    def conv(v):
+        try:
+            x = float(v)
+        except ValueError:
+            x = None
+        if x is None or not lo <= x <= hi:  # also refuses nan
+            raise _bad("seconds from %g to %g" % (lo, hi), v)
+        return x
+    conv.__name__ = "seconds"
+    return conv
+
+
+NET_SCHEMES = ("listen://", "tcp://", "socket://")
+
+
+def host_port(v):
+    """HOST:PORT (HOST may be empty = 127.0.0.1), PORT 1..65535 (0 too: any free port)."""
+    host, sep, port = v.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii() or not 0 <= int(port) <= 65535 \
+            or any(c.isspace() for c in host):
+        raise _bad("HOST:PORT with PORT 0..65535", v)
+    return v
+
+
+def port_url(v):
+    """A serial device path (or a pyserial URL such as rfc2217://, loop://), or
+    listen://HOST:PORT, tcp://HOST:PORT, socket://HOST:PORT with a valid port number."""
+    for s in NET_SCHEMES:
+        if v.startswith(s):
+            try:
+                host_port(v[len(s):])
+            except argparse.ArgumentTypeError:
+                raise _bad("%sHOST:PORT with PORT 0..65535" % s, v)
+            return v
+    if not v or v != v.strip():
+        raise _bad("a serial device or listen://|tcp://|socket://HOST:PORT", v)
+    return v

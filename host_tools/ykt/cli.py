@@ -69,10 +69,13 @@ def versions():
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error: 'ykt card issue: argument --city: ...'."""
+    """argparse with a one-line error in the same form as every other fault:
+    'ykt: card issue: argument --city: expected ..., got '12' (see ykt card issue --help)'."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, "%s: %s (see %s --help)\n" % (self.prog, message, self.prog))
+        where = self.prog[len("ykt"):].strip()
+        self.exit(EXIT_USAGE, "ykt: %s%s (see %s --help)\n"
+                  % (where + ": " if where else "", message, self.prog))
 
 
 def _help_of(p):

@@ -1,10 +1,13 @@
 """ykt card: issue T-Union card images (JSON) from the test master keys; populations."""
 
+import hashlib
 import json
 import os
+import secrets
 
 from emu import issuer
 from ykt import argtypes as T
+from ykt import progress
 from ykt.cli import EXIT_USAGE, CommandError, read_json
 
 
@@ -19,7 +22,9 @@ def register(sub):
     i.add_argument("--issuer-code", default=issuer.ISSUER_CODE, type=T.hex_digits(4),
                    help="EF15[0..1], 4 hex digits (default %(default)s)")
     i.add_argument("--serial", default=None, type=T.serial,
-                   help="application serial, up to 20 decimal digits")
+                   help="application serial, up to 20 decimal digits (default: 0, the city "
+                   "code and 15 digits drawn from --seed, the algorithm and the type, so "
+                   "every card issued gets its own)")
     i.add_argument("--type", dest="card_type", default="normal",
                    choices=[n for n, _ in issuer.CARD_TYPES])
     i.add_argument("--balance", type=T.fen, default=5000,
@@ -31,16 +36,21 @@ def register(sub):
     i.add_argument("--no-capp", action="store_true", help="no compound file (type 06 only)")
     i.add_argument("--kind", choices=("A", "B"), default="A")
     i.add_argument("--phone", action="store_true", help="HCE phone: random UID 08xxxxxx")
-    i.add_argument("--seed", type=int, default=1)
-    i.add_argument("-o", "--output", required=True)
+    i.add_argument("--seed", type=T.int_range(0, 2 ** 31 - 1), default=None,
+                   help="makes the serial and UID reproducible (default: a fresh random one, "
+                   "printed)")
+    i.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="FILE",
+                   help="card image to write (JSON)")
     i.set_defaults(func=do_issue)
     q = s.add_parser("population", help="a seeded realistic mix of cards")
     q.add_argument("--keys", default=None)
-    q.add_argument("--seed", type=int, default=1)
+    q.add_argument("--seed", type=T.int_range(0, 2 ** 31 - 1), default=1)
     q.add_argument("--count", type=T.int_range(1, 100000), default=50)
     q.add_argument("--today", default="20250601", type=T.yyyymmdd,
                    help="YYYYMMDD the validity mix is about")
-    q.add_argument("-o", "--output", required=True, help="directory")
+    q.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="DIR",
+                   help="directory")
+    progress.add_option(q, "the cards written")
     q.set_defaults(func=do_population)
 
 
@@ -73,21 +83,33 @@ def _write(path, obj):
         f.write("\n")
 
 
+def default_serial(seed, city, alg, card_type, issuer_code, kind, phone):
+    """0, the 4-digit city and 15 digits hashed from the seed and what makes the card
+    different: two cards issued without --serial never share a serial by accident (the
+    library default in emu.issuer is one fixed serial, for reproducible fixtures)."""
+    h = hashlib.sha256(("%d/%s/%s/%s/%s/%s/%s" % (seed, city, alg, card_type, issuer_code,
+                                                   kind, phone)).encode()).digest()
+    return "0%s%015d" % (city, int.from_bytes(h[:8], "big") % 10 ** 15)
+
+
 def do_issue(args):
     keys = _keys(args.keys)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
+    serial = args.serial or default_serial(seed, args.city, args.alg, args.card_type,
+                                           args.issuer_code, args.kind, args.phone)
     blocked = {"no": False, "temporary": True, "permanent": "permanent"}[args.blocked]
     try:
         card = issuer.issue_card(
-            keys, alg=args.alg, city=args.city, serial=args.serial, card_type=args.card_type,
+            keys, alg=args.alg, city=args.city, serial=serial, card_type=args.card_type,
             balance=args.balance, start=args.start, expiry=args.expiry,
             interconnect=not args.no_interconnect, blocked=blocked, capp=not args.no_capp,
-            kind=args.kind, phone=args.phone, issuer_code=args.issuer_code, seed=args.seed,
+            kind=args.kind, phone=args.phone, issuer_code=args.issuer_code, seed=seed,
         )
     except ValueError as e:
         raise CommandError(str(e), EXIT_USAGE)
     _write(args.output, card.to_dict())
-    print("%s: serial %s, %s, balance %d" % (args.output, card.ef15[10:20].hex(), args.alg,
-                                             card.balance))
+    print("%s: serial %s, %s, balance %d, seed %d" % (args.output, card.ef15[10:20].hex(),
+                                                       args.alg, card.balance, seed))
     return 0
 
 
@@ -96,7 +118,9 @@ def do_population(args):
     os.makedirs(args.output, exist_ok=True)
     index = []
     blacklist = []
+    bar = progress.Bar(args.progress, "cards")
     for n, (card, tags) in enumerate(issuer.population(keys, args.seed, args.count, args.today)):
+        bar(n, args.count)
         name = "card-%04d.json" % n
         _write(os.path.join(args.output, name), card.to_dict())
         serial = card.ef15[10:20].hex()
@@ -104,6 +128,7 @@ def do_population(args):
                       "city": card.ef15[2:4].hex(), "alg": card.alg})
         if "blacklisted" in tags:
             blacklist.append(serial)
+    bar(args.count, args.count)
     _write(os.path.join(args.output, "population.json"),
            {"seed": args.seed, "today": args.today, "cards": index})
     with open(os.path.join(args.output, "blacklist.txt"), "w") as f:

@@ -9,10 +9,9 @@ them.
 
 import json
 import os
-import sys
-import time
 
 from ykt import argtypes as T
+from ykt import progress
 from ykt.cli import EXIT_FAIL, EXIT_IO, EXIT_PROTOCOL, EXIT_USAGE, CommandError, read_bytes
 
 DEFAULT_DB = os.path.join("build", "depot", "depot.sqlite")
@@ -25,15 +24,16 @@ _PROTOCOL_CODES = (1, 2, 3, 4)  # E_AUTH, E_MAC, E_REPLAY, E_PROTO
 def register(sub):
     p = sub.add_parser("sync", help="sync one validator (records, lists, tables, clock)",
                        description=__doc__)
-    p.add_argument("--port", required=True,
+    p.add_argument("--port", required=True, type=T.port_url,
                    help="where the validator is: a serial device (/dev/ttyUSB0), "
                    "tcp://HOST:PORT or socket://HOST:PORT (it listens), or "
                    "listen://HOST:PORT (wait here for it to connect out, see --accept-timeout)")
     p.add_argument("--baud", type=T.int_range(300, 12000000), default=115200,
                    help="serial line speed in bits per second (default %(default)s; "
                    "ignored for tcp://, socket://, listen://)")
-    p.add_argument("--accept-timeout", type=float, default=30.0,
-                   help="with listen://h:p, how long to wait for the validator to connect")
+    p.add_argument("--accept-timeout", type=T.seconds(0.1, 86400), default=30.0,
+                   help="with listen://h:p, how long to wait for the validator to connect, "
+                   "seconds (default %(default)s)")
     p.add_argument("--tls-cert", metavar="PEM", help="with listen://: serve TLS with this cert")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--db", default=DEFAULT_DB, help="depot SQLite file (default %(default)s)")
@@ -46,13 +46,13 @@ def register(sub):
     p.add_argument("--no-pull", action="store_true", help="do not pull records")
     p.add_argument("--no-clock", action="store_true", help="do not set the device clock")
     p.add_argument("--faults", action="store_true", help="print the device fault log")
-    p.add_argument("--window", type=int, default=4, help="batches in flight (1-8)")
-    p.add_argument("--timeout", type=float, default=3.0, help="response timeout, seconds")
+    p.add_argument("--window", type=T.int_range(1, 8), default=4,
+                   help="batches in flight, 1..8 (default %(default)s)")
+    p.add_argument("--timeout", type=T.seconds(0.05, 600), default=3.0,
+                   help="response timeout, seconds (default %(default)s)")
     p.add_argument("--export-csv", metavar="PATH", help="write the clearing CSV afterwards")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress bar on stderr for pulls and pushes: auto = only when "
-                   "stderr is a terminal (default %(default)s)")
+    progress.add_option(p, "pulls and pushes")
     p.set_defaults(func=do_sync)
 
     k = sub.add_parser("sync-keys", help="make a validator's sync key blob (provisioning)",
@@ -65,7 +65,8 @@ def register(sub):
     k.add_argument("--test-keys", action="store_true", help="TEST master and content keys")
     k.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
                    help="back-office content key, 64 hex digits")
-    k.add_argument("-o", "--out", required=True, help="blob file to write")
+    k.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="FILE",
+                   help="blob file to write")
     k.set_defaults(func=do_sync_keys)
 
 
@@ -183,30 +184,6 @@ def open_port(url, baud, timeout=0.05, wait_s=30.0, tls=None):
         raise CommandError("cannot open %s: %s" % (url, e), EXIT_IO)
 
 
-class Bar:
-    def __init__(self, mode, label):
-        self.on = mode == "always" or (mode == "auto" and sys.stderr.isatty())
-        self.label = label
-        self.t0 = time.monotonic()
-        self.last = 0.0
-
-    def __call__(self, done, total):
-        if not self.on:
-            return
-        now = time.monotonic()
-        if now - self.last < 0.1 and done < total:
-            return
-        self.last = now
-        w = 30
-        f = int(w * done / total) if total else w
-        rate = done / max(now - self.t0, 1e-6)
-        sys.stderr.write("\r%-10s [%s%s] %d/%d %.0f/s " % (
-            self.label, "#" * f, "." * (w - f), done, total, rate))
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def do_sync(args):
     from depot.db import DepotDB
     from depot.station import StationError, local_secs_since_2000, sync_once
@@ -230,7 +207,7 @@ def do_sync(args):
             port, keyring, db, pushes,
             clock_secs=None if args.no_clock else local_secs_since_2000(),
             pull=not args.no_pull, faults=args.faults, window=args.window,
-            timeout=args.timeout, progress=lambda label: Bar(args.progress, label),
+            timeout=args.timeout, progress=lambda label: progress.Bar(args.progress, label),
         )
     except StationError as e:
         if e.code is None:
