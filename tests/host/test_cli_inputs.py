@@ -74,3 +74,37 @@ def test_card_population_when_progress_always_then_bar_on_stderr(capsys, tmp_pat
     code, out, err = run(capsys, "card", "population", "--count", "3", "-o",
                          str(tmp_path / "q"))
     assert code == 0 and err == ""  # auto: not a terminal, no bar
+
+
+def test_emu_selftest_when_wrong_psam_then_status_word_decoded_and_exit_1(capsys):
+    code, out, _ = run(capsys, "emu", "selftest", "--wrong-psam")
+    assert code == cli.EXIT_FAIL
+    last = out.splitlines()[-1]
+    assert last.startswith("verdict: FAIL DEBIT FOR CAPP PURCHASE refused with SW 9302: ")
+    assert "MAC invalid" in last and "did not debit" in last
+
+
+@pytest.mark.parametrize("alg", ["3des", "sm4"])
+def test_emu_selftest_when_json_then_one_object_with_the_exchange(capsys, alg):
+    code, out, _ = run(capsys, "emu", "selftest", "--alg", alg, "--json")
+    assert code == cli.EXIT_OK
+    d = json.loads(out)
+    assert d["ok"] is True and d["tac_ok"] and d["mac2_ok"] and d["alg"] == alg
+    assert d["verdict"].startswith("PASS") and len(d["tac"]) == 8
+    assert any(c.startswith("805401000F") and r.endswith("9000") for c, r in d["apdus"])
+
+
+def test_emu_selftest_when_json_and_refused_then_step_sw_meaning(capsys):
+    code, out, _ = run(capsys, "emu", "selftest", "--wrong-psam", "--json")
+    d = json.loads(out)
+    assert code == cli.EXIT_FAIL and d["ok"] is False
+    assert (d["step"], d["sw"]) == ("DEBIT FOR CAPP PURCHASE", "9302")
+    assert "MAC invalid" in d["meaning"] and d["apdus"][-1][1] == "9302"
+
+
+def test_emu_selftest_when_keys_missing_then_same_code_as_card_issue(capsys, tmp_path):
+    nope = str(tmp_path / "nope.json")
+    a = run(capsys, "emu", "selftest", "--json", "--keys", nope)
+    b = run(capsys, "card", "issue", "--keys", nope, "-o", str(tmp_path / "c.json"))
+    assert a[0] == b[0] == cli.EXIT_IO and a[1] == ""
+    assert a[2] == b[2] == "ykt: cannot read %s: No such file or directory\n" % nope
