@@ -58,6 +58,8 @@ class T0Port:
         self.written = 0
         self.etu = None
         self.silent = False  # True: the device stops answering (pulled PSAM)
+        self.reset_at = -1  # reset_after(): writes left before the PSAM browns out
+        self.resets = 0
 
     def _push(self, data):
         for b in data:
@@ -83,9 +85,26 @@ class T0Port:
         self.written += n
         if self.echo:
             self._push(bytes(buf[:n]))
+        if self.reset_at >= 0:
+            self.reset_at -= 1
+            if self.reset_at < 0:
+                self._brownout()  # what was just written never reached the old session
+                return n
         if self.powered and not self.silent:
             self._push(self.dev.feed(bytes(buf[:n])))
         return n
+
+    def reset_after(self, n):
+        """Backend API: the PSAM resets by itself (supply glitch, watchdog) after n more
+        writes from the firmware: its session state is gone, its ATR comes out on the I/O
+        line where the firmware expects an answer, and the byte written is lost."""
+        self.reset_at = n
+
+    def _brownout(self):
+        self.resets += 1
+        self.drain()
+        if not self.silent:
+            self._push(self.dev.reset())
 
     def readinto(self, buf):
         n = 0
@@ -362,9 +381,8 @@ class Rig:
                            **self.kw)
 
     def idle(self):
-        """What the app does between taps: flash housekeeping."""
-        self.records.maintain()
-        self.tears.maintain()
+        """What the app does between taps: flash housekeeping, a faulted PSAM re-booted."""
+        self.txn.maintain()
 
     def reboot(self):
         """Power cycle: RAM state lost, PSAM re-booted, stores re-mounted."""

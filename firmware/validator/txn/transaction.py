@@ -387,6 +387,10 @@ class Transaction:
         self._seen = bytearray(_SEEN * _SEEN_REC + 1)
         self._tag = 0  # tap counter; the PSAM session belongs to psam.session_tag
         self._known = False  # EF15 of a refused SELECT is known (blocked card's FCI)
+        # PSAMs that faulted during a tap (bit 1 MOT, bit 2 local): maintain() re-boots
+        # them, at most once a second (a PSAM reset by a glitch has lost its session)
+        self._sam_down = 0
+        self._sam_try = 0
         self.resume()
 
     # ---- boot ------------------------------------------------------------------------------
@@ -411,6 +415,31 @@ class Transaction:
         m = getattr(self.tears.store, "maintain", None)
         if m is not None:
             m()
+        if self._sam_down:
+            self._reboot_sams()
+
+    def _sam_faulted(self, ps):
+        """ps failed during a tap: refuse its taps until maintain() has re-booted it."""
+        ps.ready = False
+        self._sam_down |= 1 if ps is self.psam else 2
+
+    def _reboot_sams(self):
+        """Cold-reset and re-boot each PSAM that faulted during a tap (it browned out or
+        its watchdog fired: its DF selection and session are gone, every later command
+        would fail). Not on the tap path; tried again a second later while it fails."""
+        now = self.clock.ticks_ms()
+        if self._sam_try and self.clock.ticks_diff(now, self._sam_try) < 1000:
+            return
+        self._sam_try = now or 1
+        for bit, ps in ((1, self.psam), (2, self.local_psam)):
+            if self._sam_down & bit and ps is not None:
+                try:
+                    ps.boot()
+                    self._sam_down &= ~bit
+                except E.SamError:
+                    pass  # still faulted: the taps it serves stay refused (R_SAM_FAULT)
+        if not self._sam_down:
+            self._sam_try = 0
 
     # ---- exchanges --------------------------------------------------------------------------
     def _card(self, n):
@@ -451,6 +480,7 @@ class Transaction:
             res.reason = _R_COMM_ERROR
         except E.SamError:
             res.reason = _R_SAM_FAULT
+            self._sam_faulted(self.sam)
         except E.StorageError:
             # the log filled during this tap (its last slot took the gray record), or the
             # flash failed; either way a saved tear context stays for the next tap
@@ -719,7 +749,7 @@ class Transaction:
         except E.SamError:
             # the card has debited and its TAC is in hand: record the ride, and let the
             # PSAM fault stop the following taps (psam.ready) instead of losing this one
-            psam.ready = False
+            self._sam_faulted(psam)
             img[_O_TXFLAGS] = _FL_MAC2_UNVERIFIED
         img[_O_STATUS] = _ST_NORMAL
         apdu.put_u32(img, _O_REF_SEQ, gray)
@@ -791,7 +821,7 @@ class Transaction:
                 # as after a debit: the TAC is in hand, record the ride and let the PSAM
                 # fault stop the following taps (a SamError here would keep the context
                 # and retry the dead PSAM at every tap of this card)
-                self.sam.ready = False
+                self._sam_faulted(self.sam)
                 img[_O_TXFLAGS] = _FL_MAC2_UNVERIFIED
         else:
             img[_O_TXFLAGS] = _FL_MAC2_UNVERIFIED
