@@ -59,7 +59,8 @@ def do_sim(args):
         for term, w in s.fleet.items():
             w.send("S")
             st = dict(kv.split("=") for kv in w.wait("STATE").split()[1:])
-            heap[term] = {"heap_used": int(st["heap_used"]), "heap_free": int(st["heap_free"])}
+            heap[term[-8:]] = {"heap_used": int(st["heap_used"]),
+                               "heap_free": int(st["heap_free"])}
         s.evening()
         records_csv, records, tac_ok, tac_bad = s.export()
     finally:
@@ -71,7 +72,8 @@ def do_sim(args):
     with open(out, "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
     print_summary(summary)
-    print("wrote %s, %s, %s" % (out, taps_csv, records_csv))
+    print("wrote %s, %s, %s and the depot database %s" % (out, taps_csv, records_csv,
+                                                          s.db_path))
     if keep:
         _keep_serving(s)
     if tac_bad or summary["records_lost"] or summary["crashes"]:
@@ -96,6 +98,7 @@ def _keep_serving(s):
 def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):
     reasons = collections.Counter(r["reason"] for r in s.rows)
     charged = sum(r["amount"] for r in s.rows if r["reason"] in ("ok", "recovered"))
+    paid = sum(1 for r in s.rows if r["reason"] in ("ok", "recovered"))
     statuses = collections.Counter(r.get("status", "") for r in records)
     algs = collections.Counter(r.get("alg_id", "") for r in records
                                if r.get("status") in ("normal", "recovered"))
@@ -109,6 +112,8 @@ def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):
         "fare_taps": scn["n_fare_taps"],
         "reasons": dict(reasons),
         "charged_fen": charged,
+        "paid_taps": paid,
+        "records_charged_fen": sum(int(r.get("charged_fen") or 0) for r in records),
         "records": len(records),
         "record_status": dict(statuses),
         "records_lost": max(0, sum(1 for r in s.rows if r["reason"] == "ok") -
@@ -118,12 +123,34 @@ def summarize(s, scn, records, tac_ok, tac_bad, heap, seconds):
         "tac_failed": tac_bad,
         "paid_by_alg": {("sm4" if a == "04" else "3des"): n for a, n in algs.items()},
         "paid_by_city": dict(cities),
-        "syncs": [{k: v for k, v in x.items() if k != "info"} for x in s.syncs],
+        "syncs": [_one_device_id({k: v for k, v in x.items() if k != "info"})
+                  for x in s.syncs],
         "heap": heap,
         "heap_size": s.heap,
         "crashes": crashes,
         "seconds": round(seconds, 1),
     }
+
+
+def _one_device_id(x):
+    """A device id is spelled one way everywhere the sim reports it: 8 hex digits, as the
+    depot, its dashboard and the sync lines print it (the device's own info answers carry
+    it as a number)."""
+    for k in ("info_before", "info_after", "info"):
+        d = x.get(k)
+        if isinstance(d, dict) and isinstance(d.get("device_id"), int):
+            x[k] = dict(d, device_id="%08X" % d["device_id"])
+    return x
+
+
+def _counts(d, order=()):
+    """{"sm4": 5, "3des": 37} -> "3des 37, sm4 5" (largest first), "-" when empty."""
+    keys = sorted(d, key=lambda k: (k not in order, order.index(k) if k in order else 0,
+                                    -d[k], k))
+    return ", ".join("%s %d" % (k, d[k]) for k in keys) or "-"
+
+
+_STATUS_ORDER = ("normal", "recovered", "gray", "refused", "blocked")
 
 
 def print_summary(m):
@@ -132,15 +159,23 @@ def print_summary(m):
       % (m["validators"], m["taps"], m["fare_taps"], m["seconds"]))
     for k, v in sorted(m["reasons"].items(), key=lambda kv: -kv[1]):
         w("  %-22s %4d\n" % (k, v))
-    w("charged %.2f CNY; paid by algorithm %s; by issuer city %s\n"
-      % (m["charged_fen"] / 100, m["paid_by_alg"], m["paid_by_city"]))
-    w("records synced to the depot: %d %s; issuer-side TAC check: %d ok, %d failed\n"
-      % (m["records"], m["record_status"], m["tac_verified"], m["tac_failed"]))
+    w("charged %.2f CNY (%d fen) on %d paid taps\n"
+      % (m["charged_fen"] / 100, m["charged_fen"], m.get("paid_taps", 0)))
+    w("  paid by algorithm    %s\n" % _counts(m["paid_by_alg"]))
+    w("  paid by issuer city  %s\n" % _counts(m["paid_by_city"]))
+    w("records synced to the depot: %d (%s)\n"
+      % (m["records"], _counts(m["record_status"], _STATUS_ORDER)))
+    w("  records.csv: sum charged_fen = %d fen (gray rows are provisional, 0: their final "
+      "record carries the charge)\n" % m.get("records_charged_fen", 0))
+    w("  issuer-side TAC check: %d ok, %d failed\n" % (m["tac_verified"], m["tac_failed"]))
+    if m["syncs"]:
+        w("  %-7s  %-8s  %-6s  %4s  %4s  %-17s  %s\n"
+          % ("sync", "device", "link", "new", "dup", "pushed", "seconds"))
     for x in m["syncs"]:
-        w("  sync %-7s %s over %-6s new %s dup %s pushed %s (%.2f s)\n" % (
+        w("  %-7s  %-8s  %-6s  %4s  %4s  %-17s  %.2f\n" % (
             x.get("when"), x.get("device_id"), x.get("link"), x.get("records_new", "-"),
-            x.get("records_dup", "-"), [p["kind"] for p in x.get("pushed", [])],
-            x.get("seconds", 0)))
+            x.get("records_dup", "-"),
+            ", ".join(p["kind"] for p in x.get("pushed", [])) or "-", x.get("seconds", 0)))
     hu = [h["heap_used"] for h in m["heap"].values()]
     if hu:
         w("validator heap after the day: %d..%d bytes used (-X heapsize=%s)\n"

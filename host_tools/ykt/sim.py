@@ -151,7 +151,7 @@ class Sim:
             local = t0.T0Card(Psam(issuer.local_master_keys(self.keys), terminal_no=lterm,
                                    serial=bytes(4) + lterm, app="local"))
             sync_cfg, port = self._sync_link(n)
-            w = World(os.path.join(self.out, "dev-" + terminal), device_id=terminal[-8:],
+            w = World(os.path.join(self.out, "dev-" + terminal[-8:]), device_id=terminal[-8:],
                       psams=[psam, local], spi=terminal in self.spi, heap=self.heap,
                       extra_cfg={"sync": sync_cfg}, time_secs=self.day_start)
             w.sync_port = port
@@ -301,9 +301,10 @@ class Sim:
         summary["link"] = "serial" if w.sync_port.startswith("/dev/") else "tcp"
         summary["when"] = "morning" if morning else "evening"
         self.syncs.append(summary)
-        self.log("sync %s %s over %s: %s" % (summary["when"], w.terminal, summary["link"],
-                                             {k: v for k, v in summary.items()
-                                              if k in ("records_new", "records_dup", "pushed")}))
+        self.log("sync %s %s over %s: new %s dup %s pushed %s" % (
+            summary["when"], w.terminal[-8:], summary["link"], summary.get("records_new", "-"),
+            summary.get("records_dup", "-"),
+            ", ".join(p["kind"] for p in summary.get("pushed", [])) or "-"))
         return summary
 
     # -- the day -----------------------------------------------------------------------------
@@ -389,19 +390,33 @@ class Sim:
 
     def export(self):
         """records.csv (the clearing export) and the issuer-side TAC check of every
-        normal/recovered record."""
+        normal/recovered record. A column charged_fen (after status) is what a finance
+        person sums: the amount of normal and recovered records, 0 on a gray record (the
+        provisional copy written before the debit; its final record carries the charge) and
+        on refused/blocked ones, so the gray and final rows of one tap are not counted twice."""
         path = os.path.join(self.out, "records.csv")
         self.db.export_csv(path)
         ok = bad = 0
         rows = []
-        with open(path) as f:
-            for r in csv.DictReader(f):
+        with open(path, newline="") as f:
+            rd = csv.DictReader(f)
+            cols = list(rd.fieldnames or ())
+            for r in rd:
+                r["charged_fen"] = r["amount"] if r.get("status") in ("normal",
+                                                                      "recovered") else "0"
                 rows.append(r)
                 if r.get("status") in ("normal", "recovered"):
                     if verify_tac(self.keys, r):
                         ok += 1
                     else:
                         bad += 1
+        if "charged_fen" not in cols:
+            cols.insert(cols.index("status") + 1 if "status" in cols else len(cols),
+                        "charged_fen")
+        with open(path, "w", newline="") as f:
+            wr = csv.DictWriter(f, cols)
+            wr.writeheader()
+            wr.writerows(rows)
         return path, rows, ok, bad
 
     def stop(self, keep_station=False):
