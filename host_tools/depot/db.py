@@ -88,6 +88,12 @@ class _SqliteBackend:
         if self.con.in_transaction:
             self.con.execute("ROLLBACK")
 
+    def lost(self):
+        return False  # a file: nothing to lose
+
+    def reconnect(self):
+        pass
+
     def has_table(self, name):
         return bool(self.con.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchall())
@@ -143,6 +149,15 @@ class _PgBackend:
         if self.con.closed or self.con.broken:
             self._connect()  # the server came back: a fresh connection
         return self.con.cursor()
+
+    def lost(self):
+        return self.con.closed or self.con.broken
+
+    def reconnect(self):
+        with contextlib.suppress(Exception):
+            self.con.close()
+        self._connect()
+        self.staging = None
 
     def begin(self):
         self.cursor().execute("BEGIN")
@@ -248,11 +263,25 @@ class Database:
     def _run(self, fn):
         try:
             return fn()
-        except self.b.errors as e:
+        except self.b.errors as first:
+            err = first
+            if self._depth == 0 and self.b.lost():
+                # the server went away since this connection was last used (restarted,
+                # failed over): outside a transaction nothing of ours was half done, so
+                # connect again and try once more (statements here are idempotent upserts
+                # or reads; a transaction that was cut is never retried, its caller sees
+                # the error and ACKs nothing)
+                try:
+                    self.b.reconnect()
+                    return fn()
+                except DatabaseError:
+                    raise  # cannot connect: says which server
+                except self.b.errors as again:
+                    err = again
             if self._depth == 0:
                 self.b.rollback()
-            raise DatabaseError("%s database: %s" % (self.kind, str(e).strip() or type(e)
-                                                     .__name__)) from e
+            raise DatabaseError("%s database: %s" % (self.kind, str(err).strip()
+                                                     or type(err).__name__)) from err
 
     def query(self, sql, args=()):
         def go():

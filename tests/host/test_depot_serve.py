@@ -451,3 +451,55 @@ def test_depot_status_when_station_ran_lists_the_fleet(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "%08X  ok" % dev in out and "1 ok" in out
+
+
+# -- the station on PostgreSQL ------------------------------------------------------------
+def _exactly_db(url, dev, n):
+    db = open_db(url)
+    try:
+        rows = db.records(dev)
+    finally:
+        db.close()
+    assert [s for _d, s, _b in rows] == list(range(1, n + 1)), (dev, len(rows))
+    assert all(b == bytes(make_record(s)) for _d, s, b in rows)
+
+
+def test_serve_when_database_is_postgresql_and_it_dies_mid_pull_nothing_is_lost_or_doubled(
+        tmp_path, pg_server):
+    url = pg_server.new_database()
+    fleet = [0x31000901 + i for i in range(12)]
+    _registry(url, fleet)
+    log = _Log(str(tmp_path / "station.log"))
+    st = Station(url, listen="127.0.0.1:0", log=log, timeout=2.0, resync_s=0).start()
+    try:
+        port = st.address[1]
+        devs = [ProtoDevice(d, 500) for d in fleet]
+        for d in devs:
+            d.connect("127.0.0.1", port)
+        drive(devs, time.monotonic() + 60)  # a fleet at once, each on its own connection
+        assert all(d.done for d in devs)
+        for d in fleet:
+            _exactly_db(url, d, 500)
+        big = ProtoDevice(0x31000901, 500 + 20000)  # the first one's day goes on
+        big.connect("127.0.0.1", port)
+        t = threading.Thread(target=drive, args=([big], time.monotonic() + 60))
+        t.start()
+        _wait(lambda: open_db(url).count(0x31000901) > 1500, 30, "the pull under way")
+        pg_server.kill()  # the database server dies (SIGKILL) and comes back
+        t.join(90)
+        _wait(lambda: any(e["device"] == "31000901" for e in log.events("session_failed")),
+              30, "the session failing on the database")
+        assert big.log.acked_seq < 20500  # nothing was acknowledged past what was committed
+        other = ProtoDevice(0x31000902, 500 + 10)  # the station still serves the fleet
+        other.connect("127.0.0.1", port)
+        drive([other], time.monotonic() + 30)
+        assert other.done
+        big.connect("127.0.0.1", port)  # the cut validator redials: it resumes
+        drive([big], time.monotonic() + 90)
+        assert big.done and big.log.acked_seq == 20500
+    finally:
+        st.stop()
+    _exactly_db(url, 0x31000901, 20500)
+    _exactly_db(url, 0x31000902, 510)
+    failed = [e for e in log.events("session_failed") if e["device"] == "31000901"]
+    assert failed[0]["kind"] == "database"
