@@ -8,7 +8,7 @@
 # Common subset.
 import json
 
-from emu import farec
+from emu import farec, scenario
 from emu.farecard import FareCard
 from validator.errors import R_OK, reason_name
 from validator.rules import fares, fares_host, table, table_host
@@ -102,9 +102,13 @@ def run(table_desc, scenario):
 
 
 def load(scenario_path):
-    """(table description, scenario) from a scenario file; table path is relative to it."""
+    """(table description, scenario) from a scenario file; table path is relative to it.
+    A file that does not follow emu.scenario's schema is a ValueError naming the place."""
     with open(scenario_path) as f:
         sc = json.load(f)
+    e = scenario.check(sc)
+    if e:
+        raise ValueError("%s: not a scenario: %s" % (scenario_path, e))
     base = scenario_path.rsplit("/", 1)[0] if "/" in scenario_path else "."
     with open(base + "/" + sc["table"]) as f:
         return json.load(f), sc

@@ -37,13 +37,8 @@ def do_sim(args):
     path = args.scenario or sim.DEFAULT_SCENARIO
     if args.scenario is None and not args.no_acceptance:
         extras.append(sim.ACCEPTANCE)
-    read_json(path, "a JSON scenario")  # missing, unreadable or not JSON: one line
-    try:
-        scn = sim.load_scenario(path, extras)
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        raise CommandError("%s: not a scenario (firmware/validator/rules/README.md, "
-                           "\"Scenario file\"): %s: %s" % (path, type(e).__name__, e),
-                           EXIT_USAGE)
+    check_scenario(path, extras)  # every fault in the files: one line, nothing run
+    scn = sim.load_scenario(path, extras)
     t0 = time.time()
     first_terminal = scn["taps"][0].get("terminal", "000000000001") if scn["taps"] else ""
     s = sim.Sim(args.out, heap=args.heap, spi_terminals=[first_terminal] if args.spi else (),
@@ -79,6 +74,34 @@ def do_sim(args):
     if tac_bad or summary["records_lost"] or summary["crashes"]:
         raise CommandError("sim found problems (see %s)" % out, EXIT_FAIL)
     return 0
+
+
+def check_scenario(path, extras=()):
+    """A scenario file, the fare table it names and the files it is extended with, checked
+    against their declared schemas (emu.scenario, ykt.cmd_fares.SCHEMA) before anything
+    runs: missing/unreadable -> EXIT_IO, anything malformed -> EXIT_USAGE, one line naming
+    the file and the place."""
+    from emu import scenario
+    from ykt.cmd_fares import check_table
+
+    doc = "(firmware/validator/rules/README.md \"Scenario file\")"
+    scn = read_json(path, "a JSON scenario")
+    e = scenario.check(scn)
+    if not e and not any("foreign" not in t for t in scn["taps"]):
+        e = "taps: the sim needs at least one validator tap (with \"line\")"
+    if e:
+        raise CommandError("%s: not a scenario %s: %s" % (path, doc, e), EXIT_USAGE)
+    table = os.path.join(os.path.dirname(os.path.abspath(path)), scn.get("table",
+                                                                        "default.json"))
+    e = check_table(read_json(table, "a JSON fare table"))
+    if e:
+        raise CommandError("%s: not a fare table (named by %s): %s" % (table, path, e),
+                           EXIT_USAGE)
+    for x in extras:
+        e = scenario.check(read_json(x, "a JSON scenario"), scn["cards"], scn.get("day"))
+        if e:
+            raise CommandError("%s: not a scenario %s: %s" % (x, doc, e), EXIT_USAGE)
+    return scn
 
 
 def _keep_serving(s):
