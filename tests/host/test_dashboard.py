@@ -124,3 +124,54 @@ def test_dashboard_when_loaded_in_chromium_shows_stale_device_day_total_and_one_
         st.stop()
     # everything came from the station itself: no CDN, no fonts, nothing downloaded
     assert requests and all(u.startswith(st.url()) for u in requests), requests
+
+
+def test_dashboard_when_operator_approves_a_proposal_it_is_stored_with_the_name_and_pending_counts_clearing(  # noqa: E501
+        tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from depot import clearing, risk
+
+    path = str(tmp_path / "depot.sqlite")
+    want = _populate(path)
+    db = open_db(path)
+    clearing.ensure_schema(db)
+    card = "31040000123456780000"
+    db.execute("INSERT INTO anomalies (id, akey, kind, reason, device_id, card, detail, "
+               "records, cleared_day, created, status) VALUES (1, 'k1', 'card', "
+               "'TWO_VEHICLES', ?, ?, 'two buses 40 s apart', '[]', '2026-11-24', '', 'open')",
+               (OK, card))
+    assert [p["card"] for p in risk.propose(db)] == [card]
+    # the first 100 paid records of OK are cleared: pending is the rest
+    paid = [r for r in db.decoded(OK) if r["status"] in ("normal", "recovered")][:100]
+    db.executemany("INSERT INTO clearing_results (device_id, seq, cleared_day, verdict) "
+                   "VALUES (?, ?, '2026-11-24', 'cleared')", [(OK, r["seq"]) for r in paid])
+    total_fen = sum(v[1] for v in want.values())
+    db.close()
+    st = Station(path, listen=None, http="127.0.0.1:0", stale_hours=24).start()
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = b.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(st.url())
+            page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+            left = total_fen - sum(r["amount"] for r in paid)
+            assert page.inner_text("#pending-amount") == "\u00a5{:,.2f}".format(left / 100)
+            row = page.locator("tr[data-proposal='1']")
+            assert row.locator(".pstate").inner_text() == "proposed"
+            row.locator("button.approve").click()  # no operator named: refused on the page
+            assert "name the operator" in page.inner_text("#station")
+            page.fill("#operator", "Wang Fang")
+            row.locator("button.approve").click()
+            page.wait_for_function("document.querySelector(\"tr[data-proposal='1'] .pstate\")"
+                                   ".textContent === 'approved'", timeout=10000)
+            assert row.locator("button").count() == 0
+            b.close()
+    finally:
+        st.stop()
+    db = open_db(path)
+    try:
+        (pr,) = risk.proposals(db)
+        assert (pr["state"], pr["approved_by"]) == ("approved", "Wang Fang")
+    finally:
+        db.close()

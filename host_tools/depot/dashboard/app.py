@@ -5,6 +5,11 @@
 # the network at run time; the charts are inline SVG drawn by app.js) and JSON endpoints:
 #   /api/overview   everything the page shows, in one request
 #   /api/fleet /api/daily /api/pending /api/anomalies /api/versions /api/station
+#   /api/proposals                         blacklist proposals of the risk loop
+#   POST /api/proposals/{id}/approve|reject  an operator's decision, JSON {"by": name}
+# The POSTs take only application/json (a page on another site cannot send that without
+# a CORS preflight, which this server never grants); the station listens on loopback unless
+# told otherwise, and every decision is stored with the operator's name (depot.risk).
 # Database reads run in worker threads, each with its own connection (station.db()).
 import asyncio
 import os
@@ -65,6 +70,33 @@ def make_app(station):
     async def versions(request):
         return await api(request, data.versions)
 
+    async def proposals(request):
+        return await api(request, data.proposals)
+
+    async def decide(request):
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send JSON"}, status=415)
+        try:
+            body = await request.json()
+            by = body.get("by") if isinstance(body, dict) else None
+            pid = int(request.match_info["id"])
+        except (ValueError, TypeError):
+            return web.json_response({"error": "bad request"}, status=400)
+        approve = request.match_info["verdict"] == "approve"
+        try:
+            p = await in_thread(with_db(data.decide), pid, by, approve)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        except LookupError as e:
+            return web.json_response({"error": str(e)}, status=409)
+        except Exception as e:  # the database went away
+            return web.json_response({"error": "database: %s: %s" % (type(e).__name__, e)},
+                                     status=503)
+        log = getattr(station, "log", None)
+        if callable(log):
+            log("proposal_decided", id=pid, card=p["card"], state=p["state"], by=p["approved_by"])
+        return web.json_response(p, dumps=_dumps)
+
     async def station_status(request):
         return web.json_response(status(), dumps=_dumps)
 
@@ -79,6 +111,8 @@ def make_app(station):
     app.router.add_get("/api/anomalies", anomalies)
     app.router.add_get("/api/versions", versions)
     app.router.add_get("/api/station", station_status)
+    app.router.add_get("/api/proposals", proposals)
+    app.router.add_post(r"/api/proposals/{id:\d+}/{verdict:approve|reject}", decide)
     app.router.add_static("/static/", STATIC)
     return app
 

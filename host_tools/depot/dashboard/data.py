@@ -165,15 +165,60 @@ def _day(s):
 
 
 def pending(db):
-    """Not yet cleared: -> {"records", "amount_fen", ...}."""
+    """Paid records (normal, recovered) not yet cleared: -> {"records", "amount_fen",
+    "cleared_records", "cleared_fen", "undecodable"}. A record counts as cleared once the
+    clearing step gave it the verdict 'cleared' (table clearing_results, depot.clearing);
+    before any clearing ran, every paid record is pending."""
     rep = _reports()
     if rep is not None and hasattr(rep, "pending_totals"):
         x = rep.pending_totals(db)
         return dict(x) if not isinstance(x, dict) else x
+    cols = _columns(db, "records") or set()
+    if {"status", "amount", "record_ok"} <= cols:
+        paid = "r.record_ok = 1 AND r.status IN ('normal','recovered')"
+        bad = _rows(db, "SELECT COUNT(*) FROM records r WHERE r.record_ok = 0")[0][0]
+        if _columns(db, "clearing_results"):
+            rows = _rows(db, "SELECT CASE WHEN c.verdict = 'cleared' THEN 1 ELSE 0 END, "
+                         "COUNT(*), SUM(r.amount) FROM records r LEFT JOIN clearing_results c "
+                         "ON c.device_id = r.device_id AND c.seq = r.seq WHERE %s GROUP BY 1"
+                         % paid)
+        else:
+            rows = [(0,) + tuple(r) for r in _rows(
+                db, "SELECT COUNT(*), SUM(r.amount) FROM records r WHERE %s" % paid)]
+        got = {int(k): (int(n or 0), int(a or 0)) for k, n, a in rows}
+        return {"records": got.get(0, (0, 0))[0], "amount_fen": got.get(0, (0, 0))[1],
+                "cleared_records": got.get(1, (0, 0))[0],
+                "cleared_fen": got.get(1, (0, 0))[1], "undecodable": int(bad or 0)}
     d = daily(db)
     return {"records": sum(x["records"] for x in d["days"]),
             "amount_fen": sum(x["amount_fen"] for x in d["days"]),
             "note": "no clearing state in this database: every record counts as pending"}
+
+
+def proposals(db):
+    """Blacklist proposals of the risk loop (depot.risk), newest first; [] before any."""
+    if not _columns(db, "blacklist_proposals"):
+        return []
+    from depot import risk
+
+    out = []
+    for p in reversed(risk.proposals(db)):
+        out.append({k: p.get(k) for k in ("id", "card", "reason", "state", "created",
+                                           "approved_by", "decided", "version")})
+    return out
+
+
+def decide(db, pid, by, approve):
+    """An operator's decision on one proposal from the dashboard; -> the proposal."""
+    from depot import risk
+
+    by = str(by or "").strip()
+    if not by or len(by) > 64:
+        raise ValueError("name the operator who decides (1..64 characters)")
+    done = risk.decide(db, [int(pid)], by, approve)
+    if not done:
+        raise LookupError("no proposal %s waiting for a decision" % pid)
+    return done[0]
 
 
 def anomalies(db, limit=200):
@@ -240,5 +285,6 @@ def overview(db, stale_hours, station=None):
     for r in f:
         states[r["state"]] = states.get(r["state"], 0) + 1
     return {"fleet": f, "states": states, "daily": daily(db), "pending": pending(db),
-            "anomalies": anomalies(db), "versions": versions(db, f),
+            "anomalies": anomalies(db), "proposals": proposals(db),
+            "versions": versions(db, f),
             "station": station, "stale_hours": stale_hours, "generated": time.time()}

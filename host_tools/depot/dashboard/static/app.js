@@ -139,6 +139,8 @@ function render(o) {
     });
     ad.replaceChildren(t);
   }
+  // blacklist proposals
+  renderProposals(o.proposals || []);
   // versions
   const vd = document.getElementById("versions");
   const vt = el("table", {id: "versions-table"});
@@ -158,6 +160,55 @@ function render(o) {
   }
   vd.replaceChildren(vt);
   document.body.setAttribute("data-loaded", "1");
+}
+
+function renderProposals(ps) {
+  const pd = document.getElementById("proposals");
+  if (!ps.length) {
+    pd.replaceChildren(el("p", {class: "none"}, "none"));
+    return;
+  }
+  const t = el("table", {id: "proposal-table"});
+  const h = el("tr");
+  ["#", "Card", "Reason", "State", "Decided by", "Version", ""].forEach(
+    c => h.appendChild(el("th", {}, c)));
+  t.appendChild(h);
+  for (const p of ps) {
+    const tr = el("tr", {"data-proposal": p.id});
+    tr.appendChild(el("td", {}, p.id));
+    tr.appendChild(el("td", {}, p.card));
+    tr.appendChild(el("td", {}, p.reason));
+    tr.appendChild(el("td", {class: "pstate"}, p.state));
+    tr.appendChild(el("td", {}, p.approved_by ?? "-"));
+    tr.appendChild(el("td", {}, p.version ?? "-"));
+    const td = el("td");
+    if (p.state === "proposed") {
+      for (const v of ["approve", "reject"]) {
+        const b = el("button", {class: v, type: "button"}, v);
+        b.addEventListener("click", () => decide(p.id, v));
+        td.appendChild(b);
+      }
+    }
+    tr.appendChild(td);
+    t.appendChild(tr);
+  }
+  pd.replaceChildren(t);
+}
+
+async function decide(id, verdict) {
+  const by = document.getElementById("operator").value.trim();
+  const msg = document.getElementById("station");
+  if (!by) {
+    msg.textContent = "name the operator before deciding";
+    document.getElementById("operator").focus();
+    return;
+  }
+  const r = await fetch(`/api/proposals/${id}/${verdict}`, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({by: by})});
+  const o = await r.json();
+  if (!r.ok) msg.textContent = o.error || `refused (${r.status})`;
+  await refresh();
 }
 
 async function refresh() {
