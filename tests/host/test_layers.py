@@ -25,6 +25,9 @@ ALLOWED = {
     "rules": {"rules"},  # pure: sync unwraps and verifies a table before rules sees its body
     "sync": {"sync"},
     "txn": {"card", "sam", "link", "storage", "rules", "txn"},
+    # the M1 purse engine (MIFARE Classic): the PN532's own Crypto1 commands (drivers),
+    # the local PSAM for keys and record MACs, the same log and fare rules as txn
+    "m1": {"drivers", "link", "sam", "storage", "rules", "m1"},
     "app": None,  # the top: may use every layer
 }
 # rules may use no OS, hardware or I/O module at all: only these
