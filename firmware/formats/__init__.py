@@ -8,7 +8,7 @@ formats/record.py, run `make formats`, fill the field in the engine; FORMAT.md, 
 decoder and records.csv follow.
 """
 
-from formats import card, device, record, sync
+from formats import card, device, m1, record, sync
 
 REGISTRY = (
     device.REASONS,
@@ -19,4 +19,5 @@ REGISTRY = (
     device.FARE_ACCEPT, device.NEEDS, device.KINDS,
     sync.FRAME, sync.TYPES, sync.RESULTS, sync.KINDS, sync.PAYLOADS, sync.INFO, sync.CONTENT,
     sync.KEYFILE,
+    m1.M1_CARD, m1.M1_INFO, m1.M1_TRIP, m1.M1_CTRL,
 )

@@ -7,7 +7,7 @@ EF1E), §2.5-§2.6 (EF1A bus record 2702, yikatong's own layout inside it, see r
 from formats.model import Codes, Hex, Layout
 from formats.model import Field as F
 
-TAP = ("txn/transaction.py",)
+TAP = ("txn/transaction.py", "m1/purse.py")
 
 CARD = Codes(
     "card", "T-Union card applications, files and table codes", owner="card/ep.py",

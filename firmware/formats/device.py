@@ -226,7 +226,7 @@ NEEDS = Codes(
 
 KINDS = Codes(
     "fare-kinds", "fare decision kinds (Decision.kind)", owner="rules/fares.py",
-    users=("txn/transaction.py",), hosts=("rules/fares_host.py",),
+    users=("txn/transaction.py", "m1/purse.py"), hosts=("rules/fares_host.py",),
     doc="rules/FORMAT.md", listed=True,
     items=(
         ("K_NONE", 0, "refused"),

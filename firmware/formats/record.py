@@ -5,7 +5,7 @@ from formats.model import Field as F
 
 RECORD = Layout(
     "record", "record image, 128 bytes", owner="storage/record.py", prefix="O_",
-    users=("storage/recordlog.py", "txn/transaction.py", "app/content.py"),
+    users=("storage/recordlog.py", "txn/transaction.py", "app/content.py", "m1/purse.py"),
     hosts=("storage/record_host.py",), doc="storage/FORMAT.md", size=128, listed=True,
     fields=(
         F("COMMIT", 0, 4, "none", 'commit word `59 4B 52 31` ("YKR1"), programmed **last**, '
@@ -54,11 +54,17 @@ RECORD = Layout(
         F("VOID_SEQ", 99, 4, "u32", "seq of a gray record this tap proved void (the torn card "
           "came back with its ATC unchanged: no debit); `FFFFFFFF` none (00000000 in records "
           "written before the field existed)"),
-        F("RESERVED", 103, 21, "none", "00"),
+        F("CARD_KIND", 103, 1, "u8", "0 CPU card (T-Union / local EP), 1 MIFARE Classic M1 "
+          "purse (m1/FORMAT.md: SERIAL = UID, ATC = the card's transaction counter, no TAC)"),
+        F("M1_MAC", 104, 4, "hex", "M1 records: MAC of the local PSAM (80FA) over bytes 4..103 "
+          "(m1/FORMAT.md §5); 00000000 otherwise"),
+        F("RESERVED", 108, 16, "none", "00"),
         F("CRC", 124, 4, "u32", "CRC-32 of bytes 4..123, big-endian", column=""),
     ),
     consts=(
         ("REC_SIZE", 128, "bytes per record (one log slot)"),
+        ("KIND_CPU", 0, "CARD_KIND of a CPU-card record"),
+        ("KIND_M1", 1, "CARD_KIND of an M1 purse record"),
         ("REC_VERSION", 1, "the record format version in VERSION"),
         ("REC_COMMIT", b"YKR1", "the commit word"),
         ("NONE32", 0xFFFFFFFF, "TAC / REF_SEQ when there is none"),
@@ -67,7 +73,7 @@ RECORD = Layout(
 
 RECORD_STATUS = Codes(
     "record-status", "record STATUS values", owner="storage/record.py",
-    users=("txn/transaction.py",), hosts=("storage/record_host.py",),
+    users=("txn/transaction.py", "m1/purse.py"), hosts=("storage/record_host.py",),
     doc="storage/FORMAT.md",
     items=(
         ("ST_NORMAL", 1, "a completed debit (TAC from 8054)"),

@@ -135,9 +135,11 @@ def test_formats_when_a_struct_format_names_a_layout_its_size_matches():
 
 def test_formats_when_a_record_field_is_added_decoder_csv_and_doc_follow(tmp_path):
     rec = _entry("record")
-    extra = Field("TRIP_ID", 103, 4, "u32", "a newcomer's field")
+    res = [f for f in rec.fields if f.name == "RESERVED"][0]  # the newcomer takes its head
+    at = res.off
+    extra = Field("TRIP_ID", at, 4, "u32", "a newcomer's field")
     fields = tuple(f for f in rec.fields if f.name != "RESERVED") + (
-        extra, Field("RESERVED", 107, 17, "none", "00"))
+        extra, Field("RESERVED", at + 4, res.size - 4, "none", "00"))
     fields = tuple(sorted(fields, key=lambda f: f.off))
     new = Layout(rec.name, rec.title, rec.owner, rec.prefix, fields, consts=rec.consts,
                  size=rec.size, users=rec.users, hosts=rec.hosts, doc=rec.doc,
@@ -146,13 +148,13 @@ def test_formats_when_a_record_field_is_added_decoder_csv_and_doc_follow(tmp_pat
     todo = gen.plan(reg, only=["storage/record_host.py", "storage/FORMAT.md"])
     host = todo[os.path.join(FW, "storage", "record_host.py")][1]
     doc = todo[os.path.join(FW, "storage", "FORMAT.md")][1]
-    assert "O_TRIP_ID = 103" in host and '("trip_id", 103, 4, "u32", None),' in host
-    assert "| 103 | 4 | `TRIP_ID` | u32 | a newcomer's field |" in doc
+    assert "O_TRIP_ID = %d" % at in host and '("trip_id", %d, 4, "u32", None),' % at in host
+    assert "| %d | 4 | `TRIP_ID` | u32 | a newcomer's field |" % at in doc
     # the decoder and the CSV columns are built from the generated field list
     ns = {"__name__": "record_host_probe"}
     exec(compile(host, "record_host_probe", "exec"), ns)
     img = ns["new_image"]()
-    struct.pack_into(">I", img, 103, 4242)
+    struct.pack_into(">I", img, at, 4242)
     assert ns["decode"](img)["trip_id"] == 4242 and "trip_id" in ns["CSV_COLUMNS"]
 
 

@@ -45,8 +45,12 @@ O_PSAM_SLOT = 96  # PSAM slot used
 O_KEY_INDEX = 97  # PSAM key index (EF17 byte 0) sent in 8050
 O_TXFLAGS = 98
 O_VOID_SEQ = 99
+O_CARD_KIND = 103
+O_M1_MAC = 104
 O_CRC = 124  # CRC-32 of bytes 4..123, big-endian
 REC_SIZE = 128  # bytes per record (one log slot)
+KIND_CPU = 0  # CARD_KIND of a CPU-card record
+KIND_M1 = 1  # CARD_KIND of an M1 purse record
 REC_VERSION = 1  # the record format version in VERSION
 REC_COMMIT = b"YKR1"  # the commit word
 NONE32 = 4294967295  # TAC / REF_SEQ when there is none
@@ -90,7 +94,9 @@ RECORD_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
     ("key_index", 97, 1, "u8", None),
     ("txflags", 98, 1, "flags8", (("mac2_unverified", 1), ("mac2_bad", 2))),
     ("void_seq", 99, 4, "u32", None),
-    ("reserved", 103, 21, "none", None),
+    ("card_kind", 103, 1, "u8", None),
+    ("m1_mac", 104, 4, "hex", None),
+    ("reserved", 108, 16, "none", None),
     ("", 124, 4, "u32", None),
 )
 # record STATUS values (storage/FORMAT.md)
