@@ -82,10 +82,12 @@ sim: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## soak: 100 000 taps on the real tap engine under seeded random faults (emu.soak); make test
-## runs a short subset (tests/host/test_soak.py)
+## soak: 100 000 taps on the real tap engine under seeded random faults (emu.soak), then the
+## real firmware process SIGKILLed a few hundred times (emu.soak_kill); make test runs short
+## subsets (tests/host/test_soak*.py)
 soak: $(STAMP)
 	$(BIN)/python -m emu.soak --taps 100000
+	$(BIN)/python -m emu.soak_kill --taps 2000 --kills 300
 
 powercut: $(STAMP)
 	YKT_POWERCUT=full $(BIN)/pytest tests -k powercut
