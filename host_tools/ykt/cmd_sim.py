@@ -62,18 +62,49 @@ def do_sim(args):
         s.stop(keep_station=keep)
     taps_csv = s.write_taps()
     summary = summarize(s, scn, records, tac_ok, tac_bad, heap, time.time() - t0)
-    summary["files"] = {"taps": taps_csv, "records": records_csv, "depot_db": s.db_path}
+    summary["clearing"] = clear_day_of(s.db, os.path.join(args.out, "clearing"))
+    summary["files"] = {"taps": taps_csv, "records": records_csv, "depot_db": s.db_path,
+                        "clearing": os.path.join(args.out, "clearing")}
     out = os.path.join(args.out, "summary.json")
     with open(out, "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
     print_summary(summary)
-    print("wrote %s, %s, %s and the depot database %s" % (out, taps_csv, records_csv,
-                                                          s.db_path))
+    print("wrote %s, %s, %s, the clearing files in %s and the depot database %s" % (
+        out, taps_csv, records_csv, summary["files"]["clearing"], s.db_path))
     if keep:
         _keep_serving(s)
-    if tac_bad or summary["records_lost"] or summary["crashes"]:
+    clr = summary["clearing"]
+    if tac_bad or summary["records_lost"] or summary["crashes"] or clr["tac_failed"] \
+            or clr["gray_open"] or clr["corrupt"]:
         raise CommandError("sim found problems (see %s)" % out, EXIT_FAIL)
     return 0
+
+
+def clear_day_of(db, out_dir):
+    """The depot's clearing of every business day in the database (depot.clearing, the TAC
+    checks through the test key service -- the depot holds no issuer key), then the risk
+    loop's proposals (depot.risk.propose; an operator approves them, the sim does not);
+    -> the part of summary.json print_summary reports."""
+    from depot import clearing, keyservice, risk
+
+    days = clearing.clear_all(db, keyservice.TestKeyService(), out_dir)
+    tot = collections.Counter()
+    anomalies = collections.Counter()
+    grays = collections.Counter()
+    for d in days.values():
+        for k in ("paid_records", "tac_verified", "tac_failed", "tac_unverified", "corrupt",
+                  "cleared_fen"):
+            tot[k] += d.get(k, 0)
+        anomalies.update(d.get("anomalies", {}))
+        grays.update(d.get("gray_states", {}))
+    proposed = risk.propose(db)
+    return {"days": sorted(days), "paid_records": tot["paid_records"],
+            "tac_verified": tot["tac_verified"], "tac_failed": tot["tac_failed"],
+            "tac_unverified": tot["tac_unverified"], "corrupt": tot["corrupt"],
+            "cleared_fen": tot["cleared_fen"], "gray_states": dict(grays),
+            "gray_open": grays.get("open", 0), "anomalies": dict(anomalies),
+            "proposed_cards": [p["card"] for p in proposed],
+            "settlement": {d: days[d].get("settlement") for d in days}}
 
 
 def check_scenario(path, extras=()):
@@ -191,6 +222,16 @@ def print_summary(m):
     w("  records.csv: sum charged_fen = %d fen (gray rows are provisional, 0: their final "
       "record carries the charge)\n" % m.get("records_charged_fen", 0))
     w("  issuer-side TAC check: %d ok, %d failed\n" % (m["tac_verified"], m["tac_failed"]))
+    c = m.get("clearing")
+    if c:
+        w("clearing (%s): %d paid records, %d TACs verified, %d failed, %d unverified; "
+          "%d cleared, %.2f CNY\n" % (", ".join(c["days"]) or "no day", c["paid_records"],
+                                     c["tac_verified"], c["tac_failed"], c["tac_unverified"],
+                                     c["paid_records"] - c["tac_failed"],
+                                     c["cleared_fen"] / 100))
+        w("  gray records         %s\n" % _counts(c["gray_states"], ("resolved", "open")))
+        w("  anomalies            %s\n" % _counts(c["anomalies"]))
+        w("  proposed for the blacklist: %s\n" % (", ".join(c["proposed_cards"]) or "none"))
     if m["syncs"]:
         w("  %-7s  %-8s  %-6s  %4s  %4s  %-17s  %s\n"
           % ("sync", "device", "link", "new", "dup", "pushed", "seconds"))

@@ -339,3 +339,17 @@ def test_clearing_md_when_read_its_reason_table_is_the_code_table():
     text = open(path).read()
     begin, end = "<!-- reasons:begin -->\n", "\n<!-- reasons:end -->"
     assert text[text.index(begin) + len(begin) : text.index(end)] == A.reasons_table()
+
+
+def test_sim_day_when_done_reports_its_clearing_every_gray_resolved_and_writes_the_files(
+        sim_day):
+    _d, out = sim_day
+    with open(os.path.join(out, "summary.json")) as f:
+        c = json.load(f)["clearing"]
+    assert c["days"][0] == DAY
+    assert c["paid_records"] == c["tac_verified"] > 40 and c["tac_failed"] == 0
+    assert c["gray_open"] == 0 and c["gray_states"].get("resolved", 0) > 40
+    assert c["corrupt"] == 0
+    assert set(c["anomalies"]) >= {"MAC2_UNVERIFIED"}  # the acceptance taps' torn MAC2
+    files = os.listdir(os.path.join(out, "clearing"))
+    assert any(n.endswith(".csv") for n in files) and any(n.endswith(".jsonl") for n in files)
