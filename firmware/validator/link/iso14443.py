@@ -34,7 +34,8 @@ _KIND_B = const(2)
 class Iso14443Reader:
     """poll() returns the reader itself as the card information (or None): `kind` (1 =
     type A, 2 = type B), `count` (> 1: several cards in the field), `uid[:uid_len]`
-    (NFCID1 or PUPI), `sak`, `iso_dep`. One object, filled in place: no allocation."""
+    (NFCID1 or PUPI), `sak`, `atqa` (SENS_RES as the chip reports it, MSB first; 0 for
+    type B), `iso_dep`. One object, filled in place: no allocation."""
 
     def __init__(self, pn532, type_b=True):
         self.chip = pn532
@@ -44,6 +45,7 @@ class Iso14443Reader:
         self.uid = bytearray(10)
         self.uid_len = 0
         self.sak = 0
+        self.atqa = 0
         self.iso_dep = False
         self._tg = 1
         self.exchanges = 0
@@ -96,6 +98,7 @@ class Iso14443Reader:
                 raise NfcError("short target data")
             c.kind = _KIND_A
             c.sak = r[4]
+            c.atqa = (r[2] << 8) | r[3]  # e.g. 0004 / 0044: MIFARE Classic 1K (m1 engine)
             k = r[5]
             if k > 10 or 6 + k > ln:
                 raise NfcError("bad NFCID length")
@@ -109,6 +112,7 @@ class Iso14443Reader:
                 raise NfcError("bad ATQB")
             c.kind = _KIND_B
             c.sak = 0
+            c.atqa = 0
             c.uid_len = 4
             for i in range(4):
                 c.uid[i] = r[3 + i]
