@@ -11,7 +11,8 @@ Run `ykt COMMAND --help` for the options of one command. Examples:
 
 Exit codes: 0 ok, 1 the operation ran and failed, 2 bad option or input file content,
 3 file/device/port not reachable, 4 the device or card answered wrongly, 70 internal
-error (please report it with the --debug output), 130 interrupted.
+error (please report it with the --debug output), 130 interrupted. A reader that stops
+early (`ykt inspect dump | head`) ends the command quietly with 1.
 """
 # Each command module cmd_*.py defines register(sub), adding its argparse parser(s) with
 # set_defaults(func=do_<verb>); do_<verb>(args) returns an exit code. One catch in main()
@@ -113,8 +114,23 @@ def _run(args):
         if debug:
             traceback.print_exc()
         msg, code = _explain(e)
-        print("ykt: " + msg, file=sys.stderr)
+        if msg is None:
+            _quiet_stdout()
+        else:
+            print("ykt: " + msg, file=sys.stderr)
         return code
+
+
+def _quiet_stdout():
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush does
+    not raise again (the Python docs' recipe, signal module, "Note on SIGPIPE")."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _explain(e):
@@ -122,6 +138,8 @@ def _explain(e):
         return str(e), e.code
     if isinstance(e, KeyboardInterrupt):
         return "interrupted", EXIT_INTERRUPTED
+    if isinstance(e, BrokenPipeError):  # `ykt inspect dump | head`: the reader has gone
+        return None, EXIT_FAIL
     if isinstance(e, SystemExit):
         return "exit %s" % (e.code,), e.code if isinstance(e.code, int) else EXIT_FAIL
     if isinstance(e, OSError):

@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 
+from ykt import argtypes as T
 from ykt.cli import EXIT_IO, EXIT_USAGE, CommandError
 
 
@@ -19,8 +20,11 @@ def register(sub):
                        description=__doc__)
     p.add_argument("dump", help="flash image file (e.g. build/sim/flash.bin)")
     p.add_argument("--board", choices=("sim", "esp32s3"), default="sim",
-                   help="flash plan (default %(default)s); esp32s3 dumps start at 0")
-    p.add_argument("--records", type=int, default=5, help="show the last N records")
+                   help="flash plan (default %(default)s). esp32s3: a full-chip dump (32 MiB, "
+                   "from address 0) or the ykt data partition alone (28 MiB, what `ykt flash "
+                   "image --board esp32s3` writes), told apart by size")
+    p.add_argument("--records", type=T.int_range(0, 10 ** 9), default=5,
+                   help="show the last N records (default %(default)s)")
     p.add_argument("--csv", metavar="FILE", help="write every readable record as CSV")
     p.add_argument("--layout", choices=("auto", "plain", "inverted"), default="auto",
                    help="plain = a chip dump; inverted = an emulated board's image file "
@@ -67,11 +71,13 @@ def _damage(lg, limit=20):
 
     lines = []
     valid = 0
+    bad_headers = 0
     for b in range(lg._B):
         if lg._hdr(b) < 0:
             for s in range(1, lg._S):
                 if lg._cls(b, s) != 0:
                     lines.append("block %d header damaged (slots follow it)" % b)
+                    bad_headers += 1
                     break
             continue
         for s in range(1, lg._S):
@@ -84,25 +90,66 @@ def _damage(lg, limit=20):
                     "corrupt" if c == 2 else "torn", b, s, lg._addr(b, s),
                     " (claims seq %d)" % seq if c == 2 else ""))
     more = len(lines) - limit
-    return lines[:limit] + (["... %d more" % more] if more > 0 else []), valid
+    return lines[:limit] + (["... %d more" % more] if more > 0 else []), valid, bad_headers
 
 
-def do_inspect(args):
-    from emu.nor import NorFlash
-    from validator.storage import plan, plan_boards, record_host
-    from validator.storage.blacklist import Blacklist
-    from validator.storage.params import ParamStore
-    from validator.storage.recordlog import RecordLog, TearStore
+def _plan(args, size):
+    """(flash plan, what the dump is) for --board and the dump's size: a sim image, an
+    esp32s3 full-chip dump (regions at their chip addresses) or an esp32s3 data partition
+    image (regions partition-relative, as `ykt flash image --board esp32s3` writes it)."""
+    from validator.storage import plan, plan_boards
 
-    if not os.path.exists(args.dump):
-        raise CommandError("cannot read %s: No such file or directory" % args.dump, EXIT_IO)
-    fp = plan.PLAN_SIM if args.board == "sim" else plan_boards.PLAN_ESP32S3
-    size = os.path.getsize(args.dump)
+    if args.board == "sim":
+        fp, what = plan.PLAN_SIM, "sim board image"
+    else:
+        full = plan_boards.ESP32S3_FLASH_SIZE
+        part = full - plan_boards.ESP32S3_PARTITION_BASE
+        if size == part:
+            fp, what = plan_boards.partition_plan(), "esp32s3 data partition image"
+        elif size >= full:
+            fp, what = plan_boards.PLAN_ESP32S3, "esp32s3 full-chip dump"
+        else:
+            raise CommandError("%s is %d bytes: an esp32s3 dump is the full chip (%d bytes) or "
+                               "its ykt data partition (%d bytes, from 0x%X); truncated, or "
+                               "the wrong --board?" % (args.dump, size, full, part,
+                                                        plan_boards.ESP32S3_PARTITION_BASE),
+                               EXIT_USAGE)
     need = max(o + n for o, n in fp.values())
     if size < need:
         raise CommandError("%s is %d bytes; the %s flash plan needs %d (a truncated dump, or "
                            "the wrong --board?)" % (args.dump, size, args.board, need),
                            EXIT_USAGE)
+    return fp, what
+
+
+def _region_state(path, region, inverted):
+    """"blank" (every byte erased: FF on the chip, 00 in an inverted image file) or
+    "written". Reads the file directly, 1 MiB at a time (a 40 MiB log region in well under
+    a second)."""
+    off, n = region
+    erased = b"\x00" if inverted else b"\xff"
+    with open(path, "rb") as f:
+        f.seek(off)
+        while n > 0:
+            chunk = f.read(min(n, 1 << 20))
+            if not chunk or chunk.count(erased) != len(chunk):
+                return "written"
+            n -= len(chunk)
+    return "blank"
+
+
+def do_inspect(args):
+    from emu.nor import NorFlash
+    from validator.storage import record_host
+    from validator.storage.blacklist import Blacklist
+    from validator.storage.params import ParamStore
+    from validator.storage.recordlog import RecordLog, TearStore
+
+    if not os.path.isfile(args.dump):
+        why = "Is a directory" if os.path.isdir(args.dump) else "No such file or directory"
+        raise CommandError("cannot read %s: %s" % (args.dump, why), EXIT_IO)
+    size = os.path.getsize(args.dump)
+    fp, what = _plan(args, size)
     tmp = tempfile.NamedTemporaryFile(prefix="ykt-inspect-", delete=False)
     tmp.close()
     try:
@@ -110,16 +157,30 @@ def do_inspect(args):
         inv = args.layout == "inverted" or (
             args.layout == "auto" and _inverted(args.dump, fp["params"]))
         fl = NorFlash(size, path=tmp.name, create=False, invert=inv)
-        lg = RecordLog(fl, fp["log"], fp["watermark"]).mount()
         out = sys.stdout
+        print("dump: %s, %d bytes, %s layout%s" % (
+            what, size, "inverted" if inv else "plain",
+            " (guessed)" if args.layout == "auto" else ""), file=out)
+        log_blank = _region_state(tmp.name, fp["log"], inv) == "blank"
+        # the state of the parameter region before mounting it (mounting formats a blank one)
+        probe = ParamStore(fl, fp["params"])
+        params_hdr = max(probe._gen(0), probe._gen(1)) >= 0
+        params_blank = not params_hdr and _region_state(tmp.name, fp["params"], inv) == "blank"
+        lg = RecordLog(fl, fp["log"], fp["watermark"]).mount()
         print("log: first_seq %d  acked_seq %d  next_seq %d  full %s  capacity %d  "
-              "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq, lg.full,
-                                             lg.capacity, lg.corrupt, lg.reads_at_mount),
-              file=out)
-        damage, valid = _damage(lg)
-        if valid == 0 and lg.next_seq <= 1 and not damage:
-            print("warning: the log region is blank: no record was ever written here "
-                  "(or --board / --layout does not match the dump)", file=out)
+              "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq,
+                                             "-" if log_blank else lg.full, lg.capacity,
+                                             lg.corrupt, lg.reads_at_mount), file=out)
+        damage, valid, bad_headers = _damage(lg)
+        if log_blank:
+            print("warning: the log region is blank (all erased): this validator never "
+                  "booted on it, or --board does not match the dump", file=out)
+        elif valid == 0 and lg.next_seq <= 1 and not damage:
+            print("warning: the log holds no record yet (formatted, never tapped)", file=out)
+        if bad_headers * 2 > lg._B:
+            print("warning: %d of %d log block headers are unreadable: not a validator dump, "
+                  "or the wrong --board or --layout (this run: %s)"
+                  % (bad_headers, lg._B, "inverted" if inv else "plain"), file=out)
         for line in damage:
             print("damage: " + line, file=out)
         if not damage:
@@ -159,7 +220,18 @@ def do_inspect(args):
         bl = Blacklist(fl, fp["blacklist"]).mount()
         print("blacklist: version %d  entries %d" % (bl.version, bl.entries), file=out)
         ps = ParamStore(fl, fp["params"]).mount()
-        print("params: %s" % ", ".join("%s(%d)" % (n, ps.size(n)) for n in ps.names()), file=out)
+        names = ps.names()
+        print("params: %s" % (", ".join("%s(%d)" % (n, ps.size(n)) for n in names) or "none"),
+              file=out)
+        if params_blank:
+            print("warning: the parameter region is blank: never provisioned (no sync keys, "
+                  "no configuration)", file=out)
+        elif not params_hdr:
+            print("warning: the parameter region is damaged or foreign: neither of its two "
+                  "halves has a valid header (FORMAT.md §6)", file=out)
+        elif ps._dirty:
+            print("warning: the parameter region has bytes after its last valid entry (a torn "
+                  "write or damage); the validator compacts it at its next write", file=out)
         fl.close()
     finally:
         os.unlink(tmp.name)
