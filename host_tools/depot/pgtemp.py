@@ -124,3 +124,27 @@ class PgServer:
         subprocess.run(self._cmd("pg_ctl", "-D", self.data, "-o", opts, "-l",
                                  os.path.join(self.root, "log"), "-w", "-t", "60", "start"),
                        check=True, capture_output=True, env=env, timeout=120)
+
+
+def main():
+    """`python -m depot.pgtemp`: a throwaway server until Ctrl-C; prints a database URL."""
+    import signal
+
+    srv = PgServer.start()
+    if srv is None:
+        print("no PostgreSQL binaries (Debian: apt-get install postgresql)")
+        return 3
+    try:
+        print(srv.new_database(), flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+    import sys
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # for sigwait
+    sys.exit(main())
