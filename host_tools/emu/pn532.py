@@ -20,7 +20,17 @@
 # InRelease; a new command cancels a waiting one. Cards placed/removed, a card removed
 # after N exchanges, tears. Fault injection for driver tests: garbage before the next
 # frame, a corrupted answer (bad DCS), a lost ACK, a mute chip.
+# MIFARE Classic targets (emu.mifare, `mifare` set): InDataExchange runs the MIFARE command
+# set as the chip does (§7.3.8 "MIFARE commands"): 60/61 blk key(6) uid(4) is the reader
+# side of the Crypto1 three-pass authentication done by the chip itself (emu.crypto1; nested
+# when a sector is open), then 30 READ, A0 WRITE (both phases and their ACKs), C0/C1/C2
+# DECREMENT/INCREMENT/RESTORE (the data phase has no answer: the chip's timeout means done)
+# and B0 TRANSFER go encrypted with encrypted parity. Status: 00 done; 14 authentication
+# failed or [INF] the card NAKed (the chip's code for both here); 02 a CRC error in the
+# card's answer; 01 no answer (card gone or torn).
+from emu import crypto1
 from emu.field import CardGone
+from emu.picc import ACTIVE as PICC_ACTIVE
 from emu.picc import HALT as PICC_HALT
 from emu.picc import IDLE as PICC_IDLE
 from emu.picc import PROTOCOL as PICC_PROTOCOL
@@ -58,6 +68,8 @@ ST_TIMEOUT = 0x01
 ST_WRONG_CONTEXT = 0x27
 ST_RELEASED = 0x29
 ST_MI = 0x40
+ST_CRC = 0x02
+ST_MIFARE_AUTH = 0x14
 
 
 def frame(data):
@@ -178,6 +190,9 @@ class Pn532Core:
         self._tx_chain = bytearray()
         self._rx_chain = b""
         self._rx_chain_tg = 0
+        self._m1 = {}  # id(card) -> the chip's Crypto1 state for a MIFARE target (or None)
+        self._nr = 0x6B8B4567  # the chip's reader-nonce generator (deterministic here)
+        self.m1_auths = 0
         self.rf_on = False  # RF field: off at power-up, switched on by initiator commands
         self.passive_retries = 0xFF
         self.samconfigured = False
@@ -431,6 +446,7 @@ class Pn532Core:
             self.field.power_off()
             self.targets = []
             self._pcd = {}
+            self._m1 = {}
         self.rf_on = on
 
     def _rf_configuration(self, cmd, p):
@@ -504,6 +520,7 @@ class Pn532Core:
         self.targets = list(cards)
         self.current = 0
         self._pcd = {}
+        self._m1 = {}
         out = bytearray((len(cards),))
         for i, c in enumerate(cards):
             out.append(i + 1)
@@ -597,6 +614,9 @@ class Pn532Core:
             self._status(cmd, ST_WRONG_CONTEXT)
             return
         data = p[1:]
+        if getattr(card, "mifare", False):
+            self._mifare(cmd, card, bytes(data))
+            return
         if self._rx_chain and self._rx_chain_tg == tg & 0x0F and not data:
             self._send_part(cmd)  # host fetches the next part of a chained answer
             return
@@ -618,6 +638,132 @@ class Pn532Core:
         self._rx_chain = bytes(r)
         self._rx_chain_tg = tg & 0x0F
         self._send_part(cmd)
+
+    # -- MIFARE Classic through the chip's Crypto1 unit (§7.3.8) ------------------------
+    def _m1_tx(self, card, plain, raw=None):
+        """One frame to the card: plain + CRC_A, encrypted when a sector is open (or raw
+        bytes/parity as given). -> the card's (data, par, bits) or None."""
+        if raw is not None:
+            data, par = raw
+        else:
+            body = bytes(plain) + crypto1.crc_a(plain)
+            c = self._m1.get(id(card))
+            if c is not None:
+                data, par = c.encrypt(body)
+            else:
+                data, par = body, bytes(crypto1.odd_parity(b) for b in body)
+        return card.frame(data, par)
+
+    def _m1_ack(self, card, r):
+        """True when the answer is the 4-bit ACK; a NAK closes the sector."""
+        if r is None or r[2] != 4:
+            return False
+        c = self._m1.get(id(card))
+        v = c.nibble(r[0][0]) if c is not None else r[0][0]
+        if v != 0x0A:
+            self._m1[id(card)] = None
+            return False
+        return True
+
+    def _mifare(self, cmd, card, d):
+        self.exchanges += 1
+        try:
+            self._mifare_cmd(cmd, card, d)
+        except CardGone:
+            self.field.remove(card)
+            self.targets = [c for c in self.targets if c is not card]
+            self._status(cmd, ST_TIMEOUT)
+
+    def _mifare_cmd(self, cmd, card, d):
+        if not d:
+            self._syntax_error()
+            return
+        op = d[0]
+        k = id(card)
+        picc = self.field.picc(card)
+        if picc.state != PICC_ACTIVE or card not in self.field.cards:
+            self._status(cmd, ST_TIMEOUT)  # halted, or back to IDLE after a NAK
+            return
+        self._mifare_op(cmd, card, d, op, k)
+        if self.last_error == ST_MIFARE_AUTH:
+            picc.state = PICC_IDLE  # a refused command: the card left ACTIVE (MF1S50 §10.1)
+            self._m1[k] = None
+
+    def _mifare_op(self, cmd, card, d, op, k):
+        if op in (0x60, 0x61):
+            if len(d) != 12:
+                self._syntax_error()
+                return
+            nested = self._m1.get(k) is not None
+            r = self._m1_tx(card, d[0:2])
+            if r is None or r[2] != 32:
+                self._m1[k] = None
+                self._status(cmd, ST_MIFARE_AUTH if r is not None else ST_TIMEOUT)
+                return
+            ra = crypto1.ReaderAuth(d[2:8], d[8:12])
+            self._nr = (self._nr * 1103515245 + 12345) & 0xFFFFFFFF
+            out, par = ra.answer(r[0], self._nr, nested=nested)
+            self.m1_auths += 1
+            r = self._m1_tx(card, None, (out, par))
+            if r is None or r[2] != 32 or not ra.check(r[0], r[1]):
+                self._m1[k] = None  # wrong key: the card stays silent (§7.3.8 status 14)
+                self._status(cmd, ST_MIFARE_AUTH)
+                return
+            self._m1[k] = ra.c
+            self._status(cmd, ST_OK)
+            return
+        c = self._m1.get(k)
+        if c is None:
+            self._status(cmd, ST_MIFARE_AUTH)  # no sector open: the chip refuses
+            return
+        if op == 0x30 and len(d) == 2:
+            r = self._m1_tx(card, d)
+            if r is None:
+                self._status(cmd, ST_TIMEOUT)
+                return
+            if r[2] == 4:
+                self._m1_ack(card, r)
+                self._status(cmd, ST_MIFARE_AUTH)
+                return
+            p, ok = c.decrypt(r[0], r[1])
+            if not ok or len(p) != 18 or crypto1.crc_a(p[:16]) != p[16:]:
+                self._status(cmd, ST_CRC)
+                return
+            self._status(cmd, ST_OK, p[:16])
+            return
+        if op == 0xA0 and len(d) == 18:
+            two = d[2:18]
+        elif op in (0xC0, 0xC1, 0xC2) and len(d) == 6:
+            two = d[2:6]
+        elif op == 0xB0 and len(d) == 2:
+            two = None
+        else:
+            self._syntax_error()
+            return
+        r = self._m1_tx(card, d[0:2])
+        if r is None:
+            self._status(cmd, ST_TIMEOUT)
+            return
+        if not self._m1_ack(card, r):
+            self._status(cmd, ST_MIFARE_AUTH)
+            return
+        if two is None:
+            self._status(cmd, ST_OK)
+            return
+        r = self._m1_tx(card, two)
+        if op == 0xA0:
+            if r is None:
+                self._status(cmd, ST_TIMEOUT)
+            elif not self._m1_ack(card, r):
+                self._status(cmd, ST_MIFARE_AUTH)
+            else:
+                self._status(cmd, ST_OK)
+            return
+        # value operations: silence is success (MF1S50 §10.4.2); a NAK is a refusal
+        if r is not None and not self._m1_ack(card, r):
+            self._status(cmd, ST_MIFARE_AUTH)
+            return
+        self._status(cmd, ST_OK)
 
     def _send_part(self, cmd):
         part, rest = self._rx_chain[:_CHUNK], self._rx_chain[_CHUNK:]
@@ -677,6 +823,7 @@ class Pn532Core:
             else:  # an ISO 14443-3 target: HLTA / HLTB
                 picc.state = PICC_HALT
                 c.deselect()
+                self._m1.pop(id(c), None)
             if not deselect_only:
                 self.targets = [t for t in self.targets if t is not c]
         self._status(cmd, ST_OK)
