@@ -7,8 +7,8 @@ DepotDB.ingest like a sync, then cleared: decode + TAC verify + gray matching + 
 checks + exports + the database writes.
 
   clearing_records_per_s       records cleared per second (SQLite; a 20 000-record day)
-  clearing_records_per_s_pg    the same on PostgreSQL, when depot.db has open_db and
-                               $YKT_BENCH_PG_URL names a server (use an empty database)
+  clearing_records_per_s_pg    the same on PostgreSQL ($YKT_BENCH_PG_URL, else a
+                               throwaway Debian server started by depot.pgtemp)
   clearing_1m_records_s        seconds to clear a 1 000 000-record day (SQLite)
   clearing_tac_per_s           key-service TAC checks per second alone (fast engine)
   clearing_tac_reference_per_s the pure-Python reference engine (emu.crypto), for scale
@@ -88,18 +88,23 @@ def _clear_once(db, ks, out):
 
 
 def _pg_db():
-    """PostgreSQL from $YKT_BENCH_PG_URL (a server the caller runs; host tools do not reach
-    into tests/, so tests/pgserver.py is not used here)."""
+    """PostgreSQL: $YKT_BENCH_PG_URL when set (use an empty database), else a throwaway
+    server of Debian's binaries (depot.pgtemp); -> (db, server or None, why not)."""
     from depot import db as dbmod
+    from depot import pgtemp
 
     url = os.environ.get("YKT_BENCH_PG_URL")
-    if not url:
-        return None, None, "set YKT_BENCH_PG_URL=postgresql://... to measure PostgreSQL"
-    if not hasattr(dbmod, "open_db"):
-        return None, None, "depot.db has no open_db (PostgreSQL) yet"
+    srv = None
     try:
-        return dbmod.open_db(url), None, None
+        if not url:
+            srv = pgtemp.PgServer.start()
+            if srv is None:
+                return None, None, "no PostgreSQL binaries (apt-get install postgresql)"
+            url = srv.new_database()
+        return dbmod.open_db(url), srv, None
     except Exception as e:  # unreachable server, bad URL: report, do not fail the bench
+        if srv is not None:
+            srv.stop()
         return None, None, "PostgreSQL not reachable: %s" % e
 
 
@@ -130,7 +135,7 @@ def run(ctx):
         r["clearing_small_split_s"] = s["seconds"]
         db.close()
 
-        pg, _srv, why = _pg_db()
+        pg, srv, why = _pg_db()
         if pg is not None:
             try:
                 _ingest(pg, small)
@@ -138,6 +143,8 @@ def run(ctx):
                 r["clearing_records_per_s_pg"] = round(n / dt)
             finally:
                 pg.close()
+                if srv is not None:
+                    srv.stop()
         else:
             r["clearing_records_per_s_pg"] = None
             r["clearing_pg_note"] = why
