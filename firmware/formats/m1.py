@@ -38,7 +38,8 @@ M1_CARD = Codes(
         ("KEY_A", Hex(0x60), "MIFARE AUTHENTICATE with key A"),
         ("KEY_B", Hex(0x61), "MIFARE AUTHENTICATE with key B (the validator's key)"),
         ("MAC_IV", b"M1REC\x00\x00\x00", "[INF] IV of the record MAC (80FA 05 00)"),
-        ("MAC_FROM", 4, "record MAC covers record bytes MAC_FROM..MAC_TO-1 (m2-padded)"),
+        ("MAC_FROM", 12, "record MAC covers record bytes MAC_FROM..MAC_TO-1 (m2-padded): "
+         "DEVICE..CARD_KIND, what the engine fills (the log stamps VERSION, LENGTH, SEQ)"),
         ("MAC_TO", 104, "end of the MACed bytes (the M1_MAC field starts here)"),
         ("LAYOUT_VER", 1, "issuer block VERSION this engine reads"),
         ("STATUS_OK", 0, "control STATUS: card in use (anything else: blocked by the issuer)"),
@@ -71,7 +72,7 @@ M1_TRIP = Layout(
         F("LINE", 7, 2, "u16", "line number"),
         F("AMOUNT", 9, 2, "u16", "fen debited by this ride"),
         F("BAL_BEFORE", 11, 4, "u32", "purse value before this ride, fen"),
-        F("CHECK", 15, 1, "x8", "CRC-8 (poly 0x07, init 0) of bytes 0..14"),
+        F("CHECK", 15, 1, "x8", "CRC-8 (poly 0x07, init 0xFF) of bytes 0..14"),
     ),
 )
 
@@ -82,6 +83,6 @@ M1_CTRL = Layout(
         F("COUNTER", 0, 2, "u16", "committed transaction counter (last finished debit)"),
         F("STATUS", 2, 1, "u8", "0 in use; other values: blocked by the issuer"),
         F("RFU", 3, 12, "none", "00"),
-        F("CHECK", 15, 1, "x8", "CRC-8 (poly 0x07, init 0) of bytes 0..14"),
+        F("CHECK", 15, 1, "x8", "CRC-8 (poly 0x07, init 0xFF) of bytes 0..14"),
     ),
 )

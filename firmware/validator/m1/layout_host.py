@@ -22,7 +22,7 @@ KDF_IV1 = 0x31  # [INF] IV byte 1 ('1')
 KEY_A = 0x60  # MIFARE AUTHENTICATE with key A
 KEY_B = 0x61  # MIFARE AUTHENTICATE with key B (the validator's key)
 MAC_IV = b"\x4d\x31\x52\x45\x43\x00\x00\x00"  # [INF] IV of the record MAC (80FA 05 00)
-MAC_FROM = 4  # record MAC covers record bytes MAC_FROM..MAC_TO-1 (m2-padded)
+MAC_FROM = 12
 MAC_TO = 104  # end of the MACed bytes (the M1_MAC field starts here)
 LAYOUT_VER = 1  # issuer block VERSION this engine reads
 STATUS_OK = 0  # control STATUS: card in use (anything else: blocked by the issuer)
@@ -41,11 +41,11 @@ MT_TIME = 3  # device seconds of the tap
 MT_LINE = 7  # line number
 MT_AMOUNT = 9  # fen debited by this ride
 MT_BAL_BEFORE = 11  # purse value before this ride, fen
-MT_CHECK = 15  # CRC-8 (poly 0x07, init 0) of bytes 0..14
+MT_CHECK = 15  # CRC-8 (poly 0x07, init 0xFF) of bytes 0..14
 # M1 control block (sector 2 block 2) (m1/FORMAT.md)
 MC_COUNTER = 0  # committed transaction counter (last finished debit)
 MC_STATUS = 2  # 0 in use; other values: blocked by the issuer
-MC_CHECK = 15  # CRC-8 (poly 0x07, init 0) of bytes 0..14
+MC_CHECK = 15  # CRC-8 (poly 0x07, init 0xFF) of bytes 0..14
 # formats:end
 
 
@@ -60,8 +60,9 @@ def serial_of_uid(uid):
 
 
 def crc8(data):
-    """CHECK byte of a trip or control block: CRC-8, poly 0x07, init 0, over bytes 0..14."""
-    c = 0
+    """CHECK byte of a trip or control block: CRC-8, poly 0x07, init 0xFF, over bytes
+    0..14 (an erased or zeroed block fails it)."""
+    c = 0xFF
     for x in bytes(data):
         c ^= x
         for _ in range(8):

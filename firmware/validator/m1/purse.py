@@ -95,7 +95,7 @@ _KDF_IV0 = const(0x4D)  # [INF] IV byte 0 of a sector key MAC ('M')
 _KDF_IV1 = const(0x31)  # [INF] IV byte 1 ('1')
 _KEY_B = const(0x61)  # MIFARE AUTHENTICATE with key B (the validator's key)
 _MAC_IV = const(b"\x4d\x31\x52\x45\x43\x00\x00\x00")  # [INF] IV of the record MAC (80FA 05 00)
-_MAC_FROM = const(4)  # record MAC covers record bytes MAC_FROM..MAC_TO-1 (m2-padded)
+_MAC_FROM = const(12)
 _MAC_TO = const(104)  # end of the MACed bytes (the M1_MAC field starts here)
 _LAYOUT_VER = const(1)  # issuer block VERSION this engine reads
 _STATUS_OK = const(0)  # control STATUS: card in use (anything else: blocked by the issuer)
@@ -114,11 +114,11 @@ _MT_TIME = const(3)  # device seconds of the tap
 _MT_LINE = const(7)  # line number
 _MT_AMOUNT = const(9)  # fen debited by this ride
 _MT_BAL_BEFORE = const(11)  # purse value before this ride, fen
-_MT_CHECK = const(15)  # CRC-8 (poly 0x07, init 0) of bytes 0..14
+_MT_CHECK = const(15)  # CRC-8 (poly 0x07, init 0xFF) of bytes 0..14
 # M1 control block (sector 2 block 2) (m1/FORMAT.md)
 _MC_COUNTER = const(0)  # committed transaction counter (last finished debit)
 _MC_STATUS = const(2)  # 0 in use; other values: blocked by the issuer
-_MC_CHECK = const(15)  # CRC-8 (poly 0x07, init 0) of bytes 0..14
+_MC_CHECK = const(15)  # CRC-8 (poly 0x07, init 0xFF) of bytes 0..14
 # formats:end
 
 # The small buffers share one bytearray (_b): offsets
@@ -155,17 +155,18 @@ def classify(info):
     if info.kind != 1:
         return _CLS_OTHER
     sak = info.sak
-    a = getattr(info, "atqa", -1) & 0xFFBF  # ATQA as the chip reports it, MSB first
-    if sak == _SAK_CLASSIC_1K and (a == 0x0004 or a < 0):
+    a = info.atqa & 0xFFBF  # ATQA as the chip reports it (MSB first), UID-size bit masked
+    if sak == _SAK_CLASSIC_1K and a == 0x0004:
         return _CLS_M1
-    if sak == _SAK_CLASSIC_4K and (a == 0x0002 or a < 0):
+    if sak == _SAK_CLASSIC_4K and a == 0x0002:
         return _CLS_M1
     return _CLS_OTHER
 
 
 def _crc8(b, off, n):
-    """CRC-8, poly 0x07, init 0 (FORMAT.md §2: the trip and control CHECK byte)."""
-    c = 0
+    """CRC-8, poly 0x07, init 0xFF (FORMAT.md §2: the trip and control CHECK byte; an
+    erased or zeroed block fails it)."""
+    c = 0xFF
     for i in range(off, off + n):
         c ^= b[i]
         for _ in range(8):
@@ -473,11 +474,11 @@ class M1Purse:
         self._gray_ctr = ctr
         apdu.copy(self._gray_uid, 0, self.serial, 0, 10)
         blk = _BLK_TRIP0 if slot == 0 else _BLK_TRIP1
-        if lk.write(blk, b, w):
-            return self._void(gray, E.R_CARD_ERROR)
         # the debit: into the value block from the block holding the balance, then the
         # backup follows; the control block's counter commits (FORMAT.md §4)
         try:
+            if lk.write(blk, b, w):
+                return self._void(gray, E.R_CARD_ERROR)
             if lk.auth(_KEY_B, _BLK_VALUE, b, _B_KEY, uid, n):
                 return self._void(gray, E.R_CARD_ERROR)
             if lk.value(_MF_DEC, src, amount) or lk.transfer(_BLK_VALUE):
