@@ -14,9 +14,13 @@ from ykt.cli import EXIT_USAGE, CommandError, read_json
 def register(sub):
     p = sub.add_parser("card", help="emulated T-Union card images")
     s = p.add_subparsers(dest="card_cmd", metavar="CMD")
-    i = s.add_parser("issue", help="make one card image (JSON)")
+    i = s.add_parser("issue", help="make one card image (JSON)",
+                     description="Make one emulated T-Union card image (JSON) for `ykt emu "
+                     "pn532 --card`, tests and demos. Example: ykt card issue --city 2900 "
+                     "--balance 5000 -o card.json")
     i.add_argument("--keys", default=None, help="master key file (default: the test keys)")
-    i.add_argument("--alg", choices=("3des", "sm4"), default="3des")
+    i.add_argument("--alg", choices=("3des", "sm4"), default="3des",
+                   help="key algorithm family of the card (default %(default)s)")
     i.add_argument("--city", default="2900", type=T.decimal_digits(4),
                    help="city code, 4 decimal digits (EF15[2..3]; default %(default)s)")
     i.add_argument("--issuer-code", default=issuer.ISSUER_CODE, type=T.hex_digits(4),
@@ -26,15 +30,18 @@ def register(sub):
                    "code and 15 digits drawn from --seed, the algorithm and the type, so "
                    "every card issued gets its own)")
     i.add_argument("--type", dest="card_type", default="normal",
-                   choices=[n for n, _ in issuer.CARD_TYPES])
+                   choices=[n for n, _ in issuer.CARD_TYPES],
+                   help="card type, EF15[28] (default %(default)s)")
     i.add_argument("--balance", type=T.fen, default=5000,
                    help="fen, 0..%d (default %%(default)s = 50.00 yuan)" % T.FEN_MAX)
     i.add_argument("--start", default="20240101", type=T.yyyymmdd, help="YYYYMMDD")
     i.add_argument("--expiry", default="20341231", type=T.yyyymmdd, help="YYYYMMDD")
     i.add_argument("--no-interconnect", action="store_true", help="EF17 interconnect 0000")
-    i.add_argument("--blocked", choices=("no", "temporary", "permanent"), default="no")
+    i.add_argument("--blocked", choices=("no", "temporary", "permanent"), default="no",
+                   help="issue the application blocked (default %(default)s)")
     i.add_argument("--no-capp", action="store_true", help="no compound file (type 06 only)")
-    i.add_argument("--kind", choices=("A", "B"), default="A")
+    i.add_argument("--kind", choices=("A", "B"), default="A",
+                   help="ISO 14443 type A or B (default %(default)s)")
     i.add_argument("--phone", action="store_true", help="HCE phone: random UID 08xxxxxx")
     i.add_argument("--seed", type=T.int_range(0, 2 ** 31 - 1), default=None,
                    help="makes the serial and UID reproducible (default: a fresh random one, "
@@ -42,10 +49,16 @@ def register(sub):
     i.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="FILE",
                    help="card image to write (JSON)")
     i.set_defaults(func=do_issue)
-    q = s.add_parser("population", help="a seeded realistic mix of cards")
-    q.add_argument("--keys", default=None)
-    q.add_argument("--seed", type=T.int_range(0, 2 ** 31 - 1), default=1)
-    q.add_argument("--count", type=T.int_range(1, 100000), default=50)
+    q = s.add_parser("population", help="a seeded realistic mix of cards",
+                     description="A seeded, realistic mix of cards (cities, types, both "
+                     "algorithms, expired, blacklisted, low balance, phones): one JSON per card, "
+                     "population.json and blacklist.txt. Example: ykt card population --count "
+                     "2000 -o build/pop")
+    q.add_argument("--keys", default=None, help="master key file (default: the test keys)")
+    q.add_argument("--seed", type=T.int_range(0, 2 ** 31 - 1), default=1,
+                   help="the same seed gives the same population (default %(default)s)")
+    q.add_argument("--count", type=T.int_range(1, 100000), default=50,
+                   help="how many cards, 1..100000 (default %(default)s)")
     q.add_argument("--today", default="20250601", type=T.yyyymmdd,
                    help="YYYYMMDD the validity mix is about")
     q.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="DIR",

@@ -17,7 +17,8 @@ def register(sub):
     p = sub.add_parser("emu", help="card/PSAM emulators")
     s = p.add_subparsers(dest="emu_cmd", metavar="CMD")
     st = s.add_parser("selftest", help="one CAPP purchase through card + PSAM (T=0) emulators")
-    st.add_argument("--alg", choices=("3des", "sm4"), default="3des")
+    st.add_argument("--alg", choices=("3des", "sm4"), default="3des",
+                    help="card key algorithm family (default %(default)s)")
     st.add_argument("--keys", default=None, help="master key file (default: the test keys)")
     st.add_argument("--wrong-psam", action="store_true", help="PSAM with other master keys")
     st.add_argument("--json", action="store_true",

@@ -21,16 +21,19 @@ def register(sub):
     p = sub.add_parser("flash", help="provision a validator flash image (keys, configuration)")
     s = p.add_subparsers(dest="flash_cmd", metavar="CMD")
     im = s.add_parser("image", help="build a provisioned flash image")
-    im.add_argument("--board", choices=sorted(BOARDS), default="sim")
+    im.add_argument("--board", choices=sorted(BOARDS), default="sim",
+                    help="which validator the image is for (default %(default)s)")
     im.add_argument("--keys-blob", required=True, help="sync key blob from `ykt sync-keys`")
     im.add_argument("--config", required=True,
                     help="signed configuration container, or a JSON file with --content-key; "
                          "keys (all optional): city \"2900\", line 0..65535, repeat_window_s "
-                         "0..3600, tear_keep_s 0..86400 (validator/app/content.py)")
+                         "0..3600, tear_keep_s 0..86400 (firmware/validator/app/CONFIG.md)")
     im.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
                     help="back-office content key (signs a plain JSON --config; back office only)")
     im.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
-    im.add_argument("-o", "--out", required=True)
+    im.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="FILE",
+                    help="flash image to write (sim: the whole 64 MiB NOR, inverted; esp32s3: "
+                    "the ykt data partition, written at 0x400000)")
     im.set_defaults(func=do_image)
     _kit_register(s)
 
@@ -135,13 +138,17 @@ EXIT_FAIL = 1
 def _kit_register(s):
     b = s.add_parser("build", help="reproducible frozen firmware (.mpy tree + ROMFS), hash")
     b.add_argument("--target", choices=sorted(TARGETS), default="esp32s3")
-    b.add_argument("-o", "--out", default=os.path.join("build", "flash"))
+    b.add_argument("-o", "--output", "--out", dest="out", metavar="DIR",
+                   default=os.path.join("build", "flash"),
+                   help="output folder (default %(default)s)")
     b.set_defaults(func=do_build)
     p = s.add_parser("provision", help="device key, depot registration, signed configuration")
     p.add_argument("--device-id", type=T.hex_digits(8), help="8 hex digits (or --fleet)")
-    p.add_argument("--line", type=int, default=0)
+    p.add_argument("--line", type=T.int_range(0, 65535), default=0,
+                   help="bus line until the driver signs on, 0..65535 (default %(default)s)")
     p.add_argument("--vehicle", default="")
-    p.add_argument("--city", default="2900")
+    p.add_argument("--city", default="2900", type=T.decimal_digits(4),
+                   help="home city code, 4 decimal digits (default %(default)s)")
     p.add_argument("--fleet", help="CSV of vehicles: device_id,line,vehicle[,city]")
     p.add_argument("--keyring", required=True,
                    help="the depot's keyring JSON ({\"devices\": {id: key}}), created 0600")
@@ -151,7 +158,8 @@ def _kit_register(s):
     p.add_argument("--wifi-key", default="")
     p.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64))
     p.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
-    p.add_argument("-o", "--out", required=True, help="folder: one subfolder per device")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR",
+                   help="folder: one subfolder per device")
     p.set_defaults(func=do_provision)
     d = s.add_parser("deploy", help="build + provisioning onto a board with mpremote")
     d.add_argument("--port", required=True, help="/dev/ttyACM0, /dev/pts/N (not a symlink)")
@@ -259,7 +267,12 @@ def do_provision(args):
         kd = os.urandom(32)  # the device's own sync key
         cfg = {"city": row["city"], "line": row["line"]}
         body = json.dumps(cfg, sort_keys=True).encode()
-        content.parse_config(body)
+        try:
+            content.parse_config(body)  # the validator's own check (app/CONFIG.md)
+        except ValueError as e:
+            raise CommandError("device %s%s: %s" % (row["device_id"], " (--fleet %s)"
+                                                      % args.fleet if args.fleet else "", e),
+                               EXIT_USAGE)
         d = os.path.join(args.out, "%08X" % dev)
         os.makedirs(d, mode=0o700, exist_ok=True)
         _write_secret(os.path.join(d, "keys.bin"), auth_host.make_keys(dev, kd, kc))

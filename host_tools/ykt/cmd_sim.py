@@ -15,7 +15,8 @@ def register(sub):
                    help="scenario JSON (default: the fare day + the acceptance taps)")
     p.add_argument("--no-acceptance", action="store_true",
                    help="with the default scenario: skip the validator acceptance taps")
-    p.add_argument("--out", default="build/sim", help="output folder (default build/sim)")
+    p.add_argument("-o", "--output", "--out", dest="out", default="build/sim", metavar="DIR",
+                   help="output folder (default %(default)s)")
     p.add_argument("--heap", default=None,
                    help="MicroPython heap of each validator (default %s)" % "128k")
     p.add_argument("--spi", action="store_true",
