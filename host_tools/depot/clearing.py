@@ -10,14 +10,13 @@
 # file, the gray-record file and the settlement summary go to out_dir. Clearing a day again
 # gives the same files and adds no anomaly twice (each has a dedupe key).
 #
-# The database is depot.db's: open_db(...) objects (query/execute/executemany/transaction/
-# ensure_schema) or the older DepotDB (wrapped by store()). Records are read as raw bytes and
+# The database is depot.db's open_db(...) object (query/execute/executemany/transaction/
+# ensure_schema), SQLite or PostgreSQL. Records are read as raw bytes and
 # decoded here with a decoder derived from record_host.RECORD_FIELDS (the format registry),
 # so the depot's own columns never decide money.
 import binascii
 import calendar
 import collections
-import contextlib
 import csv
 import datetime as _dt
 import hashlib
@@ -72,62 +71,10 @@ def _tuples(rows):
     return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
 
-class _Legacy:
-    """depot.db.DepotDB (sqlite3 connection in .con) seen through the open_db() API."""
-
-    kind = "sqlite"
-
-    def __init__(self, ddb):
-        self.ddb = ddb
-        self.con = ddb.con
-        self._tx = 0
-
-    def query(self, sql, args=()):
-        return self.con.execute(sql, tuple(args)).fetchall()
-
-    def execute(self, sql, args=()):
-        self.con.execute(sql, tuple(args))
-        if not self._tx:
-            self.con.commit()
-
-    def executemany(self, sql, rows):
-        self.con.executemany(sql, rows)
-        if not self._tx:
-            self.con.commit()
-
-    @contextlib.contextmanager
-    def transaction(self):
-        self._tx += 1
-        try:
-            with self.con:
-                yield self
-        finally:
-            self._tx -= 1
-
-    def ensure_schema(self, name, steps):
-        self.con.execute("CREATE TABLE IF NOT EXISTS schema_versions "
-                         "(name TEXT PRIMARY KEY, version INTEGER)")
-        r = self.con.execute("SELECT version FROM schema_versions WHERE name=?",
-                             (name,)).fetchone()
-        have = r[0] if r else 0
-        with self.con:
-            for i, sql in enumerate(steps[have:], have + 1):
-                self.con.execute(sql)
-                self.con.execute("INSERT OR REPLACE INTO schema_versions VALUES (?, ?)",
-                                 (name, i))
-
-    def devices(self):
-        cur = self.con.execute("SELECT * FROM devices")
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
-
-
 def store(db):
-    """The open_db() API for db (an open_db() object is returned as it is)."""
+    """The database as clearing uses it (a depot.db.open_db object)."""
     if hasattr(db, "ensure_schema"):
         return db
-    if hasattr(db, "con"):
-        return _Legacy(db)
     raise ClearingError("not a depot database: %r" % (db,))
 
 
@@ -801,15 +748,10 @@ def clear_all(db, keyservice, out_dir, **kw):
 
 
 def open_database(path_or_url):
-    """depot.db.open_db when it exists, else the older DepotDB (SQLite only)."""
+    """depot.db.open_db (a SQLite path or a postgresql:// URL)."""
     from depot import db as dbmod
 
-    f = getattr(dbmod, "open_db", None)
-    if f is not None:
-        return f(path_or_url)
-    if str(path_or_url).startswith("postgresql:"):
-        raise ClearingError("this depot.db has no PostgreSQL support yet")
-    return dbmod.DepotDB(path_or_url)
+    return dbmod.open_db(path_or_url)
 
 
 def _make_encoder():

@@ -56,15 +56,10 @@ class JsonLog:
 
 
 def open_db(url):
-    """The depot database by path or postgresql:// URL (depot.db.open_db when present)."""
+    """The depot database by path or postgresql:// URL (depot.db.open_db)."""
     from depot import db as dbmod
 
-    f = getattr(dbmod, "open_db", None)
-    if f is not None:
-        return f(url)
-    if url.startswith("postgresql:"):
-        raise ValueError("this depot.db has no PostgreSQL support yet")
-    return dbmod.DepotDB(url)
+    return dbmod.open_db(url)
 
 
 def registry_keyring(db, fallback=None):
