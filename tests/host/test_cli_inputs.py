@@ -108,3 +108,18 @@ def test_emu_selftest_when_keys_missing_then_same_code_as_card_issue(capsys, tmp
     b = run(capsys, "card", "issue", "--keys", nope, "-o", str(tmp_path / "c.json"))
     assert a[0] == b[0] == cli.EXIT_IO and a[1] == ""
     assert a[2] == b[2] == "ykt: cannot read %s: No such file or directory\n" % nope
+
+
+def test_hw_tests_when_venv_not_activated_then_mpremote_still_found(monkeypatch):
+    """`make test-hw` runs .venv/bin/pytest with the user's PATH: the device test must not
+    rely on PATH to find the venv's mpremote (it was FileNotFoundError: 'mpremote')."""
+    import importlib.util
+    import os
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "hw_smoke", os.path.join(os.path.dirname(here), "hw", "test_board_smoke.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert os.path.isabs(mod.MPREMOTE) and os.access(mod.MPREMOTE, os.X_OK), mod.MPREMOTE
