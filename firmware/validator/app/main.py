@@ -15,6 +15,7 @@ from validator import VERSION_NUM
 from validator import errors as E
 from validator.app import content
 from validator.app import validator as app
+from validator.m1 import purse as m1
 from validator.rules import fares, table
 from validator.storage import PLAN_SIM
 from validator.storage.blacklist import Blacklist
@@ -97,17 +98,32 @@ class Device:
 
 
 class TapProcessor:
-    """The app's processor: one tap through the engine; position set by driver/GPS."""
+    """The app's processor: one tap through the engine; position set by driver/GPS.
 
-    def __init__(self, dev, txn):
+    With an M1 engine (m1.purse.M1Purse) the card is dispatched by SAK/ATQA
+    (m1/FORMAT.md §1): ISO 14443-4 to the CPU engine, MIFARE Classic to the M1 engine,
+    anything else refused R_UNSUPPORTED_CARD without a command sent to it."""
+
+    def __init__(self, dev, txn, m1_engine=None):
         self.dev = dev
         self.txn = txn
+        self.m1 = m1_engine
         self.last = None
         self.full = False  # the log was full at the last tap (fault logged once per episode)
         self.sam_fault = False  # the last tap ended in R_SAM_FAULT (likewise)
 
     def process(self, info):
-        r = self.txn.tap(info)
+        e = self.m1
+        if e is None or info is None:
+            r = self.txn.tap(info)
+        else:
+            k = m1.classify(info)
+            if k == 0:
+                r = self.txn.tap(info)
+            elif k == 1:
+                r = e.tap(info)
+            else:
+                r = e.unsupported()
         self.last = r
         if r.reason == E.R_SAM_FAULT and not self.sam_fault:
             content.fault(self.dev.faults, "psam: fault during a tap, card refused")
@@ -160,7 +176,12 @@ def start(board):
             p.terminal[2:8] = txn.psam.terminal
         elif txn.local_psam is not None and txn.local_psam.ready:
             p.terminal[2:8] = txn.local_psam.terminal
-        return TapProcessor(dev, txn), fault
+        # the city's M1 purse cards: keys and record MACs from the local PSAM (m1/FORMAT.md)
+        e = m1.M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
+                       dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
+                       position=p, psam_slot=txn.local_slot,
+                       repeat_window_s=dev.config.get("repeat_window_s", 60))
+        return TapProcessor(dev, txn, e), fault
 
     tasks = [maintenance_task(dev)]
     gc.collect()  # boot reads (stores, keys, tables) leave garbage; start sync compact
