@@ -439,7 +439,7 @@ def _bcd(n, digits):
     return bytes(int(s[i:i + 2], 16) for i in range(0, digits, 2))
 
 
-def issue_purse(local_keys, uid, balance=1000, city=0x2900, number=1, card_type=0x01,
+def issue_purse(local_keys, uid, balance=1000, city=0x2900, number=1, card_type=0x00,
                 start=20240101, end=20341231, size=1024, counter=0, status=0, nt=None):
     """A personalised M1 purse card (FORMAT.md §2): issuer block, empty trip slots (slot 0
     holds the issue as counter `counter`), value = backup = balance, control = counter,
