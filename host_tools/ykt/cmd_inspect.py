@@ -6,6 +6,8 @@ blank journal formats it.
 """
 
 import csv
+import io
+import json
 import os
 import shutil
 import sys
@@ -26,11 +28,20 @@ def register(sub):
     p.add_argument("--records", type=T.int_range(0, 10 ** 9), default=5,
                    help="show the last N records (default %(default)s)")
     p.add_argument("--csv", metavar="FILE", help="write every readable record as CSV")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (plan, log state, warnings, damage, the last "
+                   "--records records, pending tears, blacklist, parameters) instead of text")
     p.add_argument("--layout", choices=("auto", "plain", "inverted"), default="auto",
                    help="plain = a chip dump; inverted = an emulated board's image file "
                         "(bytes stored XOR FF so a blank device is sparse); auto guesses "
                         "from the parameter region")
     p.set_defaults(func=do_inspect)
+
+
+def _jsonable(v):
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).hex()
+    raise TypeError("not JSON: %r" % (v,))
 
 
 def _inverted(path, region):
@@ -157,7 +168,14 @@ def do_inspect(args):
         inv = args.layout == "inverted" or (
             args.layout == "auto" and _inverted(args.dump, fp["params"]))
         fl = NorFlash(size, path=tmp.name, create=False, invert=inv)
-        out = sys.stdout
+        out = io.StringIO() if args.json else sys.stdout  # --json: the text is dropped
+        rep = {"dump": args.dump, "kind": what, "bytes": size, "board": args.board,
+               "layout": "inverted" if inv else "plain", "layout_guessed": args.layout == "auto",
+               "warnings": []}
+
+        def warn(text):
+            rep["warnings"].append(text)
+            print("warning: " + text, file=out)
         print("dump: %s, %d bytes, %s layout%s" % (
             what, size, "inverted" if inv else "plain",
             " (guessed)" if args.layout == "auto" else ""), file=out)
@@ -167,20 +185,25 @@ def do_inspect(args):
         params_hdr = max(probe._gen(0), probe._gen(1)) >= 0
         params_blank = not params_hdr and _region_state(tmp.name, fp["params"], inv) == "blank"
         lg = RecordLog(fl, fp["log"], fp["watermark"]).mount()
+        rep["log"] = {"first_seq": lg.first_seq, "acked_seq": lg.acked_seq,
+                      "next_seq": lg.next_seq, "full": None if log_blank else bool(lg.full),
+                      "blank": log_blank, "capacity": lg.capacity, "corrupt": lg.corrupt,
+                      "boot_reads": lg.reads_at_mount}
         print("log: first_seq %d  acked_seq %d  next_seq %d  full %s  capacity %d  "
               "corrupt %d  boot reads %d" % (lg.first_seq, lg.acked_seq, lg.next_seq,
                                              "-" if log_blank else lg.full, lg.capacity,
                                              lg.corrupt, lg.reads_at_mount), file=out)
         damage, valid, bad_headers = _damage(lg)
         if log_blank:
-            print("warning: the log region is blank (all erased): this validator never "
-                  "booted on it, or --board does not match the dump", file=out)
+            warn("the log region is blank (all erased): this validator never booted on it, or "
+                 "--board does not match the dump")
         elif valid == 0 and lg.next_seq <= 1 and not damage:
-            print("warning: the log holds no record yet (formatted, never tapped)", file=out)
+            warn("the log holds no record yet (formatted, never tapped)")
         if bad_headers * 2 > lg._B:
-            print("warning: %d of %d log block headers are unreadable: not a validator dump, "
-                  "or the wrong --board or --layout (this run: %s)"
-                  % (bad_headers, lg._B, "inverted" if inv else "plain"), file=out)
+            warn("%d of %d log block headers are unreadable: not a validator dump, or the "
+                 "wrong --board or --layout (this run: %s)"
+                 % (bad_headers, lg._B, "inverted" if inv else "plain"))
+        rep["damage"] = damage
         for line in damage:
             print("damage: " + line, file=out)
         if not damage:
@@ -193,7 +216,8 @@ def do_inspect(args):
                 rows.append(record_host.decode(buf))
             else:
                 rows.append({"seq": q, "status": "corrupt"})
-        for r in rows[-args.records:] if args.records else []:
+        rep["records"] = rows[-args.records:] if args.records else []
+        for r in rep["records"]:
             if r.get("status") == "corrupt":
                 print("  %8d  CORRUPT (CRC)" % r["seq"], file=out)
                 continue
@@ -217,22 +241,29 @@ def do_inspect(args):
                 d["gray_seq"]), file=out)
         if not pending:
             print("tear: none pending", file=out)
+        rep["tear_pending"] = pending
         bl = Blacklist(fl, fp["blacklist"]).mount()
         print("blacklist: version %d  entries %d" % (bl.version, bl.entries), file=out)
+        rep["blacklist"] = {"version": bl.version, "entries": bl.entries}
         ps = ParamStore(fl, fp["params"]).mount()
         names = ps.names()
+        rep["params"] = {n: ps.size(n) for n in names}
         print("params: %s" % (", ".join("%s(%d)" % (n, ps.size(n)) for n in names) or "none"),
               file=out)
         if params_blank:
-            print("warning: the parameter region is blank: never provisioned (no sync keys, "
-                  "no configuration)", file=out)
+            warn("the parameter region is blank: never provisioned (no sync keys, no "
+                 "configuration)")
         elif not params_hdr:
-            print("warning: the parameter region is damaged or foreign: neither of its two "
-                  "halves has a valid header (FORMAT.md §6)", file=out)
+            warn("the parameter region is damaged or foreign: neither of its two halves has a "
+                 "valid header (FORMAT.md §6)")
         elif ps._dirty:
-            print("warning: the parameter region has bytes after its last valid entry (a torn "
-                  "write or damage); the validator compacts it at its next write", file=out)
+            warn("the parameter region has bytes after its last valid entry (a torn write or "
+                 "damage); the validator compacts it at its next write")
         fl.close()
+        if args.json:
+            if args.csv:
+                rep["csv"] = {"path": args.csv, "records": len(rows)}
+            print(json.dumps(rep, sort_keys=True, default=_jsonable))
     finally:
         os.unlink(tmp.name)
     return 0

@@ -128,3 +128,32 @@ def test_broken_pipe_when_reader_leaves_then_quiet_exit_1(capsys, monkeypatch):
     monkeypatch.setattr(cli, "_quiet_stdout", lambda: None)  # keep pytest's stdout
     code, out, err = run(capsys, "inspect", "x.bin")
     assert code == cli.EXIT_FAIL and err == ""
+
+
+def test_inspect_when_json_then_one_object_with_records_and_warnings(capsys, tmp_path):
+    import struct
+
+    from emu.nor import NorFlash
+    from validator.storage import plan, record, record_host
+    from validator.storage.recordlog import RecordLog
+
+    path = str(tmp_path / "flash.bin")
+    fl = NorFlash(plan_boards.SIM_FLASH_SIZE, path=path)  # plain layout (not inverted)
+    lg = RecordLog(fl, plan.PLAN_SIM["log"], plan.PLAN_SIM["watermark"]).mount()
+    lg.maintain()
+    img = record_host.new_image()
+    for q in range(1, 8):
+        record.reset(img)
+        img[record_host.O_STATUS] = record_host.ST_NORMAL
+        struct.pack_into(">I", img, record_host.O_AMOUNT, 100 + q)
+        lg.append(img)
+    fl.close()
+    code, out, _ = run(capsys, "inspect", "--json", "--records", "3", path)
+    assert code == 0
+    d = json.loads(out)  # nothing but the object on stdout
+    assert d["kind"] == "sim board image" and d["layout"] == "plain"
+    assert d["log"]["next_seq"] == 8 and d["log"]["blank"] is False
+    assert [r["amount"] for r in d["records"]] == [105, 106, 107]
+    assert d["damage"] == [] and d["tear_pending"] == [] and d["params"] == {}
+    assert "the parameter region is blank: never provisioned (no sync keys, no " \
+        "configuration)" in d["warnings"]
