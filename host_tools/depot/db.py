@@ -197,11 +197,12 @@ def _redact(url):
 
 
 # -- the database -------------------------------------------------------------------------------
-_ROWS_INSERT = "INSERT INTO records (%s) VALUES (%s) ON CONFLICT (device_id, seq) DO NOTHING" % (
-    ", ".join(S.ROW_COLUMNS), ", ".join("?" * len(S.ROW_COLUMNS)))
-
-
 _COLS = ", ".join(S.ROW_COLUMNS)
+_RET = " RETURNING %s" % ", ".join(S.TOTALS_KEY + ("amount",))
+_ROWS_HEAD = "INSERT INTO records (%s) VALUES " % _COLS
+_ROWS_ONE = "(%s)" % ", ".join("?" * len(S.ROW_COLUMNS))
+_ROWS_TAIL = " ON CONFLICT (device_id, seq) DO NOTHING"
+_ROWS_PER = max(1, 30000 // len(S.ROW_COLUMNS))  # under SQLite's 32 766 bound variables
 
 
 def _pg_type(sql_type):
@@ -218,30 +219,69 @@ _COPY_TYPES = ([_pg_type(t) for _c, t in S.DEPOT_COLUMNS] + ["bytea"]
 
 
 def _insert_rows(db, rows):
-    """Insert records rows (schema.record_row shape) in one transaction; -> how many were
-    new (rows already stored are left as they are). On PostgreSQL a batch goes by COPY into
-    a per-connection temporary table and one INSERT .. SELECT .. ON CONFLICT DO NOTHING
-    (about three times the rate of row-by-row inserts)."""
-    if db.kind != "postgresql" or len(rows) < 8:
-        return db.executemany(_ROWS_INSERT, rows)
+    """Insert records rows (schema.record_row shape) in one transaction, and add the rows
+    that were new -- the INSERT's RETURNING says which: a row already stored is neither
+    inserted nor counted -- to record_totals in the same transaction (once that table
+    exists; the migrations fill it from records); -> how many were new. On PostgreSQL a
+    batch goes by binary COPY into a per-connection temporary table and one
+    INSERT .. SELECT .. ON CONFLICT DO NOTHING."""
+    if not rows:
+        return 0
+    totals = db._totals
 
     def go():
+        new = []
         with db.transaction():
             cur = db.b.cursor()
-            if getattr(db.b, "staging", None) is not db.b.con:  # once per connection
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS records_in AS SELECT %s FROM "
-                            "records WITH NO DATA" % _COLS)
-                db.b.staging = db.b.con
+            if db.kind == "postgresql":
+                if getattr(db.b, "staging", None) is not db.b.con:  # once per connection
+                    cur.execute("CREATE TEMP TABLE IF NOT EXISTS records_in AS SELECT %s "
+                                "FROM records WITH NO DATA" % _COLS)
+                    db.b.staging = db.b.con
+                else:
+                    cur.execute("DELETE FROM records_in")
+                with cur.copy("COPY records_in (%s) FROM STDIN (FORMAT BINARY)" % _COLS) as cp:
+                    cp.set_types(_COPY_TYPES)
+                    for r in rows:
+                        cp.write_row(r)
+                cur.execute("INSERT INTO records (%s) SELECT %s FROM records_in ON CONFLICT "
+                            "(device_id, seq) DO NOTHING%s" % (_COLS, _COLS, _RET))
+                new = cur.fetchall()
             else:
-                cur.execute("DELETE FROM records_in")
-            with cur.copy("COPY records_in (%s) FROM STDIN (FORMAT BINARY)" % _COLS) as cp:
-                cp.set_types(_COPY_TYPES)
-                for r in rows:
-                    cp.write_row(r)
-            cur.execute("INSERT INTO records (%s) SELECT %s FROM records_in ON CONFLICT "
-                        "(device_id, seq) DO NOTHING" % (_COLS, _COLS))
-            return max(cur.rowcount, 0)
+                for i in range(0, len(rows), _ROWS_PER):
+                    chunk = rows[i:i + _ROWS_PER]
+                    cur.execute(_ROWS_HEAD + ",".join([_ROWS_ONE] * len(chunk)) + _ROWS_TAIL
+                                + _RET, [v for r in chunk for v in r])
+                    new.extend(cur.fetchall())
+            if totals:
+                add_totals(db, new)
+        return len(new)
     return db._run(go)
+
+
+_TOTALS_UPSERT = (
+    "INSERT INTO record_totals (%s, records, amount) VALUES (%s, ?, ?) ON CONFLICT (%s) DO "
+    "UPDATE SET records = record_totals.records + excluded.records, "
+    "amount = record_totals.amount + excluded.amount"
+    % (", ".join(S.TOTALS_KEY), ", ".join("?" * len(S.TOTALS_KEY)), ", ".join(S.TOTALS_KEY)))
+
+
+def add_totals(db, new):
+    """Fold new records ((day, line, issuer_id, status, amount) each) into record_totals.
+    Undecodable records (day NULL) are not in it; pending() counts them apart."""
+    acc = {}
+    for *key, amount in new:
+        if key[0] is None:
+            continue
+        k = tuple(key)
+        e = acc.get(k)
+        if e is None:
+            acc[k] = [1, amount or 0]
+        else:
+            e[0] += 1
+            e[1] += amount or 0
+    if acc:
+        db.executemany(_TOTALS_UPSERT, [k + (n, a) for k, (n, a) in sorted(acc.items())])
 
 
 class Database:
@@ -251,10 +291,12 @@ class Database:
         self.url = backend.url
         self._depth = 0
         self._lock = threading.RLock()
+        self._totals = False  # record_totals kept by ingest once the migrations made it
         try:
             self.ensure_schema("core", S.CORE_STEPS)
             with self.transaction():
                 S.add_record_columns(self)
+            self._totals = True
         except BaseException:
             backend.close()
             raise
@@ -441,6 +483,7 @@ class Database:
         rows = self.query("SELECT device_id, seq, sync_id, received, data FROM records")
         with self.transaction():
             self.execute("DELETE FROM records")
+            self.execute("DELETE FROM record_totals")
             _insert_rows(self, [S.record_row(d, s, y, r, bytes(b)) for d, s, y, r, b in rows])
         return len(rows)
 

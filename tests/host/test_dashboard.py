@@ -3,6 +3,7 @@
 # way syncs populate it (records ingested, devices noted); the test reads the page the way a
 # person would: which validator is stale, the day's money, how many bars the chart has,
 # the anomalies panel. Screenshot: build/dashboard.png. No Chromium = failure, not a skip.
+import json
 import os
 import time
 
@@ -142,10 +143,12 @@ def test_dashboard_when_operator_approves_a_proposal_it_is_stored_with_the_name_
                "'TWO_VEHICLES', ?, ?, 'two buses 40 s apart', '[]', '2026-11-24', '', 'open')",
                (OK, card))
     assert [p["card"] for p in risk.propose(db)] == [card]
-    # the first 100 paid records of OK are cleared: pending is the rest
+    # a business day cleared 100 paid records of OK (its summary, as clear_day stores it):
+    # pending is the rest
     paid = [r for r in db.decoded(OK) if r["status"] in ("normal", "recovered")][:100]
-    db.executemany("INSERT INTO clearing_results (device_id, seq, cleared_day, verdict) "
-                   "VALUES (?, ?, '2026-11-24', 'cleared')", [(OK, r["seq"]) for r in paid])
+    db.execute("INSERT INTO clearing_days (day, created, summary) VALUES (?, ?, ?)",
+               ("2026-11-24", "", json.dumps({"verdicts": {"cleared": 100},
+                                              "cleared_fen": sum(r["amount"] for r in paid)})))
     total_fen = sum(v[1] for v in want.values())
     db.close()
     st = Station(path, listen=None, http="127.0.0.1:0", stale_hours=24).start()

@@ -46,6 +46,17 @@ def batch(first, n, dev=DEV):
     return b"".join(image(first + i, dev) for i in range(n))
 
 
+def totals_match(d):
+    """record_totals (kept by ingest) equals a GROUP BY over the records themselves."""
+    want = sorted(tuple(r) for r in d.query(
+        "SELECT day, line, issuer_id, status, COUNT(*), SUM(amount) FROM records WHERE "
+        "record_ok = 1 GROUP BY day, line, issuer_id, status"))
+    got = sorted(tuple(r) for r in d.query(
+        "SELECT day, line, issuer_id, status, records, amount FROM record_totals"))
+    assert got == want
+    return sum(r[4] for r in got)
+
+
 # -- schema: generated from the format registry, versioned ----------------------------------
 def test_records_table_when_opened_has_one_column_per_registry_field(db):
     cols = set(db.columns("records"))
@@ -112,6 +123,7 @@ def test_legacy_blob_database_when_opened_is_migrated_with_every_record_decoded(
     assert rows[0]["amount"] == 200 and rows[0]["status"] == "normal"
     assert rows[3]["data"] == b"junk" and rows[3]["amount"] is None
     assert d.device(DEV)["firmware"] == 7
+    assert totals_match(d) == 3  # the migration filled the totals from what it decoded
     d.close()
 
 
@@ -144,6 +156,7 @@ def test_ingest_when_a_batch_arrives_twice_counts_each_record_once(db):
     assert db.ingest(DEV, 1, RH.REC_SIZE, batch(1, 10)) == (10, 0)
     assert db.ingest(DEV, 6, RH.REC_SIZE, batch(6, 10)) == (5, 5)
     assert db.count(DEV) == 15 and db.seqs(DEV) == list(range(1, 16))
+    assert totals_match(db) == 15  # the 5 duplicates were not added twice
     assert db.contiguous_upto(DEV, 0) == 15
     db.ingest(DEV, 20, RH.REC_SIZE, batch(20, 2))
     assert db.contiguous_upto(DEV, 0) == 15 and db.contiguous_upto(DEV, 19) == 21
@@ -177,6 +190,7 @@ def test_ingest_when_eight_sessions_race_on_overlapping_batches_holds_each_recor
     assert sum(news) == len(stored)  # every insert counted once, across all sessions
     assert stored == sorted(set(stored))
     assert [bytes(b) for _d, _s, b in d.records(DEV)] == [data[s] for s in stored]
+    assert totals_match(d) == len(stored)
     d.close()
 
 
@@ -215,6 +229,7 @@ def test_ingest_when_the_station_process_is_killed_mid_batch_keeps_whole_batches
     again = d.ingest(DEV, 1 + (acked + 1) * 500, RH.REC_SIZE, b"".join(
         image(1 + (acked + 1) * 500 + i) for i in range(500)))
     assert again in ((500, 0), (0, 500))
+    assert totals_match(d) == d.count(DEV)
     d.close()
 
 
@@ -254,6 +269,7 @@ def test_ingest_when_postgresql_is_killed_mid_batch_rolls_back_and_reconnects(pg
                                or "cannot connect" in str(out["e"]))
         assert d.ingest(DEV, 101, RH.REC_SIZE, big) == (4000, 0)
     assert d.contiguous_upto(DEV, 0) == 4100
+    assert totals_match(d) == 4100
     d.close()
 
 
