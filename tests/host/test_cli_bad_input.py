@@ -13,6 +13,10 @@ from validator.sync import wire_host
 from ykt import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# `python -m ykt` in a child process imports this tree's ykt, not whatever checkout the
+# venv's editable install points at
+THIS_TREE = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    os.path.join(ROOT, p) for p in ("host_tools", "firmware", "host_tools/shims")))
 
 
 def run(capsys, *argv):
@@ -125,7 +129,7 @@ def test_subprocess_when_bad_inputs_then_no_traceback_on_stderr(tmp_path):
                          str(tmp_path / "c.json")], cli.EXIT_USAGE),
                        (["emu", "selftest", "--keys", str(tmp_path / "nope")], cli.EXIT_IO)):
         r = subprocess.run([sys.executable, "-m", "ykt", *argv], capture_output=True,
-                           text=True, cwd=ROOT, timeout=60)
+                           text=True, cwd=ROOT, timeout=60, env=THIS_TREE)
         assert r.returncode == want, r.stderr
         assert r.stderr.startswith("ykt: ") and "Traceback" not in r.stderr
 
