@@ -716,14 +716,17 @@ class Transaction:
             code = apdu.lookup(ep.SW_CAPP, self.result.sw, _R_CARD_ERROR)
             if code != _R_OK:
                 return code if code == _NO_CAPP else self._refuse(code)
-        # persist the recovery context and the gray record BEFORE the debit (§6.1)
+        # persist the gray record and the recovery context BEFORE the debit (§6.1), the
+        # record first: the context names its seq, which must be a committed record (a
+        # context saved first and its record lost to a power cut would name a seq the
+        # next passenger's record takes, and void or settle that one)
         img[_O_STATUS] = _ST_GRAY
+        gray = self.records.append(img)
         ctx = self.tears.ctx
         apdu.copy(ctx, 0, img, _CTX_BASE, _CTX_IMG)
-        apdu.put_u32(ctx, _C_GRAY, self.records.next_seq)  # the gray record's seq
+        apdu.put_u32(ctx, _C_GRAY, gray)  # the gray record's seq
         apdu.put_u32(ctx, _C_SAVED, now)
         self.tears.persist(self._tag)
-        gray = self.records.append(img)
         # DEBIT (§3): no answer = tear, the card may or may not have debited
         try:
             n = self._card(ep.debit(self.cmd, psam.out, 0, self._b, _B_DT, psam.out, 4))
