@@ -7,6 +7,8 @@ import json
 import os
 import time
 
+import pytest
+
 from depot.devsim import make_record
 from depot.serve import Station, open_db
 from validator.storage import record_host as rh
@@ -74,12 +76,19 @@ def _anomaly(path):
         db.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return str(tmp_path / "depot.sqlite")
+    return request.getfixturevalue("pg_url")
+
+
 def test_dashboard_when_loaded_in_chromium_shows_stale_device_day_total_and_one_bar_per_day(
-        tmp_path):
+        db_url):
     from playwright.sync_api import sync_playwright
 
     assert os.path.exists(CHROMIUM), "Debian's chromium is required (apt-get install chromium)"
-    path = str(tmp_path / "depot.sqlite")
+    path = db_url
     want = _populate(path)
     days = sorted(want)
     assert len(days) == 3
