@@ -152,6 +152,9 @@ def test_dashboard_when_operator_approves_a_proposal_it_is_stored_with_the_name_
                "'TWO_VEHICLES', ?, ?, 'two buses 40 s apart', '[]', '2026-11-24', '', 'open')",
                (OK, card))
     assert [p["card"] for p in risk.propose(db)] == [card]
+    for seq, state in ((7, "open"), (8, "resolved"), (9, "resolved")):
+        db.execute("INSERT INTO gray_records (device_id, seq, card, state) VALUES (?,?,?,?)",
+                   (OK, seq, card, state))
     # a business day cleared 100 paid records of OK (its summary, as clear_day stores it):
     # pending is the rest
     paid = [r for r in db.decoded(OK) if r["status"] in ("normal", "recovered")][:100]
@@ -169,6 +172,8 @@ def test_dashboard_when_operator_approves_a_proposal_it_is_stored_with_the_name_
             page.wait_for_selector("body[data-loaded='1']", timeout=20000)
             left = total_fen - sum(r["amount"] for r in paid)
             assert page.inner_text("#pending-amount") == "\u00a5{:,.2f}".format(left / 100)
+            assert page.inner_text("#n-gray-open") == "1"
+            assert page.inner_text("#grays") == "1 open \u00b7 2 resolved"
             row = page.locator("tr[data-proposal='1']")
             assert row.locator(".pstate").inner_text() == "proposed"
             row.locator("button.approve").click()  # no operator named: refused on the page

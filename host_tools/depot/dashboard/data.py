@@ -224,6 +224,15 @@ def _pending_from_totals(db):
             "cleared_records": done_n, "cleared_fen": done_fen, "undecodable": int(bad or 0)}
 
 
+def grays(db):
+    """Gray records by state as clearing left them (depot.clearing: open until matched to
+    their final record, proved void or resolved from the card's later transactions)."""
+    if not _columns(db, "gray_records"):
+        return {}
+    return {st: int(n) for st, n in _rows(db, "SELECT state, COUNT(*) FROM gray_records "
+                                          "GROUP BY state")}
+
+
 def proposals(db):
     """Blacklist proposals of the risk loop (depot.risk), newest first; [] before any."""
     if not _columns(db, "blacklist_proposals"):
@@ -314,6 +323,6 @@ def overview(db, stale_hours, station=None):
     for r in f:
         states[r["state"]] = states.get(r["state"], 0) + 1
     return {"fleet": f, "states": states, "daily": daily(db), "pending": pending(db),
-            "anomalies": anomalies(db), "proposals": proposals(db),
+            "anomalies": anomalies(db), "proposals": proposals(db), "grays": grays(db),
             "versions": versions(db, f),
             "station": station, "stale_hours": stale_hours, "generated": time.time()}

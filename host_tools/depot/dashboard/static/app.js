@@ -139,6 +139,11 @@ function render(o) {
     });
     ad.replaceChildren(t);
   }
+  // gray records (clearing's view: open until resolved)
+  const g = o.grays || {};
+  document.getElementById("n-gray-open").textContent = g.open ?? 0;
+  document.getElementById("grays").textContent = Object.keys(g).length
+    ? Object.keys(g).sort().map(k => `${g[k]} ${k}`).join(" \u00b7 ") : "no clearing yet";
   // blacklist proposals
   renderProposals(o.proposals || []);
   // versions
