@@ -106,3 +106,14 @@ def port_url(v):
     if not v or v != v.strip():
         raise _bad("a serial device or listen://|tcp://|socket://HOST:PORT", v)
     return v
+
+
+def heap_size(v):
+    """A MicroPython -X heapsize value: bytes, or a number with k or m, 16k..64m."""
+    n, unit = (v[:-1], v[-1].lower()) if v[-1:].lower() in ("k", "m") else (v, "")
+    if not n.isdigit() or not n.isascii():
+        raise _bad("a heap size such as 128k or 2m", v)
+    b = int(n) << {"": 0, "k": 10, "m": 20}[unit]
+    if not 16 << 10 <= b <= 64 << 20:
+        raise _bad("a heap size from 16k to 64m", v)
+    return v

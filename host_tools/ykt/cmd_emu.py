@@ -1,6 +1,7 @@
 """ykt emu: emulator self-test (one CAPP purchase through the card and PSAM emulators) and
 a standalone emulated PN532 on a pty (`ykt emu pn532`)."""
 
+import argparse
 import json
 import sys
 import threading
@@ -16,7 +17,17 @@ DATETIME = bytes.fromhex("20250601083000")
 def register(sub):
     p = sub.add_parser("emu", help="card/PSAM emulators")
     s = p.add_subparsers(dest="emu_cmd", metavar="CMD")
-    st = s.add_parser("selftest", help="one CAPP purchase through card + PSAM (T=0) emulators")
+    st = s.add_parser("selftest", help="one CAPP purchase through card + PSAM (T=0) emulators",
+                      formatter_class=argparse.RawDescriptionHelpFormatter,
+                      description="""\
+One compound purchase (card-protocol.md §9) through the card and PSAM emulators with the
+given master keys, every APDU printed, then the issuer-side TAC check. Exit 0 on PASS, 1 on
+FAIL (the verdict line names the refused step and decodes its status word).
+
+examples:
+  ykt emu selftest
+  ykt emu selftest --alg sm4 --json
+  ykt emu selftest --keys my-master-keys.json""")
     st.add_argument("--alg", choices=("3des", "sm4"), default="3des",
                     help="card key algorithm family (default %(default)s)")
     st.add_argument("--keys", default=None, help="master key file (default: the test keys)")

@@ -1,24 +1,39 @@
 """ykt sim: a virtual bus day on emulated validators, synced to a local depot."""
 
+import argparse
 import collections
 import json
 import os
 import sys
 import time
 
+from ykt import argtypes as T
 from ykt.cli import EXIT_FAIL, EXIT_USAGE, CommandError, read_json
 
 
 def register(sub):
-    p = sub.add_parser("sim", help="run a bus day on emulated validators (make sim)")
-    p.add_argument("--scenario", default=None,
-                   help="scenario JSON (default: the fare day + the acceptance taps)")
+    p = sub.add_parser("sim", help="run a bus day on emulated validators (make sim)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="""\
+Run a bus day on emulated validators (the real firmware on the MicroPython unix port, with
+emulated cards, PSAMs and PN532s), synced to a local depot station morning and evening.
+Writes summary.json, taps.csv (one row per tap), records.csv (the clearing export; sum its
+charged_fen column for the money) and depot.sqlite into the output folder.
+
+examples:
+  ykt sim                                    the default fare day + acceptance taps
+  ykt sim --scenario my-day.json -o build/my-day
+  ykt sim --keep-serving                     then open the dashboard URL it prints""")
+    p.add_argument("--scenario", default=None, metavar="FILE",
+                   help="scenario JSON (firmware/validator/rules/README.md \"Scenario file\", "
+                   "schema host_tools/emu/scenario.py; default: the fare day + the acceptance "
+                   "taps)")
     p.add_argument("--no-acceptance", action="store_true",
                    help="with the default scenario: skip the validator acceptance taps")
     p.add_argument("-o", "--output", "--out", dest="out", default="build/sim", metavar="DIR",
                    help="output folder (default %(default)s)")
-    p.add_argument("--heap", default=None,
-                   help="MicroPython heap of each validator (default %s)" % "128k")
+    p.add_argument("--heap", default=None, type=T.heap_size,
+                   help="MicroPython heap of each validator, e.g. 128k or 2m (default 128k)")
     p.add_argument("--spi", action="store_true",
                    help="wire the first validator's PN532 over SPI instead of HSU")
     p.add_argument("-v", "--verbose", action="store_true", help="print every tap")

@@ -5,8 +5,14 @@ tcp://host:port or socket://host:port (a validator listening), or listen://host:
 wait for a validator that connects out. Pushed files are content containers signed by the
 back office (firmware/validator/sync/PROTOCOL.md section 5); the depot cannot make or alter
 them.
+
+examples:
+  ykt sync --port /dev/ttyUSB0 --keys build/depot/keys.json --export-csv records.csv
+  ykt sync --port listen://0.0.0.0:7000 --keys build/depot/keys.json --fares fares.bin
+  ykt sync --port socket://192.168.4.1:7000 --test-keys --json   (an emulated validator)
 """
 
+import argparse
 import json
 import os
 
@@ -23,7 +29,8 @@ _PROTOCOL_CODES = (1, 2, 3, 4)  # E_AUTH, E_MAC, E_REPLAY, E_PROTO
 
 def register(sub):
     p = sub.add_parser("sync", help="sync one validator (records, lists, tables, clock)",
-                       description=__doc__)
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", required=True, type=T.port_url,
                    help="where the validator is: a serial device (/dev/ttyUSB0), "
                    "tcp://HOST:PORT or socket://HOST:PORT (it listens), or "

@@ -33,6 +33,14 @@ def test_help_when_asked_for_any_command_then_usage_and_exit_0(capsys, path):
     assert out.startswith("usage: " + " ".join(("ykt",) + path))
 
 
+@pytest.mark.parametrize("path", [("sim",), ("emu", "selftest"), ("card", "issue"),
+                                  ("card", "population"), ("sync",)], ids=" ".join)
+def test_help_when_technician_reads_it_then_an_example_command_line(capsys, path):
+    _, out, _ = run(capsys, *path, "--help")
+    text = out.split("\noptions:")[0]
+    assert re.search(r"[Ee]xamples?:\s+ykt %s\s" % " ".join(path), text), out
+
+
 def _sections():
     with open(reference.PATH) as f:
         doc = f.read()
@@ -119,6 +127,7 @@ BAD = [
     (["inspect", "{t}/nope", "--records", "-1"], 2, "argument --records"),
     (["sim", "--scenario", "{t}/list.json", "-o", "{t}/sim"], 2, "not a scenario"),
     (["sim", "--scenario", "{t}/nope", "-o", "{t}/sim"], 3, "cannot read {t}/nope"),
+    (["sim", "--heap", "lots"], 2, "argument --heap: expected a heap size such as 128k"),
     (["sync", "--port", "listen://:x", "--test-keys"], 2, "argument --port"),
     (["sync", "--port", "socket://127.0.0.1:1", "--keys", "{t}/list.json"], 2,
      "not a depot key file"),
