@@ -117,3 +117,11 @@ def heap_size(v):
     if not 16 << 10 <= b <= 64 << 20:
         raise _bad("a heap size from 16k to 64m", v)
     return v
+
+
+def file_name(v):
+    """A file name: not empty, not only spaces (an empty --scenario "" must not mean the
+    default)."""
+    if not v.strip():
+        raise _bad("a file name", v)
+    return v

@@ -24,7 +24,7 @@ examples:
   ykt sim                                    the default fare day + acceptance taps
   ykt sim --scenario my-day.json -o build/my-day
   ykt sim --keep-serving                     then open the dashboard URL it prints""")
-    p.add_argument("--scenario", default=None, metavar="FILE",
+    p.add_argument("--scenario", default=None, metavar="FILE", type=T.file_name,
                    help="scenario JSON (firmware/validator/rules/README.md \"Scenario file\", "
                    "schema host_tools/emu/scenario.py; default: the fare day + the acceptance "
                    "taps)")
@@ -61,6 +61,18 @@ def do_sim(args):
                 log=print if args.verbose else None, http=getattr(args, "http", "127.0.0.1:0"),
                 via_station=True)
     keep = getattr(args, "keep_serving", False)
+    try:
+        _run_day(s, args, scn, keep, t0)
+    except (RuntimeError, TimeoutError) as e:  # a validator process died or went silent
+        log = os.path.join(args.out, "sim-error.log")
+        with open(log, "w") as f:
+            f.write(str(e) + "\n")
+        raise CommandError("the bus day stopped: %s (the validator's last lines: %s)"
+                           % (str(e).splitlines()[0].split("; last lines")[0], log), EXIT_FAIL)
+    return 0
+
+
+def _run_day(s, args, scn, keep, t0):
     try:
         st = s.start_station()
         print("depot station: validators dial 127.0.0.1:%d; dashboard %s (log %s)" % (

@@ -118,3 +118,27 @@ def test_farescen_load_when_scenario_malformed_then_value_error_naming_it(tmp_pa
     src.write_text(json.dumps(_with(taps__0__at="25:99:00")))
     with pytest.raises(ValueError, match=r"scn.json: not a scenario: taps\[0\].at"):
         farescen.load(str(src))
+
+
+def test_sim_when_scenario_option_empty_then_usage_not_the_default_day(capsys, tmp_path):
+    code = cli.main(["sim", "--scenario", "", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and "argument --scenario: expected a file name" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sim_when_a_validator_dies_then_one_line_and_its_lines_in_a_file(capsys, tmp_path,
+                                                                          monkeypatch):
+    def dies(self):  # what emu.world raises when the firmware process exits
+        raise RuntimeError("firmware exited (EXIT 1); last lines:\nTraceback (most recent "
+                           "call last):\n  File \"rom\", line 5\nMemoryError")
+
+    monkeypatch.setattr(sim.Sim, "start_station", dies)
+    out = tmp_path / "o"
+    code = cli.main(["sim", "--no-acceptance", "-o", str(out)])
+    o, err = capsys.readouterr()
+    assert code == cli.EXIT_FAIL and "Traceback" not in err and len(err.splitlines()) == 1
+    assert err.startswith("ykt: the bus day stopped: firmware exited (EXIT 1) (the "
+                          "validator's last lines: ")
+    assert str(out / "sim-error.log") in err
+    assert "MemoryError" in (out / "sim-error.log").read_text()
