@@ -29,18 +29,20 @@ M1_CARD = Codes(
         ("ACC_TRIP", b"\x69\x67\x89\x69", "[INF] sector 1 trailer bytes 6..9"),
         ("ACC_PURSE", b"\x48\x77\x8b\x69", "[INF] sector 2 trailer bytes 6..9"),
         # key derivation through the local PSAM: 801A 45 02 with factor 1 = UID, zero
-        # padded to 8, and factor 2 = KDF_F2 with the city code in front; then per key two
-        # 80FA 05 00 over the UID block with IV = 'M' '1' sector keytype half 00 00 00;
-        # key = MAC(half 0) || MAC(half 1)[0:2] (FORMAT.md §3)
+        # padded to 8, and factor 2 = KDF_F2 with the city code in front; then three
+        # 80FA 05 00 over the UID block with IV = 'M' '1' s 61 00 00 00 00 for s = the purse
+        # sector, the trip sector and KDF_SHARED (FORMAT.md §3)
         ("KDF_F2", b"\x4d\x31\x00\x00\x00\x00", "[INF] factor 2 after the city code: 'M1'"),
         ("KDF_IV0", Hex(0x4D), "[INF] IV byte 0 of a sector key MAC ('M')"),
         ("KDF_IV1", Hex(0x31), "[INF] IV byte 1 ('1')"),
+        ("KDF_SHARED", Hex(0xFF), "[INF] IV byte 2 of the MAC whose halves end the keys"),
         ("KEY_A", Hex(0x60), "MIFARE AUTHENTICATE with key A"),
         ("KEY_B", Hex(0x61), "MIFARE AUTHENTICATE with key B (the validator's key)"),
         ("MAC_IV", b"M1REC\x00\x00\x00", "[INF] IV of the record MAC (80FA 05 00)"),
         ("MAC_FROM", 12, "record MAC covers record bytes MAC_FROM..MAC_TO-1 (m2-padded): "
-         "DEVICE..CARD_KIND, what the engine fills (the log stamps VERSION, LENGTH, SEQ)"),
-        ("MAC_TO", 104, "end of the MACed bytes (the M1_MAC field starts here)"),
+         "from DEVICE on (the log stamps VERSION, LENGTH, SEQ itself)"),
+        ("MAC_TO", 71, "end of the MACed bytes: DEVICE..DATETIME, every byte clearing "
+         "settles money on (card, type, amounts, counter, terminal, time)"),
         ("LAYOUT_VER", 1, "issuer block VERSION this engine reads"),
         ("STATUS_OK", 0, "control STATUS: card in use (anything else: blocked by the issuer)"),
         ("INDUSTRY_BUS", Hex(0x02), "[INF] the industry of every M1 ride: the card is "

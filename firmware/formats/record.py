@@ -56,7 +56,7 @@ RECORD = Layout(
           "written before the field existed)"),
         F("CARD_KIND", 103, 1, "u8", "0 CPU card (T-Union / local EP), 1 MIFARE Classic M1 "
           "purse (m1/FORMAT.md: SERIAL = UID, ATC = the card's transaction counter, no TAC)"),
-        F("M1_MAC", 104, 4, "hex", "M1 records: MAC of the local PSAM (80FA) over bytes 12..103 "
+        F("M1_MAC", 104, 4, "hex", "M1 records: MAC of the local PSAM (80FA) over bytes 12..70 "
           "(m1/FORMAT.md §5); 00000000 otherwise"),
         F("RESERVED", 108, 16, "none", "00"),
         F("CRC", 124, 4, "u32", "CRC-32 of bytes 4..123, big-endian", column=""),

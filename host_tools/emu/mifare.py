@@ -399,8 +399,10 @@ class MifareClassic:
 # ---- the city's M1 purse card (firmware/validator/m1/FORMAT.md) ----------------------------
 def sector_key(master_keys, uid, city, sector, keytype=0x61):
     """The UID-diversified key of a sector as the local PSAM derives it (FORMAT.md §3):
-    801A 45 02 with factor 1 = UID padded, factor 2 = city || KDF_F2; two 80FA 05 00 over
-    factor 1 with IV 'M' '1' sector keytype half 00 00 00."""
+    801A 45 02 with factor 1 = UID padded, factor 2 = city || KDF_F2; then 80FA 05 00
+    over factor 1 with IV 'M' '1' s keytype 00 00 00 00 for s = the sector and
+    KDF_SHARED: key = MAC(sector) || MAC(shared)[0..1] for the purse sector, [2..3] for
+    the trip sector (any other sector: [0..1])."""
     from emu import crypto
     from validator.m1 import layout_host as L
 
@@ -408,11 +410,14 @@ def sector_key(master_keys, uid, city, sector, keytype=0x61):
     f1 = bytes(uid) + bytes(8 - len(uid))
     f2 = bytes(((city >> 8) & 0xFF, city & 0xFF)) + L.KDF_F2
     k = crypto.card_key(crypto.master_key(master_keys, alg, "maintenance"), f2, f1, alg)
-    out = b""
-    for half in range(2):
-        iv = bytes((L.KDF_IV0, L.KDF_IV1, sector, keytype, half, 0, 0, 0))
-        out += crypto.cbc_mac_raw(alg, k, iv, f1)
-    return out[:6]
+
+    def mac(s):
+        return crypto.cbc_mac_raw(alg, k, bytes((L.KDF_IV0, L.KDF_IV1, s, keytype, 0, 0, 0, 0)),
+                                  f1)
+
+    shared = mac(L.KDF_SHARED)
+    tail = shared[2:4] if sector == L.SEC_TRIP else shared[0:2]
+    return mac(sector) + tail
 
 
 def record_mac(master_keys, img):
@@ -583,7 +588,10 @@ class Rig:
     release."""
 
     def __init__(self, fare=200, city=0x2900, blacklist=(), policy=None, journal=False,
-                 **kw):
+                 tracer=None, flash=None, plan=None, **kw):
+        """tracer(kind, obj) -> the object the firmware gets for "clock", "link" (PN532
+        HSU and PSAM port) and "flash" (benchmarks put call tracers there); flash, plan
+        (log, watermark, blacklist regions): another flash than emu.rig's layout."""
         from emu import issuer
         from emu import pn532 as P
         from emu import rig as R
@@ -601,7 +609,9 @@ class Rig:
         from validator.storage import blacklist_host
         from validator.storage.recordlog import RecordLog
 
+        t = tracer or (lambda kind, o: o)
         self.clock = R.Clock()
+        fclock = t("clock", self.clock)
         self.keys = issuer.local_master_keys(R.keys())
         self.psam_dev = PsamEmu(self.keys, terminal_no=LOCAL_TERM,
                                 serial=bytes(4) + LOCAL_TERM, app="local")
@@ -611,7 +621,7 @@ class Rig:
         if journal:  # replayable taps: PSAM and PN532 bytes journalled (heap/bench runs)
             self.pj = R.Journal(4096)
             port = R.JournalLink(self.port, self.pj)
-        self.slot = Iso7816(port, self.clock)
+        self.slot = Iso7816(t("link", port), fclock)
         self.psam = Psam(self.slot, self.slot.power_up, True)
         self.psam.boot()
         self.field = P.Field()
@@ -620,13 +630,15 @@ class Rig:
         w = self.wire
         if journal:
             self.wj = w = WireJournal(self.wire)
-        self.reader = Iso14443Reader(Pn532(Hsu(w), self.clock))
+        self.reader = Iso14443Reader(Pn532(Hsu(t("link", w)), fclock))
         self.reader.begin()
         self.reader.field_on()
-        self.flash = NorFlash(30 * R._BS, block_size=R._BS, prog_size=256)
-        self.records = RecordLog(self.flash, R._LOG, R._WM).mount()
+        self.flash = flash or NorFlash(30 * R._BS, block_size=R._BS, prog_size=256)
+        self.plan = plan or {"log": R._LOG, "watermark": R._WM, "blacklist": R._BL}
+        self.fflash = t("flash", self.flash)
+        self.records = RecordLog(self.fflash, self.plan["log"], self.plan["watermark"]).mount()
         self.records.maintain()
-        self.blacklist = bl.Blacklist(self.flash, R._BL).mount()
+        self.blacklist = bl.Blacklist(self.fflash, self.plan["blacklist"]).mount()
         if blacklist:
             ks = sorted(bytes(bl.key_of(s, bytearray(8))) for s in blacklist)
             self.blacklist.begin(blacklist_host.KIND_FULL, 1)
@@ -637,7 +649,8 @@ class Rig:
         self.policy = policy or R.flat_policy(fare, city)
         self.city = city
         self.kw = kw
-        self.m1 = M1Purse(self.reader.chip, self.psam, self.clock, self.policy, self.records,
+        self.fclock = fclock
+        self.m1 = M1Purse(self.reader.chip, self.psam, fclock, self.policy, self.records,
                           self.blacklist, local_city=city, device_id=b"\x00\x00\x00\x07",
                           line=R.LINE, vehicle=b"\x00\x01\x23\x45\x00\x00", **kw)
         self.card = None
@@ -649,10 +662,10 @@ class Rig:
         from validator.m1.purse import M1Purse
         from validator.storage.recordlog import RecordLog
 
-        self.records = RecordLog(self.flash, R._LOG, R._WM).mount()
+        self.records = RecordLog(self.fflash, self.plan["log"], self.plan["watermark"]).mount()
         self.records.maintain()
         self.psam.boot()
-        self.m1 = M1Purse(self.reader.chip, self.psam, self.clock, self.policy, self.records,
+        self.m1 = M1Purse(self.reader.chip, self.psam, self.fclock, self.policy, self.records,
                           self.blacklist, local_city=self.city, device_id=b"\x00\x00\x00\x07",
                           line=R.LINE, vehicle=b"\x00\x01\x23\x45\x00\x00", **self.kw)
 

@@ -4,7 +4,7 @@
 # The card layout, the key derivation and the tear protocol are written down in
 # m1/FORMAT.md (the layouts come from the registry, firmware/formats/m1.py). A tap:
 #   blacklist by UID (no card exchange; a hit is recorded "blocked")
-#   PSAM 801A + 4 x 80FA: the UID-diversified key B of the purse and the trip sector (§3)
+#   PSAM 801A + 3 x 80FA: the UID-diversified key B of the purse and the trip sector (§3)
 #   AUTH purse sector; READ control, value, backup
 #   AUTH trip sector;  READ issuer block, trip slot 0, trip slot 1
 #   a torn debit of an earlier tap (the intent ahead of the committed counter, §4) is
@@ -93,10 +93,11 @@ _BLK_CTRL = const(10)  # control block: committed transaction counter, status
 _KDF_F2 = const(b"\x4d\x31\x00\x00\x00\x00")  # [INF] factor 2 after the city code: 'M1'
 _KDF_IV0 = const(0x4D)  # [INF] IV byte 0 of a sector key MAC ('M')
 _KDF_IV1 = const(0x31)  # [INF] IV byte 1 ('1')
+_KDF_SHARED = const(0xFF)  # [INF] IV byte 2 of the MAC whose halves end the keys
 _KEY_B = const(0x61)  # MIFARE AUTHENTICATE with key B (the validator's key)
 _MAC_IV = const(b"\x4d\x31\x52\x45\x43\x00\x00\x00")  # [INF] IV of the record MAC (80FA 05 00)
 _MAC_FROM = const(12)
-_MAC_TO = const(104)  # end of the MACed bytes (the M1_MAC field starts here)
+_MAC_TO = const(71)
 _LAYOUT_VER = const(1)  # issuer block VERSION this engine reads
 _STATUS_OK = const(0)  # control STATUS: card in use (anything else: blocked by the issuer)
 _INDUSTRY_BUS = const(0x02)
@@ -310,7 +311,7 @@ class M1Purse:
             self.result.seq = self.records.append(img)
             self.result.status = _ST_BLOCKED
             return E.R_BLACKLISTED
-        # -- keys: 801A with the UID factors, then two 80FA per key (FORMAT.md §3)
+        # -- keys: 801A with the UID factors, then three 80FA for the two keys (FORMAT.md §3)
         f = _B_F
         for i in range(8):
             b[f + i] = 0
@@ -325,8 +326,7 @@ class M1Purse:
         apdu.copy(c, 5, b, f, 16)
         self._sam(21)
         ps.session_tag = 0  # 801A may end a purchase session (sam.psam _BLOCK_KEEPS_SESSION)
-        self._key(_SEC_PURSE, b, _B_KEY)
-        self._key(_SEC_TRIP, b, _B_KEY + 6)
+        self._keys()
         # -- read the purse sector, then the trip sector
         lk = self.link
         if lk.auth(_KEY_B, _BLK_CTRL, b, _B_KEY, uid, n):
@@ -595,29 +595,33 @@ class M1Purse:
         p = self.position
         return self.line if p is None else p.line
 
-    def _key(self, sector, dst, off):
-        """Key B of `sector` into dst[off:off+6]: two 80FA 05 00 over the UID block with
-        IV = 'M' '1' sector 'B' half 00 00 00 (FORMAT.md §3)."""
+    def _keys(self):
+        """Key B of the purse sector into _b[_B_KEY:+6], of the trip sector after it: three
+        80FA 05 00 over the UID block (FORMAT.md §3), IV = 'M' '1' s 61 00 00 00 00 with
+        s = purse sector, trip sector, then KDF_SHARED; key = MAC(s) || 2 bytes of the
+        shared MAC (its first two for the purse key, its last two for the trip key)."""
         ps = self.psam
         c = ps.cmd
         b = self._b
-        for half in range(2):
+        for i in range(3):
             apdu.header(c, 0x80, 0xFA, 0x05, 0x00)
             c[4] = 16
             c[5] = _KDF_IV0
             c[6] = _KDF_IV1
-            c[7] = sector
+            c[7] = _SEC_PURSE if i == 0 else (_SEC_TRIP if i == 1 else _KDF_SHARED)
             c[8] = _KEY_B
-            c[9] = half
-            c[10] = 0
-            c[11] = 0
-            c[12] = 0
+            for j in range(9, 13):
+                c[j] = 0
             apdu.copy(c, 13, b, _B_F, 8)
             c[21] = 4
             if self._sam(22) < 4:
                 raise E.SamError(0x9000, 0xFA)
-            k = 4 if half == 0 else 2
-            apdu.copy(dst, off + 4 * half, ps.resp, 0, k)
+            r = ps.resp
+            if i < 2:
+                apdu.copy(b, _B_KEY + 6 * i, r, 0, 4)
+            else:
+                apdu.copy(b, _B_KEY + 4, r, 0, 2)
+                apdu.copy(b, _B_KEY + 10, r, 2, 2)
 
     def _sam(self, n):
         ps = self.psam
