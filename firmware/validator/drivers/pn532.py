@@ -42,6 +42,7 @@ _K_ACK = const(1)
 _K_NACK = const(2)
 _K_DATA = const(3)
 _K_ERROR = const(4)
+_STALE_MAX = const(4)  # late answers dropped per command before giving up
 
 # Status-byte error codes (UM0701 §7.1, Table 5): status_text() names them; link.iso14443
 # tests the ones that mean "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared).
@@ -236,12 +237,17 @@ class Pn532:
         self._avail = 0
         self.t.write(tx, i + 2)
         self.frames_sent += 1
-        try:
-            k = self._read_frame(_ACK_TIMEOUT_MS)
-        except NfcError as e:
-            if isinstance(e, NfcTimeout):
-                raise NfcTimeout("PN532 sent no ACK")
-            raise NfcError("PN532 ACK garbled")
+        stale = 0  # late answers to earlier commands dropped (the driver gave up on them)
+        while True:
+            try:
+                k = self._read_frame(_ACK_TIMEOUT_MS)
+            except NfcError as e:
+                if isinstance(e, NfcTimeout):
+                    raise NfcTimeout("PN532 sent no ACK")
+                raise NfcError("PN532 ACK garbled")
+            if k != _K_DATA or stale >= _STALE_MAX:
+                break
+            stale += 1  # an answer where the ACK is due: an earlier command's, late
         if k == _K_NACK:
             raise NfcError("PN532 answered NACK")
         if k == _K_ERROR:
@@ -265,15 +271,17 @@ class Pn532:
                 self._control(0xFF, 0x00)  # NACK: repeat your last frame (§6.2.1.3)
                 continue
             if k == _K_DATA:
-                break
+                body = self._body
+                if self._blen >= 2 and body[0] == _TFI_CHIP and body[1] == ((cmd + 1) & 0xFF):
+                    break
+                if stale >= _STALE_MAX:
+                    raise NfcError("PN532 answered another command")
+                stale += 1  # a late answer to an earlier command: not ours, drop it
+                continue
             if k == _K_ERROR:
                 raise NfcError("PN532 error frame: syntax error (UM0701 §6.2.1.5)")
             # a stray ACK/NACK here is ignored; keep waiting for the answer
-        body = self._body
-        ln = self._blen
-        if ln < 2 or body[0] != _TFI_CHIP or body[1] != ((cmd + 1) & 0xFF):
-            raise NfcError("PN532 answered another command")
-        return ln - 2
+        return self._blen - 2
 
     def begin(self):
         """Wake the chip (HSU preamble), normal SAM mode, return (ic, ver, rev, support)."""

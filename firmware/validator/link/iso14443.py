@@ -169,10 +169,12 @@ class Iso14443Reader:
         return got
 
     def release(self):
-        """InRelease all targets: DESELECT sent, card left in HALT (UM0701 §7.3.11)."""
+        """InRelease all targets: DESELECT sent, card left in HALT (UM0701 §7.3.11). Best
+        effort: a line fault here is not the tap's (it has ended) and must not end the
+        card loop; a card left unreleased is seen again by the wait for removal."""
         p = self.chip.params
         p[0] = 0x00
         try:
             self.chip.command(_CMD_IN_RELEASE, 1, _POLL_TIMEOUT_MS)
-        except NfcTimeout:
+        except NfcError:  # NfcTimeout included
             pass
