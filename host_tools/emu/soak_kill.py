@@ -13,6 +13,11 @@ into a depot.db.DepotDB), and now and then SIGKILLs the process:
 - sync:  at a random instant of a sync session (batches, the watermark ACK writes);
 - idle:  between taps (erase-ahead of the record log runs then);
 - boot:  while the restarted firmware mounts its stores and counts the boot.
+Other faults of the day ride along: cards pulled away mid-exchange, DEBIT torn, syncs cut
+mid-batch (the serial line drops the device's bytes), and the PSAM resetting by itself
+after a random byte of a tap (its ATR where an answer was due): the tap is refused or
+recorded MAC2-unverified, and the app's idle task must re-boot the PSAM, so a later tap
+refused with R_SAM_FAULT without a reset of its own fails the soak.
 The observation hooks (which card or PSAM command was just answered) only time the kill;
 the bytes on every line are the emulators' own. After each kill the process is restarted
 on the same flash file (the PN532, PSAMs, lines and cards stay: they are other chips) and
@@ -149,6 +154,31 @@ class _Probe:
         r = self.inner.apdu(cmd)
         self.hook(self.name, cmd[1] if len(cmd) > 1 else -1)
         return r
+
+
+class _Brownout:
+    """The PSAM slot's contact card as the world serves it, able to reset by itself (a
+    supply glitch, its own watchdog) after `left` more bytes from the firmware: its
+    session is gone, its ATR goes out where the answer was due, the rest is lost."""
+
+    def __init__(self, t0):
+        self.t0 = t0
+        self.left = -1
+        self.resets = 0
+
+    def reset(self):
+        return self.t0.reset()
+
+    def feed(self, data):
+        if self.left < 0:
+            return self.t0.feed(data)
+        if len(data) <= self.left:
+            self.left -= len(data)
+            return self.t0.feed(data)
+        out = self.t0.feed(data[:self.left])
+        self.left = -1
+        self.resets += 1
+        return out + self.t0.reset()
 
 
 class Killer:
@@ -347,6 +377,7 @@ class Bus:
         self.now = self.sim.day_start + 3600  # device seconds: 06:00
         psam = self.w.psams[0]
         psam.card = _Probe(psam.card, "psam", self.killer.on)
+        self.brownout = self.w.psams[0] = _Brownout(psam)
         self.cards = []
         for i in range(n_cards):
             c = self.sim.card("soak-%d" % i, {"balance": balance})
@@ -470,7 +501,8 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
     w = bus.w
     p_kill = min(1.0, kills / float(taps))
     mix = {"sigkill_" + k: 0 for k in _KINDS}
-    mix.update({"sync_cut": 0, "card_pulled": 0, "tear": 0, "killed_with_tear_pending": 0})
+    mix.update({"sync_cut": 0, "card_pulled": 0, "tear": 0, "psam_reset": 0,
+                "killed_with_tear_pending": 0})
     reasons = {}
     syncs = 0
     tap_s = 0.1  # a tap's length, learnt from the taps
@@ -519,6 +551,9 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
         elif rnd.random() < 0.03:
             c.arm_tear(rnd.choice(("before_commit", "after_commit")))
             mix["tear"] += 1
+        elif rnd.random() < 0.03:
+            bus.brownout.left = rnd.randrange(0, 60)  # a tap writes ~55 bytes to the PSAM
+        resets = bus.brownout.resets
         bal0 = c.balance
         if kill == "tap":
             bus.killer.arm(w.proc.pid, None, rnd.uniform(0.0, tap_s * 1.2))
@@ -555,6 +590,9 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
                 died = True  # it landed after the result (feedback, removal)
             else:
                 kill = None  # the instant never came (a refused card sends no 80DC)
+        bus.brownout.left = -1
+        reset = bus.brownout.resets - resets
+        mix["psam_reset"] += reset
         if died:
             mix["sigkill_" + kill] += 1
             kill_and_restart(kill, exited)
@@ -565,6 +603,11 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
             w.wait("IDLE", 10)
             if reason == E.R_TAP_AGAIN:
                 again = (k, False)
+            if reason == E.R_SAM_FAULT and not reset:
+                chk.fail("tap %d: R_SAM_FAULT with no PSAM reset in it (the PSAM was not "
+                         "re-booted after an earlier one?)" % i)
+            if reset:
+                time.sleep(0.5)  # the next passenger: the idle task re-boots the PSAM
         if paid_before and c.balance != bal0:
             chk.fail("card %d was debited in a killed tap and again when it came back at "
                      "once (%d -> %d)" % (k, bal0, c.balance))
