@@ -171,7 +171,7 @@ decode = _make_decoder()  # == record_host.decode (tests/host/test_clearing.py p
 # what verification and the checks read; the export decodes the whole record again
 LITE_FIELDS = ("status", "card_serial", "issuer_id", "txn_type", "alg_id", "amount",
                "balance_before", "balance_after", "atc", "terminal_no", "ttsn", "datetime",
-               "tac", "ref_seq", "psam_slot", "txflags", "void_seq")
+               "tac", "ref_seq", "psam_slot", "txflags", "void_seq", "card_kind", "m1_mac")
 decode_lite = _make_decoder(LITE_FIELDS)
 _DAY_SECS = {}
 
@@ -279,8 +279,16 @@ def clear_day(db, day, keyservice, out_dir, city="2900", operator=None, now=None
 
     # 2. TAC of every paid record of the day, through the key service
     paid = [r for r in day_recs if r["status"] in PAID]
-    for r, (ok, why) in zip(paid, keyservice.verify_batch(paid), strict=True):
+    cpu = [r for r in paid if r.get("card_kind") != RH.KIND_M1]
+    for r, (ok, why) in zip(cpu, keyservice.verify_batch(cpu), strict=True):
         r["_tac_ok"], r["_tac_why"] = ok, why
+    # M1 purse records carry no TAC: the local PSAM's M1_MAC stands for it (m1/FORMAT.md
+    # §5), checked by the key service with the same reason codes; they clear to the local
+    # operator (PSAM slot 1, destination())
+    vm = getattr(keyservice, "verify_m1", None)
+    for r in paid:
+        if r.get("card_kind") == RH.KIND_M1:
+            r["_tac_ok"], r["_tac_why"] = vm(r) if vm is not None else (None, "TAC_NO_KEY")
     t_tac = time.perf_counter()
 
     found = []  # Anomaly tuples
@@ -427,8 +435,11 @@ def _resolve_grays(window, by_card, open_grays, day):
         # the card's next debit seen anywhere (time order, after the gray record)
         nxt = [r for r in by_card.get(g["card"], ()) if r["status"] in PAID and
                g["_t"] is not None and (r["_t"], r["_dev"], r["_seq"]) > (g["_t"], k[0], k[1])]
+        # (a recovered record names a debit that happened wherever it was written: an M1
+        # card's torn debit is finished by any validator, m1/FORMAT.md §4)
         same = [r for r in nxt if r["atc"] == g["atc"] and r["amount"] == g["amount"] and
-                r["balance_before"] == g["balance_before"] and r["_dev"] == k[0]]
+                r["balance_before"] == g["balance_before"] and
+                (r["_dev"] == k[0] or r["status"] == "recovered")]
         if same:  # the same transaction's final record without REF_SEQ
             m = same[0]
             g.update(state="resolved", resolution="paid", matched=(m["_dev"], m["_seq"]),

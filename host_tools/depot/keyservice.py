@@ -40,6 +40,12 @@ class KeyService:
         """-> [(ok, reason)] in order; a remote service overrides this with one request."""
         return [self.verify_tac(r) for r in recs]
 
+    def verify_m1(self, rec):
+        """An M1 purse record (CARD_KIND 1, no TAC): is M1_MAC the local PSAM's MAC over
+        it (firmware/validator/m1/FORMAT.md §5)? rec needs "_raw" (the 128-byte image).
+        (ok, reason) as verify_tac, the same reason codes."""
+        return None, "TAC_NO_KEY"
+
     def describe(self):
         return {"name": self.name}
 
@@ -199,6 +205,17 @@ class TestKeyService(KeyService):
         if want == tac:
             return True, None
         return False, "TAC_MISMATCH"
+
+    def verify_m1(self, rec):
+        from emu import mifare
+
+        try:
+            raw = bytes(rec["_raw"])
+            mac = bytes.fromhex(rec["m1_mac"])
+            want = mifare.record_mac(self.keys["local"], raw)
+        except (KeyError, ValueError, TypeError, IndexError):
+            return None, "TAC_BAD_INPUT"
+        return (True, None) if want == mac else (False, "TAC_MISMATCH")
 
 
 def open_keyservice(spec=None):
