@@ -48,6 +48,9 @@ def register(sub):
                    "printed)")
     i.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="FILE",
                    help="card image to write (JSON)")
+    i.add_argument("--json", action="store_true",
+                   help="print what was issued as one JSON object (file, serial, uid, alg, "
+                   "city, type, balance, seed)")
     i.set_defaults(func=do_issue)
     q = s.add_parser("population", help="a seeded realistic mix of cards",
                      description="A seeded, realistic mix of cards (cities, types, both "
@@ -64,6 +67,8 @@ def register(sub):
     q.add_argument("-o", "--output", "--out", dest="output", required=True, metavar="DIR",
                    help="directory")
     progress.add_option(q, "the cards written")
+    q.add_argument("--json", action="store_true",
+                   help="print the counts as one JSON object (cards, blacklisted, by tag)")
     q.set_defaults(func=do_population)
 
 
@@ -121,6 +126,12 @@ def do_issue(args):
     except ValueError as e:
         raise CommandError(str(e), EXIT_USAGE)
     _write(args.output, card.to_dict())
+    if getattr(args, "json", False):
+        print(json.dumps({"file": args.output, "serial": card.ef15[10:20].hex(),
+                          "uid": bytes(card.uid).hex().upper(), "alg": args.alg,
+                          "city": args.city, "type": args.card_type, "balance": card.balance,
+                          "seed": seed}, sort_keys=True))
+        return 0
     print("%s: serial %s, %s, balance %d, seed %d" % (args.output, card.ef15[10:20].hex(),
                                                        args.alg, card.balance, seed))
     return 0
@@ -147,5 +158,14 @@ def do_population(args):
     with open(os.path.join(args.output, "blacklist.txt"), "w") as f:
         for s in blacklist:
             f.write(s + "\n")
+    if getattr(args, "json", False):
+        tags = {}
+        for c in index:
+            for t in c["tags"]:
+                tags[t] = tags.get(t, 0) + 1
+        print(json.dumps({"dir": args.output, "cards": len(index),
+                          "blacklisted": len(blacklist), "by_tag": tags, "seed": args.seed},
+                         sort_keys=True))
+        return 0
     print("%d cards in %s (%d blacklisted)" % (len(index), args.output, len(blacklist)))
     return 0

@@ -123,3 +123,15 @@ def test_hw_tests_when_venv_not_activated_then_mpremote_still_found(monkeypatch)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert os.path.isabs(mod.MPREMOTE) and os.access(mod.MPREMOTE, os.X_OK), mod.MPREMOTE
+
+
+def test_card_when_json_then_one_object_on_stdout(capsys, tmp_path):
+    out = tmp_path / "c.json"
+    code, text, _ = run(capsys, "card", "issue", "--json", "--seed", "3", "--alg", "sm4",
+                        "-o", str(out))
+    d = json.loads(text)
+    assert code == 0 and d["serial"] == _serial(out) and d["alg"] == "sm4" and d["seed"] == 3
+    code, text, _ = run(capsys, "card", "population", "--json", "--count", "20", "-o",
+                        str(tmp_path / "p"))
+    d = json.loads(text)
+    assert code == 0 and d["cards"] == 20 and d["blacklisted"] == d["by_tag"]["blacklisted"]
