@@ -16,8 +16,8 @@ into a depot.db.DepotDB), and now and then SIGKILLs the process:
 Other faults of the day ride along: cards pulled away mid-exchange, DEBIT torn, syncs cut
 mid-batch (the serial line drops the device's bytes), and the PSAM resetting by itself
 after a random byte of a tap (its ATR where an answer was due): the tap is refused or
-recorded MAC2-unverified, and the app's idle task must re-boot the PSAM, so a later tap
-refused with R_SAM_FAULT without a reset of its own fails the soak.
+recorded MAC2-unverified, and the app's idle task must re-boot the PSAM, so a second
+R_SAM_FAULT in a row without a reset of its own fails the soak.
 The observation hooks (which card or PSAM command was just answered) only time the kill;
 the bytes on every line are the emulators' own. After each kill the process is restarted
 on the same flash file (the PN532, PSAMs, lines and cards stay: they are other chips) and
@@ -508,6 +508,7 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
     tap_s = 0.1  # a tap's length, learnt from the taps
     again = None  # (card index, paid in the killed tap): the passenger taps again at once
     gaps = {"gray": 0.002, "final": 0.002}  # probed command -> end of the flash writes
+    last = None  # the previous tap's reason
 
     def kill_and_restart(kind, exited=False):
         if not exited:
@@ -603,11 +604,13 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
             w.wait("IDLE", 10)
             if reason == E.R_TAP_AGAIN:
                 again = (k, False)
-            if reason == E.R_SAM_FAULT and not reset:
-                chk.fail("tap %d: R_SAM_FAULT with no PSAM reset in it (the PSAM was not "
-                         "re-booted after an earlier one?)" % i)
-            if reset:
+            if reason == E.R_SAM_FAULT and not reset and last == E.R_SAM_FAULT:
+                # (one alone may be a PSAM answer late on a loaded host: a real timeout)
+                chk.fail("tap %d: R_SAM_FAULT again, with no PSAM reset in it: the PSAM "
+                         "was not re-booted after the last one" % i)
+            if reason == E.R_SAM_FAULT:
                 time.sleep(0.5)  # the next passenger: the idle task re-boots the PSAM
+        last = reason if not died else None
         if paid_before and c.balance != bal0:
             chk.fail("card %d was debited in a killed tap and again when it came back at "
                      "once (%d -> %d)" % (k, bal0, c.balance))
