@@ -430,7 +430,7 @@ def record_mac(master_keys, img):
     s = img[16:26]
     n = s[2]
     uid = s[10 - n:10]
-    city = img[26] << 8 | img[27]
+    city = img[28] << 8 | img[29]  # ISSUER = 'M' '1' city(2) number(4)
     alg = crypto.ALG_3DES
     f1 = bytes(uid) + bytes(8 - len(uid))
     f2 = bytes((city >> 8, city & 0xFF)) + L.KDF_F2
@@ -444,6 +444,58 @@ def _bcd(n, digits):
     return bytes(int(s[i:i + 2], 16) for i in range(0, digits, 2))
 
 
+class PurseCard(MifareClassic):
+    """A MIFARE Classic card personalised as the city's M1 purse (issue_purse): what the
+    sim and the tests read of it besides its blocks."""
+
+    @property
+    def balance(self):
+        from validator.m1 import layout_host as L
+
+        v = self.value(L.BLK_VALUE)
+        return v if v is not None else -1
+
+    @property
+    def serial(self):
+        """The record SERIAL (and blacklist entry) of this card (FORMAT.md §5)."""
+        from validator.m1 import layout_host as L
+
+        return L.serial_of_uid(self.uid)
+
+    def arm_tear(self, when):
+        """The sim's tear names (as emu.tunion_card's): "before_commit" -- the card leaves
+        as the debit is written, which does not land; "after_commit" -- it lands, the
+        answer is lost (card write 2 of FORMAT.md §4)."""
+        self.tear(2, "before" if when == "before_commit" else "after")
+
+
+def sim_card(master_keys, name, spec):
+    """The sim's M1 card for a scenario card {"app": "m1", ...}: a 4-byte UID from the
+    name, balance, validity (YYYYMMDD strings), card type code (farec names)."""
+    import hashlib
+
+    from emu import issuer
+
+    h = hashlib.sha256(name.encode()).digest()
+    return issue_purse(issuer.local_master_keys(master_keys), h[0:4],
+                       balance=spec.get("balance", 5000),
+                       card_type=issuer.card_type_code(spec.get("type", "normal")),
+                       start=int(spec.get("start", "20240101")),
+                       end=int(spec.get("expiry", "20341231")),
+                       number=int.from_bytes(h[4:8], "big") % 10 ** 8)
+
+
+def verify_record(master_keys, raw):
+    """True when an M1 record image's M1_MAC is the local PSAM's (the issuer-side check
+    of records.csv rows, as sim.verify_tac for CPU cards)."""
+    from emu import issuer
+    from validator.storage import record_host as RH
+
+    raw = bytes(raw)
+    return record_mac(issuer.local_master_keys(master_keys), raw) == \
+        raw[RH.O_M1_MAC:RH.O_M1_MAC + 4]
+
+
 def issue_purse(local_keys, uid, balance=1000, city=0x2900, number=1, card_type=0x00,
                 start=20240101, end=20341231, size=1024, counter=0, status=0, nt=None):
     """A personalised M1 purse card (FORMAT.md §2): issuer block, empty trip slots (slot 0
@@ -453,7 +505,7 @@ def issue_purse(local_keys, uid, balance=1000, city=0x2900, number=1, card_type=
     local_master_keys(...)."""
     from validator.m1 import layout_host as L
 
-    c = MifareClassic(uid, size=size, **({} if nt is None else {"nt": nt}))
+    c = PurseCard(uid, size=size, **({} if nt is None else {"nt": nt}))
     info = bytearray(16)
     info[L.MI_CITY:L.MI_CITY + 2] = bytes((city >> 8, city & 0xFF))
     info[L.MI_NUMBER:L.MI_NUMBER + 4] = _bcd(number, 8)

@@ -351,10 +351,11 @@ class M1Purse:
         apdu.copy(e, 20, b, info + _MI_START, 4)
         apdu.copy(e, 24, b, info + _MI_END, 4)
         e[28] = b[info + _MI_TYPE]
-        # record ISSUER: city(2) 'M' '1' card number(4)
-        apdu.copy(img, _O_ISSUER, b, info + _MI_CITY, 2)
-        img[_O_ISSUER + 2] = 0x4D
-        img[_O_ISSUER + 3] = 0x31
+        # record ISSUER: 'M' '1' city(2) card number(4) -- the city where a CPU card's issuer
+        # id has it (organisation(2) city(2) ..), so the depot routes both alike
+        img[_O_ISSUER] = 0x4D
+        img[_O_ISSUER + 1] = 0x31
+        apdu.copy(img, _O_ISSUER + 2, b, info + _MI_CITY, 2)
         apdu.copy(img, _O_ISSUER + 4, b, info + _MI_NUMBER, 4)
         img[_O_CARD_TYPE] = b[info + _MI_TYPE]
         if b[info + _MI_VERSION] != _LAYOUT_VER:
