@@ -126,7 +126,7 @@ def _city(v):
 
 CARD = {
     "issuer": _hex(16), "type": _card_type, "balance": _uint(U31), "interconnect": _flag,
-    "app": _one_of("tunion", "local"), "alg": _one_of("3des", "sm4"), "start": _yyyymmdd,
+    "app": _one_of("tunion", "local", "m1"), "alg": _one_of("3des", "sm4"), "start": _yyyymmdd,
     "expiry": _yyyymmdd, "blacklisted": _flag, "blocked": _blocked, "phone": _flag,
     "kind": _one_of("A", "B"), "capp": _flag, "comment": _text,
 }

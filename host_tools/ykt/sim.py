@@ -5,7 +5,8 @@ Scenario files follow firmware/validator/rules/README.md "Scenario file" (cards,
 line/stop/direction/door/terminal, foreign rides). `make sim` runs the default fare day
 (host_tools/emu/fares/day.json) followed by host_tools/emu/sim/acceptance.json. Extra keys
 understood here:
-  card: "app" ("tunion"|"local": the city's own card, served by the PSAM in slot 1),
+  card: "app" ("tunion"|"local": the city's own card, served by the PSAM in slot 1;
+        "m1": the city's legacy MIFARE Classic purse card, emu.mifare.sim_card),
         "alg" ("3des"|"sm4"), "start"/"expiry" (YYYYMMDD), "blacklisted" (bool: on the
         depot's blacklist), "blocked" (bool), "phone" (bool), "kind" ("A"|"B"),
         "capp" (bool: the card has the compound application)
@@ -35,7 +36,7 @@ from depot import station
 from depot.client import Keyring
 from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
 from depot.linesim import LineEmulator
-from emu import crypto, farec, gate, issuer, t0
+from emu import crypto, farec, gate, issuer, mifare, t0
 from emu.nor import NorFlash
 from emu.psam import Psam
 from emu.world import World
@@ -84,6 +85,8 @@ def _serial(name):
 
 
 def make_card(keys, name, spec):
+    if spec.get("app") == "m1":
+        return mifare.sim_card(keys, name, spec)
     iss = spec.get("issuer", "02002900FFFFFFFF")
     return issuer.issue_card(
         keys, alg=spec.get("alg", "3des"), city=iss[4:8], issuer_code=iss[0:4],
@@ -327,7 +330,8 @@ class Sim:
         for name, spec in scn["cards"].items():
             if spec.get("blacklisted"):
                 c = self.card(name, spec)
-                self.blacklist_serials.add(bytes(c.ef15[10:20]).hex())
+                ser = c.serial if getattr(c, "mifare", False) else c.ef15[10:20]  # M1: UID
+                self.blacklist_serials.add(bytes(ser).hex())
         self.publish_morning()
 
     def run(self, scn):
@@ -431,7 +435,10 @@ class Sim:
 def verify_tac(keys, r):
     """The clearing centre's check of one records.csv row (emu.crypto): T-Union records
     (PSAM slot 0) against the MOT keys and the issuer ID, local-issuer records (slot 1)
-    against the local keys and the local factor 2."""
+    against the local keys and the local factor 2; M1 purse records (card_kind 1) by their
+    PSAM MAC (m1/FORMAT.md §5)."""
+    if r.get("card_kind") == "1":
+        return mifare.verify_record(keys, bytes.fromhex(r["record"]))
     factor2 = bytes.fromhex(r["issuer_id"])
     if r.get("psam_slot") == "1":
         keys = issuer.local_master_keys(keys)

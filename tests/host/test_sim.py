@@ -63,6 +63,11 @@ def test_sim_when_acceptance_taps_run_reasons_are_right(day):
         ("tear_a", "tap_again"), ("sm4_sh", "ok"), ("tear_a", "recovered"),
         ("tear_b", "tap_again"), ("tear_b", "ok"), ("tear_b", "already_paid"),
         ("nocapp", "ok"), ("city_card", "ok"), ("city_sm4", "ok"),
+        # the city's M1 purse cards (firmware/validator/m1): the torn one is finished on
+        # another bus, then torn before its debit and paid afresh
+        ("m1_card", "ok"), ("m1_poor", "insufficient_balance"), ("m1_tear", "tap_again"),
+        ("m1_tear", "recovered"), ("m1_stolen", "blacklisted"), ("m1_tear", "tap_again"),
+        ("m1_tear", "ok"),
     ]
 
 
@@ -72,6 +77,9 @@ def test_sim_when_card_torn_it_is_charged_exactly_once(day):
         rows = [r for r in taps if r["card"] == name]
         assert int(rows[-1]["card_balance"]) == 3000 - 200
         assert sum(int(r["amount"]) for r in rows) == 200
+    rows = [r for r in taps if r["card"] == "m1_tear"]  # two rides, two tears
+    assert int(rows[-1]["card_balance"]) == 3000 - 400
+    assert sum(int(r["amount"]) for r in rows) == 400
 
 
 def test_sim_when_synced_depot_holds_one_paid_record_per_charge_with_valid_tac(day):
