@@ -66,3 +66,17 @@ def test_pn532_stale_when_release_meets_a_garbled_ack_the_card_loop_goes_on():
     wire.mangle(lambda b: b"\x00\x00\xff\x00\x13" + b[5:])  # the ACK's checksum broken
     reader.release()
     assert reader.chip.firmware_version()[0] == 0x32
+
+
+def test_pn532_stale_when_the_chip_misses_the_first_frame_after_a_reset_begin_retries():
+    # the MCU restarted mid-frame (watchdog, SIGKILL of the unix port): the chip's parser
+    # still holds the old frame's bytes and lets the first command after the wakeup go
+    field = emu.Field()
+    clock = SimClock()
+    core = emu.Pn532Core(field, hsu=True)
+    wire = HsuWire(core, clock)
+    reader = Iso14443Reader(Pn532(Hsu(wire), clock))
+    core.fault_mute = True
+    assert reader.begin()[0] == 0x32
+    field.place(EchoCard())
+    assert reader.poll() is not None

@@ -284,13 +284,21 @@ class Pn532:
         return self._blen - 2
 
     def begin(self):
-        """Wake the chip (HSU preamble), normal SAM mode, return (ic, ver, rev, support)."""
-        self.t.wakeup()
+        """Wake the chip (HSU preamble), normal SAM mode, return (ic, ver, rev, support).
+        Tried three times: after an MCU reset mid-frame the chip may still be parsing the
+        old frame and miss the first command (a wakeup before each try)."""
         p = self.params
-        p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
-        p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
-        p[2] = 0x00 if not self.t.uses_irq else 0x01
-        self.command(_CMD_SAM_CONFIGURATION, 3, 100)
+        for i in range(3):
+            self.t.wakeup()
+            p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
+            p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
+            p[2] = 0x00 if not self.t.uses_irq else 0x01
+            try:
+                self.command(_CMD_SAM_CONFIGURATION, 3, 100)
+                break
+            except NfcError:
+                if i == 2:
+                    raise
         return self.firmware_version()
 
     def firmware_version(self):
