@@ -289,6 +289,7 @@ class Database:
         self.b = backend
         self.kind = backend.kind
         self.url = backend.url
+        self.path = backend.url  # the older DepotDB's name for it (a file path on SQLite)
         self._depth = 0
         self._lock = threading.RLock()
         self._totals = False  # record_totals kept by ingest once the migrations made it
