@@ -1,7 +1,12 @@
 """Real-board benchmark (boards/esp32s3_pn532): the capacities of its flash plan
 (validator.storage.plan_boards.PLAN_ESP32S3, FORMAT.md §1) computed by the firmware's own
 RecordLog and Blacklist on a device of the plan's geometry, and the board's heap at boot
-on the MicroPython unix port through the machine shim (emu.s3world, 128 KiB heap)."""
+on the MicroPython unix port through the machine shim (emu.s3world, 128 KiB heap) for a
+minimal, a depot and a full board.json; the shim's own modules are reported apart
+(esp32s3_heap_shim_modules: heap the chip's C machine/esp32/network do not take). A
+configuration that no longer boots in 128 KiB reports esp32s3_boots_128k_* = 0 and the
+figure it needs, measured in a 256 KiB heap (its free figure then 128 KiB minus that,
+negative when short)."""
 
 import os
 import shutil
@@ -35,45 +40,113 @@ def _capacities():
     return out
 
 
-def _heap():
-    """Boot the real board.py through the shim with a provisioned flash: heap at READY."""
-    from emu import issuer, s3world, t0
+# board.json as a field validator carries it (boards/esp32s3_pn532/README.md): the least a
+# bus runs with (no depot, no Wi-Fi, no GPS stops), the depot over Wi-Fi without stops
+# (the configuration that stopped booting), and everything: depot, Wi-Fi, watchdog and
+# the GPS stops of eight lines of 24 stops
+BOARD_MINIMAL = {}
+BOARD_DEPOT = {"depot": "127.0.0.1:9", "retry_s": 60,
+               "wifi": {"ssid": "depot-7", "key": "field-key"}}
+BOARD_FULL = dict(BOARD_DEPOT, wdt_ms=8000,
+                  stops={str(800 + k): [[round(31.23 + 0.001 * k, 6),
+                                         round(121.47 + 0.0032 * i, 6)] for i in range(24)]
+                         for k in range(8)})
+# the signed device configuration `ykt flash provision` writes (app/CONFIG.md)
+DEVICE_CONFIG = {"city": "2900", "line": 801, "repeat_window_s": 1800, "tear_keep_s": 600}
+HEAP_ROOMY = "256k"  # where a configuration that no longer fits 128 KiB still boots
+
+
+def _psams():
+    from emu import issuer, t0
     from emu.psam import Psam
 
     keys = issuer.load_master_keys()
     term = bytes.fromhex("000008010001")
     lterm = b"\x99" + term[1:]
-    psams = [t0.T0Card(Psam(keys, terminal_no=term, serial=bytes(4) + term)),
-             t0.T0Card(Psam(issuer.local_master_keys(keys), terminal_no=lterm,
-                            serial=bytes(4) + lterm, app="local"))]
+    return [t0.T0Card(Psam(keys, terminal_no=term, serial=bytes(4) + term)),
+            t0.T0Card(Psam(issuer.local_master_keys(keys), terminal_no=lterm,
+                           serial=bytes(4) + lterm, app="local"))]
+
+
+def boot_heap(board_cfg, heap=None, device_config=None):
+    """Boot the real board.py through the shim on a provisioned flash -> (heap_used,
+    heap_free) of its "@READY" line, or None when it did not reach READY (the process
+    died: a MemoryError at boot)."""
+    from emu import s3world
+
     d = tempfile.mkdtemp(prefix="bench-s3-")
-    w = s3world.S3World(d, psams, board_cfg={"depot": "127.0.0.1:9", "retry_s": 60})
+    w = s3world.S3World(d, _psams(), board_cfg=board_cfg, heap=heap or s3world.HEAP)
     try:
-        _provision(w.flash_path)
-        ev = w.start(timeout=60) and [x for x in w.lines if x.startswith("@READY")][-1]
+        provision(w.flash_path, DEVICE_CONFIG if device_config is None else device_config)
+        try:
+            w.start(timeout=60)
+        except RuntimeError:
+            return None
+        ev = [x for x in w.lines if x.startswith("@READY")][-1]
         kv = dict(x.split("=") for x in ev.split()[2:])
-        return {"esp32s3_heap_used_boot": int(kv["heap_used"]),
-                "esp32s3_heap_free_boot": int(kv["heap_free"])}
+        return int(kv["heap_used"]), int(kv["heap_free"])
     finally:
         w.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _provision(path):
+def shim_heap():
+    """Heap the shim's modules (machine, time, esp32, network) take when imported first
+    in the board's image, as board.py imports them: what the chip's C modules do not cost.
+    The objects the board builds through them (pins, UARTs) are not counted."""
+    import subprocess
+
+    from emu import romfs, s3world
+
+    d = tempfile.mkdtemp(prefix="bench-shim-")
+    try:
+        script = os.path.join(d, "shim.py")
+        with open(script, "w") as f:
+            f.write("import gc\nimport sys\nsys.path[:] = ['/rom']\nimport uctypes, vfs\n"
+                    "a, n = __import__('os').getenv('YKT_ROMFS').split(':')\n"
+                    "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), '/rom')\n"
+                    "gc.collect()\nu = gc.mem_alloc()\nimport time, machine, esp32, network\n"
+                    "gc.collect()\nprint('SHIM', gc.mem_alloc() - u)\n")
+        argv = romfs.command(romfs.build(content=s3world.CONTENT), s3world.HEAP, script)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=d)
+        return int(r.stdout.split("SHIM ")[1].split()[0])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _heap():
+    out = {"esp32s3_heap_shim_modules": shim_heap()}
+    for name, cfg in (("", BOARD_MINIMAL), ("_depot", BOARD_DEPOT), ("_full", BOARD_FULL)):
+        r = boot_heap(cfg)
+        out["esp32s3_boots_128k" + name] = int(r is not None)
+        if r is None:  # what it needs: the figure in a heap it fits
+            r = boot_heap(cfg, HEAP_ROOMY)
+            r = (r[0], 128 * 1024 - r[0]) if r else (-1, -1)
+        out["esp32s3_heap_used_boot" + name] = r[0]
+        out["esp32s3_heap_free_boot" + name] = r[1]
+    return out
+
+
+def provision(path, device_config):
+    """What `ykt flash provision` writes into the ykt partition: the device keys (test
+    master key, device 1) and the signed configuration (test content key)."""
     import json
 
-    from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+    from depot import devsim
     from emu import s3world
     from validator.app import content
     from validator.storage.params import ParamStore
     from validator.sync import auth_host, wire_host
 
+    # the content key the device holds: the back office's public key where signing is
+    # Ed25519, the shared key before
+    kc = getattr(devsim, "TEST_CONTENT_PUB", devsim.TEST_CONTENT_KEY)
     f = NorFlash(s3world.FLASH_SIZE, path=path, invert=True)
     ps = ParamStore(f, plan_boards.PLAN_ESP32S3["params"]).mount()
-    ps.put(content.P_KEYS, auth_host.make_keys(1, auth_host.derive_device_key(TEST_MASTER, 1),
-                                               TEST_CONTENT_KEY))
-    cfg = json.dumps({"city": "2900", "line": 801}).encode()
-    ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1, cfg))
+    ps.put(content.P_KEYS, auth_host.make_keys(1, auth_host.derive_device_key(devsim.TEST_MASTER,
+                                                                              1), kc))
+    ps.put(content.P_CONFIG, auth_host.make_content(devsim.TEST_CONTENT_KEY, wire_host.K_CONFIG,
+                                                    1, json.dumps(device_config).encode()))
     f.close()
 
 
