@@ -63,9 +63,9 @@ def test_m1_purse_when_card_pays_value_backup_counter_trip_and_records_follow():
     assert n["card_serial"] == L.serial_of_uid(UID4).hex() and n["txn_type"] == "06"
     assert n["issuer_id"].startswith("4d312900")
     _check_macs(rg)
-    # the exchanges of a paid tap: 4 PSAM (801A, 3 x 80FA) + 1 MAC, 3 auths, 6 reads,
+    # the exchanges of a paid tap: 4 PSAM (801A, 3 x 80FA) + 1 MAC, 3 auths, 5 reads,
     # 1 trip write, decrement + transfer, restore + transfer, control write
-    assert res.exchanges == 20
+    assert res.exchanges == 19
 
 
 def test_m1_purse_when_tapped_again_inside_the_window_already_paid_from_the_card():

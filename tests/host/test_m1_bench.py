@@ -21,7 +21,7 @@ def _ctx():
 
 def test_m1_bench_when_two_taps_replayed_on_the_unix_port_each_pays():
     _, k = bench_m1._replay(_ctx(), "tap", 2, False)
-    assert k["TAPS"] == 2 and k["EXCHANGES"] == 20
+    assert k["TAPS"] == 2 and k["EXCHANGES"] == 19
 
 
 def test_m1_bench_when_calibrating_it_replays_the_harness_calls_only():
@@ -29,9 +29,9 @@ def test_m1_bench_when_calibrating_it_replays_the_harness_calls_only():
     assert k["TAPS"] == 2 and 50 <= k["CALLS"] <= 2000
 
 
-def test_m1_bench_when_modelled_the_tap_is_15_card_commands_and_5_psam_apdus():
+def test_m1_bench_when_modelled_the_tap_is_14_card_commands_and_5_psam_apdus():
     parts = {}
     ex, io_ms = bench_m1._io(parts)
-    assert ex == 20 and parts["ops"] == 15 and parts["psam_apdus"] == 5
+    assert ex == 19 and parts["ops"] == 14 and parts["psam_apdus"] == 5
     assert parts["etu"] == (372, 4)  # the PSAM at 38 400 bit/s through a real PPS
     assert io_ms > 0

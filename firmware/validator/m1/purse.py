@@ -5,7 +5,7 @@
 # m1/FORMAT.md (the layouts come from the registry, firmware/formats/m1.py). A tap:
 #   blacklist by UID (no card exchange; a hit is recorded "blocked")
 #   PSAM 801A + 3 x 80FA: the UID-diversified key B of the purse and the trip sector (§3)
-#   AUTH purse sector; READ control, value, backup
+#   AUTH purse sector; READ control, value (backup only when the value block is broken)
 #   AUTH trip sector;  READ issuer block, trip slot 0, trip slot 1
 #   a torn debit of an earlier tap (the intent ahead of the committed counter, §4) is
 #   finished here (R_RECOVERED, nothing charged again) or found not done (a fresh debit)
@@ -331,8 +331,13 @@ class M1Purse:
         lk = self.link
         if lk.auth(_KEY_B, _BLK_CTRL, b, _B_KEY, uid, n):
             return self._refuse(E.R_CARD_ERROR)
-        if lk.read(_BLK_CTRL, b, _B_CTRL) or lk.read(_BLK_VALUE, b, _B_VAL) or \
-                lk.read(_BLK_BACKUP, b, _B_BAK):
+        if lk.read(_BLK_CTRL, b, _B_CTRL) or lk.read(_BLK_VALUE, b, _B_VAL):
+            return self._refuse(E.R_CARD_ERROR)
+        # the backup is read only when the value block is broken (FORMAT.md §4): unread,
+        # it stays zeros, which is no value block
+        for i in range(16):
+            b[_B_BAK + i] = 0
+        if _value(b, _B_VAL) < 0 and lk.read(_BLK_BACKUP, b, _B_BAK):
             return self._refuse(E.R_CARD_ERROR)
         if lk.auth(_KEY_B, _BLK_INFO, b, _B_KEY + 6, uid, n):
             return self._refuse(E.R_CARD_ERROR)
@@ -373,10 +378,13 @@ class M1Purse:
                 code = self._pending(t, v, k, now)
                 if code != _NONE:
                     return code
-                # not done: the intent is void, the purse holds its balance before
+                # not done: the intent is void, the purse holds its balance before -- in
+                # the value block, or (torn) in the backup, then the debit's source
                 committed = (tc - 1) & 0xFFFF
-                v = apdu.get_u32(b, to + _MT_BAL_BEFORE)
-                k = v
+                if v < 0:
+                    k = apdu.get_u32(b, to + _MT_BAL_BEFORE)
+                else:
+                    k = _NONE
         if committed < 0:
             return self._refuse(E.R_CARD_ERROR)  # neither the control block nor a trip
         if ctrl_ok and b[_B_CTRL + _MC_STATUS] != _STATUS_OK:
