@@ -21,7 +21,8 @@ def register(group):
                          description=CLEAR_HELP)
     p.add_argument("--db", required=True, help="SQLite file or postgresql://... URL")
     p.add_argument("--day", help="business day YYYY-MM-DD (default: every day in the database)")
-    p.add_argument("--out", default=os.path.join("build", "clearing"),
+    p.add_argument("-o", "--output", "--out", dest="out",
+                   default=os.path.join("build", "clearing"),
                    help="folder for the files (default %(default)s)")
     p.add_argument("--city", default="2900", help="the operator's city code (default 2900)")
     p.add_argument("--operator", help="the operator's name in the settlement")

@@ -59,7 +59,8 @@ def register(group):
     s = group.add_parser("status", help="the fleet and the station at a glance")
     s.add_argument("--db", default=DEFAULT_DB, help="SQLite file or postgresql:// URL")
     s.add_argument("--json-status", metavar="FILE", help="the running station's status file")
-    s.add_argument("--stale-hours", type=float, default=24.0)
+    s.add_argument("--stale-hours", type=float, default=24.0,
+                   help="a validator not synced for this long is stale (default %(default)s)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=do_status)
 
@@ -72,9 +73,44 @@ def _fallback_keys(args):
     return _keyring(args)
 
 
+def _hostport(opt, v):
+    """HOST:PORT checked before anything starts (a bad --listen/--http is exit 2)."""
+    from depot.serve import hostport
+
+    try:
+        host, port = hostport(v)
+    except ValueError:
+        raise CommandError("%s %r: give HOST:PORT (e.g. 0.0.0.0:7700)" % (opt, v),
+                           EXIT_USAGE) from None
+    if not 0 <= port <= 65535:
+        raise CommandError("%s %r: port %d is not 0..65535" % (opt, v, port), EXIT_USAGE)
+    return host, port
+
+
+def existing_db(url):
+    """A SQLite --db that a read-only command needs must exist (never created empty)."""
+    from depot import db as dbmod
+
+    if not dbmod.is_pg_url(url) and not os.path.exists(url):
+        raise CommandError("cannot read %s: no such depot database" % url, EXIT_IO)
+    return url
+
+
 def do_serve(args):
     from depot.serve import JsonLog, Station
 
+    if args.listen:
+        _hostport("--listen", args.listen)
+    if args.http:
+        _hostport("--http", args.http)
+    for opt in ("max_sessions", "max_queue"):
+        if getattr(args, opt) < 1:
+            raise CommandError("--%s must be at least 1" % opt.replace("_", "-"), EXIT_USAGE)
+    for opt in ("timeout", "resync_s", "serial_poll_s", "drain_s", "stale_hours"):
+        if getattr(args, opt) < 0:
+            raise CommandError("--%s must not be negative" % opt.replace("_", "-"), EXIT_USAGE)
+    if args.tls_cert and not os.path.exists(args.tls_cert):
+        raise CommandError("cannot read %s: no such file" % args.tls_cert, EXIT_IO)
     tls = None
     if args.tls_cert:
         tls = (args.tls_cert, args.tls_key or args.tls_cert)
@@ -111,6 +147,7 @@ def do_status(args):
                 out["station"] = json.load(f)
         except (OSError, ValueError) as e:
             raise CommandError("cannot read %s: %s" % (args.json_status, e), EXIT_IO)
+    existing_db(args.db)
     try:
         db = open_db(args.db)
         out["fleet"] = data.fleet(db, args.stale_hours)

@@ -503,3 +503,23 @@ def test_serve_when_database_is_postgresql_and_it_dies_mid_pull_nothing_is_lost_
     _exactly_db(url, 0x31000902, 510)
     failed = [e for e in log.events("session_failed") if e["device"] == "31000901"]
     assert failed[0]["kind"] == "database"
+
+
+def test_depot_cli_when_options_are_bad_one_line_and_nothing_is_started_or_created(
+        tmp_path):
+    def ykt(*argv):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [os.path.join(ROOT, "host_tools"), os.path.join(ROOT, "firmware")]))
+        return subprocess.run([sys.executable, "-m", "ykt"] + list(argv), env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    db = str(tmp_path / "d.sqlite")
+    r = ykt("depot", "serve", "--db", db, "--listen", "nothing")
+    assert r.returncode == 2 and "--listen 'nothing'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not os.path.exists(db)
+    r = ykt("depot", "serve", "--db", db, "--http", "127.0.0.1:99999")
+    assert r.returncode == 2 and "0..65535" in r.stderr and not os.path.exists(db)
+    missing = str(tmp_path / "no" / "where.sqlite")
+    r = ykt("depot", "status", "--db", missing)
+    assert r.returncode == 3 and "no such depot database" in r.stderr
+    assert not os.path.exists(os.path.dirname(missing))  # nothing created on the way
