@@ -18,7 +18,7 @@ _pg = bytearray(256)  # one page: program() merges in it, erase() zero-fills it 
 
 def _flash():
     if not _f:
-        c = machine._config().pop("flash")  # read once: the config dict stays small
+        c = machine._config()["flash"]
         try:
             f = open(c["path"], "r+b")
         except OSError:  # a blank chip: the sparse image emu.nor would create

@@ -36,7 +36,6 @@ import time  # the shim time module: RTC.datetime() sets its wall clock
 WDT_RESET = 3  # reset_cause() values as on the ESP32 port
 PWRON_RESET = 1
 
-_cfg = {}
 _files = {}
 _frame = bytearray(8)
 _inframe = bytearray(8)
@@ -46,13 +45,13 @@ _ctl = []  # [file, poll] once opened
 
 
 def _config():
-    if not _cfg:
-        import json
-        import os
+    """$YKT_MACHINE, read at each call (boot only): kept, its dicts and paths would hold
+    ~1 KB of the heap for good."""
+    import json
+    import os
 
-        with open(os.getenv("YKT_MACHINE") or "machine.json") as f:
-            _cfg.update(json.load(f))
-    return _cfg
+    with open(os.getenv("YKT_MACHINE") or "machine.json") as f:
+        return json.load(f)
 
 
 def _open(path):
@@ -112,9 +111,10 @@ class Pin:
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
         self.out = mode == 3
-        bus = _config().get("spi_cs", {}).get(str(id))
+        c = _config()
+        bus = c.get("spi_cs", {}).get(str(id))
         if bus is not None:
-            self.spi = _open(_cfg["spi"][bus])[0]
+            self.spi = _open(c["spi"][bus])[0]
         if value is not None:
             self.value(value)
 
