@@ -68,6 +68,14 @@ def test_m1_purse_when_card_pays_value_backup_counter_trip_and_records_follow():
     assert res.exchanges == 19
 
 
+def test_m1_purse_when_crc8_by_table_it_equals_the_bitwise_reference():
+    from validator.m1 import purse
+
+    for blk in (bytes(16), b"\xff" * 16, bytes(range(16)), bytes(range(200, 216))):
+        assert purse._crc8(blk, 0, 15) == L.crc8(blk[:15])
+    assert L.crc8(bytes(15)) != 0  # a zeroed block fails its CHECK (init 0xFF)
+
+
 def test_m1_purse_when_tapped_again_inside_the_window_already_paid_from_the_card():
     rg = mifare.Rig(fare=FARE)
     c = _card(rg)
