@@ -255,3 +255,45 @@ def test_m1_purse_when_blacklisted_heap_locked_allocates_nothing():
     rg = mifare.Rig(fare=FARE, journal=True, blacklist=(L.serial_of_uid(UID4),))
     assert _locked(rg, _card(rg), R_BLACKLISTED) == 0
     assert rg.m1.result.reason == R_BLACKLISTED
+
+
+# ---- fare rules, unchanged ---------------------------------------------------------------
+def _city_policy():
+    """The sim's city table (host_tools/emu/fares/default.json): lines 12 and 15 flat 2.00,
+    a section line 801, transfer 1.00 off within 90 min on another line, student 50 %,
+    senior free."""
+    import json
+
+    from emu import farec
+    from emu import rig as R
+    from validator.rules import fares, table
+
+    with open(R.__file__.rsplit("/", 1)[0] + "/fares/default.json") as f:
+        desc = json.load(f)
+    desc["activation"] = "2024-01-01T00:00:00"
+    tables = table.FareTables()
+    now = R.Clock().t  # the rig's morning
+    assert tables.offer(farec.compile_table(desc), now) == 0
+    tables.current(now)
+    return fares.FarePolicy(tables, fares.Position(12, 1, 0, fares.DOOR_ANY, R.TERM))
+
+
+def test_m1_purse_when_fare_rules_apply_card_type_transfer_and_section_refusal():
+    pol = _city_policy()
+    rg = mifare.Rig(policy=pol)
+    c = _card(rg)
+    assert rg.tap(c).reason == R_OK and c.balance == 800
+    pol.where.line = 15  # another line within the window: the transfer discount
+    rg.clock.advance(600)
+    res = rg.tap(c)
+    assert res.reason == R_OK and res.amount == 100 and c.balance == 700
+    pol.where.line = 12  # the transfer was used: full fare again
+    rg.clock.advance(600)
+    assert rg.tap(c).amount == 200 and c.balance == 500
+    student = _card(rg, uid=UID7, card_type=0x02)
+    assert rg.tap(student).amount == 100
+    senior = _card(rg, uid=b"\x01\x02\x03\x04", card_type=0x01)
+    r = rg.tap(senior)
+    assert r.reason == R_OK and r.amount == 0 and senior.balance == 1000
+    pol.where.line = 801  # a section line needs the EF1A entry record an M1 card lacks
+    assert rg.tap(_card(rg, uid=b"\x05\x06\x07\x08")).reason == R_UNSUPPORTED_CARD
