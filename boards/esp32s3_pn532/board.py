@@ -221,10 +221,22 @@ class Board:
         self._kc = bytearray(4)  # consecutive pressed samples per key
         import array
 
-        pos = cfg.get("stops", {})  # {"line": [[lat, lon], ...]}: the whole fleet's
-        self.stops = {}
-        for k in pos:  # ... kept per line as a flat float array (heap)
-            self.stops[int(k)] = array.array("f", [x for st in pos[k] for x in st])
+        # board.json "stops": {"line": [[lat, lon], ...]}, the whole fleet's, kept as one
+        # float array of lat, lon pairs (all lines, allocated once) and one int array of
+        # (line, first stop, stop count) triples: two objects in the heap, however many lines
+        pos = cfg.get("stops", {})
+        n = 0
+        for k in pos:
+            n += len(pos[k])
+        self.stops = xy = array.array("f", bytes(8 * n))
+        self.stop_lines = li = array.array("i", bytes(12 * len(pos)))
+        n = j = 0
+        for k in pos:
+            li[j], li[j + 1], li[j + 2] = int(k), n, len(pos[k])
+            for st in pos[k]:
+                xy[2 * n], xy[2 * n + 1] = st[0], st[1]
+                n += 1
+            j += 3
         del pos
         self.wlan = None
         self.sync_cfg = None
@@ -426,21 +438,29 @@ class Board:
         else:
             return  # GGA and the rest: RMC carries position, validity and date
         dev = getattr(v.processor, "dev", None)
-        st = self.stops.get(dev.position.line) if dev else None
-        if not st:
+        if dev is None:
+            return
+        ln = self.stop_lines
+        first = count = 0
+        for j in range(0, len(ln), 3):
+            if ln[j] == dev.position.line:
+                first, count = ln[j + 1], ln[j + 2]
+        if not count:
             return
         import math
 
+        st = self.stops
         best, bi = float(_STOP_RADIUS_M), -1
-        for i in range(len(st) // 2):
-            dx = (st[2 * i + 1] - self.lon) * math.cos(math.radians(self.lat))
-            d = math.sqrt(dx * dx + (st[2 * i] - self.lat) ** 2) * 111195.0  # equirectangular
+        for i in range(count):
+            p = 2 * (first + i)
+            dx = (st[p + 1] - self.lon) * math.cos(math.radians(self.lat))
+            d = math.sqrt(dx * dx + (st[p] - self.lat) ** 2) * 111195.0  # equirectangular
             if d < best:
                 best, bi = d, i
         if bi >= 0 and bi != self._gstop:  # arrival at a stop; in between, and at the
             self._gstop = bi  # same stop, a driver key's correction stands
             dr = dev.position.direction
-            self._set_pos(v, len(st) // 2 - 1 - bi if dr else bi, dr, "gps")
+            self._set_pos(v, count - 1 - bi if dr else bi, dr, "gps")
 
     # -- the board task -------------------------------------------------------------------
     async def console_task(self, v):
