@@ -6,7 +6,9 @@ minimal, a depot and a full board.json; the shim's own modules are reported apar
 (esp32s3_heap_shim_modules: heap the chip's C machine/esp32/network do not take). A
 configuration that no longer boots in 128 KiB reports esp32s3_boots_128k_* = 0 and the
 figure it needs, measured in a 256 KiB heap (its free figure then 128 KiB minus that,
-negative when short)."""
+negative when short). esp32s3_heap_boot[_depot]_<step> split the boot into main.py's
+steps (boot_phases): runtime, shim_modules, board_module, firmware_modules,
+board_objects, start (up to READY)."""
 
 import os
 import shutil
@@ -90,6 +92,60 @@ def boot_heap(board_cfg, heap=None, device_config=None):
         shutil.rmtree(d, ignore_errors=True)
 
 
+# firmware/main.py with a heap checkpoint (gc.collect(), gc.mem_alloc()) after each boot
+# step, in the order main.py takes them; READY closes the last one
+_PHASES_MAIN = """import gc
+
+
+def _h(t):
+    gc.collect()
+    print("@PHASE %s %d" % (t, gc.mem_alloc()))
+
+
+_h("runtime")
+import time, machine, esp32, network  # noqa: E401,E402
+_h("shim_modules")
+from board import make_board  # noqa: E402
+_h("board_module")
+from validator.app.main import start  # noqa: E402
+_h("firmware_modules")
+b = make_board()
+_h("board_objects")
+start(b)
+"""
+
+
+def boot_phases(board_cfg, heap=None):
+    """Where the boot heap goes: {step: bytes} from the checkpoints of _PHASES_MAIN --
+    runtime (romboot, the ROMFS mount), shim_modules, board_module (board.py, wiring),
+    firmware_modules (validator.app.main and all it imports), board_objects (make_board:
+    pins, buses, driver, GPS stops), start (stores, keys, tables, sync sessions, reader,
+    PSAMs, tap engines, asyncio: up to READY)."""
+    from emu import romfs, s3world
+
+    d = tempfile.mkdtemp(prefix="bench-s3p-")
+    w = s3world.S3World(d, _psams(), board_cfg=board_cfg, heap=heap or s3world.HEAP)
+    try:
+        provision(w.flash_path, DEVICE_CONFIG)
+        probe = os.path.join(d, "phases_main.py")
+        with open(probe, "w") as f:
+            f.write(_PHASES_MAIN)
+        content = tuple((probe, dst) if dst == "main.py" else (src, dst)
+                        for src, dst in s3world.CONTENT)
+        w.start(timeout=60, image=romfs.build(content=content))
+        out, last = {}, 0
+        for line in w.lines:
+            if line.startswith("@PHASE") or line.startswith("@READY"):
+                t, used = ("start", line.split("heap_used=")[1].split()[0]) \
+                    if line.startswith("@READY") else line.split()[1:3]
+                out[t] = int(used) - last
+                last = int(used)
+        return out
+    finally:
+        w.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def shim_heap():
     """Heap the shim's modules (machine, time, esp32, network) take when imported first
     in the board's image, as board.py imports them: what the chip's C modules do not cost.
@@ -116,6 +172,9 @@ def shim_heap():
 
 def _heap():
     out = {"esp32s3_heap_shim_modules": shim_heap()}
+    for name, cfg, heap in (("", BOARD_MINIMAL, None), ("_depot", BOARD_DEPOT, HEAP_ROOMY)):
+        for t, n in boot_phases(cfg, heap).items():
+            out["esp32s3_heap_boot%s_%s" % (name, t)] = n
     for name, cfg in (("", BOARD_MINIMAL), ("_depot", BOARD_DEPOT), ("_full", BOARD_FULL)):
         r = boot_heap(cfg)
         out["esp32s3_boots_128k" + name] = int(r is not None)
