@@ -15,7 +15,6 @@ from validator import VERSION_NUM
 from validator import errors as E
 from validator.app import content
 from validator.app import validator as app
-from validator.m1 import purse as m1
 from validator.rules import fares, table
 from validator.storage import PLAN_SIM
 from validator.storage.blacklist import Blacklist
@@ -117,7 +116,7 @@ class TapProcessor:
         if e is None or info is None:
             r = self.txn.tap(info)
         else:
-            k = m1.classify(info)
+            k = e.classify(info)
             if k == 0:
                 r = self.txn.tap(info)
             elif k == 1:
@@ -176,11 +175,14 @@ def start(board):
             p.terminal[2:8] = txn.psam.terminal
         elif txn.local_psam is not None and txn.local_psam.ready:
             p.terminal[2:8] = txn.local_psam.terminal
-        # the city's M1 purse cards: keys and record MACs from the local PSAM (m1/FORMAT.md)
-        e = m1.M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
-                       dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
-                       position=p, psam_slot=txn.local_slot,
-                       repeat_window_s=dev.config.get("repeat_window_s", 60))
+        # the city's M1 purse cards: keys and record MACs from the local PSAM (m1/FORMAT.md);
+        # imported here, after the engine, like it (boot heap)
+        from validator.m1.purse import M1Purse
+
+        e = M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
+                    dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
+                    position=p, psam_slot=txn.local_slot,
+                    repeat_window_s=dev.config.get("repeat_window_s", 60), shared=txn)
         return TapProcessor(dev, txn, e), fault
 
     tasks = [maintenance_task(dev)]

@@ -235,12 +235,14 @@ class M1Purse:
     psam   the local issuer's PSAM (validator.sam.psam.Psam, booted): it derives the
            sector keys and MACs the records (FORMAT.md §3, §5); None: M1 cards refused
     policy, records, blacklist, clock, position: as txn.transaction.Transaction takes them
+    shared the CPU engine (txn.transaction.Transaction) whose ef15, rec1e and img buffers
+           this engine may use too (boot heap: 206 bytes less), or None
     """
 
     def __init__(self, chip, psam, clock, policy, records, blacklist, local_city=0x2900,
                  device_id=b"\x00\x00\x00\x00", line=0, position=None,
                  vehicle=b"\x00\x00\x00\x00\x00\x00", psam_slot=1, repeat_window_s=60,
-                 log_refusals=True):
+                 log_refusals=True, shared=None):
         self.link = M1Link(chip)
         self.psam = psam
         self.clock = clock
@@ -260,22 +262,28 @@ class M1Purse:
         self.uid = bytearray(10)
         self.uid_len = 0
         self.serial = bytearray(10)  # record SERIAL / blacklist key source (FORMAT.md §5)
-        self.ef15 = bytearray(30)  # the card as the fare rules read a CPU card's EF15
-        self.rec1e = bytearray(_E_LEN)  # the committed trip as an EF1E record
-        self.img = bytearray(_REC_SIZE)
+        # the card as the fare rules read a CPU card's EF15, the committed trip as an EF1E
+        # record, the record image: a CPU engine's own (shared: one tap at a time, each
+        # engine fills them afresh per tap), else made here
+        s = shared
+        self.ef15 = s.ef15 if s is not None else bytearray(30)
+        self.rec1e = s.rec1e if s is not None else bytearray(_E_LEN)
+        self.img = s.img if s is not None else bytearray(_REC_SIZE)
         self.result = Result()
         self.result.clear()
-        self.no_result = Result()  # the answer to a card no engine supports
-        self.no_result.clear()
-        self.no_result.reason = E.R_UNSUPPORTED_CARD
         self._gray = -1  # seq of this validator's last M1 gray record, its card and counter
         self._gray_uid = bytearray(10)
         self._gray_ctr = -1
 
     def unsupported(self):
-        r = self.no_result
+        """The answer to a card no engine supports (nothing was sent to it)."""
+        r = self.result
+        r.clear()
         r.reason = E.R_UNSUPPORTED_CARD
         return r
+
+    def classify(self, info):
+        return classify(info)
 
     # ---- the tap -------------------------------------------------------------------------
     def tap(self, info):
