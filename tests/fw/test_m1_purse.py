@@ -61,7 +61,7 @@ def test_m1_purse_when_card_pays_value_backup_counter_trip_and_records_follow():
     assert n["ref_seq"] == rows[0]["seq"] and n["balance_before"] == 1000
     assert n["balance_after"] == 800 and n["atc"] == 1 and n["tac"] == "ffffffff"
     assert n["card_serial"] == L.serial_of_uid(UID4).hex() and n["txn_type"] == "06"
-    assert n["issuer_id"].startswith("4d312900")
+    assert n["issuer_id"] == "4d312900ffffffff"
     _check_macs(rg)
     # the exchanges of a paid tap: 4 PSAM (801A, 3 x 80FA) + 1 MAC, 3 auths, 5 reads,
     # 1 trip write, decrement + transfer, restore + transfer, control write

@@ -103,7 +103,6 @@ _STATUS_OK = const(0)  # control STATUS: card in use (anything else: blocked by 
 _INDUSTRY_BUS = const(0x02)
 # M1 issuer block (sector 1 block 0, written at issue) (m1/FORMAT.md)
 _MI_CITY = const(0)  # city code, BCD (29 00)
-_MI_NUMBER = const(2)  # card number printed on the card, BCD
 _MI_TYPE = const(6)  # card type, the EF15[28] code space of the fare table
 _MI_VERSION = const(7)  # layout version, 1
 _MI_START = const(8)  # valid from YYYYMMDD
@@ -385,12 +384,13 @@ class M1Purse:
         apdu.copy(e, 20, b, info + _MI_START, 4)
         apdu.copy(e, 24, b, info + _MI_END, 4)
         e[28] = b[info + _MI_TYPE]
-        # record ISSUER: 'M' '1' city(2) card number(4) -- the city where a CPU card's issuer
-        # id has it (organisation(2) city(2) ..), so the depot routes both alike
+        # record ISSUER: 'M' '1' city(2) FF FF FF FF -- laid out as a CPU card's issuer id
+        # (organisation(2) city(2) FF..), so the depot routes and files both alike
         img[_O_ISSUER] = 0x4D
         img[_O_ISSUER + 1] = 0x31
         apdu.copy(img, _O_ISSUER + 2, b, info + _MI_CITY, 2)
-        apdu.copy(img, _O_ISSUER + 4, b, info + _MI_NUMBER, 4)
+        for i in range(4, 8):
+            img[_O_ISSUER + i] = 0xFF
         img[_O_CARD_TYPE] = b[info + _MI_TYPE]
         if b[info + _MI_VERSION] != _LAYOUT_VER:
             return self._refuse(E.R_UNSUPPORTED_CARD)
