@@ -18,6 +18,7 @@ REGISTRY = (
     device.FARE_TABLE, device.FARE_HEADER, device.FARE_LINE, device.FARE_POLICY,
     device.FARE_ACCEPT, device.NEEDS, device.KINDS,
     sync.FRAME, sync.TYPES, sync.RESULTS, sync.KINDS, sync.PAYLOADS, sync.INFO, sync.CONTENT,
+    sync.CLOCK_BODY,
     sync.KEYFILE,
     m1.M1_CARD, m1.M1_INFO, m1.M1_TRIP, m1.M1_CTRL,
 )

@@ -70,7 +70,7 @@ RESULTS = Codes(
         ("E_REPLAY", 3, "frame seq not increasing"),
         ("E_PROTO", 4, "unexpected message / bad payload"),
         ("E_RANGE", 5, "sequence or offset out of range"),
-        ("E_CONTENT", 6, "content MAC/format refused (forged or corrupt)"),
+        ("E_CONTENT", 6, "content signature/format refused (forged or corrupt)"),
         ("E_VERSION", 7, "content version not newer / delta base mismatch"),
         ("E_STORAGE", 8, "storage fault while applying"),
         ("E_BUSY", 9, "another session is active"),
@@ -88,6 +88,8 @@ KINDS = Codes(
         ("K_FARES", 3, "a fare table (rules/FORMAT.md)"),
         ("K_WHITELIST", 4, "accepted issuers"),
         ("K_CONFIG", 5, "device configuration"),
+        ("K_KEY", 6, "content key rotation: the next Ed25519 public key (32 bytes)"),
+        ("K_CLOCK", 7, "signed clock correction: device seconds (u32), past the step bound"),
     ),
 )
 
@@ -130,37 +132,52 @@ INFO = Layout(
 )
 
 CONTENT = Layout(
-    "content", "signed content container (YKC1)", owner="sync/auth.py", prefix="CH_",
+    "content", "signed content container (YKC2)", owner="sync/auth.py", prefix="CH_",
     users=("sync/target.py", "app/content.py", "storage/blacklist.py", "rules/table.py"),
     hosts=("sync/auth_host.py",), doc="sync/PROTOCOL.md", size=14,
     fields=(
-        F("MAGIC", 0, 4, "ascii", '"YKC1"'),
+        F("MAGIC", 0, 4, "ascii", '"YKC2"'),
         F("KIND", 4, 1, "u8", "content kind (K_*)"),
         F("FLAGS", 5, 1, "u8", "0"),
         F("VERSION", 6, 4, "u32", "content version, monotonic per kind"),
-        F("BODY_LEN", 10, 4, "u32", "body bytes; the body follows, then the tag"),
+        F("BODY_LEN", 10, 4, "u32", "body bytes; the body follows, then the signature"),
     ),
     consts=(
-        ("CONTENT_MAGIC", b"YKC1", "container magic"),
+        ("CONTENT_MAGIC", b"YKC2", "container magic"),
         ("CONTENT_HDR", 14, "header bytes before the body"),
         ("P_CONTENT", ">BBII", "kind flags version body_len, after the magic"),
-        ("DIGEST", 32, "HMAC-SHA256 tag after the body"),
+        ("SIG_LEN", 64, "Ed25519 signature of header || SHA-256(body), after the body"),
+        ("BODY_HASH", 32, "SHA-256 of the body (the signed message's tail)"),
+    ),
+)
+
+CLOCK_BODY = Layout(
+    "clock-body", "signed clock correction (K_CLOCK body)", owner="app/content.py",
+    prefix="CK_", hosts=("sync/auth_host.py",), doc="sync/PROTOCOL.md", size=8,
+    fields=(
+        F("DEVICE", 0, 4, "u32", "the device it is for (FFFFFFFF: any)"),
+        F("SECS", 4, 4, "u32", "device seconds since 2000-01-01 to set"),
+    ),
+    consts=(
+        ("CLOCK_BODY", 8, "K_CLOCK body bytes"),
+        ("KEY_BODY", 32, "K_KEY body bytes: the next content public key"),
+        ("ANY_DEVICE", Hex(0xFFFFFFFF), "CK_DEVICE of a correction for every device"),
     ),
 )
 
 KEYFILE = Layout(
-    "keyfile", "provisioning key file (YKK1)", owner="sync/auth.py", prefix="KF_",
+    "keyfile", "provisioning key file (YKK2)", owner="sync/auth.py", prefix="KF_",
     hosts=("sync/auth_host.py",), doc="sync/PROTOCOL.md", size=76,
     fields=(
-        F("MAGIC", 0, 4, "ascii", '"YKK1"'),
+        F("MAGIC", 0, 4, "ascii", '"YKK2"'),
         F("DEVICE", 4, 4, "u32", "device id"),
         F("KD", 8, 32, "secret", "device key Kd (never printed)"),
-        F("KC", 40, 32, "secret", "content key Kc (never printed)"),
+        F("KP", 40, 32, "hex", "back-office content public key (Ed25519), first trusted"),
         F("CRC", 72, 4, "u32", "CRC-32 of bytes 0..71"),
     ),
     consts=(
         ("KEYS_LEN", 76, "key file bytes"),
-        ("KEYS_MAGIC", b"YKK1", "key file magic"),
+        ("KEYS_MAGIC", b"YKK2", "key file magic"),
         ("NONCE_LEN", 16, "HELLO / CHALLENGE nonces"),
         ("TAG_LEN", 16, "frame MAC bytes (MAC_LEN)"),
         ("BLOCK", 64, "HMAC-SHA256 block size"),

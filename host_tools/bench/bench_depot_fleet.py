@@ -84,7 +84,7 @@ class ProtoDevice:
     away mid-batch); stall_after: after sending that many, read and answer nothing more."""
 
     def __init__(self, dev_id, records=DAY, kd=None, cut_after=None, stall_after=None):
-        from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER, GenLog
+        from depot.devsim import TEST_CONTENT_PUB, TEST_MASTER, GenLog
         from validator.sync import auth_host
         from validator.sync.session import Session
         from validator.sync.target import LogTarget
@@ -95,9 +95,9 @@ class ProtoDevice:
         self.clock = _Clock()
         self.shadow = _Shadow()
         h = self.shadow
-        self.target = LogTarget(self.log, dev_id, 0x000100, TEST_CONTENT_KEY, self.clock,
+        self.target = LogTarget(self.log, dev_id, 0x000100, TEST_CONTENT_PUB, self.clock,
                                 {1: h, 2: h, 3: h, 4: h, 5: h})
-        self.sess = Session(None, self.target, (dev_id, self.kd, TEST_CONTENT_KEY), os.urandom,
+        self.sess = Session(None, self.target, (dev_id, self.kd, TEST_CONTENT_PUB), os.urandom,
                             self.clock)
         self.cut_after = cut_after
         self.stall_after = stall_after

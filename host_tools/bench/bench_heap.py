@@ -73,7 +73,7 @@ def provisioned_world(workdir, heap="128k"):
     (w.sync_url). Not started."""
     import json as _json
 
-    from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+    from depot.devsim import TEST_CONTENT_KEY, TEST_CONTENT_PUB, TEST_MASTER
     from emu import issuer, t0
     from emu.nor import NorFlash
     from emu.psam import Psam
@@ -95,7 +95,7 @@ def provisioned_world(workdir, heap="128k"):
     f = NorFlash(64 << 20, path=w.flash_path, invert=True)
     ps = ParamStore(f, PLAN_SIM["params"]).mount()
     ps.put(content.P_KEYS, auth_host.make_keys(dev, auth_host.derive_device_key(TEST_MASTER, dev),
-                                            TEST_CONTENT_KEY))
+                                            TEST_CONTENT_PUB))
     cfg = {"city": "2900", "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
     ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                             _json.dumps(cfg).encode()))
@@ -134,7 +134,7 @@ def fares_push():
     with open(FARE_TABLE) as f:
         desc = json.load(f)
     blob = farec.container(farec.compile_table(desc),
-                           sign=lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c))
+                           sign=auth_host.content_signer(TEST_CONTENT_KEY))
     return (wire_host.K_FARES, "fares", blob)
 
 

@@ -14,9 +14,10 @@ import struct
 import sys
 from binascii import crc32
 
+# the one test key set (issue 19) lives in depot.testkeys; re-exported for older callers
+from depot.testkeys import TEST_CONTENT_KEY, TEST_CONTENT_PUB, TEST_MASTER  # noqa: F401
+
 DEVICE_ID = 0x1234ABCD
-TEST_MASTER = b"yikatong-test-depot-master-key!!"  # tests/sim only
-TEST_CONTENT_KEY = b"yikatong-test-backoffice-c-key!!"
 
 
 def _mix(x):
@@ -151,7 +152,7 @@ def _args(argv):
     a = {
         "tty": None, "listen": None, "connect": None, "records": 100, "tap-ms": 0,
         "seconds": 60, "sessions": 1, "nor": None, "device-id": DEVICE_ID,
-        "tls": 0,
+        "tls": 0, "tls-ca": None,
     }
     i = 0
     while i < len(argv):
@@ -208,18 +209,27 @@ def main(argv):
 
     sh = Shadow()
     handlers = {1: sh, 2: sh, 3: sh, 4: sh, 5: sh}
-    target = LogTarget(log, dev, 0x000100, TEST_CONTENT_KEY, clock, handlers)
+    target = LogTarget(log, dev, 0x000100, TEST_CONTENT_PUB, clock, handlers)
     listener = None
     if a["tty"]:
         link = transport.open_tty(a["tty"])
     elif a["connect"]:
         h, p = a["connect"].split(":")
-        link = transport.tcp_connect(h, int(p), tls=bool(a["tls"]))
+        ca = None
+        if a["tls-ca"]:
+            with open(a["tls-ca"], "rb") as f:
+                ca = f.read()  # the CA pinned at flashing (DER)
+        try:
+            link = transport.tcp_connect(h, int(p), tls=bool(a["tls"]), ca=ca)
+        except OSError as e:
+            print("DEVSIM refused", e)
+            print('DEVSIM {"sessions": 0, "refused_tls": 1}')
+            return 0
     else:
         listener = transport.TcpListener(a["listen"])
         print("DEVSIM listening", a["listen"])
         link = None
-    sess = Session(link, target, (dev, kd, TEST_CONTENT_KEY), os.urandom, clock)
+    sess = Session(link, target, (dev, kd, TEST_CONTENT_PUB), os.urandom, clock)
     stats = {"taps": 0, "max_tap_delay_ms": 0, "done": False, "max_step_us": 0}
     deadline = time.ticks_add(time.ticks_ms(), a["seconds"] * 1000)
 

@@ -174,8 +174,9 @@ def compile_table(d):
 def container(body, sign=None):
     """Wrap a compiled table in a sync content container (PROTOCOL.md §5, kind 3).
 
-    sign(bytes) -> 32-byte tag; the back office uses validator.sync.auth (HMAC-SHA256
-    under the content key). Without sign the tag is 32 zero bytes: such a container is
+    sign(bytes) -> 64-byte signature; the back office uses
+    validator.sync.auth_host.content_signer(its Ed25519 private key). Without sign the
+    signature is 64 zero bytes: such a container is
     refused by every device (sync.auth.verify_content); FareTables.offer takes the body.
     """
     version = struct.unpack(">I", body[8:12])[0]
@@ -184,4 +185,4 @@ def container(body, sign=None):
     from validator.sync import auth_host, wire_host
 
     c = auth_host.wrap_content(wire_host.K_FARES, version, body)
-    return c + (sign(c) if sign is not None else bytes(32))
+    return c + (sign(c) if sign is not None else bytes(auth_host.SIG_LEN))

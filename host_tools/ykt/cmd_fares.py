@@ -2,14 +2,15 @@
 # SPDX-License-Identifier: MIT
 #
 #   ykt fares compile TABLE.json -o TABLE.bin   table v1 (rules/FORMAT.md) wrapped in a
-#                                               content container signed with the
-#                                               back-office content key (PROTOCOL.md §5)
+#                                               content container signed with the back
+#                                               office's Ed25519 key (PROTOCOL.md §5)
 #   ykt fares show TABLE.bin                    verify and print what the validator will use
 #
-# The content key comes from --key HEX, else env YKT_CONTENT_KEY (hex), else the
-# development key shared with the sync test fixtures (never for a real deployment).
+# The signing key comes from --key-file FILE (`ykt depot keygen`, mode 0600), else THE test
+# key (depot.testkeys, the one `--test-keys` gives a validator everywhere else), and the
+# output says which: a validator in service refuses a table signed with the test key.
+# `show` verifies under --pub-file FILE (a .pub, or the private key file), else the test key.
 import json
-import os
 import struct
 
 from emu import farec
@@ -21,21 +22,34 @@ from validator.util import bcdtime
 from ykt import argtypes as T
 from ykt.cli import EXIT_FAIL, EXIT_USAGE, CommandError, read_bytes, read_json
 
-DEV_CONTENT_KEY = bytes(range(100, 132))  # tests/fw/sync_fixtures.py KC
 KIND_NAMES = dict((v, k) for k, v in farec.CARD_TYPES)
+TEST_LABEL = "TEST content key (depot.testkeys; refused by a validator in service)"
 
 
 def _key(args):
-    h = args.key or os.environ.get("YKT_CONTENT_KEY")
-    if not h:
-        return DEV_CONTENT_KEY, "development key"
-    try:
-        k = bytes.fromhex(h)
-    except ValueError:
-        raise CommandError("content key: not hex", EXIT_USAGE)
-    if len(k) != 32:
-        raise CommandError("content key: need 32 bytes", EXIT_USAGE)
-    return k, "given key"
+    """-> (private key, label) for compile."""
+    from depot import content as C
+
+    if getattr(args, "key_file", None):
+        try:
+            return C.load_private(args.key_file), "key in %s" % args.key_file
+        except C.KeyFileError as e:
+            raise CommandError(str(e), EXIT_USAGE)
+    return C.test_key(), TEST_LABEL
+
+
+def _pub(args):
+    """-> (public key, label) for show."""
+    from depot import content as C
+    from depot.testkeys import TEST_CONTENT_PUB
+
+    f = getattr(args, "pub_file", None)
+    if f:
+        try:
+            return C.load_public(f), "key in %s" % f
+        except C.KeyFileError as e:
+            raise CommandError(str(e), EXIT_USAGE)
+    return TEST_CONTENT_PUB, TEST_LABEL
 
 
 def _uint(bits):
@@ -233,7 +247,7 @@ def describe(t):
 
 def do_show(args):
     blob = read_bytes(args.table)
-    key, kname = _key(args)
+    key, kname = _pub(args)
     c = auth_host.unwrap_content(blob)
     if c is None or c[0] != wire_host.K_FARES:
         raise CommandError("%s: not a fare-table content container" % args.table, EXIT_USAGE)
@@ -243,14 +257,15 @@ def do_show(args):
         t = ft.FareTable(body)
     except SyncError as e:
         if not ok:  # damaged in transit or signed with another key: the validator refuses it
-            raise CommandError("%s: content tag does not verify (%s) and the body does not "
+            raise CommandError("%s: signature does not verify (%s) and the body does not "
                                "parse: %s" % (args.table, kname, e), EXIT_FAIL)
         raise CommandError("%s: %s" % (args.table, e), EXIT_USAGE)
-    print("%s: %d bytes, tag %s (%s)" % (args.table, len(blob), "ok" if ok else "BAD", kname))
+    print("%s: %d bytes, signature %s (%s)" % (args.table, len(blob), "ok" if ok else "BAD",
+                                                kname))
     for line in describe(t):
         print(line)
     if not ok:
-        raise CommandError("%s: content tag does not verify: the validator would refuse it"
+        raise CommandError("%s: signature does not verify: the validator would refuse it"
                            % args.table, EXIT_FAIL)
     return 0
 
@@ -261,9 +276,16 @@ def register(sub):
     c = s.add_parser("compile", help="JSON fare table -> signed binary")
     c.add_argument("table")
     c.add_argument("-o", "--output")
-    c.add_argument("--key", help="content key, 64 hex digits (default: $YKT_CONTENT_KEY)")
+    c.add_argument("--key-file", metavar="FILE",
+                   help="the back office's private key file (ykt depot keygen); default: "
+                   "the TEST key")
+    c.add_argument("--test-keys", action="store_true",
+                   help="sign with THE test key (the default without --key-file)")
     c.set_defaults(func=do_compile)
     w = s.add_parser("show", help="verify and print a compiled fare table")
     w.add_argument("table")
-    w.add_argument("--key", help="content key, 64 hex digits (default: $YKT_CONTENT_KEY)")
+    w.add_argument("--pub-file", metavar="FILE",
+                   help="public key file (.pub) to verify with; default: the TEST key")
+    w.add_argument("--test-keys", action="store_true",
+                   help="verify with THE test key (the default without --pub-file)")
     w.set_defaults(func=do_show)

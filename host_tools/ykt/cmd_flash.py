@@ -42,7 +42,7 @@ def _config_blob(args):
     from validator.sync import auth_host, wire_host
 
     data = read_bytes(args.config)
-    if data[:4] == b"YKC1":
+    if data[:4] == auth_host.CONTENT_MAGIC:
         return data
     try:
         json.loads(data)
@@ -275,7 +275,8 @@ def do_provision(args):
                                EXIT_USAGE)
         d = os.path.join(args.out, "%08X" % dev)
         os.makedirs(d, mode=0o700, exist_ok=True)
-        _write_secret(os.path.join(d, "keys.bin"), auth_host.make_keys(dev, kd, kc))
+        _write_secret(os.path.join(d, "keys.bin"),
+                      auth_host.make_keys(dev, kd, auth_host.content_public(kc)))
         with open(os.path.join(d, "config.bin"), "wb") as f:
             f.write(auth_host.make_content(kc, wire_host.K_CONFIG, 1, body))
         board = {"depot": args.depot, "wifi": {"ssid": args.wifi_ssid, "key": args.wifi_key},

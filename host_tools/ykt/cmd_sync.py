@@ -71,7 +71,7 @@ def register(sub):
                    % DEFAULT_KEYS)
     k.add_argument("--test-keys", action="store_true", help="TEST master and content keys")
     k.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
-                   help="back-office content key, 64 hex digits")
+                   help="the back office's content PUBLIC key (Ed25519), 64 hex digits")
     k.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="FILE",
                    help="blob file to write")
     k.set_defaults(func=do_sync_keys)
@@ -263,9 +263,9 @@ def do_sync_keys(args):
     if args.content_key:
         kc = bytes.fromhex(args.content_key)
     elif args.test_keys:
-        from depot.devsim import TEST_CONTENT_KEY
+        from depot.devsim import TEST_CONTENT_PUB
 
-        kc = TEST_CONTENT_KEY
+        kc = TEST_CONTENT_PUB
     else:
         raise CommandError("--content-key HEX is required (or --test-keys)", EXIT_USAGE)
     try:
@@ -274,6 +274,6 @@ def do_sync_keys(args):
         raise CommandError(str(e), EXIT_FAIL)
     with open(args.out, "wb") as f:
         f.write(blob)
-    print("wrote %s: device %08X, device key %s..., content key %s..." % (
+    print("wrote %s: device %08X, device key %s..., content public key %s..." % (
         args.out, dev, kd[:4].hex(), kc[:4].hex()))
     return 0

@@ -1,10 +1,13 @@
-"""ykt depot blacklist: the risk loop -- propose cards from anomalies, approve, publish."""
+"""ykt depot blacklist: the risk loop -- propose cards from anomalies, approve, publish --
+and the back office's own tools: build a list body from card numbers, sign it."""
 # Registered into the `ykt depot` group by ykt/cmd_depot.py (modules ykt/depot_*.py).
-# Library: depot.risk (CLEARING.md "Risk loop").
+# Library: depot.risk (CLEARING.md "Risk loop"), depot.content (the signer).
 import json
 
-from ykt.cli import EXIT_USAGE, CommandError
+from ykt import argtypes as T
+from ykt.cli import EXIT_IO, EXIT_USAGE, CommandError, read_bytes
 from ykt.depot_clear import open_db
+from ykt.depot_content import add_key_options, signing_key, write_signed
 
 HELP = """Cards that clearing flagged (anomalies of the chosen reasons: TAC failure, ATC
 repeat or regression, value lost from the balance chain, two vehicles too close) are
@@ -37,9 +40,25 @@ def register(group):
     ls.set_defaults(func=do_list)
     pu = sub.add_parser("publish", help="sign and store the next blacklist version")
     pu.add_argument("--db", required=True)
-    pu.add_argument("--content-key", metavar="HEX",
-                    help="the back office's 32-byte content key (default: the TEST key)")
+    add_key_options(pu)
     pu.set_defaults(func=do_publish)
+    b = sub.add_parser("build", help="card numbers (one 20-digit serial a line) -> a list "
+                       "body (storage FORMAT.md §5)")
+    b.add_argument("cards", help="text file: one application serial a line, # comments")
+    b.add_argument("--delta-base", type=T.int_range(1, 0xFFFFFFFF), metavar="VERSION",
+                   help="build a delta (additions) against that version instead of a full list")
+    b.add_argument("-o", "--output", required=True)
+    b.set_defaults(func=do_build)
+    sg = sub.add_parser("sign", help="sign a list body (ykt depot blacklist build) for "
+                        "validators")
+    sg.add_argument("body")
+    sg.add_argument("--delta", action="store_true",
+                    help="the body is a delta (build --delta-base), not a full list")
+    sg.add_argument("--version", required=True, type=T.int_range(1, 0xFFFFFFFF),
+                    help="greater than every earlier blacklist version")
+    sg.add_argument("-o", "--output", required=True)
+    add_key_options(sg)
+    sg.set_defaults(func=do_sign)
     p.set_defaults(func=lambda _a: p.print_help() or 0)
 
 
@@ -93,14 +112,7 @@ def do_list(args):
 def do_publish(args):
     from depot import risk
 
-    key = None
-    if args.content_key:
-        try:
-            key = bytes.fromhex(args.content_key)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise CommandError("--content-key: 64 hex digits", EXIT_USAGE)
+    key = signing_key(args)[0]
     r = _run(args, lambda db: risk.publish(db, key))
     if r is None:
         print("nothing to publish: no approved card waits for a version")
@@ -108,3 +120,51 @@ def do_publish(args):
     print("published blacklist version %d (full: %d cards; delta against %d: %d added)"
           % (r["version"], r["full_keys"], r["base"], r["added"]))
     return 0
+
+
+def do_build(args):
+    from depot import risk
+    from validator.storage import blacklist_host
+
+    try:
+        with open(args.cards) as f:
+            lines = [ln.split("#")[0].strip() for ln in f]
+    except OSError as e:
+        raise CommandError("%s: %s" % (args.cards, e.strerror or e), EXIT_IO)
+    keys = set()
+    for i, ln in enumerate(lines):
+        if not ln:
+            continue
+        if len(ln) != 20 or not ln.isdigit():
+            raise CommandError("%s:%d: expected a 20-digit card serial, got %r"
+                               % (args.cards, i + 1, ln), EXIT_USAGE)
+        keys.add(risk.card_key(ln))
+    keys = sorted(keys)
+    if args.delta_base:
+        body = blacklist_host.make_body(blacklist_host.KIND_DELTA,
+                                        [(blacklist_host.OP_ADD, k) for k in keys],
+                                        base=args.delta_base)
+    else:
+        body = blacklist_host.make_body(blacklist_host.KIND_FULL, keys)
+    with open(args.output, "wb") as f:
+        f.write(body)
+    print("%s: %s of %d cards, %d bytes (unsigned: ykt depot blacklist sign)"
+          % (args.output, "delta against v%d" % args.delta_base if args.delta_base
+             else "full list", len(keys), len(body)))
+    return 0
+
+
+def do_sign(args):
+    import struct
+
+    from validator.sync import wire_host
+
+    body = read_bytes(args.body)
+    hdr = 8 if args.delta else 4  # base(4) count(4) entries(9) | count(4) keys(8)
+    n = struct.unpack_from(">I", body, hdr - 4)[0] if len(body) >= hdr else -1
+    if n < 0 or len(body) != hdr + n * (9 if args.delta else 8):
+        raise CommandError("%s: not a blacklist %s body (ykt depot blacklist build%s)"
+                           % (args.body, "delta" if args.delta else "full-list",
+                              " --delta-base" if args.delta else ""), EXIT_USAGE)
+    kind = wire_host.K_BLACKLIST_DELTA if args.delta else wire_host.K_BLACKLIST_FULL
+    return write_signed(args, kind, args.version, body)

@@ -34,7 +34,7 @@ import time
 
 from depot import station
 from depot.client import Keyring
-from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+from depot.devsim import TEST_CONTENT_KEY, TEST_CONTENT_PUB, TEST_MASTER
 from depot.linesim import LineEmulator
 from emu import crypto, farec, gate, issuer, mifare, t0
 from emu.nor import NorFlash
@@ -238,7 +238,7 @@ class Sim:
         kd = auth_host.derive_device_key(TEST_MASTER, dev_id)
         f = NorFlash(64 << 20, path=w.flash_path, invert=True)
         ps = ParamStore(f, PLAN_SIM["params"]).mount()
-        ps.put(content.P_KEYS, auth_host.make_keys(dev_id, kd, TEST_CONTENT_KEY))
+        ps.put(content.P_KEYS, auth_host.make_keys(dev_id, kd, TEST_CONTENT_PUB))
         cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
         if self.device_config is not None:
             cfg = self.device_config
@@ -321,7 +321,7 @@ class Sim:
         with open(scn["table_path"]) as f:
             tdesc = json.load(f)
         self.city = tdesc.get("city", "2900")
-        sign = lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c)  # noqa: E731
+        sign = auth_host.content_signer(TEST_CONTENT_KEY)
         self.fares_blob = farec.container(farec.compile_table(tdesc), sign=sign)
         day = scn.get("day")
         first = min(dev_seconds(t["at"], day) for t in scn["taps"])

@@ -6,13 +6,15 @@
 # the integration tests in tests/host use the real RecordLog when it exists.
 import struct
 
+from depot.testkeys import TEST_CONTENT_KEY, TEST_CONTENT_PUB
 from validator.sync import auth, wire, wire_host
 from validator.sync.target import LogTarget
 
 DEVICE_ID = 0x1234ABCD
 KD = bytes(range(32))
-KC = bytes(range(100, 132))
-KEYS = (DEVICE_ID, KD, KC)
+KC = TEST_CONTENT_KEY  # the back office signs with it (auth_host.make_content) -- TEST key
+KP = TEST_CONTENT_PUB  # the validator holds only this public key
+KEYS = (DEVICE_ID, KD, KP)
 REC_SIZE = 64
 
 
@@ -177,7 +179,7 @@ def make_target(n_records=0, log=None, clock=None):
     for k in (1, 2, 3, 4, 5):
         handlers[k] = applied
     t = LogTarget(
-        log, DEVICE_ID, 0x000100, KC, clock, handlers, faults=["boot", "nfc timeout"],
+        log, DEVICE_ID, 0x000100, KP, clock, handlers, faults=["boot", "nfc timeout"],
         rec_size=getattr(log, "rec_size", REC_SIZE),
     )
     t.applied = applied

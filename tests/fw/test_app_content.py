@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: MIT
 from emu import farec
 from fw import storage_dev
-from fw.sync_fixtures import DEVICE_ID, KC, FakeClock, MemLog
+from fw.sync_fixtures import DEVICE_ID, KC, KP, FakeClock, MemLog
 from validator.app import content
 from validator.rules import table
 from validator.storage.blacklist import Blacklist
@@ -31,7 +31,7 @@ def _target(fl, config_version=0):
     bl = Blacklist(fl, _BLACKLIST).mount()
     ts = table.FareTables()
     got = []
-    t = content.Target(MemLog(), DEVICE_ID, 0x000100, KC, FakeClock(), bl, ps, ts,
+    t = content.Target(MemLog(), DEVICE_ID, 0x000100, KP, FakeClock(), bl, ps, ts,
                        on_config=got.append, config_version=config_version)
     return t, bl, ps, ts, got
 
@@ -46,7 +46,10 @@ def _push(t, kind, blob, chunk=100):
         if code != wire_host.OK:
             t.push_abort()
             return code, 0
-    return t.push_end()
+    r = t.push_end()
+    while r is None:  # the signature check, one slice per sync step
+        r = t.push_poll()
+    return r
 
 
 def _bl(version, keys=_KEYS, kc=KC):
@@ -70,7 +73,7 @@ def test_content_when_each_kind_rolled_back_the_one_rule_refuses():
     assert _push(t, wire_host.K_BLACKLIST_FULL, _bl(5)) == (wire_host.OK, 5)
     assert _push(t, wire_host.K_FARES, _fares(3)) == (wire_host.OK, 3)
     assert _push(t, wire_host.K_CONFIG, _config(2, 12)) == (wire_host.OK, 2)
-    assert t.versions == [5, 3, 0, 2] and len(got) == 1
+    assert t.versions == [5, 3, 0, 2, 0, 0] and len(got) == 1  # + K_KEY, K_CLOCK
     delta = auth_host.make_content(KC, wire_host.K_BLACKLIST_DELTA, 5,
                                    make_body(KIND_DELTA, [(OP_ADD, b"\x02" * 8)], base=5))
     for kind, blob in ((wire_host.K_BLACKLIST_FULL, _bl(5, _KEYS[:2])),
@@ -80,11 +83,11 @@ def test_content_when_each_kind_rolled_back_the_one_rule_refuses():
                        (wire_host.K_CONFIG, _config(2, 99)), (wire_host.K_CONFIG, _config(1, 99))):
         code, _ = _push(t, kind, blob)
         assert code == wire_host.E_VERSION, (kind, code)
-    assert t.versions == [5, 3, 0, 2] and len(got) == 1
+    assert t.versions == [5, 3, 0, 2, 0, 0] and len(got) == 1  # + K_KEY, K_CLOCK
     assert bl.version == 5 and bl.entries == len(_KEYS) and ts.current(0).version == 3
     assert ps.get(content.P_FARES) == _fares(3) and ps.get(content.P_CONFIG) == _config(2, 12)
     # after a reboot the installed versions come from what the stores hold
-    v, body = content.stored(ps, KC, content.P_CONFIG, wire_host.K_CONFIG)
+    v, body = content.stored(ps, KP, content.P_CONFIG, wire_host.K_CONFIG)
     assert v == 2 and content.parse_config(body)["line"] == 12
     t2 = _target(_same_flash(), config_version=v)[0]
     assert t2.versions[3] == 2
@@ -119,7 +122,7 @@ def test_content_when_fare_table_pushed_table_holds_a_view_of_the_body():
     blob = _fares(4)
     assert _push(t, wire_host.K_FARES, blob) == (wire_host.OK, 4)
     tb = ts.current(0)
-    assert isinstance(tb.blob, memoryview) and bytes(tb.blob) == blob[14:-32]
+    assert isinstance(tb.blob, memoryview) and bytes(tb.blob) == blob[14:-64]
     bad = bytearray(_fares(5))
     bad[30] ^= 1
     assert _push(t, wire_host.K_FARES, bytes(bad)) == (wire_host.E_CONTENT, 0)
@@ -130,14 +133,14 @@ def test_content_when_stored_container_forged_or_of_another_kind_boot_ignores_it
     fl = storage_dev.dev()
     ps = ParamStore(fl, _PARAMS).mount()
     ps.put(content.P_FARES, _config(3, 1))  # genuine, but not a fare table
-    assert content.stored(ps, KC, content.P_FARES, wire_host.K_FARES) is None
+    assert content.stored(ps, KP, content.P_FARES, wire_host.K_FARES) is None
     bad = bytearray(_fares(3))
     bad[-1] ^= 1
     ps.put(content.P_FARES, bytes(bad))
-    assert content.stored(ps, KC, content.P_FARES, wire_host.K_FARES) is None
+    assert content.stored(ps, KP, content.P_FARES, wire_host.K_FARES) is None
     assert content.stored(ps, None, content.P_FARES, wire_host.K_FARES) is None  # no key
     ps.put(content.P_FARES, _fares(3))
-    v, body = content.stored(ps, KC, content.P_FARES, wire_host.K_FARES)
+    v, body = content.stored(ps, KP, content.P_FARES, wire_host.K_FARES)
     assert v == 3 and table.FareTables().offer(body, 0, v) == 0
 
 
@@ -157,7 +160,7 @@ def test_content_when_set_clock_goes_before_the_newest_record_it_is_refused():
     ride = 827800000  # 2026-03-27
     faults = []
     clk = FakeClock()
-    t = content.Target(_log_with_ride(ride), DEVICE_ID, 0x000100, KC, clk,
+    t = content.Target(_log_with_ride(ride), DEVICE_ID, 0x000100, KP, clk,
                        Blacklist(storage_dev.dev(), _BLACKLIST).mount(),
                        ParamStore(storage_dev._DEV[0], _PARAMS).mount(), table.FareTables(),
                        faults=faults)

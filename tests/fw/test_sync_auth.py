@@ -1,4 +1,4 @@
-# test_sync_auth: HMAC-SHA256 vectors, key blob, content container (PROTOCOL.md §2, §5).
+# test_sync_auth: HMAC-SHA256 vectors, key blob, signed content container (PROTOCOL.md §2, §5).
 # SPDX-License-Identifier: MIT
 from binascii import hexlify
 
@@ -6,7 +6,8 @@ from fwtest import raises
 from validator.errors import SyncError
 from validator.sync import auth, auth_host
 
-KC = b"\x0b" * 32
+KC = b"\x0b" * 32  # an Ed25519 private key (the back office's); KP its public key
+KP = auth_host.content_public(KC)
 
 
 def test_hmac_when_rfc4231_vectors_match():
@@ -38,7 +39,7 @@ def test_keys_when_blob_corrupt_sync_error():
 def test_content_when_signed_verify_gives_kind_version_and_body_view():
     body = b"\x00" * 8 + b"\x11" * 8
     blob = auth_host.make_content(KC, 1, 5, body)
-    kind, version, b = auth.verify_content(KC, blob)
+    kind, version, b = auth.verify_content(KP, blob)
     assert (kind, version, bytes(b)) == (1, 5, body)
     assert isinstance(b, memoryview)  # a view into the container, not a copy
     assert auth.content_header(blob, len(blob)) == (1, 5, 16)
@@ -49,31 +50,38 @@ def test_content_when_forged_or_wrong_key_verify_refuses():
     blob = bytearray(auth_host.make_content(KC, 1, 5, b"\x22" * 64))
     assert not auth.verify_content(b"\x0c" * 32, blob)
     blob[20] ^= 1
-    assert not auth.verify_content(KC, blob)
-    assert not auth.verify_content(KC, b"")
-    assert not auth.verify_content(KC, b"YKC1" + b"\x00" * 60)
+    assert not auth.verify_content(KP, blob)
+    assert not auth.verify_content(KP, b"")
+    assert not auth.verify_content(KP, b"YKC2" + b"\x00" * 92)
     short = auth_host.make_content(KC, 1, 5, b"abc")[:-1]
-    assert not auth.verify_content(KC, short)
+    assert not auth.verify_content(KP, short)
+
+
+def _final(v):
+    """Run the verifier's stepped signature check to its verdict."""
+    for r in v.final():
+        if r is not None:
+            return r[0]
 
 
 def test_content_when_streamed_incremental_verifier_agrees():
     blob = auth_host.make_content(KC, 3, 9, bytes(range(256)) * 5)
     for step in (1, 7, 14, 64, 1000, len(blob)):
-        v = auth.ContentVerifier(KC, len(blob))
+        v = auth.ContentVerifier(KP, len(blob))
         body = bytearray()
         for i in range(0, len(blob), step):
             b = v.update(memoryview(blob)[i : i + step])
-            if b is not None:  # only body bytes come back: no header, no tag
+            if b is not None:  # only body bytes come back: no header, no signature
                 assert v.body_at == len(body)
                 body.extend(b)
-        assert v.final() and bytes(body) == bytes(range(256)) * 5
+        assert _final(v) and bytes(body) == bytes(range(256)) * 5
         assert v.header() == (3, 9, 1280)
     bad = bytearray(blob)
     bad[-1] ^= 1
-    v = auth.ContentVerifier(KC, len(bad))
+    v = auth.ContentVerifier(KP, len(bad))
     v.update(bad)
-    assert not v.final()
-    v = auth.ContentVerifier(KC, len(blob))
+    assert not _final(v)
+    v = auth.ContentVerifier(KP, len(blob))
     v.update(memoryview(blob)[0:13])
     assert v.header() is None  # not all 14 header bytes yet
 

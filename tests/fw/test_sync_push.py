@@ -6,6 +6,10 @@ from fw.sync_fixtures import KC, KEYS, MiniHost, link_pair, make_target
 from validator.sync import auth_host, wire_host
 from validator.sync.session import Session
 
+# fixture: the back office's Ed25519 signer (validator.sync.ed25519_host), compiled from
+# source beside the session; the device side (verify at PUSH_END) is what is under test
+MP_HEAP = "256k"
+
 
 def _rand(n):
     return bytes([(i * 7 + 3) & 0xFF for i in range(n)])
@@ -99,17 +103,18 @@ class _Shadow:
 
 
 def test_session_when_streaming_handler_genuine_content_committed_forged_aborted():
+    # signed first, in an unfragmented heap (signing compiles the signer at 128 KiB)
+    good = auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 4, b"\x07" * 1500)
+    forged = bytearray(auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 5, b"\x08" * 1500))
     s, t, h = _setup()
     sh = _Shadow()
     t.handlers[wire_host.K_BLACKLIST_FULL] = sh
     h.handshake()
-    good = auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 4, b"\x07" * 1500)
     _push(h, wire_host.K_BLACKLIST_FULL, good)
     typ, p, _ = h.pump()
-    # the handler gets the body only: no header, no tag
+    # the handler gets the body only: no header, no signature
     assert p[1] == wire_host.OK and sh.active == (4, b"\x07" * 1500) and t.versions[0] == 4
     assert sh.begun == (wire_host.K_BLACKLIST_FULL, 4, 1500)
-    forged = bytearray(auth_host.make_content(KC, wire_host.K_BLACKLIST_FULL, 5, b"\x08" * 1500))
     forged[100] ^= 1
     _push(h, wire_host.K_BLACKLIST_FULL, bytes(forged))
     typ, p, _ = h.pump()
@@ -132,7 +137,7 @@ def test_session_when_streamed_content_is_old_handler_never_begins():
         typ, p, _ = h.pump()
         assert p[1] == wire_host.E_VERSION, p
         assert sh.begun is None and sh.active == (4, b"\x07" * 1500) and t.versions[0] == 4
-    # a forged old list is E_CONTENT: the tag is checked before the version is reported
+    # a forged old list is E_CONTENT: the signature is checked before the version is reported
     _push(h, wire_host.K_BLACKLIST_FULL,
           auth_host.make_content(b"\x66" * 32, wire_host.K_BLACKLIST_FULL, 3, b"\x09" * 40))
     typ, p, _ = h.pump()

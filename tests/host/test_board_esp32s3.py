@@ -54,7 +54,7 @@ class Depot:
         with open(scn["table_path"]) as f:
             tdesc = json.load(f)
         self.city = tdesc.get("city", "2900")
-        sign = lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c)  # noqa: E731
+        sign = auth_host.content_signer(TEST_CONTENT_KEY)
         self.fares = farec.container(farec.compile_table(tdesc), sign=sign)
         first = min(sim.dev_seconds(t["at"], scn.get("day")) for t in scn["taps"])
         self.day_start = first - first % 86400 + 5 * 3600  # 05:00 on the scenario's day
@@ -90,12 +90,12 @@ class Depot:
 def provision(path, sim_, line):
     """What `ykt flash provision` writes into the ykt partition: keys and the signed
     configuration (test keys, emu.devsim)."""
-    from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+    from depot.devsim import TEST_CONTENT_KEY, TEST_CONTENT_PUB, TEST_MASTER
 
     kd = auth_host.derive_device_key(TEST_MASTER, DEVICE)
     f = NorFlash(s3world.FLASH_SIZE, path=path, invert=True)
     ps = ParamStore(f, plan_boards.PLAN_ESP32S3["params"]).mount()
-    ps.put(content.P_KEYS, auth_host.make_keys(DEVICE, kd, TEST_CONTENT_KEY))
+    ps.put(content.P_KEYS, auth_host.make_keys(DEVICE, kd, TEST_CONTENT_PUB))
     # a 2 s repeat window: the ride below is seconds long, not the half hour of a real one
     cfg = {"city": sim_.city, "line": line, "repeat_window_s": 2, "tear_keep_s": 600}
     ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,

@@ -201,7 +201,7 @@ def test_heap_budget_when_6kb_fare_tables_pushed_after_a_day_at_mcu_heap_both_in
                         "matrix": [[200 + 10 * k for k in range(40 - a)] for a in range(40)]}
                        for j in range(2)]
         blob = farec.container(farec.compile_table(d),
-                               sign=lambda c: auth_host.hmac_sha256(TEST_CONTENT_KEY, c))
+                               sign=auth_host.content_signer(TEST_CONTENT_KEY))
         return (wire_host.K_FARES, "fares", blob)
 
     w = bench_heap.provisioned_world(str(tmp_path), HEAP)

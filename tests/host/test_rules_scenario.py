@@ -5,13 +5,13 @@ import argparse
 import os
 import sys
 
+from depot.testkeys import TEST_CONTENT_PUB
 from emu import farescen
 from validator.rules import table as ft
 from validator.rules import table_host
 from validator.sync import auth
 from validator.util import bcdtime
 from ykt import cli, cmd_fares
-from ykt.cmd_fares import DEV_CONTENT_KEY
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fare_oracle  # noqa: E402
@@ -73,22 +73,25 @@ def test_ykt_fares_when_compiled_validator_accepts_and_tamper_refused(tmp_path, 
     assert _ykt("fares", "compile", os.path.join(FARES, "default.json"), "-o", out) == 0
     assert _ykt("fares", "show", out) == 0
     shown = capsys.readouterr().out
-    assert "tag ok" in shown and "line 801 (bus): 8 stops, max 500 fen" in shown
+    assert "signature ok" in shown and "line 801 (bus): 8 stops, max 500 fen" in shown
     blob = open(out, "rb").read()
     ts = ft.FareTables()
-    kind, version, body = auth.verify_content(DEV_CONTENT_KEY, blob)
+    kind, version, body = auth.verify_content(TEST_CONTENT_PUB, blob)
     now = bcdtime.secs(2026, 3, 2)  # default.json activates 2026-01-01
     assert ts.offer(body, now - 86400 * 70, version) == table_host.T_PENDING  # not yet due
     assert ts.current(now).version == 1
     bad = bytearray(blob)
     bad[60] ^= 1
-    assert auth.verify_content(DEV_CONTENT_KEY, bytes(bad)) is None
+    assert auth.verify_content(TEST_CONTENT_PUB, bytes(bad)) is None
     open(out, "wb").write(bytes(bad))
     assert _ykt("fares", "show", out) == cli.EXIT_FAIL
-    other = "11" * 32
+    from depot import content
+
+    other = str(tmp_path / "other.key")
+    content.keygen(other)
     assert _ykt("fares", "compile", os.path.join(FARES, "default.json"), "-o", out,
-                "--key", other) == 0
-    assert auth.verify_content(DEV_CONTENT_KEY, open(out, "rb").read()) is None  # wrong key
+                "--key-file", other) == 0
+    assert auth.verify_content(TEST_CONTENT_PUB, open(out, "rb").read()) is None  # wrong key
     assert ts.current(now).version == 1
 
 
@@ -101,5 +104,5 @@ def test_ykt_fares_when_table_invalid_exit_codes(tmp_path):
     p.write_text("{not json")
     assert _ykt("fares", "compile", str(p)) == cli.EXIT_USAGE
     assert _ykt("fares", "compile", str(tmp_path / "missing.json")) == cli.EXIT_IO
-    assert _ykt("fares", "compile", os.path.join(FARES, "default.json"), "--key", "abc") \
-        == cli.EXIT_USAGE
+    assert _ykt("fares", "compile", os.path.join(FARES, "default.json"), "--key-file",
+                str(p)) == cli.EXIT_USAGE  # not a key file

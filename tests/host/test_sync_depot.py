@@ -45,7 +45,7 @@ def test_depot_when_exported_clearing_csv_has_decoded_columns(tmp_path):
 def test_sync_keys_when_made_device_blob_parses_and_matches_depot_key(tmp_path):
     import argparse
 
-    from depot.devsim import TEST_CONTENT_KEY, TEST_MASTER
+    from depot.devsim import TEST_CONTENT_PUB, TEST_MASTER
     from validator.sync import auth, auth_host
     from ykt import cmd_sync
 
@@ -55,5 +55,5 @@ def test_sync_keys_when_made_device_blob_parses_and_matches_depot_key(tmp_path):
     args = p.parse_args(["sync-keys", "--device-id", "1234ABCD", "--test-keys", "-o", str(out)])
     assert args.func(args) == 0
     dev, kd, kc = auth.parse_keys(out.read_bytes())
-    assert dev == 0x1234ABCD and kc == TEST_CONTENT_KEY
+    assert dev == 0x1234ABCD and kc == TEST_CONTENT_PUB
     assert kd == auth_host.derive_device_key(TEST_MASTER, dev)

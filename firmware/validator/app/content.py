@@ -1,4 +1,5 @@
-# validator.app.content: where pushed content lands (blacklist, fare table, configuration).
+# validator.app.content: where pushed content lands (blacklist, fare table, configuration,
+# content key rotation, signed clock correction).
 # SPDX-License-Identifier: MIT
 #
 # sync.target.LogTarget unwraps and verifies every container (sync.auth) and refuses a
@@ -6,6 +7,7 @@
 # refusal onto a sync wire code. Stored containers (fare table, configuration) go through
 # the same sync.auth check at boot (stored()). Boot path / sync path only -- never the
 # tap path.
+import gc
 import json
 
 from micropython import const
@@ -14,6 +16,12 @@ from validator.storage import blacklist as bl
 from validator.sync import auth
 from validator.sync.target import LogTarget
 from validator.util import bcdtime
+
+# The signature verifier is loaded once while boot imports (its names interned then, at
+# the heap's bottom) and dropped at once: every check imports it again for its duration
+# (sync.auth.drop), so it never splits the free space a day of pushes needs.
+__import__("validator.sync.ed25519")
+auth.drop("ed25519")
 
 # Result codes and content kinds (PROTOCOL.md §4.3, §4.4): a const is inlined, an imported
 # name costs heap; `make formats` generates this block from the registry (firmware/formats).
@@ -24,7 +32,7 @@ _REC_SIZE = const(128)  # bytes per record (one log slot)
 # sync result codes (RESULT / ERROR code) (sync/PROTOCOL.md)
 _OK = const(0)  # done
 _E_RANGE = const(5)  # sequence or offset out of range
-_E_CONTENT = const(6)  # content MAC/format refused (forged or corrupt)
+_E_CONTENT = const(6)  # content signature/format refused (forged or corrupt)
 _E_VERSION = const(7)  # content version not newer / delta base mismatch
 _E_STORAGE = const(8)  # storage fault while applying
 # content kinds (PUSH_BEGIN kind, container kind) (sync/PROTOCOL.md)
@@ -32,11 +40,25 @@ _K_BLACKLIST_FULL = const(1)  # a whole blacklist
 _K_BLACKLIST_DELTA = const(2)  # blacklist changes against the active version
 _K_FARES = const(3)  # a fare table (rules/FORMAT.md)
 _K_CONFIG = const(5)  # device configuration
+_K_KEY = const(6)  # content key rotation: the next Ed25519 public key (32 bytes)
+_K_CLOCK = const(7)  # signed clock correction: device seconds (u32), past the step bound
+# signed content container (YKC2) (sync/PROTOCOL.md)
+_CONTENT_HDR = const(14)  # header bytes before the body
+_SIG_LEN = const(64)  # Ed25519 signature of header || SHA-256(body), after the body
+# signed clock correction (K_CLOCK body) (sync/PROTOCOL.md)
+_CK_DEVICE = const(0)  # the device it is for (FFFFFFFF: any)
+_CK_SECS = const(4)  # device seconds since 2000-01-01 to set
+_CLOCK_BODY = const(8)  # K_CLOCK body bytes
+_KEY_BODY = const(32)  # K_KEY body bytes: the next content public key
+_ANY_DEVICE = const(0xFFFFFFFF)  # CK_DEVICE of a correction for every device
 # formats:end
 
-P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, Kc)
+P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, content public key)
 P_FARES = "fares"  # the active fare-table container, re-verified at boot
 P_CONFIG = "config"  # device configuration container (JSON body), re-verified at boot
+_P_KEYCHAIN = const("content.keys")  # every K_KEY container since provisioning, oldest first
+_P_CLOCK = const("clock")  # the last signed clock correction (K_CLOCK container): its version
+_MAX_ROTATIONS = const(32)  # key chain bound: 32 x 110 bytes in the parameter store
 
 
 def _bl_code(r):
@@ -55,24 +77,50 @@ def _fares_version(tables):
     return t.version if t is not None else 0
 
 
+def trusted_key(params, kp):
+    """-> (content public key in force, its K_KEY version): the provisioned key kp, then
+    each rotation in _P_KEYCHAIN signed by the key before it (re-verified at boot). A
+    rotation revokes the key it replaces: content signed by it is refused from then on."""
+    chain = params.get(_P_KEYCHAIN) if kp is not None else None
+    v = 0
+    if chain:
+        n = _CONTENT_HDR + _KEY_BODY + _SIG_LEN
+        for o in range(0, len(chain) - n + 1, n):
+            c = auth.verify_content(kp, memoryview(chain)[o : o + n])
+            if c is None or c[0] != _K_KEY or c[1] <= v or len(c[2]) != _KEY_BODY:
+                break  # a damaged link ends the chain: the keys before it stand
+            kp = bytes(c[2])
+            v = c[1]
+        gc.collect()
+    return kp, v
+
+
 def stored(params, kc, name, kind):
     """-> (version, body) of the container stored under name if it is genuine and of that
-    kind (re-verified at boot: flash is not trusted more than the line), else None."""
+    kind (re-verified at boot: flash is not trusted more than the line), else None. kc is
+    the provisioned content key; the key in force (trusted_key) checks the container."""
+    if kc is not None:
+        kc = trusted_key(params, kc)[0]
     blob = params.get(name)
     c = auth.verify_content(kc, blob) if blob is not None and kc is not None else None
+    gc.collect()  # the check's frames go before the caller allocates (128 KiB heap at boot)
     if c is None or c[0] != kind:
         return None
     return c[1], c[2]
 
 
-# Clock rules (the device clock stamps every record, so a wrong one misdates money):
+# Clock rules (the device clock stamps every record, so a wrong one misdates money), all
+# here (docs/SECURITY.md "Clock"):
+# - SET_CLOCK comes only in an authenticated session (sync.session: nothing before AUTH);
 # - the floor: never before the newest record (at boot the clock is raised to it, a pushed
-#   SET_CLOCK below it is refused);
-# - the window: never before 2024-01-01, and at most _CLOCK_AHEAD_S past the newest record
-#   ([INF] 400 days: a validator parked longer needs re-provisioning; one constant). A
-#   refused SET_CLOCK answers E_RANGE and leaves a fault entry.
+#   SET_CLOCK below it is refused), and never before 2024-01-01;
+# - the step: at most _CLOCK_STEP_S past the newest record ([INF] 14 days: a bus parked
+#   longer, or a validator whose RTC ran away, needs a signed correction);
+# - a larger correction is K_CLOCK content signed by the back office for this device (or
+#   every device), monotonic in version like all content; it still keeps the floor.
+# A refused correction answers E_RANGE and leaves a fault entry.
 _CLOCK_MIN = const(757382400)  # 2024-01-01 00:00, device seconds
-_CLOCK_AHEAD_S = const(34560000)  # 400 days
+_CLOCK_STEP_S = const(1209600)  # 14 days
 _MAX_FAULTS = const(16)
 
 
@@ -93,11 +141,12 @@ def newest_time(log):
     return 0
 
 
-def clock_ok(secs, newest):
-    """True when SET_CLOCK secs passes the floor and the window above."""
+def clock_ok(secs, newest, signed=False):
+    """True when a clock correction to secs passes the floor and (unless signed, K_CLOCK)
+    the step above. A device with no record yet takes any time past the floor."""
     if secs < _CLOCK_MIN or secs < newest:
         return False
-    return newest == 0 or secs - newest <= _CLOCK_AHEAD_S
+    return signed or newest == 0 or secs - newest <= _CLOCK_STEP_S
 
 
 def fault(faults, text):
@@ -120,17 +169,19 @@ class Target(LogTarget):
 
     def __init__(self, log, device_id, fw_version, kc, clock, blacklist, params, tables,
                  on_config=None, faults=None, config_version=0):
+        kc, key_version = trusted_key(params, kc)  # the provisioned key, or its rotation
+        c = stored(params, kc, _P_CLOCK, _K_CLOCK) if kc is not None else None
         LogTarget.__init__(
             self, log, device_id, fw_version, kc, clock,
             {_K_BLACKLIST_FULL: self, _K_BLACKLIST_DELTA: self, _K_FARES: self._fares,
-             _K_CONFIG: self._config},
-            versions=[blacklist.version, _fares_version(tables), 0, config_version],
+             _K_CONFIG: self._config, _K_KEY: self._kc_or_clock, _K_CLOCK: self._kc_or_clock},
+            versions=[blacklist.version, _fares_version(tables), 0, config_version,
+                      key_version, c[0] if c is not None else 0],
             faults=faults)
         self.bl = blacklist
         self.params = params
         self.tables = tables
         self.on_config = on_config
-        self._blob = None  # the container being applied (kept in flash by the handler)
 
     def set_clock(self, secs):
         newest = newest_time(self.log)
@@ -153,18 +204,40 @@ class Target(LogTarget):
     def abort(self):
         self.bl.abort()
 
-    # -- buffered kinds: verified body in, container kept for the next boot -------------
-    def apply(self, kind, blob):
-        self._blob = blob
-        try:
-            return LogTarget.apply(self, kind, blob)
-        finally:
-            self._blob = None
-
+    # -- buffered kinds: verified body in, container (self._blob) kept for the next boot
     def _fares(self, kind, version, body):
         if self.tables.offer(body, self.clock.now(), version) < 0:
             return _E_CONTENT
         self.params.put(P_FARES, self._blob)
+        return _OK
+
+    def _kc_or_clock(self, kind, version, body):
+        """K_KEY: the next content public key, signed by the current one (which it
+        revokes); the container joins the chain in flash (trusted_key at boot).
+        K_CLOCK: a signed clock correction past the step bound, for this device or every
+        device; the floor still holds."""
+        if kind == _K_KEY:
+            if len(body) != _KEY_BODY:
+                return _E_CONTENT
+            chain = self.params.get(_P_KEYCHAIN) or b""
+            if len(chain) >= _MAX_ROTATIONS * (_CONTENT_HDR + _KEY_BODY + _SIG_LEN):
+                return _E_STORAGE
+            self.params.put(_P_KEYCHAIN, bytes(chain) + bytes(self._blob))
+            self._kc = bytes(body)
+            fault(self._faults, "content key rotated (K_KEY v%d)" % version)
+            return _OK
+        if len(body) != _CLOCK_BODY:
+            return _E_CONTENT
+        dev = int.from_bytes(body[_CK_DEVICE : _CK_DEVICE + 4], "big")
+        if dev != self.device_id and dev != _ANY_DEVICE:
+            return _E_CONTENT  # signed for another validator
+        secs = int.from_bytes(body[_CK_SECS : _CK_SECS + 4], "big")
+        newest = newest_time(self.log)
+        if not clock_ok(secs, newest, True):
+            fault(self._faults, "clock: K_CLOCK %d refused (newest record %d)" % (secs, newest))
+            return _E_RANGE
+        self.params.put(_P_CLOCK, self._blob)
+        self.clock.set_time(secs)
         return _OK
 
     def _config(self, kind, version, body):

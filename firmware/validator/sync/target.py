@@ -27,13 +27,13 @@ from validator.sync import auth
 _OK = const(0)  # done
 _E_PROTO = const(4)  # unexpected message / bad payload
 _E_RANGE = const(5)  # sequence or offset out of range
-_E_CONTENT = const(6)  # content MAC/format refused (forged or corrupt)
+_E_CONTENT = const(6)  # content signature/format refused (forged or corrupt)
 _E_VERSION = const(7)  # content version not newer / delta base mismatch
 _E_STORAGE = const(8)  # storage fault while applying
 _E_KIND = const(10)  # unknown content kind
-# signed content container (YKC1) (sync/PROTOCOL.md)
+# signed content container (YKC2) (sync/PROTOCOL.md)
 _CONTENT_HDR = const(14)  # header bytes before the body
-_DIGEST = const(32)  # HMAC-SHA256 tag after the body
+_SIG_LEN = const(64)  # Ed25519 signature of header || SHA-256(body), after the body
 # formats:end
 
 # largest container a buffered (non-streaming) kind accepts; PROTOCOL.md §4.3
@@ -44,8 +44,9 @@ def _val(x):
     return x() if callable(x) else x
 
 
-# INFO version slots per kind (PROTOCOL.md §4.1): blacklist, fares, whitelist, config
-_SLOT = (0, 0, 0, 1, 2, 3)
+# version slots per kind: INFO's four (PROTOCOL.md §4.1: blacklist, fares, whitelist,
+# config), then K_KEY and K_CLOCK (not in INFO; a target with those handlers passes six)
+_SLOT = (0, 0, 0, 1, 2, 3, 4, 5)
 
 
 class LogTarget:
@@ -78,6 +79,8 @@ class LogTarget:
         self._pbuf = None  # buffered container of the open push
         self._pkind = 0
         self._pcode = None  # streamed push: None until its header is in, then the verdict
+        self._chk = None  # the signature check push_end began (a step generator)
+        self._blob = None  # the buffered container whose handler runs (kept in flash)
 
     def info(self):
         lg = self.log
@@ -143,6 +146,8 @@ class LogTarget:
         return _OK
 
     def push_begin(self, kind, total):
+        if self._chk is not None:  # a check left behind by a lost session
+            self.push_abort()
         self._stream = None
         self._pbuf = None
         h = self.handlers.get(kind) if 0 < kind < len(_SLOT) else None
@@ -151,7 +156,7 @@ class LogTarget:
         if not hasattr(h, "begin"):
             if total > _PUSH_LIMIT:
                 return _E_RANGE
-            if total < _CONTENT_HDR + _DIGEST:
+            if total < _CONTENT_HDR + _SIG_LEN:
                 return _E_CONTENT
             import gc
 
@@ -162,7 +167,7 @@ class LogTarget:
                 return _E_STORAGE
             self._pkind = kind
             return _OK
-        if total < _CONTENT_HDR + _DIGEST:
+        if total < _CONTENT_HDR + _SIG_LEN:
             return _E_CONTENT
         self._stream = h
         self._pkind = kind
@@ -192,34 +197,69 @@ class LogTarget:
         return h.write(v.body_at, body)
 
     def push_end(self):
+        """-> (code, version), or None while the signature check goes on: then call
+        push_poll() (one bounded slice each) until it answers. The check runs between
+        taps, a slice per sync step (validator.sync.ed25519.verify_steps)."""
         h = self._stream
         if h is None:
             b = self._pbuf
             self._pbuf = None
             if b is None:
                 return _E_PROTO, 0
-            return self.apply(self._pkind, b)
+            self._chk = self._apply_steps(self._pkind, b)
+        else:  # _stream stays set while the check runs: push_abort() aborts it
+            self._chk = self._commit_steps(h, self._ver, self._pcode)
+            self._ver = None
+        return self.push_poll()
+
+    def push_poll(self):
+        """One slice of the check push_end began: None while it goes on, then (code,
+        version)."""
+        g = self._chk
+        if g is None:
+            return _E_PROTO, 0
+        try:
+            r = next(g)
+        except Exception:
+            r = (_E_STORAGE, 0)
+        if r is None:
+            return None
+        self._chk = None
+        return r
+
+    def _commit_steps(self, h, ver, code):
+        g = ver.final()
+        ok = None
+        while ok is None:
+            ok = next(g)
+            if ok is None:
+                yield None
+        g = None
         self._stream = None
-        ver = self._ver
-        self._ver = None
-        code = self._pcode
-        if not ver.final():
+        if not ok[0]:
             h.abort()
-            return _E_CONTENT, 0
+            yield _E_CONTENT, 0
+            return
         version = ver.header()[1]
         if code != _OK:
             h.abort()
-            return code, (version if code == _E_VERSION else 0)
+            yield code, (version if code == _E_VERSION else 0)
+            return
         try:
             code = h.commit(version)
         except Exception:
             h.abort()
-            return _E_STORAGE, version
+            yield _E_STORAGE, version
+            return
         if code == _OK:
             self.versions[_SLOT[self._pkind]] = version
-        return code, version
+        yield code, version
 
     def push_abort(self):
+        if self._chk is not None:
+            g = self._chk
+            self._chk = None
+            g.close()  # its finally drops the verifier; a streamed push aborts below
         if self._stream is not None:
             self._stream.abort()
             self._stream = None
@@ -229,19 +269,40 @@ class LogTarget:
     def apply(self, kind, blob):
         """Verify and unwrap a buffered container (auth.verify_content), apply the
         acceptance rule (_accept), then the kind's handler with the body (a memoryview
-        into blob). Refused (anything but OK) -> the handler is not called."""
+        into blob). Refused (anything but OK) -> the handler is not called. -> (code,
+        version); the stepped form is _apply_steps (what push_end uses)."""
+        for r in self._apply_steps(kind, blob):
+            if r is not None:
+                return r
+
+    def _apply_steps(self, kind, blob):
         if kind < 1 or kind >= len(_SLOT) or kind not in self.handlers:
-            return _E_KIND, 0
-        c = auth.verify_content(self._kc, blob)
+            yield _E_KIND, 0
+            return
+        g = auth.verify_steps(self._kc, blob)
+        c = None
+        while c is None:
+            c = next(g)
+            if c is None:
+                yield None
+        g = None
+        c = c[0]
+        import gc
+
+        gc.collect()  # the check's frames go before the handler allocates (128 KiB heap)
         if c is None:
-            return _E_CONTENT, 0
+            yield _E_CONTENT, 0
+            return
         code = self._accept(kind, c)
         if code != _OK:
-            return code, (c[1] if code == _E_VERSION else 0)
+            yield code, (c[1] if code == _E_VERSION else 0)
+            return
+        self._blob = blob  # the container itself, for handlers that keep it
         try:
             code = self.handlers[kind](kind, c[1], c[2])
         except Exception:
-            return _E_STORAGE, c[1]
+            code = _E_STORAGE
+        self._blob = None
         if code == _OK:
             self.versions[_SLOT[kind]] = c[1]
-        return code, c[1]
+        yield code, c[1]

@@ -119,9 +119,13 @@ def open_tty(path):
     return StreamLink(f, eof_closes=False)
 
 
-def tcp_connect(host, port, tls=False):
+def tcp_connect(host, port, tls=False, ca=None):
     """Device connects out to a depot (Wi-Fi). tls=True wraps with ssl where the board has
-    it (the unix port has Mbed TLS; certificate checking is the board's configuration)."""
+    it (the unix port has Mbed TLS). ca: the CA certificate (DER bytes) pinned at flashing:
+    the depot's certificate must chain to it and name `host`, else the handshake fails
+    (OSError) and nothing is sent -- a man in the middle with another certificate gets no
+    session (docs/SECURITY.md "Links"). Without ca the peer is not checked (the sync
+    protocol still authenticates both ends and MACs every frame, PROTOCOL.md §3)."""
     import socket
 
     s = socket.socket()
@@ -130,8 +134,16 @@ def tcp_connect(host, port, tls=False):
         import ssl
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_NONE
-        s = ctx.wrap_socket(s, server_hostname=host)
+        if ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=ca)
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        try:
+            s = ctx.wrap_socket(s, server_hostname=host)
+        except Exception:
+            s.close()
+            raise OSError("TLS: depot certificate refused")
     s.setblocking(False)
     return StreamLink(s)
 

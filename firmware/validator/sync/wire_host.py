@@ -58,7 +58,7 @@ E_MAC = 2  # frame MAC wrong
 E_REPLAY = 3  # frame seq not increasing
 E_PROTO = 4  # unexpected message / bad payload
 E_RANGE = 5  # sequence or offset out of range
-E_CONTENT = 6  # content MAC/format refused (forged or corrupt)
+E_CONTENT = 6  # content signature/format refused (forged or corrupt)
 E_VERSION = 7  # content version not newer / delta base mismatch
 E_STORAGE = 8  # storage fault while applying
 E_BUSY = 9  # another session is active
@@ -69,6 +69,8 @@ K_BLACKLIST_DELTA = 2  # blacklist changes against the active version
 K_FARES = 3  # a fare table (rules/FORMAT.md)
 K_WHITELIST = 4  # accepted issuers
 K_CONFIG = 5  # device configuration
+K_KEY = 6  # content key rotation: the next Ed25519 public key (32 bytes)
+K_CLOCK = 7  # signed clock correction: device seconds (u32), past the step bound
 # payload struct formats (big-endian) (sync/PROTOCOL.md)
 P_RESULT = ">BBI"  # RESULT: req_type code arg
 P_PULL = ">IBH"  # PULL: from_seq window max_records (flags byte optional)
@@ -147,7 +149,7 @@ CODE_NAMES = (
     "unknown content kind",
 )
 
-KIND_NAMES = ("", "blacklist", "blacklist-delta", "fares", "whitelist", "config")
+KIND_NAMES = ("", "blacklist", "blacklist-delta", "fares", "whitelist", "config", "key", "clock")
 
 
 def code_name(code):

@@ -184,6 +184,20 @@ class Transfer:
         self._build_batch()
 
     def _build_batch(self):
+        if self._push_total < 0 and self._push_off >= 0:
+            # one slice of the content check a PUSH_END began (target.push_poll); its
+            # RESULT once it answers
+            try:
+                r = self.target.push_poll()
+            except Exception:
+                r = (_E_STORAGE, 0)
+            if r is None:
+                return
+            self._building = False
+            self._push_off = -1
+            self._push_total = 0
+            self._spare()
+            return self._result(_T_PUSH_END, r[0], r[1])
         rs = self._rec_size
         z = self._pulling == 2
         want = self._max_rec - self._b_count
@@ -315,12 +329,23 @@ class Transfer:
         if at != self._push_total:
             self.target.push_abort()
             return self._result(_T_PUSH_END, _E_RANGE, at)
-        self._room = None  # for activating the container (_ROOM)
+        self._room = None  # for checking and activating the container (_ROOM)
+        r = None
         try:
-            code, version = self.target.push_end()
+            r = self.target.push_end()
         finally:
-            self._spare()
-        self._result(_T_PUSH_END, code, version)
+            if r is not None:
+                self._spare()
+        if r is None:
+            # The signature check goes on a slice per step (target.push_poll), between
+            # taps: the push stays open (a session reset aborts it) and _push_total < 0
+            # marks the check; _building makes the session step _build_batch, which
+            # polls it. (A target without push_poll answers in push_end.)
+            self._push_off = at
+            self._push_total = -1
+            self._building = True
+            return
+        self._result(_T_PUSH_END, r[0], r[1])
 
     def _spare(self):
         """Take the room back after the work that used its block (_ROOM). On MicroPython's
