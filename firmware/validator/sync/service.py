@@ -7,6 +7,8 @@
 #   "tty": "/dev/pts/N" or a UART/USB-CDC StreamLink already built ("link")
 #   "listen": 7000 (accept a depot; "listen_host" default 127.0.0.1)
 #   "connect": "host:port" (connect out to a depot, every "retry_s" seconds; "tls": bool;
+#              "tls_ca": file of the CA certificate (DER) pinned at flashing -- the depot's
+#              certificate must chain to it (transport.tcp_connect, docs/SECURITY.md);
 #              "up": optional callable -> bool, e.g. a Wi-Fi station's isconnected: no dial
 #              while it is False)
 # All sessions share one guard: only one is authenticated at a time (E_BUSY for others).
@@ -65,6 +67,10 @@ def tasks(cfg, target, keys, urandom, clock):
     if cfg.get("connect"):
         host, port = cfg["connect"].rsplit(":", 1)
         tls = bool(cfg.get("tls"))
+        ca = None
+        if tls and cfg.get("tls_ca"):
+            with open(cfg["tls_ca"], "rb") as f:
+                ca = f.read()  # pinned for good: a depot with another CA gets no session
         retry = cfg.get("retry_s", 30) * 1000
         s3 = Session(None, target, keys, urandom, clock, guard)
         last = [None]
@@ -78,7 +84,7 @@ def tasks(cfg, target, keys, urandom, clock):
                 return None
             last[0] = now
             try:
-                return transport.tcp_connect(host, int(port), tls)
+                return transport.tcp_connect(host, int(port), tls, ca)
             except OSError:
                 return None  # depot not there yet: try again later
 
