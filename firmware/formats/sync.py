@@ -89,7 +89,7 @@ KINDS = Codes(
         ("K_WHITELIST", 4, "accepted issuers"),
         ("K_CONFIG", 5, "device configuration"),
         ("K_KEY", 6, "content key rotation: the next Ed25519 public key (32 bytes)"),
-        ("K_CLOCK", 7, "signed clock correction: device seconds (u32), past the step bound"),
+        ("K_CLOCK", 7, "signed clock correction (clock-body: device, secs) past the step bound"),
     ),
 )
 

@@ -41,7 +41,7 @@ _K_BLACKLIST_DELTA = const(2)  # blacklist changes against the active version
 _K_FARES = const(3)  # a fare table (rules/FORMAT.md)
 _K_CONFIG = const(5)  # device configuration
 _K_KEY = const(6)  # content key rotation: the next Ed25519 public key (32 bytes)
-_K_CLOCK = const(7)  # signed clock correction: device seconds (u32), past the step bound
+_K_CLOCK = const(7)  # signed clock correction (clock-body: device, secs) past the step bound
 # signed content container (YKC2) (sync/PROTOCOL.md)
 _CONTENT_HDR = const(14)  # header bytes before the body
 _SIG_LEN = const(64)  # Ed25519 signature of header || SHA-256(body), after the body

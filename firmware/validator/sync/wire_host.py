@@ -70,7 +70,7 @@ K_FARES = 3  # a fare table (rules/FORMAT.md)
 K_WHITELIST = 4  # accepted issuers
 K_CONFIG = 5  # device configuration
 K_KEY = 6  # content key rotation: the next Ed25519 public key (32 bytes)
-K_CLOCK = 7  # signed clock correction: device seconds (u32), past the step bound
+K_CLOCK = 7  # signed clock correction (clock-body: device, secs) past the step bound
 # payload struct formats (big-endian) (sync/PROTOCOL.md)
 P_RESULT = ">BBI"  # RESULT: req_type code arg
 P_PULL = ">IBH"  # PULL: from_seq window max_records (flags byte optional)
