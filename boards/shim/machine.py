@@ -40,6 +40,7 @@ _files = {}
 _frame = bytearray(8)
 _inframe = bytearray(8)
 _levels = bytearray(b"\x01" * 64)  # input levels as last reported (pull-ups: idle high)
+_outs = bytearray(64)  # per GPIO, as the chip keeps it: bit 1 an output, bit 0 its level
 _net = bytearray(2)  # [0] terminus network seen, [1] station asked to join
 _ctl = []  # [file, poll] once opened
 
@@ -105,12 +106,16 @@ class Pin:
     IN = 1
     OUT = 3
     PULL_UP = 1
-    spi = None  # class defaults: an instance holds only what differs (heap)
-    v = 0
+    spi = None  # class default: only a bridged chip select holds its bus
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
+        # the GPIO number is a pin's one attribute (an instance dict of one slot): its
+        # mode and level are the GPIO's, in _outs, as the chip's registers hold them
         self.id = id
-        self.out = mode == 3
+        if mode == 3:
+            _outs[id & 63] |= 2
+        elif mode != -1:
+            _outs[id & 63] &= 1
         c = _config()
         bus = c.get("spi_cs", {}).get(str(id))
         if bus is not None:
@@ -119,12 +124,14 @@ class Pin:
             self.value(value)
 
     def value(self, v=None):
+        i = self.id & 63
         if v is None:
-            if self.out:
-                return self.v
+            if _outs[i] & 2:
+                return _outs[i] & 1
             _pump()
-            return _levels[self.id & 63]
-        self.v = v = 1 if v else 0
+            return _levels[i]
+        v = 1 if v else 0
+        _outs[i] = _outs[i] & 2 | v
         if self.spi is not None:  # a bridged slave's chip select
             self.spi.write(b"D" if v else b"S", 1)
         else:
@@ -147,14 +154,13 @@ class _Stream(io.IOBase):
 
     def __init__(self, kind, id, **kw):
         self.f, self.p = _open(_config()[kind][str(id)])
-        self.baudrate = kw.get("baudrate", 0)
         if kind != "uart":  # a UART needs no staging buffers
             self.hdr = bytearray(16)  # I2C header / SPI receive chunk
             self.one = bytearray(1)
 
     # -- UART (select.poll works on the pty's own fd: ioctl 10 returns it) ---------------
     def init(self, baudrate=0, **kw):
-        self.baudrate = baudrate  # a pty has no bit rate; kept for the self-test
+        pass  # a pty has no bit rate
 
     def any(self):
         for _ in self.p.ipoll(0):
