@@ -53,16 +53,29 @@ class Iso14443Reader:
 
     # -- lifecycle ------------------------------------------------------------------
     def begin(self):
-        self.version = self.chip.begin()
-        # One passive-activation retry: InListPassiveTarget answers NbTg = 0 at once when
-        # the field is empty instead of blocking (UM0701 §7.3.1 CfgItem 5).
-        self.chip.rf_config(0x05, 3, 0xFF, 0x01, 0x01)  # MxRtyATR, MxRtyPSL, MxRtyPassive
-        # timings: RFU, ATR_RES timeout 0x0B, RetryTimeout 0x0A = 51.2 ms (§7.3.1 Table 12)
-        self.chip.rf_config(0x02, 3, 0x00, 0x0B, 0x0A)
-        return self.version
+        """Bring the chip up; tried three times (a chip still mid-frame after an MCU reset,
+        or slow after power-up, misses a command: a boot must not end there)."""
+        for i in range(3):
+            try:
+                self.version = self.chip.begin()
+                # One passive-activation retry: InListPassiveTarget answers NbTg = 0 at once
+                # when the field is empty instead of blocking (UM0701 §7.3.1 CfgItem 5).
+                self.chip.rf_config(0x05, 3, 0xFF, 0x01, 0x01)  # MxRtyATR, PSL, Passive
+                # timings: RFU, ATR_RES timeout 0x0B, RetryTimeout 0x0A = 51.2 ms (Table 12)
+                self.chip.rf_config(0x02, 3, 0x00, 0x0B, 0x0A)
+                return self.version
+            except NfcError:
+                if i == 2:
+                    raise
 
     def field_on(self):
-        self.chip.rf_config(0x01, 1, 0x01)  # CfgItem 1: RF field on (§7.3.1)
+        for i in range(3):  # as begin(): a missed command is tried again
+            try:
+                self.chip.rf_config(0x01, 1, 0x01)  # CfgItem 1: RF field on (§7.3.1)
+                return
+            except NfcError:
+                if i == 2:
+                    raise
 
     def field_off(self):
         self.chip.rf_config(0x01, 1, 0x00)
