@@ -46,6 +46,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -203,9 +204,10 @@ class Killer:
                 self._later(a[1])
 
     def arm(self, pid, event, delay):
-        self.fired.clear()
-        self.triggered = False
         with self.lock:
+            self.gen += 1  # a kill still pending from an older arming is void
+            self.fired.clear()
+            self.triggered = False
             self.pid = pid
             if event is None:
                 self._later(delay)
@@ -385,6 +387,7 @@ class Bus:
         self.start_bal = [c.balance for c in self.cards]
         self.heap_boot = None
         self.heap_max = 0
+        self.crashes = []  # the firmware exiting or hanging on its own: soak failures
         self.setup()
 
     def setup(self):
@@ -415,18 +418,22 @@ class Bus:
         w._reader.start()
         if boot_kill is not None:  # killed again while it boots
             self.killer.arm(w.proc.pid, None, boot_kill)
-            while True:
-                ev = _next_event(w, 20)
-                if ev is None:
-                    raise TimeoutError("validator neither booted nor died")
-                if ev.startswith("EXIT"):
-                    return False
-                if ev.startswith("READY"):
-                    break
+        while True:
+            ev = _next_event(w, 30)
+            if ev is None:
+                raise TimeoutError("validator neither booted nor died:\n" + _tail(w))
+            if ev.startswith("EXIT"):
+                if boot_kill is None or not self.killer.disarm():
+                    self.crashes.append("the firmware exited at boot (%s):\n%s" % (
+                        ev, _tail(w)))
+                return False
+            if ev.startswith("READY"):
+                break
+        if boot_kill is not None:
             self.killer.fired.wait(5)
-            _drain_until_exit(w)
-            return False
-        w.wait("READY", 30)
+            if self.killer.disarm():
+                _drain_until_exit(w)
+                return False
         self.setup()
         return True
 
@@ -467,7 +474,7 @@ class Bus:
 
 
 def run(taps=300, kills=20, seed=1, cards=40, balance=100000, out_dir=None, log=None,
-        lose_a_record=False):
+        lose_a_record=False, progress=False):
     """-> dict of figures; 'failures' lists every broken invariant (goal: none).
     lose_a_record: debit a card behind the validator's back (the checker must fail)."""
     import tempfile
@@ -484,7 +491,7 @@ def run(taps=300, kills=20, seed=1, cards=40, balance=100000, out_dir=None, log=
     bus = Bus(out_dir, cards, balance, log)
     chk = Checker(issuer.load_master_keys())
     try:
-        res = _run(rnd, bus, chk, taps, kills, lose_a_record)
+        res = _run(rnd, bus, chk, taps, kills, lose_a_record, progress)
     finally:
         bus.stop()
         if tmp is not None:
@@ -497,7 +504,7 @@ _KINDS = ("tap", "gray", "final", "sync", "idle", "boot")
 _WEIGHTS = (3, 3, 3, 2, 1, 1)
 
 
-def _run(rnd, bus, chk, taps, kills, lose_a_record):
+def _run(rnd, bus, chk, taps, kills, lose_a_record, progress=False):
     w = bus.w
     p_kill = min(1.0, kills / float(taps))
     mix = {"sigkill_" + k: 0 for k in _KINDS}
@@ -522,7 +529,11 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
             mix["sigkill_boot"] += 1
             bus.restart(boot_kill=rnd.uniform(0.0, 1.5))
             nxt, recs = chk.image(w.flash_path, "after a SIGKILL (boot)")
-        bus.restart()
+        for _ in range(3):  # a crash at boot is a failure (bus.crashes); boot it again
+            if bus.restart():
+                break
+        else:
+            raise RuntimeError("the validator does not boot:\n" + _tail(w))
         return nxt, recs
 
     for i in range(taps):
@@ -568,9 +579,16 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
         died = exited = False
         while True:
             ev = _next_event(w, 10)
-            if ev is None:
-                raise TimeoutError("no tap result; last lines:\n" + "\n".join(w.lines[-15:]))
+            if ev is None:  # hung: a failure; kill it and go on with the day
+                bus.crashes.append("tap %d: no result in 10 s:\n%s" % (i, _tail(w)))
+                bus.killer.arm(w.proc.pid, None, 0)
+                kill = kill or "tap"
+                continue
             if ev.startswith("EXIT"):
+                if kill is None:
+                    bus.crashes.append("tap %d: the firmware exited (%s):\n%s" % (
+                        i, ev, _tail(w)))
+                    kill = "tap"
                 died = exited = True
                 break
             if ev.startswith("TAP"):
@@ -632,6 +650,10 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
                 _whole_sync(bus, chk)
         if i % 50 == 49:
             _heap_check(bus, chk)
+        if progress and i % 100 == 99:
+            print("soak_kill: %d taps, %d SIGKILLs, %d failures" % (
+                i + 1, sum(v for n, v in mix.items() if n.startswith("sigkill_")),
+                len(chk.failures) + len(bus.crashes)), file=sys.stderr, flush=True)
     if lose_a_record:
         bus.cards[0].inner.balance -= 200
     # the end of the day: every card once more (each torn debit settled), a whole sync
@@ -644,6 +666,7 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
     w.stop()
     chk.image(w.flash_path, "at the end")
     _balance(bus, chk)
+    chk.failures.extend(bus.crashes)
     faults = sum(v for k, v in mix.items() if k != "killed_with_tear_pending")
     return {"soak_kill_taps": taps, "soak_sigkills": sum(v for k, v in mix.items()
                                                           if k.startswith("sigkill_")),
@@ -654,6 +677,10 @@ def _run(rnd, bus, chk, taps, kills, lose_a_record):
             "soak_kill_reasons": {str(k): v for k, v in reasons.items()},
             "soak_kill_window_ms": {k: round(v * 1000, 1) for k, v in gaps.items()},
             "failures": chk.failures[:20]}
+
+
+def _tail(w, n=40):
+    return "\n".join(w.lines[-n:])
 
 
 def _pick(rnd, weights):
@@ -728,7 +755,6 @@ def _balance(bus, chk):
 def main(argv=None):
     import argparse
     import json
-    import sys
 
     ap = argparse.ArgumentParser(prog="emu.soak_kill")
     ap.add_argument("--taps", type=int, default=3000)
@@ -736,7 +762,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", help="keep the flash, depot and logs here")
     a = ap.parse_args(argv)
-    res = run(a.taps, a.kills, a.seed, out_dir=a.out)
+    res = run(a.taps, a.kills, a.seed, out_dir=a.out, progress=True)
     for f in res["failures"]:
         print("FAIL: %s" % f, file=sys.stderr)
     print(json.dumps({k: v for k, v in res.items() if k != "failures"}))
