@@ -8,7 +8,10 @@ configuration that no longer boots in 128 KiB reports esp32s3_boots_128k_* = 0 a
 figure it needs, measured in a 256 KiB heap (its free figure then 128 KiB minus that,
 negative when short). esp32s3_heap_boot[_depot]_<step> split the boot into main.py's
 steps (boot_phases): runtime, shim_modules, board_module, firmware_modules,
-board_objects, start (up to READY)."""
+board_objects, start (up to READY). romfs_heap_per_code_object times
+esp32s3_boot_code_objects_depot is what the emulation holds for code loaded from ROMFS
+(each function, class body, lambda, comprehension of every module loaded at READY) that a
+frozen build keeps in flash: the emulated figure is the pessimistic one."""
 
 import os
 import shutil
@@ -146,6 +149,92 @@ def boot_phases(board_cfg, heap=None):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _image_source(module):
+    """The source file of a module in the board's ROMFS image, or None (built in or
+    frozen into the runtime, as asyncio is)."""
+    from emu import s3world
+
+    rel = module.replace(".", "/")
+    for src, dst in s3world.CONTENT:
+        d = dst[:-3] if dst.endswith(".py") else dst
+        if rel == d or rel.startswith(d + "/"):
+            p = os.path.join(s3world.ROOT, src, os.path.relpath(rel, d)) if rel != d \
+                else os.path.join(s3world.ROOT, src)
+            for c in (p if p.endswith(".py") else p + ".py", os.path.join(p, "__init__.py")):
+                if os.path.isfile(c):
+                    return c
+    return None
+
+
+def code_objects(path):
+    """Code objects the compiler makes of a source file: the module, each class body,
+    function, lambda and comprehension -- each a raw code the loader builds in the heap
+    when the module comes from ROMFS (frozen code keeps them in flash)."""
+    import ast
+
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp,
+             ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    return 1 + sum(isinstance(n, kinds) for n in ast.walk(tree))
+
+
+def boot_modules(board_cfg, heap=None):
+    """The modules loaded when the board is READY (sys.modules, printed by the board
+    task's first step of a probe main) -> sorted names."""
+    from emu import romfs, s3world
+
+    d = tempfile.mkdtemp(prefix="bench-s3m-")
+    w = s3world.S3World(d, _psams(), board_cfg=board_cfg, heap=heap or s3world.HEAP)
+    try:
+        provision(w.flash_path, DEVICE_CONFIG)
+        probe = os.path.join(d, "mods_main.py")
+        with open(probe, "w") as f:
+            f.write("import sys\nfrom board import make_board\nfrom validator.app.main "
+                    "import start\nb = make_board()\n_ct = b.console_task\n\n\n"
+                    "async def _console(v):\n    print('@MODS ' + ' '.join(sys.modules))\n"
+                    "    await _ct(v)\n\nb.console_task = _console\nstart(b)\n")
+        content = tuple((probe, dst) if dst == "main.py" else (src, dst)
+                        for src, dst in s3world.CONTENT)
+        w.start(timeout=60, image=romfs.build(content=content))
+        return sorted([x for x in w.lines if x.startswith("@MODS")][-1].split()[1:])
+    finally:
+        w.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def romfs_code_object_heap(n=64):
+    """Heap one code object costs when its module is imported from ROMFS on this port:
+    a module whose one function holds n nested defs (never run) against one without."""
+    import subprocess
+
+    from emu import romfs
+
+    d = tempfile.mkdtemp(prefix="bench-code-")
+    try:
+        with open(os.path.join(d, "nested.py"), "w") as f:
+            f.write("def outer(a):\n" + "".join("    def f%d(b):\n        return b + %d\n"
+                                                 % (i, i) for i in range(n)) + "    return a\n")
+        with open(os.path.join(d, "flat.py"), "w") as f:
+            f.write("def outer(a):\n    return a\n")
+        script = os.path.join(d, "measure.py")
+        with open(script, "w") as f:
+            f.write("import gc\nimport sys\nsys.path[:] = ['/rom']\nimport uctypes, vfs\n"
+                    "a, n = __import__('os').getenv('YKT_ROMFS').split(':')\n"
+                    "vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), '/rom')\n"
+                    "gc.collect()\nu = gc.mem_alloc()\nimport flat\ngc.collect()\n"
+                    "v = gc.mem_alloc()\nimport nested\ngc.collect()\n"
+                    "print('CODE', (gc.mem_alloc() - v) - (v - u))\n")
+        img = romfs.build(out_dir=d, content=((os.path.join(d, "nested.py"), "nested.py"),
+                                              (os.path.join(d, "flat.py"), "flat.py"),
+                                              ("host_tools/emu/nor.py", "emu/nor.py")))
+        r = subprocess.run(romfs.command(img, "128k", script), capture_output=True, text=True,
+                           timeout=60, cwd=d)
+        return int(r.stdout.split("CODE ")[1].split()[0]) // n
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def shim_heap():
     """Heap the shim's modules (machine, time, esp32, network) take when imported first
     in the board's image, as board.py imports them: what the chip's C modules do not cost.
@@ -171,7 +260,15 @@ def shim_heap():
 
 
 def _heap():
-    out = {"esp32s3_heap_shim_modules": shim_heap()}
+    out = {"esp32s3_heap_shim_modules": shim_heap(),
+           # ROMFS code objects: heap each costs here, how many the READY board holds
+           # (the depot board.json), the shim's among them -- frozen firmware keeps them
+           # in flash
+           "romfs_heap_per_code_object": romfs_code_object_heap()}
+    mods = [m for m in boot_modules(BOARD_DEPOT, HEAP_ROOMY) if _image_source(m)]
+    out["esp32s3_boot_code_objects_depot"] = sum(code_objects(_image_source(m)) for m in mods)
+    out["esp32s3_boot_code_objects_shim"] = sum(code_objects(_image_source(m)) for m in mods
+                                                if m in ("machine", "time", "esp32", "network"))
     for name, cfg, heap in (("", BOARD_MINIMAL, None), ("_depot", BOARD_DEPOT, HEAP_ROOMY)):
         for t, n in boot_phases(cfg, heap).items():
             out["esp32s3_heap_boot%s_%s" % (name, t)] = n
