@@ -35,6 +35,7 @@ FORMAT_VERSION = 1  # of the export files (CLEARING.md "Export files")
 NATIONAL = "national"  # the T-Union national clearing centre
 LOCAL = "local"  # the city's own clearing (its card company pays its operator)
 PAID = ("normal", "recovered")
+GRAY_OR_PAID = ("gray",) + PAID
 
 SCHEMA = [
     # step 1
@@ -432,12 +433,15 @@ def _resolve_grays(window, by_card, open_grays, day):
             g.update(state="resolved", resolution="void", matched=(m["_dev"], m["_seq"]),
                      detail="VOID_SEQ: the card came back with its ATC unchanged")
             continue
-        # the card's next debit seen anywhere (time order, after the gray record)
-        nxt = [r for r in by_card.get(g["card"], ()) if r["status"] in PAID and
+        # the card's next debit seen anywhere (time order, after the gray record); a later
+        # gray record counts too: its ATC and balance_before are what the card showed then
+        # (two torn debits in a row, each committed by the card without a final record)
+        nxt = [r for r in by_card.get(g["card"], ()) if r["status"] in GRAY_OR_PAID and
                g["_t"] is not None and (r["_t"], r["_dev"], r["_seq"]) > (g["_t"], k[0], k[1])]
         # (a recovered record names a debit that happened wherever it was written: an M1
         # card's torn debit is finished by any validator, m1/FORMAT.md §4)
-        same = [r for r in nxt if r["atc"] == g["atc"] and r["amount"] == g["amount"] and
+        same = [r for r in nxt if r["status"] in PAID and r["atc"] == g["atc"] and
+                r["amount"] == g["amount"] and
                 r["balance_before"] == g["balance_before"] and
                 (r["_dev"] == k[0] or r["status"] == "recovered")]
         if same:  # the same transaction's final record without REF_SEQ
