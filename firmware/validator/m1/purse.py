@@ -241,7 +241,7 @@ class M1Purse:
     def __init__(self, chip, psam, clock, policy, records, blacklist, local_city=0x2900,
                  device_id=b"\x00\x00\x00\x00", line=0, position=None,
                  vehicle=b"\x00\x00\x00\x00\x00\x00", psam_slot=1, repeat_window_s=60,
-                 log_refusals=True, shared=None):
+                 log_refusals=True, shared=None, tear_keep_s=600):
         self.link = M1Link(chip)
         self.psam = psam
         self.clock = clock
@@ -253,6 +253,7 @@ class M1Purse:
         self.position = position
         self.psam_slot = psam_slot
         self.repeat_window_s = repeat_window_s
+        self.tear_keep_s = tear_keep_s  # how long a torn tap of ours is answered "recovered"
         self.log_refusals = log_refusals
         b = bytearray(_B_LEN)
         self._b = b
@@ -437,6 +438,14 @@ class M1Purse:
         # -- the committed trip: repeat window and, as an EF1E record, the fare rules' input
         r1e = None
         cs = self._slot_of(committed)
+        if cs >= 0 and self._gray >= 0 and self._gray_ctr == committed and \
+                apdu.equal(self._gray_uid, 0, s, 0, 10):
+            # our own torn tap, committed by the card (the control write's answer was lost):
+            # its final record, now, instead of a gray one clearing can only infer (§4)
+            to = _B_TRIP + 16 * cs
+            if now - apdu.get_u32(b, to + _MT_TIME) < self.tear_keep_s:
+                return self._recovered(to)
+            self._gray = -1  # long gone: clearing settles it from the card's next debit
         if cs >= 0:
             to = _B_TRIP + 16 * cs
             tt = apdu.get_u32(b, to + _MT_TIME)
@@ -562,40 +571,52 @@ class M1Purse:
         amount = apdu.get_u16(b, to + _MT_AMOUNT)
         after = before - amount
         if v >= 0 and v == after and v != before:
-            img = self.img
-            res = self.result
-            res.counter = ctr
+            self.result.counter = ctr
             try:
                 if self.link.auth(_KEY_B, _BLK_VALUE, b, _B_KEY, self.uid, self.uid_len):
                     return self._refuse(E.R_CARD_ERROR)
                 self._finish(ctr, after)
             except E.NfcTimeout:
                 return E.R_TAP_AGAIN
-            img[_O_TXN_TYPE] = _TYPE_EP
-            apdu.put_u32(img, _O_AMOUNT, amount)
-            apdu.put_u32(img, _O_BAL_BEFORE, before)
-            apdu.put_u32(img, _O_BAL_AFTER, after)
-            img[_O_ATC] = ctr >> 8
-            img[_O_ATC + 1] = ctr & 0xFF
-            img[_O_FLAGS] = b[to + _MT_FLAGS]
-            # the torn tap's own time and line, as the card holds them
-            bcdtime.pack_datetime(apdu.get_u32(b, to + _MT_TIME), img, _O_DATETIME)
-            img[_O_LINE] = b[to + _MT_LINE]
-            img[_O_LINE + 1] = b[to + _MT_LINE + 1]
-            if self._gray >= 0 and self._gray_ctr == ctr and \
-                    apdu.equal(self._gray_uid, 0, self.serial, 0, 10):
-                apdu.put_u32(img, _O_REF_SEQ, self._gray)
-            self._gray = -1
-            img[_O_STATUS] = _ST_RECOVERED
-            self._mac()
-            res.seq = self.records.append(img)
-            res.status = _ST_RECOVERED
-            res.amount = amount
-            res.balance = after
-            return E.R_RECOVERED
+            return self._recovered(to)
         if (v >= 0 and v == before) or (v < 0 and k == before):
             return _NONE
         return self._refuse(E.R_CARD_ERROR)
+
+    def _recovered(self, to):
+        """The recovered record of the debit in trip slot _b[to:] (landed and committed):
+        amount, balances, counter, time and line as the card holds them; REF_SEQ names
+        this validator's gray record of it when there is one. -> R_RECOVERED"""
+        b = self._b
+        img = self.img
+        res = self.result
+        ctr = apdu.get_u16(b, to + _MT_COUNTER)
+        before = apdu.get_u32(b, to + _MT_BAL_BEFORE)
+        amount = apdu.get_u16(b, to + _MT_AMOUNT)
+        after = before - amount
+        res.counter = ctr
+        img[_O_TXN_TYPE] = _TYPE_EP
+        apdu.put_u32(img, _O_AMOUNT, amount)
+        apdu.put_u32(img, _O_BAL_BEFORE, before)
+        apdu.put_u32(img, _O_BAL_AFTER, after)
+        img[_O_ATC] = ctr >> 8
+        img[_O_ATC + 1] = ctr & 0xFF
+        img[_O_FLAGS] = b[to + _MT_FLAGS]
+        # the torn tap's own time and line, as the card holds them
+        bcdtime.pack_datetime(apdu.get_u32(b, to + _MT_TIME), img, _O_DATETIME)
+        img[_O_LINE] = b[to + _MT_LINE]
+        img[_O_LINE + 1] = b[to + _MT_LINE + 1]
+        if self._gray >= 0 and self._gray_ctr == ctr and \
+                apdu.equal(self._gray_uid, 0, self.serial, 0, 10):
+            apdu.put_u32(img, _O_REF_SEQ, self._gray)
+        self._gray = -1
+        img[_O_STATUS] = _ST_RECOVERED
+        self._mac()
+        res.seq = self.records.append(img)
+        res.status = _ST_RECOVERED
+        res.amount = amount
+        res.balance = after
+        return E.R_RECOVERED
 
     def _void(self, gray, code):
         """The card refused a write after the gray record: nothing was debited (a refusal
