@@ -182,7 +182,8 @@ def start(board):
         e = M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
                     dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
                     position=p, psam_slot=txn.local_slot,
-                    repeat_window_s=dev.config.get("repeat_window_s", 60), shared=txn)
+                    repeat_window_s=dev.config.get("repeat_window_s", 60),
+                    tear_keep_s=dev.config.get("tear_keep_s", 600), shared=txn)
         return TapProcessor(dev, txn, e), fault
 
     tasks = [maintenance_task(dev)]
