@@ -5,17 +5,18 @@
 # imported by the firmware. Common subset (tier-1 tests sign on MicroPython); CPython's
 # hashlib.sha512 is used where it exists. Cross-checked against `cryptography` and the
 # RFC 8032 §7.1 vectors in tests/host/test_security_ed25519.py.
+import hashlib
+
 from validator.sync import ed25519 as _e
 
-try:
-    from hashlib import sha512 as _h512
+_h512 = getattr(hashlib, "sha512", None)  # CPython's; MicroPython has none
 
-    def _sha512(m):
-        return _h512(m).digest()
-except ImportError:  # MicroPython
-    _sha512 = _e.sha512
 
-# validator.sync.ed25519's const() names are inlined there, not importable on MicroPython
+def _sha512(m):
+    return _h512(m).digest() if _h512 is not None else _e.sha512(m)
+
+
+# the signer's own curve constants (validator.sync.ed25519 keeps its in a bytes literal)
 _P = 2**255 - 19
 _L = 2**252 + 27742317777372353535851937790883648493  # group order
 _BY = 4 * pow(5, _P - 2, _P) % _P
