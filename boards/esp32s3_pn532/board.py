@@ -46,13 +46,16 @@ _OLED = const(0x3C)
 _OLED_INIT = (b"\x00\xae\x20\x00\x40\xa1\xa8\x3f\xc8\xd3\x00\xda\x12\xd5\x80\xd9\xf1\xdb"
               b"\x30\x81\xcf\xa4\xa6\x8d\x14\xaf")
 # what the display says per reason code (validator.errors R_* order), English only: the
-# 8x8 framebuf font is ASCII (README: Chinese needs a bitmap font)
-_TEXT = ("PAID", "", "ONE CARD ONLY", "BLACKLISTED", "EXPIRED", "NOT YET VALID", "BLOCKED",
-         "NOT ACCEPTED", "NOT ACCEPTED", "LOW BALANCE", "ALREADY PAID", "TAP AGAIN",
-         "RECOVERED", "CARD ERROR", "UNSUPPORTED", "PSAM FAULT", "LOG FULL", "TAP AGAIN",
-         "FAULT", "NO TARIFF", "TYPE REFUSED")
-# pattern per feedback colour (off, green, red, amber): beep on ms, gap ms, LED hold ms
-_PAT = (b"\x00\x00\x00", b"\x0f\x00\x0f", b"\x0c\x07\x14", b"\x0a\x0a\x0f")  # x10 ms
+# 8x8 framebuf font is ASCII (README: Chinese needs a bitmap font). One line per code in
+# one bytes constant, not a tuple of str: from a ROMFS image each str of a tuple is an
+# object in the heap (0.8 KB); frozen, both stay in flash
+_TEXT = (b"PAID\n\nONE CARD ONLY\nBLACKLISTED\nEXPIRED\nNOT YET VALID\nBLOCKED\n"
+         b"NOT ACCEPTED\nNOT ACCEPTED\nLOW BALANCE\nALREADY PAID\nTAP AGAIN\nRECOVERED\n"
+         b"CARD ERROR\nUNSUPPORTED\nPSAM FAULT\nLOG FULL\nTAP AGAIN\nFAULT\nNO TARIFF\n"
+         b"TYPE REFUSED\n")
+# pattern per feedback colour (off, green, red, amber), 3 bytes each: beep on ms, gap ms,
+# LED hold ms
+_PAT = b"\x00\x00\x00\x0f\x00\x0f\x0c\x07\x14\x0a\x0a\x0f"  # x10 ms
 
 
 class PartitionFlash:
@@ -145,21 +148,131 @@ def _forget(name):
         delattr(p, mod)
 
 
+def _read_config(path):
+    """board.json -> (cfg without "stops", stop positions, stop lines). json would build the
+    "stops" table as a list per stop and an object per number, all alive at once: 30 KB of
+    the heap at boot for 8 lines of 24 stops, the boot's peak. The table's text is scanned
+    here instead, twice: once to count, once to fill one float array of lat, lon pairs
+    and one int array of (line, first stop, stop count) triples, each allocated once at
+    its size; json gets the rest, with "stops": null. A table of another shape (a stop
+    not a pair of numbers) is dropped, the rest kept."""
+    import array
+    import json
+
+    buf = bytearray(256)  # the file is read through this, chunk by chunk
+    tok = bytearray()  # the string or number being read
+    n = m = 0  # numbers and lines in the table (first pass)
+    rest = None
+    bad = put = False  # a table of the wrong shape; filling the arrays (second pass)
+    for fill in (False, True):
+        if fill:
+            if bad:
+                n = m = 0  # the table is dropped
+            xy = array.array("f", bytes(4 * n))
+            li = array.array("i", bytes(12 * m))
+            rest = bytearray()
+            put = not bad
+        depth = sd = 0  # object/array depth in the file, and inside the stops table
+        q = esc = False  # in a string, after a backslash
+        key = b""  # the last string completed at depth 1 (a key of the top object)
+        k = j = pn = 0  # numbers and line triples seen, numbers in this stop
+        with open(path, "rb") as f:
+            while True:
+                got = f.readinto(buf)
+                if not got:
+                    break
+                for i in range(got):
+                    c = buf[i]
+                    if sd == 0:  # outside the stops table: the text goes to json
+                        if fill:
+                            rest.append(c)
+                        if q:
+                            if esc:
+                                esc = False
+                            elif c == 0x5C:
+                                esc = True
+                            elif c == 0x22:
+                                q = False
+                                if depth == 1:
+                                    key = bytes(tok)
+                            elif depth == 1:
+                                tok.append(c)
+                        elif c == 0x22:
+                            q = True
+                            tok[:] = b""
+                        elif c == 0x7B or c == 0x5B:  # { [
+                            depth += 1
+                        elif c == 0x7D or c == 0x5D:  # } ]
+                            depth -= 1
+                        elif c == 0x3A and depth == 1 and key == b"stops":  # its value
+                            key = b""
+                            if fill:
+                                rest.extend(b"null")
+                            sd = -1  # the value's first bracket next
+                        continue
+                    if q:  # a line's key inside the table
+                        if c == 0x22:
+                            q = False
+                            if sd == 1:
+                                if put:
+                                    try:
+                                        li[j] = int(tok)
+                                    except ValueError:
+                                        bad = True
+                                    li[j + 1] = k // 2
+                                j += 3
+                        else:
+                            tok.append(c)
+                    elif c == 0x22:
+                        q = True
+                        tok[:] = b""
+                    elif c == 0x7B or c == 0x5B:
+                        sd = 1 if sd < 0 else sd + 1
+                        tok[:] = b""
+                        pn = 0
+                    elif c in b",]} \t\r\n":
+                        if tok and sd == 3:  # a number of a pair
+                            if put:
+                                try:
+                                    xy[k] = float(tok)
+                                except ValueError:
+                                    bad = True
+                            k += 1
+                            pn += 1
+                        tok[:] = b""
+                        if c == 0x5D and sd == 3 and pn != 2:
+                            bad = True  # a stop of one number or three: no pair
+                        if c == 0x5D or c == 0x7D:
+                            sd -= 1
+                            if sd == 1 and j and put:  # a line's list closed: its count
+                                li[j - 1] = k // 2 - li[j - 2]
+                    elif sd > 3:
+                        bad = True
+                    elif c != 0x3A:
+                        tok.append(c)
+        n, m = k, j // 3
+        if sd:
+            raise ValueError("board.json: the stops table does not end")
+    cfg = json.loads(rest)
+    return (cfg if isinstance(cfg, dict) else {}), xy, li
+
+
 class Board:
     name = "esp32s3_pn532"
 
     def __init__(self):
-        import json
-
         from validator.app import feedback
         from validator.drivers.pn532_spi import Spi
         from validator.storage.plan_boards import partition_plan
 
         try:
-            with open(wiring.CONFIG_FILE) as f:
-                cfg = json.load(f)
+            cfg, self.stops, self.stop_lines = _read_config(wiring.CONFIG_FILE)
         except (OSError, ValueError):
+            import array
+
             cfg = {}
+            self.stops = array.array("f")
+            self.stop_lines = array.array("i")
         self.device_id = machine.unique_id()[-4:]
         self.i2c = machine.I2C(wiring.I2C_ID, scl=machine.Pin(wiring.I2C_SCL),
                                sda=machine.Pin(wiring.I2C_SDA), freq=400000)
@@ -219,25 +332,6 @@ class Board:
         self.keys = [machine.Pin(p, machine.Pin.IN, machine.Pin.PULL_UP) for p in
                      (wiring.KEY_NEXT, wiring.KEY_PREV, wiring.KEY_DIR, wiring.KEY_SIGNON)]
         self._kc = bytearray(4)  # consecutive pressed samples per key
-        import array
-
-        # board.json "stops": {"line": [[lat, lon], ...]}, the whole fleet's, kept as one
-        # float array of lat, lon pairs (all lines, allocated once) and one int array of
-        # (line, first stop, stop count) triples: two objects in the heap, however many lines
-        pos = cfg.get("stops", {})
-        n = 0
-        for k in pos:
-            n += len(pos[k])
-        self.stops = xy = array.array("f", bytes(8 * n))
-        self.stop_lines = li = array.array("i", bytes(12 * len(pos)))
-        n = j = 0
-        for k in pos:
-            li[j], li[j + 1], li[j + 2] = int(k), n, len(pos[k])
-            for st in pos[k]:
-                xy[2 * n], xy[2 * n + 1] = st[0], st[1]
-                n += 1
-            j += 3
-        del pos
         self.wlan = None
         self.sync_cfg = None
         w = cfg.get("wifi", {})
@@ -313,15 +407,15 @@ class Board:
     def _step(self, now):
         if not self.active:
             return
-        p = _PAT[self.colour]
-        on, period = p[0] * 10, (p[0] + p[1]) * 10
+        c = 3 * self.colour
+        on, period = _PAT[c] * 10, (_PAT[c] + _PAT[c + 1]) * 10
         dt = time.ticks_diff(now, self.t0)
         k = dt // period if period else 0
         b = k < self.beeps and dt - k * period < on
         if b != self.buzz:  # only edges reach the PWM
             self.buzz = b
             self.buzzer.duty_u16(32768 if b else 0)
-        if dt >= p[2] * 100 and k >= self.beeps:
+        if dt >= _PAT[c + 2] * 100 and k >= self.beeps:
             self.green.value(0)
             self.red.value(0)
             if self.buzz:
@@ -345,7 +439,13 @@ class Board:
             t = time.gmtime(time.time())
             rows[7] = "%02d:%02d" % (t[3], t[4])
         else:
-            rows[2] = _TEXT[r] if 0 <= r < len(_TEXT) else "FAULT %d" % r
+            i = 0  # the start of line r of _TEXT, -1 past its end
+            for _ in range(r):
+                i = _TEXT.find(b"\n", i) + 1 or -1
+                if i < 0:
+                    break
+            rows[2] = _TEXT[i:_TEXT.find(b"\n", i)] if 0 <= i < len(_TEXT) and r >= 0 \
+                else "FAULT %d" % r
             paid = self._fb.charged(r)
             if paid:
                 rows[4] = "FARE %d.%02d" % (self.amount // 100, self.amount % 100)

@@ -56,6 +56,10 @@ BOARD_FULL = dict(BOARD_DEPOT, wdt_ms=8000,
                   stops={str(800 + k): [[round(31.23 + 0.001 * k, 6),
                                          round(121.47 + 0.0032 * i, 6)] for i in range(24)]
                          for k in range(8)})
+# no depot, the GPS stops of a fleet's 20 lines of 24 (a 10 KB board.json)
+BOARD_FLEET_STOPS = {"stops": {str(700 + k): [[round(31.2 + 0.001 * k, 6),
+                                               round(121.4 + 0.0032 * i, 6)] for i in range(24)]
+                               for k in range(20)}}
 # the signed device configuration `ykt flash provision` writes (app/CONFIG.md)
 DEVICE_CONFIG = {"city": "2900", "line": 801, "repeat_window_s": 1800, "tear_keep_s": 600}
 HEAP_ROOMY = "256k"  # where a configuration that no longer fits 128 KiB still boots
@@ -272,7 +276,8 @@ def _heap():
     for name, cfg, heap in (("", BOARD_MINIMAL, None), ("_depot", BOARD_DEPOT, HEAP_ROOMY)):
         for t, n in boot_phases(cfg, heap).items():
             out["esp32s3_heap_boot%s_%s" % (name, t)] = n
-    for name, cfg in (("", BOARD_MINIMAL), ("_depot", BOARD_DEPOT), ("_full", BOARD_FULL)):
+    for name, cfg in (("", BOARD_MINIMAL), ("_depot", BOARD_DEPOT), ("_full", BOARD_FULL),
+                      ("_fleet_stops", BOARD_FLEET_STOPS)):
         r = boot_heap(cfg)
         out["esp32s3_boots_128k" + name] = int(r is not None)
         if r is None:  # what it needs: the figure in a heap it fits

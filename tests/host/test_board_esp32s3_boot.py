@@ -67,5 +67,13 @@ def test_esp32s3_boot_when_board_json_has_depot_and_wifi_it_is_ready_within_budg
         assert used <= MAX_USED_BOOT and free >= MIN_FREE_BOOT, (used, free)
 
 
+def test_esp32s3_boot_when_board_json_holds_a_fleets_gps_stops_it_is_ready_within_budget(
+        tmp_path):
+    # 20 lines of 24 stops (a 10 KB board.json): read into two arrays, not a json tree of
+    # ~75 KB that did not fit beside the firmware (MemoryError in make_board: a boot loop)
+    for used, free in _boot_twice(tmp_path, bench_board.BOARD_FLEET_STOPS):
+        assert used <= MAX_USED_BOOT and free >= MIN_FREE_BOOT, (used, free)
+
+
 def test_esp32s3_boot_budget_is_a_count_of_the_128k_heap():
     assert s3world.HEAP == "128k" and os.path.basename(s3world.CONTENT[2][0]) == "board.py"
