@@ -179,3 +179,48 @@ def test_content_when_faults_overflow_the_oldest_goes():
     for i in range(40):
         content.fault(faults, "f%d" % i)
     assert len(faults) == 16 and faults[0] == "f24" and faults[-1] == "f39"
+
+
+def _whitelist(version, entries):
+    body = b"".join(bytes([o >> 8, o & 255, c >> 8, c & 255]) for o, c in entries)
+    return auth_host.make_content(KC, wire_host.K_WHITELIST, version, body)
+
+
+def test_content_when_whitelist_pushed_it_decides_who_rides_over_the_tables_own_list():
+    t, bl, ps, ts, got = _target(storage_dev.dev())
+    desc = {"version": 1, "city": "2900", "acquirer": "02002900FFFFFFFF",
+            "lines": [{"id": 12, "fare": 200}], "accept": [{"org": "0200", "city": "1000"}]}
+    assert _push(t, wire_host.K_FARES, auth_host.make_content(
+        KC, wire_host.K_FARES, 1, farec.compile_table(desc))) == (wire_host.OK, 1)
+    tb = ts.current(0)
+    assert tb.accepted(0x0200, 0x1000) and not tb.accepted(0x0200, 0x4310)
+    # the clearing centre's list: Beijing out, Changsha in (and any Shanghai-org card)
+    wl = _whitelist(3, [(0x0200, 0x4310), (0x0300, 0xFFFF)])
+    assert _push(t, wire_host.K_WHITELIST, wl) == (wire_host.OK, 3)
+    tb = ts.current(0)
+    assert tb.accepted(0x0200, 0x4310) and tb.accepted(0x0300, 0x1234)
+    assert not tb.accepted(0x0200, 0x1000)
+    assert t.versions[2] == 3 and ps.get(content.P_WHITELIST) == wl
+    # a later fare table gets the whitelist too
+    desc["version"] = 2
+    assert _push(t, wire_host.K_FARES, auth_host.make_content(
+        KC, wire_host.K_FARES, 2, farec.compile_table(desc)))[0] == wire_host.OK
+    assert ts.current(0).accepted(0x0200, 0x4310) and not ts.current(0).accepted(0x0200, 0x1000)
+    # refused: not whole entries, empty, forged, rolled back; nothing changes
+    bad = auth_host.make_content(KC, wire_host.K_WHITELIST, 4, b"\x02\x00\x10")
+    assert _push(t, wire_host.K_WHITELIST, bad)[0] == wire_host.E_CONTENT
+    assert _push(t, wire_host.K_WHITELIST, auth_host.make_content(
+        KC, wire_host.K_WHITELIST, 5, b""))[0] == wire_host.E_CONTENT
+    forged = auth_host.make_content(b"\x66" * 32, wire_host.K_WHITELIST, 6,
+                                    b"\x02\x00\x10\x00")
+    assert _push(t, wire_host.K_WHITELIST, forged)[0] == wire_host.E_CONTENT
+    assert _push(t, wire_host.K_WHITELIST, _whitelist(2, [(0x0200, 0x1000)]))[0] == \
+        wire_host.E_VERSION
+    assert ts.current(0).accepted(0x0200, 0x4310) and t.versions[2] == 3
+    # after a reboot: re-verified from the store, its version reported
+    ts2 = table.FareTables()
+    v, body = content.stored(ps, KP, content.P_FARES, wire_host.K_FARES)
+    ts2.offer(body, 0, v)
+    assert content.load_whitelist(ps, KP, ts2) == 3
+    assert ts2.current(0).accepted(0x0200, 0x4310) and not ts2.current(0).accepted(0x0200,
+                                                                                  0x1000)

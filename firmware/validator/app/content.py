@@ -39,6 +39,7 @@ _E_STORAGE = const(8)  # storage fault while applying
 _K_BLACKLIST_FULL = const(1)  # a whole blacklist
 _K_BLACKLIST_DELTA = const(2)  # blacklist changes against the active version
 _K_FARES = const(3)  # a fare table (rules/FORMAT.md)
+_K_WHITELIST = const(4)  # accepted issuers
 _K_CONFIG = const(5)  # device configuration
 _K_KEY = const(6)  # content key rotation: the next Ed25519 public key (32 bytes)
 _K_CLOCK = const(7)  # signed clock correction (clock-body: device, secs) past the step bound
@@ -56,6 +57,7 @@ _ANY_DEVICE = const(0xFFFFFFFF)  # CK_DEVICE of a correction for every device
 P_KEYS = "sync.keys"  # auth.make_keys blob (device id, Kd, content public key)
 P_FARES = "fares"  # the active fare-table container, re-verified at boot
 P_CONFIG = "config"  # device configuration container (JSON body), re-verified at boot
+P_WHITELIST = "whitelist"  # accepted-issuer list container, re-verified at boot
 _P_KEYCHAIN = const("content.keys")  # every K_KEY container since provisioning, oldest first
 _P_CLOCK = const("clock")  # the last signed clock correction (K_CLOCK container): its version
 _MAX_ROTATIONS = const(32)  # key chain bound: 32 x 110 bytes in the parameter store
@@ -107,6 +109,15 @@ def stored(params, kc, name, kind):
     if c is None or c[0] != kind:
         return None
     return c[1], c[2]
+
+
+def load_whitelist(params, kc, tables):
+    """At boot: the stored whitelist (re-verified) into the fare tables; -> its version, 0
+    when there is none (every table's own accept list is in force)."""
+    c = stored(params, kc, P_WHITELIST, _K_WHITELIST)
+    if c is not None and tables.set_whitelist(c[1]):
+        return c[0]
+    return 0
 
 
 # Clock rules (the device clock stamps every record, so a wrong one misdates money), all
@@ -168,14 +179,16 @@ class Target(LogTarget):
     handlers get the verified body and keep the container in the parameter store."""
 
     def __init__(self, log, device_id, fw_version, kc, clock, blacklist, params, tables,
-                 on_config=None, faults=None, config_version=0):
+                 on_config=None, faults=None, config_version=0, whitelist_version=0):
         kc, key_version = trusted_key(params, kc)  # the provisioned key, or its rotation
         c = stored(params, kc, _P_CLOCK, _K_CLOCK) if kc is not None else None
         LogTarget.__init__(
             self, log, device_id, fw_version, kc, clock,
             {_K_BLACKLIST_FULL: self, _K_BLACKLIST_DELTA: self, _K_FARES: self._fares,
-             _K_CONFIG: self._config, _K_KEY: self._kc_or_clock, _K_CLOCK: self._kc_or_clock},
-            versions=[blacklist.version, _fares_version(tables), 0, config_version,
+             _K_CONFIG: self._config, _K_KEY: self._kc_or_clock, _K_CLOCK: self._kc_or_clock,
+             _K_WHITELIST: self._whitelist},
+            versions=[blacklist.version, _fares_version(tables), whitelist_version,
+                      config_version,
                       key_version, c[0] if c is not None else 0],
             faults=faults)
         self.bl = blacklist
@@ -209,6 +222,14 @@ class Target(LogTarget):
         if self.tables.offer(body, self.clock.now(), version) < 0:
             return _E_CONTENT
         self.params.put(P_FARES, self._blob)
+        return _OK
+
+    def _whitelist(self, kind, version, body):
+        """K_WHITELIST: the accepted issuers (org, city), in force over every fare table's
+        own accept list; kept for the next boot."""
+        if not self.tables.set_whitelist(body):
+            return _E_CONTENT
+        self.params.put(P_WHITELIST, self._blob)
         return _OK
 
     def _kc_or_clock(self, kind, version, body):
@@ -258,7 +279,10 @@ class Target(LogTarget):
 #   line             0..65535, the bus line until the driver signs on; default 0
 #   repeat_window_s  0..3600, the same card is not charged again inside it; default 60
 #   tear_keep_s      0..86400, how long a torn debit's context waits for its card; default 600
-_CONFIG_INTS = const((("line", 0, 65535), ("repeat_window_s", 0, 3600), ("tear_keep_s", 0, 86400)))
+#   m1               0..1, 1: the city has M1 (MIFARE Classic) purse cards, the M1 engine is
+#                    built at boot (~5 KB of heap); default 0
+_CONFIG_INTS = const((("line", 0, 65535), ("repeat_window_s", 0, 3600), ("tear_keep_s", 0, 86400),
+                      ("m1", 0, 1)))
 
 
 def parse_config(body):

@@ -52,6 +52,7 @@ class Device:
         c = content.stored(self.params, self.kc, content.P_FARES, _K_FARES)
         if c is not None:
             self.tables.offer(c[1], board.clock.now(), c[0])
+        self.whitelist_version = content.load_whitelist(self.params, self.kc, self.tables)
         self.config = {}
         self.config_version = 0
         self.config_error = None  # why a stored configuration was refused (None: it was not)
@@ -101,7 +102,8 @@ class TapProcessor:
 
     With an M1 engine (m1.purse.M1Purse) the card is dispatched by SAK/ATQA
     (m1/FORMAT.md §1): ISO 14443-4 to the CPU engine, MIFARE Classic to the M1 engine,
-    anything else refused R_UNSUPPORTED_CARD without a command sent to it."""
+    anything else refused R_UNSUPPORTED_CARD without a command sent to it. Without one
+    (configuration "m1": 0) every card that is not ISO 14443-4 is refused so."""
 
     def __init__(self, dev, txn, m1_engine=None):
         self.dev = dev
@@ -113,8 +115,15 @@ class TapProcessor:
 
     def process(self, info):
         e = self.m1
-        if e is None or info is None:
+        if info is None:
             r = self.txn.tap(info)
+        elif e is None:
+            if getattr(info, "iso_dep", True):
+                r = self.txn.tap(info)
+            else:  # no M1 engine (CONFIG.md "m1": 0): MIFARE Classic is not supported
+                r = self.txn.result
+                r.clear()
+                r.reason = E.R_UNSUPPORTED_CARD
         else:
             k = e.classify(info)
             if k == 0:
@@ -175,15 +184,19 @@ def start(board):
             p.terminal[2:8] = txn.psam.terminal
         elif txn.local_psam is not None and txn.local_psam.ready:
             p.terminal[2:8] = txn.local_psam.terminal
-        # the city's M1 purse cards: keys and record MACs from the local PSAM (m1/FORMAT.md);
-        # imported here, after the engine, like it (boot heap)
-        from validator.m1.purse import M1Purse
+        e = None
+        if dev.config.get("m1", 0):
+            # the city's M1 purse cards (CONFIG.md "m1"): keys and record MACs from the
+            # local PSAM (m1/FORMAT.md); imported here, after the engine, like it (boot
+            # heap). Without them the engine is never imported: ~5 KB of the 128 KiB heap
+            # stay free for a day's second 6 KB fare table (tests/host/test_heap_budget.py)
+            from validator.m1.purse import M1Purse
 
-        e = M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
-                    dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
-                    position=p, psam_slot=txn.local_slot,
-                    repeat_window_s=dev.config.get("repeat_window_s", 60),
-                    tear_keep_s=dev.config.get("tear_keep_s", 600), shared=txn)
+            e = M1Purse(reader.chip, txn.local_psam, board.clock, dev.policy, dev.records,
+                        dev.blacklist, local_city=dev.local_city(), device_id=board.device_id,
+                        position=p, psam_slot=txn.local_slot,
+                        repeat_window_s=dev.config.get("repeat_window_s", 60),
+                        tear_keep_s=dev.config.get("tear_keep_s", 600), shared=txn)
         return TapProcessor(dev, txn, e), fault
 
     tasks = [maintenance_task(dev)]
@@ -194,7 +207,8 @@ def start(board):
         target = content.Target(dev.records, dev.keys[0], VERSION_NUM, dev.kc, board.clock,
                                 dev.blacklist, dev.params, dev.tables,
                                 on_config=dev.set_config, faults=dev.faults,
-                                config_version=dev.config_version)
+                                config_version=dev.config_version,
+                                whitelist_version=dev.whitelist_version)
         tasks.extend(service.tasks(board.sync_cfg, target, dev.keys, board.urandom,
                                    board.clock))
     app.run(board, make_processor=make_processor, extra_tasks=tasks)

@@ -94,6 +94,7 @@ class FareTable:
             raise SyncError("fare table: content length")
         self.blob = blob
         self.b = b
+        self.wl = None  # a pushed whitelist body (memoryview) in force over the accept list
         self.flags = _u16(b, _TH_FLAGS)
         self.version = _u16(b, _TH_VERSION) << 16 | _u16(b, _TH_VERSION + 2)
         self.activation = _u16(b, _TH_ACTIVATION) << 16 | _u16(b, _TH_ACTIVATION + 2)
@@ -207,10 +208,15 @@ class FareTable:
         return -1
 
     def accepted(self, org, city):
-        """Interconnect whitelist: (issuer org, city) listed, 0xFFFF = wildcard."""
-        b = self.b
-        for i in range(self.n_acc):
-            o = self.o_acc + i * _ACCEPT_LEN
+        """Interconnect whitelist: (issuer org, city) listed, 0xFFFF = wildcard. A pushed
+        whitelist (K_WHITELIST, FareTables.set_whitelist) replaces the table's own list."""
+        w = self.wl
+        if w is not None:
+            b, o0, n = w, 0, len(w) // _ACCEPT_LEN
+        else:
+            b, o0, n = self.b, self.o_acc, self.n_acc
+        for i in range(n):
+            o = o0 + i * _ACCEPT_LEN
             ao = _u16(b, o + _TA_ORG)
             ac = _u16(b, o + _TA_CITY)
             if (ao == org or ao == _ANY_CODE) and (ac == city or ac == _ANY_CODE):
@@ -232,12 +238,16 @@ class FareTable:
         return m
 
 
+_MAX_WHITELIST = const(1024)  # entries of a pushed whitelist ([INF] every city's issuers fit)
+
+
 class FareTables:
     """Active + pending table; a refused blob never replaces what is active."""
 
     def __init__(self):
         self.active = None
         self.pending = None
+        self.wl = None  # the whitelist in force (every table gets it), None: the table's own
 
     def offer(self, body, now, version=None):
         """Parse and stage a fare table. Returns T_* (< 0 = refused: nothing changes).
@@ -255,6 +265,7 @@ class FareTables:
             return _T_BAD_FORMAT
         if version is not None and t.version != version:
             return _T_BAD_FORMAT  # container and table disagree on the version
+        t.wl = self.wl
         if t.activation <= now:
             self.active = t
             if self.pending is not None and self.pending.version <= t.version:
@@ -262,6 +273,19 @@ class FareTables:
             return _T_ACTIVE
         self.pending = t
         return _T_PENDING
+
+    def set_whitelist(self, body):
+        """Install a whitelist body (K_WHITELIST: 1.._MAX_WHITELIST entries of the accept
+        layout, org + city, FFFF = any) over every table's own accept list; -> False (and
+        nothing changes) when it is not that shape."""
+        n = len(body)
+        if n == 0 or n % _ACCEPT_LEN or n > _MAX_WHITELIST * _ACCEPT_LEN:
+            return False
+        self.wl = body
+        for t in (self.active, self.pending):
+            if t is not None:
+                t.wl = body
+        return True
 
     def current(self, now):
         """The table in force at device time now (promotes a due pending table)."""
