@@ -239,7 +239,9 @@ class Sim:
         f = NorFlash(64 << 20, path=w.flash_path, invert=True)
         ps = ParamStore(f, PLAN_SIM["params"]).mount()
         ps.put(content.P_KEYS, auth_host.make_keys(dev_id, kd, TEST_CONTENT_PUB))
-        cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600}
+        # "m1": the sim's city has M1 purse cards (card spec "app": "m1"), so its validators
+        # build the M1 engine (app/CONFIG.md)
+        cfg = {"city": self.city, "line": 0, "repeat_window_s": 60, "tear_keep_s": 600, "m1": 1}
         if self.device_config is not None:
             cfg = self.device_config
         ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
