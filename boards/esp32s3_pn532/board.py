@@ -343,6 +343,7 @@ class Board:
             self.wlan = network.WLAN(network.STA_IF)
             self.wlan.active(True)
             self.sync_cfg = {"connect": cfg["depot"], "tls": bool(cfg.get("tls")),
+                             "tls_ca": cfg.get("tls_ca"),  # pinned at provisioning
                              "retry_s": cfg.get("retry_s", 30), "up": self.wlan.isconnected}
 
     def urandom(self, n):

@@ -158,6 +158,9 @@ def _kit_register(s):
     p.add_argument("--wifi-key", default="")
     p.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64))
     p.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
+    p.add_argument("--tls-ca", metavar="PEM|DER",
+                   help="the depot's CA certificate, pinned on the board: it dials the depot "
+                   "over TLS and refuses a certificate that does not chain to it")
     p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR",
                    help="folder: one subfolder per device")
     p.set_defaults(func=do_provision)
@@ -237,6 +240,35 @@ def _write_secret(path, data):
         f.write(data)
 
 
+CA_FILE = "depot_ca.der"  # on the board's filesystem, beside board.json
+
+
+def _read_ca(path):
+    """The depot CA certificate (PEM or DER) -> DER, checked to be a CA certificate."""
+    from cryptography import x509
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise CommandError("cannot read %s: %s" % (path, e.strerror or e), EXIT_IO) from None
+    try:
+        cert = (x509.load_pem_x509_certificate(raw) if b"-----BEGIN" in raw
+                else x509.load_der_x509_certificate(raw))
+    except ValueError as e:
+        raise CommandError("%s: not an X.509 certificate: %s" % (path, e), EXIT_USAGE) from None
+    try:
+        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        ca = False
+    if not ca:
+        raise CommandError("%s: not a CA certificate (basicConstraints CA:TRUE): pin the "
+                           "depot's CA, not its server certificate" % path, EXIT_USAGE)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return cert.public_bytes(Encoding.DER)
+
+
 def do_provision(args):
     from validator.sync import auth_host, wire_host
 
@@ -248,6 +280,7 @@ def do_provision(args):
         kc = TEST_CONTENT_KEY
     else:
         raise CommandError("--content-key (or --test-keys) signs the configuration", EXIT_USAGE)
+    ca_der = _read_ca(args.tls_ca) if args.tls_ca else None
     ring = {"devices": {}}
     if os.path.exists(args.keyring):
         with open(args.keyring) as f:
@@ -281,6 +314,10 @@ def do_provision(args):
             f.write(auth_host.make_content(kc, wire_host.K_CONFIG, 1, body))
         board = {"depot": args.depot, "wifi": {"ssid": args.wifi_ssid, "key": args.wifi_key},
                  "vehicle": row["vehicle"]}
+        if ca_der is not None:  # the pinned CA goes to the board beside board.json
+            with open(os.path.join(d, CA_FILE), "wb") as f:
+                f.write(ca_der)
+            board.update(tls=True, tls_ca=CA_FILE)
         _write_secret(os.path.join(d, "board.json"), json.dumps(board, indent=1).encode())
         ring["devices"]["%08X" % dev] = kd.hex()
         if db is not None:
@@ -370,6 +407,9 @@ def do_deploy(args):
     want = dict(man["files"])
     with open(os.path.join(args.device, "board.json"), "rb") as f:
         want["board.json"] = _sha(f.read())
+    if os.path.exists(os.path.join(args.device, CA_FILE)):  # the pinned depot CA
+        with open(os.path.join(args.device, CA_FILE), "rb") as f:
+            want[CA_FILE] = _sha(f.read())
     have = _board_hashes(args.port, want)
     todo = [p for p in sorted(want) if have.get(p) != want[p]]
     print("deploy: %d files, %d unchanged, %d to copy" % (len(want), len(want) - len(todo),
@@ -382,7 +422,8 @@ def do_deploy(args):
     for i in range(0, len(todo), step):
         cmd = []
         for p in todo[i:i + step]:
-            src = os.path.join(args.device, p) if p == "board.json" else os.path.join(tree, p)
+            src = (os.path.join(args.device, p) if p in ("board.json", CA_FILE)
+                   else os.path.join(tree, p))
             cmd += ["fs", "cp", src, ":" + p, "+"]
         _mpremote(args.port, *cmd[:-1])
         done = min(i + step, len(todo))

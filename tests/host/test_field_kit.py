@@ -57,6 +57,44 @@ def test_field_kit_provision_a_fleet_registers_keys_it_never_prints(kit, capsys)
     assert stat.S_IMODE(os.stat(ring).st_mode) == 0o600
 
 
+def _cert(path, ca):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "depot CA" if ca else "depot")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_field_kit_provision_with_tls_ca_pins_the_depot_ca_on_the_board(kit, capsys):
+    ca = _cert(kit / "ca.pem", True)
+    ring = kit / "ring-ca.json"
+    assert cli.main(["flash", "provision", "--device-id", DEV, "--keyring", str(ring),
+                     "--depot", "depot.local:7700", "--tls-ca", str(kit / "ca.pem"),
+                     "--test-keys", "-o", str(kit / "prov-ca")]) == 0
+    d = kit / "prov-ca" / DEV
+    assert (d / "depot_ca.der").read_bytes() == ca  # DER, as the board's TLS wants it
+    board = json.loads((d / "board.json").read_text())
+    assert board["tls"] is True and board["tls_ca"] == "depot_ca.der"
+    _cert(kit / "server.pem", False)  # a server certificate is not what to pin
+    assert cli.main(["flash", "provision", "--device-id", DEV, "--keyring", str(ring),
+                     "--tls-ca", str(kit / "server.pem"), "--test-keys",
+                     "-o", str(kit / "prov-x")]) == 2
+    assert "not a CA certificate" in capsys.readouterr().err
+
+
 def test_field_kit_bad_fleet_row_is_one_line_exit_2(kit, capsys):
     bad = kit / "bad.csv"
     bad.write_text("device_id,line,vehicle\nXYZ,801,B\n")
