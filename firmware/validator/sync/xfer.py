@@ -45,13 +45,12 @@ _MAX_WINDOW = const(8)
 _DEFLATE_WBITS = const(10)
 # Room kept for the push path's big transient blocks. DeflateIO allocates its decompressor
 # state (1336 B on the 64-bit unix port, less on a 32-bit MCU) and a 1 << _DEFLATE_WBITS
-# window at its first read; activating a pushed container parses it (rules.table) and
-# writes it to flash. Blocks that size may not exist in a heap fragmented by boot and a
-# day of taps (measured at a 120k heap after boot: 11.6 KB free, largest hole 864 B), so
-# the session holds one block from boot and lets go of it only while it inflates a
-# PUSH_DATA chunk or ends a push: the allocation that needs it triggers the collection
-# that frees it, and _spare() takes it back afterwards. (Not around PUSH_BEGIN: the
-# buffered container would settle in it for the whole push.)
+# window at its first read. Blocks that size may not exist in a heap fragmented by boot
+# and a day of taps (measured at a 120k heap after boot: 11.6 KB free, largest hole
+# 864 B), so the session holds one block from boot and lets go of it only while it
+# inflates a PUSH_DATA chunk: the allocation that needs it triggers the collection that
+# frees it, and _spare() takes it back afterwards. (Not around PUSH_BEGIN: the buffered
+# container would settle in it for the whole push; nor around PUSH_END, see there.)
 _ROOM = const(2560)
 _MAX_Z_RECORDS = const(512)  # records per RECORDS_Z batch (the payload limit decides too)
 
@@ -329,7 +328,12 @@ class Transfer:
         if at != self._push_total:
             self.target.push_abort()
             return self._result(_T_PUSH_END, _E_RANGE, at)
-        self._room = None  # for checking and activating the container (_ROOM)
+        # The room stays held through the check and the handler: the verifier allocates
+        # only small objects, and a room freed here and taken back after the handler lands
+        # in the lowest hole big enough -- the block the replaced fare table just left --
+        # so the next table (one block of its size) found no room: measured at 128k with
+        # 6.5 KB tables, v3 installed but v4 was refused (max block 3 936 after v3); held,
+        # v2..v6 install in a row (max block 6 496..10 496 after each).
         r = None
         try:
             r = self.target.push_end()
