@@ -222,3 +222,48 @@ def test_heap_budget_when_6kb_fare_tables_pushed_after_a_day_at_mcu_heap_both_in
         w.stop()
     assert [p["version"] for p in r2["pushed"] + r3["pushed"]] == [2, 3]
     assert reason == 0 and st["faults"] == 0
+
+
+def test_heap_budget_when_6kb_fare_tables_pushed_again_and_again_after_a_day_each_installs(
+        tmp_path):
+    """Table after table (v2..v5, ~6.5 KB each, one sync each) after a day at 128k: each
+    new buffer settles in the block the table before last left, so every one installs --
+    as long as nothing else takes that block between the pushes (sync.xfer keeps its room
+    held through PUSH_END: taken back after the handler it landed there, and v4 was
+    refused)."""
+    import json
+
+    from depot.devsim import TEST_CONTENT_KEY
+    from emu import farec, issuer
+    from emu.world import HEAP
+    from validator.sync import auth_host, wire_host
+
+    with open(bench_heap.FARE_TABLE) as f:
+        desc = json.load(f)
+    desc["lines"] += [{"id": 1000 + i, "mode": "bus", "fare": 200} for i in range(240)]
+    desc["lines"] += [{"id": 5000 + j, "mode": "bus", "stops": 40,
+                       "matrix": [[200 + 10 * k for k in range(40 - a)] for a in range(40)]}
+                      for j in range(2)]
+
+    w = bench_heap.provisioned_world(str(tmp_path), HEAP)
+    db = str(tmp_path / "depot.sqlite")
+    got = []
+    try:
+        w.start()
+        bench_heap.day(w, str(tmp_path), taps=8)
+        for v in (2, 3, 4, 5):
+            desc["version"] = v
+            blob = farec.container(farec.compile_table(desc),
+                                   sign=auth_host.content_signer(TEST_CONTENT_KEY))
+            assert len(blob) > 6000
+            r = bench_heap.sync(w, db, pushes=[(wire_host.K_FARES, "fares", blob)], pull=False)
+            got += [p["version"] for p in r["pushed"]]
+        w.set_time(farec.parse_time(bench_heap.DAY + "T12:00:00"))
+        card = issuer.issue_card(w.issuer_keys, serial="03100000000000000098", balance=5000,
+                                 seed=8)
+        reason = w.tap(card)[0]
+        st = bench_heap.heap_state(w)
+    finally:
+        w.stop()
+    assert got == [2, 3, 4, 5]
+    assert reason == 0 and st["faults"] == 0
