@@ -445,8 +445,8 @@ class Board:
                 i = _TEXT.find(b"\n", i) + 1 or -1
                 if i < 0:
                     break
-            rows[2] = _TEXT[i:_TEXT.find(b"\n", i)] if 0 <= i < len(_TEXT) and r >= 0 \
-                else "FAULT %d" % r
+            rows[2] = str(_TEXT[i:_TEXT.find(b"\n", i)], "ascii") \
+                if 0 <= i < len(_TEXT) and r >= 0 else "FAULT %d" % r
             paid = self._fb.charged(r)
             if paid:
                 rows[4] = "FARE %d.%02d" % (self.amount // 100, self.amount % 100)
