@@ -7,7 +7,6 @@ from validator.errors import (
     R_COMM_ERROR,
     R_FAULT,
     R_OK,
-    R_RECOVERED,
     R_SAM_FAULT,
     R_STORAGE_FULL,
     R_TAP_AGAIN,
@@ -477,10 +476,11 @@ def test_txn_edge_when_flash_broken_mid_tap_fault_no_debit():
     assert res.reason == R_FAULT and card.balance == 1000
 
 
-def test_txn_edge_when_last_slot_takes_gray_record_storage_full_and_ride_recovered():
-    # one slot left: the gray record takes it, the debit goes through and the final record
-    # cannot be kept. The tear context stays, and after a sync the card's next tap
-    # records the ride it paid (recovered), not a second debit.
+def test_txn_edge_when_one_slot_left_storage_full_before_the_card_is_charged():
+    # a paid ride needs two slots (gray record, then its final record): with one left the
+    # tap is refused before anything is sent -- not charged and then told "storage full"
+    # (the soak found the old behaviour: the gray record took the last slot, the debit went
+    # through, the final record could not be kept). After a sync it pays as usual.
     r = rig.Rig()
     n = 0
     img = bytearray(128)
@@ -494,15 +494,17 @@ def test_txn_edge_when_last_slot_takes_gray_record_storage_full_and_ride_recover
     for _ in range(n - 1):
         r.records.maintain()
         r.records.append(img)
+    assert r.records.room(1) and not r.records.room(2) and not r.records.full
     card = rig.card()
+    sent = r.reader.count
     res = r.tap(card)
-    assert res.reason == R_STORAGE_FULL and card.balance == 800
-    assert r.txn.tears.any
-    assert r.tap(card).reason == R_STORAGE_FULL  # until the depot takes the records
+    assert res.reason == R_STORAGE_FULL and res.exchanges == 0 and r.reader.count == sent
+    assert card.balance == 1000 and not r.txn.tears.any
     r.records.ack(r.records.next_seq - 1)
+    r.records.maintain()
     r.clock.advance(5)
     res = r.tap(card)
-    assert res.reason == R_RECOVERED and res.amount == 200 and card.balance == 800
+    assert res.reason == R_OK and res.amount == 200 and card.balance == 800
     assert not r.txn.tears.any
 
 

@@ -142,7 +142,7 @@ class TapProcessor:
                 content.fault(self.dev.faults, "storage: record log full, taps refused until "
                               "a sync")
             self.full = True
-        elif not self.dev.records.full:
+        elif self.dev.records.room(2):
             self.full = False
         return r
 

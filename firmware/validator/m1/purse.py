@@ -289,7 +289,7 @@ class M1Purse:
     def tap(self, info):
         res = self.result
         res.clear()
-        if self.records.full:
+        if not self.records.room(2):  # gray + final record (txn.Transaction.tap)
             res.reason = E.R_STORAGE_FULL
             return res
         ps = self.psam

@@ -247,6 +247,11 @@ class RecordLog:
     def full(self):
         return self._slot >= self._S and self._ready == 0
 
+    def room(self, n):
+        """True if n more records can be appended before a sync frees blocks (the slots
+        left in the current block plus those of the erased, ready ones)."""
+        return (self._S - self._slot) + self._ready * (self._S - 1) >= n
+
     # -- tap path -------------------------------------------------------------------
     def append(self, img=None):
         """Commit one 128-byte record image; return its seq. No erase, no allocation.

@@ -463,10 +463,12 @@ class Transaction:
         res = self.result
         res.clear()
         self._tag += 1
-        if self.records.full:
+        if not self.records.room(2):
             # FORMAT.md §0.6: a log full of unacknowledged records refuses the tap until a
             # sync. Checked first: nothing is sent to the card or the PSAM and no tear
-            # context is saved, since no record of what followed could be kept.
+            # context is saved, since no record of what followed could be kept. A paid
+            # ride needs two slots (the gray record, then its final one): with one left
+            # the passenger would be charged and told "storage full", so that refuses too.
             res.reason = _R_STORAGE_FULL
             return res
         loc = self.local_psam
