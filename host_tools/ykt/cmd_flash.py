@@ -12,7 +12,7 @@ import json
 import os
 
 from ykt import argtypes as T
-from ykt.cli import EXIT_USAGE, CommandError, read_bytes
+from ykt.cli import EXIT_IO, EXIT_USAGE, CommandError, read_bytes
 
 BOARDS = {"sim": (64 << 20, 0), "esp32s3": (32 << 20, 0x400000)}  # flash size, ykt base
 
@@ -337,6 +337,9 @@ def _mpremote(port, *cmd, timeout=120, what=None):
     """Run mpremote on the board; what names the step in errors (an exec's code, which
     may carry key material, is never echoed)."""
     exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    if not port.startswith(("COM", "rfc2217:", "socket:")) and not os.path.exists(port):
+        raise CommandError("cannot reach %s: no such serial port (is the board plugged "
+                           "in?)" % port, EXIT_IO)
     try:
         r = subprocess.run([exe, "connect", port, "resume"] + list(cmd), capture_output=True,
                            text=True, timeout=timeout)

@@ -93,6 +93,11 @@ def test_field_kit_provision_with_tls_ca_pins_the_depot_ca_on_the_board(kit, cap
                      "--tls-ca", str(kit / "server.pem"), "--test-keys",
                      "-o", str(kit / "prov-x")]) == 2
     assert "not a CA certificate" in capsys.readouterr().err
+    assert cli.main(["flash", "provision", "--device-id", DEV, "--keyring", str(ring),
+                     "--tls-ca", str(kit / "none.pem"), "--test-keys",
+                     "-o", str(kit / "prov-y")]) == 3
+    assert cli.main(["flash", "verify", "--port", str(kit / "no-such-tty")]) == 3
+    assert "no such serial port" in capsys.readouterr().err
 
 
 def test_field_kit_bad_fleet_row_is_one_line_exit_2(kit, capsys):
