@@ -166,6 +166,7 @@ class _PgBackend:
         self.con.execute("COMMIT")
 
     def rollback(self):
+        self.staging = None  # a temp table made in the rolled-back transaction is gone
         if not self.con.closed and not self.con.broken:
             with contextlib.suppress(self.psycopg.Error):
                 self.con.execute("ROLLBACK")
@@ -235,11 +236,11 @@ def _insert_rows(db, rows):
             cur = db.b.cursor()
             if db.kind == "postgresql":
                 if getattr(db.b, "staging", None) is not db.b.con:  # once per connection
-                    cur.execute("CREATE TEMP TABLE IF NOT EXISTS records_in AS SELECT %s "
-                                "FROM records WITH NO DATA" % _COLS)
+                    # emptied at each commit: a DELETE per batch would leave dead rows that
+                    # every later batch scans (no autovacuum on temporary tables)
+                    cur.execute("CREATE TEMP TABLE IF NOT EXISTS records_in ON COMMIT DELETE "
+                                "ROWS AS SELECT %s FROM records WITH NO DATA" % _COLS)
                     db.b.staging = db.b.con
-                else:
-                    cur.execute("DELETE FROM records_in")
                 with cur.copy("COPY records_in (%s) FROM STDIN (FORMAT BINARY)" % _COLS) as cp:
                     cp.set_types(_COPY_TYPES)
                     for r in rows:
