@@ -1,16 +1,18 @@
 """bench_depot_db: records committed per second into the depot database, as a sync does it.
 
-A station ingests one RECORDS frame at a time and commits before it ACKs (depot.db.ingest:
-decode every field per the format registry, insert with ON CONFLICT DO NOTHING, commit). So
-the unit measured here is one committed frame of FRAME records from a device's day; real
-record images (depot.clearing.encode), 20 devices interleaved.
+A station commits a window of RECORDS frames (default 4) in one transaction and then ACKs
+them at once (depot.client's group commit; depot.db.ingest_batches: decode every field per
+the format registry, insert with ON CONFLICT DO NOTHING, add the day totals, commit). So the
+unit measured here is one committed window of WINDOW frames of FRAME records from a
+device's day; real record images (depot.clearing.encode), 20 devices interleaved.
 
   depot_ingest_records_per_s_sqlite    SQLite file, synchronous=FULL (fsync per commit)
                                        (goal >= 50 000)
   depot_ingest_records_per_s_postgres  PostgreSQL 15 from Debian in a temp folder
                                        (depot.pgtemp: Unix socket, fsync off -- a test
                                        server; say so when comparing) (goal >= 20 000)
-  depot_ingest_frame_records           records per committed frame (the sync window's frame)
+  depot_ingest_frame_records           records per frame (WINDOW frames per commit)
+  depot_ingest_window_frames           frames per commit
   depot_ingest_decode_per_s            records decoded into rows alone (no database)
 """
 
@@ -23,7 +25,8 @@ from depot import clearing, pgtemp, schema
 from depot import db as dbmod
 from validator.storage import record_host as RH
 
-FRAME = 64  # records per committed batch: RECORDS frames of a sync pull are this order
+FRAME = 64  # records per RECORDS_Z frame: a sync pull's frames are this order
+WINDOW = 4  # frames committed together (the station's default pull window)
 DEVICES = 20
 
 
@@ -48,21 +51,31 @@ def _frames(day):
             yield dev, 1 + i // RH.REC_SIZE, blob[i:i + step]
 
 
-def _ingest_rate(db, day):
+def _ingest_rate(db, day, window=WINDOW):
+    """Records committed per second, one transaction per `window` frames of a device, as
+    the station's pull commits them (depot.client.SyncClient.pull's group commit)."""
     n = 0
+    groups = {}
     t = time.perf_counter()
     for dev, first, data in _frames(day):
-        new, dup = db.ingest(dev, first, RH.REC_SIZE, data)
-        if dup:
-            raise RuntimeError("bench day ingested twice")
-        n += new
+        g = groups.setdefault(dev, [])
+        g.append((first, RH.REC_SIZE, data))
+        if len(g) == window:
+            for new, dup in db.ingest_batches(dev, g):
+                if dup:
+                    raise RuntimeError("bench day ingested twice")
+                n += new
+            g.clear()
+    for dev, g in groups.items():
+        if g:
+            n += sum(a for a, _ in db.ingest_batches(dev, g))
     return n / (time.perf_counter() - t)
 
 
 def run(ctx):
     per_dev = 1000 if ctx.quick else 5000
     day = _day(per_dev)
-    r = {"depot_ingest_frame_records": FRAME}
+    r = {"depot_ingest_frame_records": FRAME, "depot_ingest_window_frames": WINDOW}
     imgs = [day[0][1][i:i + RH.REC_SIZE] for i in range(0, len(day[0][1]), RH.REC_SIZE)]
     t = time.perf_counter()
     for s, im in enumerate(imgs, 1):

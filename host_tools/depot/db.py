@@ -433,6 +433,13 @@ class Database:
         new = _insert_rows(self, rows)
         return new, n - new
 
+    def ingest_batches(self, device_id, batches):
+        """Several batches [(first_seq, rec_size, data)] of one device in one transaction
+        (the station's group commit: one fsync for a window of RECORDS frames); -> [(new,
+        duplicates)] per batch. All or none are stored."""
+        with self.transaction():
+            return [self.ingest(device_id, first, size, data) for first, size, data in batches]
+
     def contiguous_upto(self, device_id, after_seq, limit=1000000):
         """Highest s such that every seq in after_seq+1 .. s is stored (after_seq if none)."""
         s = after_seq

@@ -222,6 +222,11 @@ class _GuardedDB:
     def ingest(self, dev, first, size, data):
         return _db("pull", self.db.ingest, dev, first, size, data)
 
+    def __getattr__(self, name):
+        if name == "ingest_batches" and hasattr(self.db, name):
+            return lambda dev, batches: _db("pull", self.db.ingest_batches, dev, batches)
+        raise AttributeError(name)
+
 
 def published(db, name):
     """The latest published container of a kind as (version, blob), or None (the

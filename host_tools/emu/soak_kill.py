@@ -319,13 +319,22 @@ class _Seen:
     def __getattr__(self, k):
         return getattr(self.db, k)
 
-    def ingest(self, dev, first, size, data):
+    def _see(self, first, size, data):
         for i in range(len(data) // size):
             b = bytes(data[i * size:(i + 1) * size])
             old = self.chk.depot.setdefault(first + i, b)
             if old != b:
                 self.chk.fail("record %d re-sent with other bytes" % (first + i))
+
+    def ingest(self, dev, first, size, data):
+        self._see(first, size, data)
         return self.db.ingest(dev, first, size, data)
+
+    def ingest_batches(self, dev, batches):
+        """The station's group commit (several frames, one transaction), seen the same."""
+        for first, size, data in batches:
+            self._see(first, size, data)
+        return self.db.ingest_batches(dev, batches)
 
 
 def _drain_until_exit(w, timeout=10):

@@ -153,7 +153,7 @@ def test_sync_when_cut_at_every_frame_boundary_and_inside_frames_nothing_lost_or
         for i, cut in enumerate(pts):
             _check_cut(tmp_path, direction, cut, i)
             cases += 1
-    assert cases > 60
+    assert cases > 50  # the host sends one ACK per window of frames (group commit)
 
 
 def test_sync_when_host_db_has_batch_but_ack_lost_resume_acks_without_duplicates(tmp_path):
