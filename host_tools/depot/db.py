@@ -199,7 +199,7 @@ def _redact(url):
 
 # -- the database -------------------------------------------------------------------------------
 _COLS = ", ".join(S.ROW_COLUMNS)
-_RET = " RETURNING %s" % ", ".join(S.TOTALS_KEY + ("amount",))
+_RET = " RETURNING %s" % ", ".join(("seq",) + S.TOTALS_KEY + ("amount",))
 _ROWS_HEAD = "INSERT INTO records (%s) VALUES " % _COLS
 _ROWS_ONE = "(%s)" % ", ".join("?" * len(S.ROW_COLUMNS))
 _ROWS_TAIL = " ON CONFLICT (device_id, seq) DO NOTHING"
@@ -220,6 +220,11 @@ _COPY_TYPES = ([_pg_type(t) for _c, t in S.DEPOT_COLUMNS] + ["bytea"]
 
 
 def _insert_rows(db, rows):
+    """-> how many rows were new (see _insert_new)."""
+    return len(_insert_new(db, rows))
+
+
+def _insert_new(db, rows):
     """Insert records rows (schema.record_row shape) in one transaction, and add the rows
     that were new -- the INSERT's RETURNING says which: a row already stored is neither
     inserted nor counted -- to record_totals in the same transaction (once that table
@@ -227,7 +232,7 @@ def _insert_rows(db, rows):
     batch goes by binary COPY into a per-connection temporary table and one
     INSERT .. SELECT .. ON CONFLICT DO NOTHING."""
     if not rows:
-        return 0
+        return []
     totals = db._totals
 
     def go():
@@ -255,8 +260,8 @@ def _insert_rows(db, rows):
                                 + _RET, [v for r in chunk for v in r])
                     new.extend(cur.fetchall())
             if totals:
-                add_totals(db, new)
-        return len(new)
+                add_totals(db, [r[1:] for r in new])
+        return new
     return db._run(go)
 
 
@@ -433,12 +438,30 @@ class Database:
         new = _insert_rows(self, rows)
         return new, n - new
 
-    def ingest_batches(self, device_id, batches):
+    def ingest_batches(self, device_id, batches, sync_id=None):
         """Several batches [(first_seq, rec_size, data)] of one device in one transaction
-        (the station's group commit: one fsync for a window of RECORDS frames); -> [(new,
-        duplicates)] per batch. All or none are stored."""
-        with self.transaction():
-            return [self.ingest(device_id, first, size, data) for first, size, data in batches]
+        and one INSERT (the station's group commit: one fsync for a window of RECORDS
+        frames); -> [(new, duplicates)] per batch. All or none are stored."""
+        now = time.time()
+        rows, spans = [], []
+        for first, size, data in batches:
+            if size <= 0:
+                raise ValueError("record size must be positive")
+            n = len(data) // size
+            mv = memoryview(data)
+            rows.extend(S.record_row(device_id, first + i, sync_id, now,
+                                     bytes(mv[i * size:(i + 1) * size])) for i in range(n))
+            spans.append((first, n))
+        seqs = {r[0] for r in _insert_new(self, rows)}
+        out = []
+        for first, n in spans:
+            k = 0
+            for q in range(first, first + n):
+                if q in seqs:
+                    seqs.discard(q)  # a seq twice in one window counts new once
+                    k += 1
+            out.append((k, n - k))
+        return out
 
     def contiguous_upto(self, device_id, after_seq, limit=1000000):
         """Highest s such that every seq in after_seq+1 .. s is stored (after_seq if none)."""

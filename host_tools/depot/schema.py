@@ -238,5 +238,9 @@ CORE_STEPS = [
     _step_totals,
     # 9: undecodable records, counted without a scan
     "CREATE INDEX IF NOT EXISTS records_bad ON records (device_id, seq) WHERE record_ok = 0",
+    # 10, 11: record_totals serve what these covering indexes served (the dashboard's
+    # per-day, per-line, per-issuer sums); each cost every ingest an index insert
+    "DROP INDEX IF EXISTS records_day",
+    "DROP INDEX IF EXISTS records_day_issuer",
 ]
 # after the steps, every open runs add_record_columns (a registry field added later)

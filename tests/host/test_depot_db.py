@@ -162,6 +162,16 @@ def test_ingest_when_a_batch_arrives_twice_counts_each_record_once(db):
     assert db.contiguous_upto(DEV, 0) == 15 and db.contiguous_upto(DEV, 19) == 21
 
 
+def test_ingest_batches_when_a_window_overlaps_stored_and_itself_counts_each_record_once(db):
+    db.ingest(DEV, 1, RH.REC_SIZE, batch(1, 5))
+    got = db.ingest_batches(DEV, [(4, RH.REC_SIZE, batch(4, 4)),  # 4, 5 stored; 6, 7 new
+                                  (6, RH.REC_SIZE, batch(6, 3)),  # 6, 7 again; 8 new
+                                  (20, RH.REC_SIZE, batch(20, 2))])
+    assert got == [(2, 2), (1, 2), (2, 0)]
+    assert db.seqs(DEV) == [1, 2, 3, 4, 5, 6, 7, 8, 20, 21]
+    assert totals_match(db) == 10
+
+
 def test_ingest_when_eight_sessions_race_on_overlapping_batches_holds_each_record_once(url):
     dbmod.open_db(url).close()  # schema made once, not raced
     errors, news = [], []
