@@ -15,11 +15,12 @@ Counts, not wall-clock; nothing here is asserted by tests.
 """
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from bench import run_mp
 
 _MCU_HZ = 240e6
 
@@ -77,26 +78,7 @@ def _run(ctx, script, args, valgrind=False, heap="128k"):
         with open(path, "w") as f:
             f.write(script)
         cmd = [ctx.micropython, "-X", "heapsize=" + heap, path] + [str(a) for a in args]
-        out = None
-        if valgrind:
-            py = os.path.join(os.path.dirname(ctx.micropython), "python3")
-            out = os.path.join(tmp, "cg.out")
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                   "--toggle-collect=micropython_unix_main", py] + cmd
-        env = dict(ctx.mpenv)
-        env["PYTHONHASHSEED"] = "0"
-        p = subprocess.run(cmd, env=env, cwd=ctx.root, capture_output=True, text=True,
-                           timeout=600)
-        keys = {}
-        for line in p.stdout.splitlines():
-            f = line.split()
-            if len(f) == 2 and f[1].lstrip("-").isdigit():
-                keys[f[0]] = int(f[1])
-        ir = None
-        if valgrind:
-            m = re.search(r"Collected : (\d+)", p.stderr)
-            ir = int(m.group(1)) if m else None
-        return ir, keys, p
+        return run_mp(ctx, cmd, 600, valgrind)
 
 
 def heap_free_min(ctx, blob, pub):

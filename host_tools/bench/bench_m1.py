@@ -209,31 +209,11 @@ def _io(parts=None):
 
 def _replay(ctx, mode, k, valgrind):
     import os
-    import re
-    import subprocess
-    import tempfile
 
-    here = os.path.abspath(__file__)
-    cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, here, mode, str(k)]
-    env = dict(ctx.mpenv)
-    env["PYTHONHASHSEED"] = "0"
-    with tempfile.TemporaryDirectory() as tmp:
-        if valgrind:
-            py = os.path.join(os.path.dirname(ctx.micropython), "python3")
-            out = os.path.join(tmp, "cg.out")
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                   "--toggle-collect=micropython_unix_main", py] + cmd
-        p = subprocess.run(cmd, env=env, cwd=ctx.root, capture_output=True, text=True,
-                           timeout=300)
-    keys = {}
-    for line in p.stdout.splitlines():
-        f = line.split()
-        if len(f) == 2 and f[1].lstrip("-").isdigit():
-            keys[f[0]] = int(f[1])
-    ir = None
-    if valgrind:
-        m = re.search(r"Collected : (\d+)", p.stderr)
-        ir = int(m.group(1)) if m else None
+    from bench import run_mp
+
+    cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, os.path.abspath(__file__), mode, str(k)]
+    ir, keys, p = run_mp(ctx, cmd, 300, valgrind)
     if p.returncode != 0 or keys.get("TAPS") != k:
         raise RuntimeError("bench_m1 %s %d: rc %d %s %s" % (mode, k, p.returncode,
                                                             p.stdout[-300:], p.stderr[-500:]))

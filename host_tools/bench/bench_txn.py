@@ -31,11 +31,11 @@ term. See firmware/validator/txn/README.md "Latency model".
 """
 
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tempfile
+
+from bench import run_mp
 
 _SNIPPET = r"""
 import gc
@@ -151,27 +151,7 @@ def replay(ctx, mode, k, valgrind=False, timeout=120, stack="pn532"):
     STACK pn532: the firmware reader (Iso14443Reader, Pn532, Hsu) replayed at the UART;
     apdu: the engine alone, card answers replayed at APDU level (rig.Reader)."""
     cmd = [ctx.micropython, "-X", "heapsize=" + _HEAP, _REPLAY, mode, str(k), stack]
-    env = dict(ctx.mpenv)
-    env["PYTHONHASHSEED"] = "0"
-    out = None
-    with tempfile.TemporaryDirectory() as tmp:
-        if valgrind:
-            # the venv's python3 path, not the resolved binary (toolchain.md §7)
-            py = os.path.join(os.path.dirname(ctx.micropython), "python3")
-            out = os.path.join(tmp, "cg.out")
-            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
-                   "--toggle-collect=micropython_unix_main", py] + cmd
-        p = subprocess.run(cmd, env=env, cwd=ctx.root, capture_output=True, text=True,
-                           timeout=timeout)
-        keys = {}
-        for line in p.stdout.splitlines():
-            f = line.split()
-            if len(f) == 2 and f[1].lstrip("-").isdigit():
-                keys[f[0]] = int(f[1])
-        ir = None
-        if valgrind:
-            m = re.search(r"Collected : (\d+)", p.stderr)
-            ir = int(m.group(1)) if m else None
+    ir, keys, p = run_mp(ctx, cmd, timeout, valgrind)
     if p.returncode != 0:
         raise RuntimeError("mp_tap_replay %s %d: rc %d: %s %s"
                            % (mode, k, p.returncode, p.stdout[-300:], p.stderr[-500:]))
