@@ -7,8 +7,7 @@
 #   publish(db)                      next version: a full list and a delta against the previous
 #                                    version, signed, stored with db.publish()
 #   content_for(db, device_version)  what a station pushes to a device at that version
-# Signing goes through sign_content(): depot.content (the station's content signer) when it
-# exists, else validator.sync.auth_host.make_content -- the builder ykt sim uses today.
+# Signing goes through sign_content(): depot.content, the back office's signer.
 import json
 import struct
 import time
@@ -21,26 +20,13 @@ from validator.sync import auth_host, wire_host
 
 KIND_FULL = "blacklist"  # published kinds (db.publish): the station's content name
 KIND_DELTA = "blacklist-delta"
-_TABLE = """CREATE TABLE IF NOT EXISTS clearing_published (
-    kind TEXT NOT NULL, version BIGINT NOT NULL, blob BLOB NOT NULL, created TEXT,
-    PRIMARY KEY (kind, version))"""
-
-
-def _default_key():
-    from depot.devsim import TEST_CONTENT_KEY
-
-    return TEST_CONTENT_KEY
 
 
 def sign_content(wire_kind, version, body, content_key=None):
-    """The one place a blacklist is signed (switching signers is this function)."""
-    try:
-        from depot import content as C  # helper H4's station signer, when present
-    except ImportError:
-        C = None  # noqa: N806
-    if C is not None and hasattr(C, "sign_content"):
-        return C.sign_content(wire_kind, version, body, content_key)
-    return auth_host.make_content(content_key or _default_key(), wire_kind, version, body)
+    """The one place a blacklist is signed: the back office's signer (depot.content)."""
+    from depot import content as C  # noqa: N812
+
+    return C.sign_content(wire_kind, version, body, content_key)
 
 
 def card_key(serial_hex):
@@ -50,32 +36,14 @@ def card_key(serial_hex):
     return bytes(k)
 
 
-# -- published content (db.publish / db.latest, or a table of ours on the older DepotDB) ----
+# -- published content: the station's own table (depot.db publish / latest) -------------
 def _publish(s, kind, version, blob):
-    if hasattr(s, "publish"):
-        return s.publish(kind, version, blob)
-    s.execute(_TABLE)
-    s.execute("INSERT INTO clearing_published (kind, version, blob, created) VALUES (?,?,?,?)",
-              (kind, version, blob, clearing._now_iso()))
+    return s.publish(kind, version, blob)
 
 
 def latest(db, kind):
     """-> (version, blob) of the newest published content of kind, or None."""
-    s = clearing.store(db)
-    if hasattr(s, "latest"):
-        r = s.latest(kind)
-        if r is None:
-            return None
-        if isinstance(r, dict):
-            return int(r["version"]), bytes(r["blob"])
-        if isinstance(r, (bytes, bytearray, memoryview)):
-            v = auth_host.unwrap_content(bytes(r))
-            return (v[1], bytes(r)) if v else None
-        return int(r[0]), bytes(r[1])
-    s.execute(_TABLE)
-    rows = clearing._tuples(s.query("SELECT version, blob FROM clearing_published WHERE kind=? "
-                                    "ORDER BY version DESC LIMIT 1", (kind,)))
-    return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+    return clearing.store(db).latest(kind)
 
 
 def list_keys(blob):

@@ -5,7 +5,6 @@
 # Authenticate, pull every record past the watermark into db (ACK after each commit),
 # push the signed containers, set the clock, read INFO, BYE. Raises StationError with
 # .stage and .failure (a client.SyncFailure) when something is refused or breaks.
-import struct
 import time
 
 from depot.client import SyncClient, SyncFailure
@@ -229,22 +228,8 @@ class _GuardedDB:
 
 
 def published(db, name):
-    """The latest published container of a kind as (version, blob), or None (the
-    database's latest(kind), whatever row shape it returns; None without publishing)."""
-    latest = getattr(db, "latest", None)
-    if latest is None:
-        return None
-    c = latest(name)
-    if not c:
-        return None
-    if isinstance(c, dict):
-        return int(c["version"]), bytes(c["blob"])
-    if isinstance(c, (bytes, bytearray, memoryview)):
-        blob = bytes(c)
-        return struct.unpack_from(">I", blob, 6)[0], blob  # the container's VERSION
-    if len(c) == 2:
-        return int(c[0]), bytes(c[1])
-    raise TypeError("db.latest(%r) returned %r" % (name, type(c)))
+    """The latest published container of a kind as (version, blob), or None."""
+    return db.latest(name)
 
 
 def station_session(port, keyring, db, content=None, clock_secs=None, admit=None,
