@@ -291,8 +291,6 @@ def do_provision(args):
         from depot.serve import open_db
 
         db = open_db(args.depot_db)
-        if not hasattr(db, "register_device"):
-            db = None  # this depot has no registry yet: the keyring file is the registry
     from validator.app import content
 
     for row in _fleet_rows(args):

@@ -125,7 +125,6 @@ class Sim:
 
         self.db = open_db(self.db_path)
         self.keyring = Keyring(master=TEST_MASTER)
-        self.registry = hasattr(self.db, "register_device")
         self.station = None
         self.via_station = via_station
         self.http = http
@@ -202,9 +201,7 @@ class Sim:
             self.db_path, listen="127.0.0.1:0", http=self.http,
             json_status=os.path.join(self.out, "station.json"),
             log=JsonLog(os.path.join(self.out, "station.log")),
-            fallback_keys=None if self.registry else self.keyring, admit=self._admit,
-            clock=lambda: self.clock_secs, on_session=self._on_session,
-            content=None if hasattr(self.db, "publish") else self.content.get,
+            admit=self._admit, clock=lambda: self.clock_secs, on_session=self._on_session,
             serial_poll_s=0.3, timeout=3.0, stale_hours=24 * 365).start()
         return self.station
 
@@ -228,7 +225,7 @@ class Sim:
         validator that holds an older version."""
         version = struct.unpack_from(">I", blob, 6)[0]  # PROTOCOL.md §5 VERSION
         self.content[name] = (version, blob)
-        if self.via_station and hasattr(self.db, "publish"):
+        if self.via_station:
             self.db.publish(name, version, blob)
 
     def provision(self, w, terminal):
@@ -247,7 +244,7 @@ class Sim:
         ps.put(content.P_CONFIG, auth_host.make_content(TEST_CONTENT_KEY, wire_host.K_CONFIG, 1,
                                                    json.dumps(cfg).encode()))
         f.close()
-        if self.via_station and self.registry:  # the registry learns it at provisioning
+        if self.via_station:  # the registry learns it at provisioning
             self.db.register_device(dev_id, kd, "sim", terminal[-6:], "sim-depot", None)
 
     def publish_morning(self):
