@@ -8,6 +8,7 @@ boards/esp32s3_pn532/README.md), or point the unix board's config at it. Fare ta
 blacklists then arrive through the first depot sync.
 """
 
+import argparse
 import json
 import os
 
@@ -25,17 +26,39 @@ def register(sub):
                     help="which validator the image is for (default %(default)s)")
     im.add_argument("--keys-blob", required=True, help="sync key blob from `ykt sync-keys`")
     im.add_argument("--config", required=True,
-                    help="signed configuration container, or a JSON file with --content-key; "
+                    help="signed configuration container, or a JSON file signed here with "
+                         "--key-file; "
                          "keys (all optional): city \"2900\", line 0..65535, repeat_window_s "
                          "0..3600, tear_keep_s 0..86400 (firmware/validator/app/CONFIG.md)")
-    im.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64),
-                    help="back-office content key (signs a plain JSON --config; back office only)")
-    im.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
+    _signing_options(im)
     im.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="FILE",
                     help="flash image to write (sim: the whole 64 MiB NOR, inverted; esp32s3: "
                     "the ykt data partition, written at 0x400000)")
     im.set_defaults(func=do_image)
     _kit_register(s)
+
+
+def _signing_options(p):
+    """--key-file / --test-keys, as every signing command has them (ykt depot ...). The
+    private key never goes on the command line (shell history, `ps`): the old --content-key
+    HEX is refused with a pointer to --key-file."""
+    from ykt.depot_content import add_key_options
+
+    add_key_options(p)
+    p.add_argument("--content-key", dest="content_key_hex", metavar="HEX", help=argparse.SUPPRESS)
+
+
+def _signing_key(args, missing):
+    """The 32-byte back-office private key that signs the configuration."""
+    from ykt.depot_content import signing_key
+
+    if args.content_key_hex is not None:
+        raise CommandError("--content-key: a private key is not taken on the command line "
+                           "(shell history, ps); give --key-file FILE (ykt depot keygen)",
+                           EXIT_USAGE)
+    if not (args.key_file or args.test_keys):
+        raise CommandError(missing, EXIT_USAGE)
+    return signing_key(args)[0]
 
 
 def _config_blob(args):
@@ -55,14 +78,7 @@ def _config_blob(args):
         content.parse_config(data)  # the validator's own check: it would refuse it at boot
     except ValueError as e:
         raise CommandError("--config %s: %s" % (args.config, e), EXIT_USAGE)
-    if args.content_key:
-        kc = bytes.fromhex(args.content_key)
-    elif args.test_keys:
-        from depot.devsim import TEST_CONTENT_KEY
-
-        kc = TEST_CONTENT_KEY
-    else:
-        raise CommandError("a JSON --config needs --content-key (or --test-keys)", EXIT_USAGE)
+    kc = _signing_key(args, "a JSON --config is signed here: --key-file FILE (or --test-keys)")
     return auth_host.make_content(kc, wire_host.K_CONFIG, 1, data)
 
 
@@ -156,8 +172,7 @@ def _kit_register(s):
     p.add_argument("--depot", default="", help="host:port the board dials over Wi-Fi")
     p.add_argument("--wifi-ssid", default="")
     p.add_argument("--wifi-key", default="")
-    p.add_argument("--content-key", metavar="HEX", type=T.hex_digits(64))
-    p.add_argument("--test-keys", action="store_true", help="sign with the TEST content key")
+    _signing_options(p)
     p.add_argument("--tls-ca", metavar="PEM|DER",
                    help="the depot's CA certificate, pinned on the board: it dials the depot "
                    "over TLS and refuses a certificate that does not chain to it")
@@ -272,14 +287,7 @@ def _read_ca(path):
 def do_provision(args):
     from validator.sync import auth_host, wire_host
 
-    if args.content_key:
-        kc = bytes.fromhex(args.content_key)
-    elif args.test_keys:
-        from depot.devsim import TEST_CONTENT_KEY
-
-        kc = TEST_CONTENT_KEY
-    else:
-        raise CommandError("--content-key (or --test-keys) signs the configuration", EXIT_USAGE)
+    kc = _signing_key(args, "the configuration is signed here: --key-file FILE (or --test-keys)")
     ca_der = _read_ca(args.tls_ca) if args.tls_ca else None
     ring = {"devices": {}}
     if os.path.exists(args.keyring):

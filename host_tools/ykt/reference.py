@@ -30,10 +30,13 @@ def commands(p=None, path=()):
 
 
 def options(p):
-    """Every option string and positional name of one parser (not -h/--help)."""
+    """Every option string and positional name of one parser (not -h/--help, nor an option
+    kept only to refuse it with a pointer to its successor: help=SUPPRESS)."""
     out = []
     for a in p._actions:
         if isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        if a.help == argparse.SUPPRESS:
             continue
         out.extend(a.option_strings or [a.dest])
     return out

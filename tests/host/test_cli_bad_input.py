@@ -205,6 +205,11 @@ def _files(tmp_path):
     (tmp_path / "list.json").write_text("[]")
     (tmp_path / "trunc.json").write_text('{"taps": [')
     (tmp_path / "tiny.bin").write_bytes(bytes(1000))
+    (tmp_path / "cfg.json").write_text('{"city": "2900", "line": 12}')
+    f.update(cfg=str(tmp_path / "cfg.json"), shared=str(tmp_path / "shared.key"),
+             ring=str(tmp_path / "ring.json"), outdir=str(tmp_path / "devices"))
+    assert cli.main(["depot", "keygen", "-o", f["shared"]]) == 0
+    os.chmod(f["shared"], 0o644)  # a private key others may read
     assert cli.main(["sync-keys", "--device-id", "00120001", "--test-keys", "-o",
                      f["blob"]]) == 0
     return f
@@ -224,8 +229,24 @@ CORPUS = [
      cli.EXIT_USAGE, "--keys-blob {list}: not a sync key blob"),
     (["flash", "image", "--keys-blob", "{blob}", "--config", "{list}", "--test-keys", "-o",
       "{out}"], cli.EXIT_USAGE, "--config {list}: config: not a JSON object"),
-    (["flash", "image", "--keys-blob", "{blob}", "--config", "{list}", "--content-key", "zz",
-      "-o", "{out}"], cli.EXIT_USAGE, "argument --content-key: expected 64 hex digits, got 'zz'"),
+    # a private key is never an option value (shell history, ps): --key-file
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{cfg}", "--content-key", "00" * 32,
+      "-o", "{out}"], cli.EXIT_USAGE, "--content-key: a private key is not taken on the "
+     "command line (shell history, ps); give --key-file FILE (ykt depot keygen)"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{cfg}", "-o", "{out}"],
+     cli.EXIT_USAGE, "a JSON --config is signed here: --key-file FILE (or --test-keys)"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{cfg}", "--key-file", "{nope}",
+      "-o", "{out}"], cli.EXIT_IO, "{nope}: cannot read the private key"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{cfg}", "--key-file", "{shared}",
+      "-o", "{out}"], cli.EXIT_USAGE, "{shared}: the private key is readable by others"),
+    (["flash", "image", "--keys-blob", "{blob}", "--config", "{cfg}", "--key-file", "{list}",
+      "-o", "{out}"], cli.EXIT_USAGE, "{list}"),
+    (["flash", "provision", "--device-id", "00120001", "--keyring", "{ring}", "--content-key",
+      "00" * 32, "-o", "{outdir}"], cli.EXIT_USAGE, "a private key is not taken on the command"),
+    (["flash", "provision", "--device-id", "00120001", "--keyring", "{ring}", "-o",
+      "{outdir}"], cli.EXIT_USAGE, "the configuration is signed here: --key-file FILE"),
+    (["flash", "provision", "--device-id", "00120001", "--keyring", "{ring}", "--key-file",
+      "{shared}", "-o", "{outdir}"], cli.EXIT_USAGE, "the private key is readable by others"),
     (["flash", "image", "--board", "esp32", "--keys-blob", "{blob}", "--config", "{list}",
       "-o", "{out}"], cli.EXIT_USAGE, "argument --board: invalid choice: 'esp32'"),
     (["inspect", "{nope}"], cli.EXIT_IO, NOPE),

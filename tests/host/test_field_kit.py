@@ -57,6 +57,30 @@ def test_field_kit_provision_a_fleet_registers_keys_it_never_prints(kit, capsys)
     assert stat.S_IMODE(os.stat(ring).st_mode) == 0o600
 
 
+def test_field_kit_provision_when_key_file_given_signs_with_it_and_pins_its_public_key(
+        tmp_path, capsys):
+    """The back office's private key comes from a file (ykt depot keygen, mode 0600), never
+    from the command line; the board gets only its public key, and the configuration
+    verifies under that key and not under the test key."""
+    from depot import content
+    from validator.sync import auth_host
+
+    key = tmp_path / "backoffice.key"
+    assert cli.main(["depot", "keygen", "-o", str(key)]) == 0
+    priv = content.load_private(str(key))
+    assert cli.main(["flash", "provision", "--device-id", DEV, "--keyring",
+                     str(tmp_path / "ring.json"), "--key-file", str(key), "-o",
+                     str(tmp_path / "prov")]) == 0
+    out = capsys.readouterr().out
+    assert priv.hex() not in out and priv.hex().upper() not in out
+    keys_bin = (tmp_path / "prov" / DEV / "keys.bin").read_bytes()
+    pub = content.load_public(str(key))
+    assert pub in keys_bin and priv not in keys_bin
+    cfg = (tmp_path / "prov" / DEV / "config.bin").read_bytes()
+    assert content.verify(pub, cfg) is not None
+    assert content.verify(auth_host.content_public(content.test_key()), cfg) is None
+
+
 def _cert(path, ca):
     import datetime
 
