@@ -49,7 +49,8 @@ def tool(name):
     p = shutil.which(name)
     if p:
         return p
-    raise FileNotFoundError(2, "not installed (pip install 'yikatong[sim]')", name)
+    raise FileNotFoundError(2, "not installed (pip install 'yikatong[sim]' or "
+                            "'yikatong[flash]')", name)
 
 
 def require():

