@@ -128,7 +128,7 @@ CARD = {
     "issuer": _hex(16), "type": _card_type, "balance": _uint(U31), "interconnect": _flag,
     "app": _one_of("tunion", "local", "m1"), "alg": _one_of("3des", "sm4"), "start": _yyyymmdd,
     "expiry": _yyyymmdd, "blacklisted": _flag, "blocked": _blocked, "phone": _flag,
-    "kind": _one_of("A", "B"), "capp": _flag, "comment": _text,
+    "kind": _one_of("A", "B"), "capp": _flag, "comment": _text, "clone_of": _text,
 }
 FOREIGN = {
     "mode": _one_of("rail", "bus", 1, 2), "type": _uint(255), "line": _uint(65535),
@@ -184,6 +184,28 @@ def tap_seconds(at, day):
     return bcdtime.secs(y, mo, dd) + parse_clock(t)
 
 
+def _check_clone(name, spec, known):
+    """A card with "clone_of" is a copy of another card's data, made when the day starts:
+    same serial, keys, balance and ATC (what a skimmer writes onto a blank card). It takes
+    nothing else of its own, and the original is a CPU card (T-Union or the city's)."""
+    if "clone_of" not in spec:
+        return None
+    where = "cards.%s" % name
+    orig = spec["clone_of"]
+    extra = sorted(set(spec) - {"clone_of", "comment"})
+    if extra:
+        return "%s: a clone copies %s, it takes no %s of its own" % (
+            where, json.dumps(orig), json.dumps(extra[0]))
+    if orig == name or orig not in known:
+        return "%s.clone_of: no other card %s in cards" % (where, json.dumps(orig))
+    if "clone_of" in known[orig]:
+        return "%s.clone_of: %s is itself a clone; name the original" % (where, json.dumps(orig))
+    if known[orig].get("app") == "m1":
+        return "%s.clone_of: %s is an M1 card; clones are of CPU cards" % (
+            where, json.dumps(orig))
+    return None
+
+
 def check(scn, cards=None, day=None):
     """The first thing wrong with a scenario (a dict from JSON), or None. cards and day: what
     the file this one extends defines (its taps may use those cards, and that day)."""
@@ -195,6 +217,10 @@ def check(scn, cards=None, day=None):
             return "missing required key %s" % json.dumps(k)
     known = dict(cards or {})
     known.update(scn["cards"])
+    for name in sorted(scn["cards"]):
+        e = _check_clone(name, scn["cards"][name], known)
+        if e:
+            return e
     day = scn.get("day", day)
     last = None
     for i in range(len(scn["taps"])):

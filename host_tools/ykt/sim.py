@@ -9,7 +9,9 @@ understood here:
         "m1": the city's legacy MIFARE Classic purse card, emu.mifare.sim_card),
         "alg" ("3des"|"sm4"), "start"/"expiry" (YYYYMMDD), "blacklisted" (bool: on the
         depot's blacklist), "blocked" (bool), "phone" (bool), "kind" ("A"|"B"),
-        "capp" (bool: the card has the compound application)
+        "capp" (bool: the card has the compound application), "clone_of" (name: this card
+        is a copy of that one's data when the day starts -- same serial, keys, balance
+        and ATC, its own chip from then on; the depot's clearing sees the repeated ATC)
   tap:  "tear": "before_commit"|"after_commit" -- the card leaves during DEBIT
 One validator process runs per PSAM terminal number found in the taps.
 
@@ -113,6 +115,7 @@ class Sim:
         self.log = log or (lambda s: None)
         self.fleet = {}
         self.cards = {}
+        self.card_specs = {}
         self.gate = gate.Gate(self.keys)
         self.rows = []
         self.started = time.time()
@@ -313,10 +316,16 @@ class Sim:
     def card(self, name, spec):
         c = self.cards.get(name)
         if c is None:
-            c = self.cards[name] = make_card(self.keys, name, spec)
+            orig = spec.get("clone_of")
+            if orig is not None:  # the original's data, issued the same way
+                name_, spec_ = orig, self.card_specs[orig]
+            else:
+                name_, spec_ = name, spec
+            c = self.cards[name] = make_card(self.keys, name_, spec_)
         return c
 
     def prepare(self, scn):
+        self.card_specs = scn["cards"]
         with open(scn["table_path"]) as f:
             tdesc = json.load(f)
         self.city = tdesc.get("city", "2900")

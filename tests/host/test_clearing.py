@@ -351,5 +351,11 @@ def test_sim_day_when_done_reports_its_clearing_every_gray_resolved_and_writes_t
     assert c["gray_open"] == 0 and c["gray_states"].get("resolved", 0) > 40
     assert c["corrupt"] == 0
     assert set(c["anomalies"]) >= {"MAC2_UNVERIFIED"}  # the acceptance taps' torn MAC2
+    # the acceptance day's cloned card (clone_of): same ATC on two buses 40 s apart; the
+    # risk loop proposes exactly its serial, and no honest card
+    from ykt import sim
+
+    assert c["anomalies"].get("ATC_REPEAT") == 1 and c["anomalies"].get("TWO_VEHICLES") == 1
+    assert c["proposed_cards"] == [sim._serial("commuter")]
     files = os.listdir(os.path.join(out, "clearing"))
     assert any(n.endswith(".csv") for n in files) and any(n.endswith(".jsonl") for n in files)

@@ -67,6 +67,16 @@ BAD = [
     (dict(_with(day=_DROP), taps=[T0]), 'taps[0].at: "08:00:00" needs the scenario\'s "day"'),
     (_with(taps__21__foreign__mode="boat"), "taps[21].foreign.mode: expected one of"),
     (_with(taps__0__tear="sometimes"), "taps[0].tear: expected one of"),
+    # a clone copies another card and takes nothing of its own
+    (_with(cards__bob={"clone_of": "zoe"}), 'cards.bob.clone_of: no other card "zoe"'),
+    (_with(cards__bob={"clone_of": "bob"}), 'cards.bob.clone_of: no other card "bob"'),
+    (_with(cards__bob={"clone_of": "alice", "balance": 9}),
+     'cards.bob: a clone copies "alice", it takes no "balance" of its own'),
+    (_with(cards__bob={"clone_of": "alice"}, cards__eve={"clone_of": "bob"}),
+     'cards.eve.clone_of: "bob" is itself a clone; name the original'),
+    (_with(cards__m={"app": "m1"}, cards__bob={"clone_of": "m"}),
+     'cards.bob.clone_of: "m" is an M1 card'),
+    (_with(cards__bob={"clone_of": 7}), "cards.bob.clone_of: expected"),
 ]
 
 

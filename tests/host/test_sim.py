@@ -68,6 +68,9 @@ def test_sim_when_acceptance_taps_run_reasons_are_right(day):
         ("m1_card", "ok"), ("m1_poor", "insufficient_balance"), ("m1_tear", "tap_again"),
         ("m1_tear", "recovered"), ("m1_stolen", "blacklisted"), ("m1_tear", "tap_again"),
         ("m1_tear", "ok"),
+        # a clone of commuter's data on another bus 40 s later: paid offline, like the
+        # real card; the depot's clearing catches it (test_clearing)
+        ("commuter", "ok"), ("commuter_clone", "ok"),
     ]
 
 
