@@ -73,6 +73,16 @@ class Pty:
             return True
         return False
 
+    def set_baud(self, rate):
+        """HSU line speed (SetSerialBaudRate): the pty's termios speed, which the emulated
+        PN532 reads; bytes at another speed than the chip's are lost, as on a UART."""
+        import termios
+
+        fd = self.f.fileno()
+        a = termios.tcgetattr(fd)
+        a[4] = a[5] = getattr(termios, "B%d" % rate)
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+
     def drain(self):
         while self.wait(0):
             if not self.readinto(bytearray(64)):
@@ -157,9 +167,10 @@ class Board:
 
             self.pn532 = Spi(link, link.cs, self, msb_only=True)
         else:
-            from validator.drivers.pn532_link import Hsu
+            from validator.drivers.pn532_link import HSU_FAST, Hsu
 
-            self.pn532 = Hsu(link)
+            link.set_baud(115200)  # the UART as the MCU's is set up: the chip's power-up speed
+            self.pn532 = Hsu(link, cfg.get("pn532_baud", HSU_FAST))
         g = Pty(cfg["gpio"]) if cfg.get("gpio") else None
         self.psam_ports = [Pty(p, i, g) for i, p in enumerate(cfg.get("psam", ()))]
         self.sync_cfg = cfg.get("sync")
@@ -242,10 +253,11 @@ class Board:
                     f = self.flash
                     used, free = gc.mem_alloc(), gc.mem_free()
                     self.emit("STATE taps=%d faults=%d programs=%d erases=%d heap_used=%d "
-                              "heap_free=%d heap_max_block=%d psam_di=%s" % (
+                              "heap_free=%d heap_max_block=%d psam_di=%s reinits=%d hsu=%d" % (
                                   v.taps, v.faults, f.programs, f.erases, used, free,
                                   _max_block(free),
-                                  ",".join(str(p.etu[1]) for p in self.psam_ports)))
+                                  ",".join(str(p.etu[1]) for p in self.psam_ports),
+                                  v.reinits, getattr(self.pn532, "baud", 0)))
             await asyncio.sleep_ms(5)
         self.emit("BYE taps=%d" % v.taps)
 

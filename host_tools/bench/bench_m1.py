@@ -11,8 +11,10 @@ m1_tap_heap_alloc_bytes from the unix port (the same tap replayed from journals 
 heap locked; goal 0); m1_modelled_tap_io_ms under the CPU bench's model plus, for MIFARE
 (MF1S50 §9-§10 timings, [INF] typical, not measured):
   * each MIFARE command is its air frames at 106 kbit/s (9 etu per byte incl. parity,
-    0.2 ms frame delay each way) plus the HSU frames of its InDataExchange (86.8 us a
-    byte, 9 bytes of frame + ACK 6 each way), plus card time [INF]: AUTHENTICATE 1 ms
+    0.2 ms frame delay each way) plus the HSU frames of its InDataExchange at the speed
+    the driver switches to at boot (pn532_link.HSU_FAST, 460 800: 21.7 us a byte;
+    *_hsu115200 at the power-up 115 200, 86.8 us), 9 bytes of frame + ACK 6 each way,
+    plus card time [INF]: AUTHENTICATE 1 ms
     (two passes), READ 0.5 ms, WRITE / TRANSFER 4 ms (EEPROM erase + program), value
     phase 0.5 ms, and the chip's wait for the silent value data phase (FWT) 1 ms;
   * PSAM: line bytes at the negotiated etu, 80FA / 801A 2 ms each [INF];
@@ -33,7 +35,6 @@ import sys
 
 UID = b"\x9c\x59\x9b\x32"
 _RF_BYTE_MS = 9 * 128 / 13.56e6 * 1e3
-_HSU_BYTE_MS = 10 / 115200 * 1e3
 _F_HZ = 3.571e6
 _CARD_MS = {0x60: 1.0, 0x61: 1.0, 0x30: 0.5, 0xA0: 4.0, 0xB0: 4.0, 0xC0: 0.5, 0xC1: 0.5,
             0xC2: 0.5}
@@ -141,8 +142,12 @@ print("ALLOC", n if rg.m1.result.reason == 0 and r.reason == 0 else -1)
 """
 
 
-def _io(parts=None):
-    """One paid tap on the rig, instrumented: (exchanges, io_ms)."""
+def _io(parts=None, hsu_baud=None):
+    """One paid tap on the rig, instrumented: (exchanges, io_ms); the HSU line at hsu_baud
+    (default the firmware's HSU_FAST)."""
+    from validator.drivers.pn532_link import HSU_FAST
+
+    hsu_byte_ms = 10 / (hsu_baud or HSU_FAST) * 1e3
     from emu import mifare
 
     rg = mifare.Rig(fare=200)
@@ -194,7 +199,7 @@ def _io(parts=None):
     hsu_bytes = (rg.wire.written - hw_poll) + taken[0]
     del hw0
     rf_ms = sum((a + b) * _RF_BYTE_MS + 0.2 for a, b in air)
-    card_ms = rf_ms + hsu_bytes * _HSU_BYTE_MS + sum(_CARD_MS.get(o, 1.0) for o in ops)
+    card_ms = rf_ms + hsu_bytes * hsu_byte_ms + sum(_CARD_MS.get(o, 1.0) for o in ops)
     card_ms += _VALUE_FWT_MS * sum(1 for o in ops if o in (0xC0, 0xC1, 0xC2))
     etu = rg.port.etu or (372, 1)
     line = (rg.port.written - w0) + (rg.port.head - h0)
@@ -238,11 +243,13 @@ def run(ctx):
 
     parts = {}
     ex, io_ms = _io(parts)
+    io_115200 = _io(hsu_baud=115200)[1]
     out = {
         "m1_exchanges_per_tap": ex,
         "m1_card_commands_per_tap": parts["ops"],
         "m1_psam_apdus_per_tap": parts["psam_apdus"],
         "m1_modelled_tap_io_ms": round(io_ms, 1),
+        "m1_modelled_tap_io_ms_hsu115200": round(io_115200, 1),
         "m1_modelled_tap_card_ms": round(parts["card"], 1),
         "m1_modelled_tap_psam_ms": round(parts["psam"], 1),
         "m1_modelled_tap_flash_ms": round(parts["flash"], 1),
@@ -275,6 +282,7 @@ def run(ctx):
         "m1_instr_per_tap_harness": int(round(harness)),
         "m1_modelled_tap_cpu_ms": round(cpu_ms, 1),
         "m1_modelled_tap_ms": round(io_ms + cpu_ms, 1),
+        "m1_modelled_tap_ms_hsu115200": round(io_115200 + cpu_ms, 1),
     })
     return out
 

@@ -47,16 +47,24 @@ class HsuWire:
         self.noise = b""
         self._mangle = None
         self.written = 0
+        self.baud = 115200  # the host end's line speed (set_baud): bytes at another speed
+        # than the chip's are lost, as framing errors are on a real UART
+
+    def set_baud(self, rate):
+        self.baud = rate
 
     def write(self, buf, n=None):
         if n is None:
             n = len(buf)
         self.written += n
-        self.core.feed(bytes(buf[:n]))
+        self.core.feed(bytes(buf[:n]), baud=self.baud)
         return n
 
     def _pull(self):
         out = self.core.take()
+        if out and self.baud != self.core.baud:
+            self.core.lost_bytes += len(out)  # sent at a speed this end is not set to
+            out = b""
         if out:
             if self._mangle is not None:
                 out, self._mangle = self._mangle(out), None

@@ -17,11 +17,14 @@ import selectors
 import shutil
 import subprocess
 import sys
+import termios
 import threading
 import time
 import tty
 
 from emu import pn532 as pn
+
+_SPEEDS = {getattr(termios, "B%d" % b): b for b in pn.BAUD_RATES if hasattr(termios, "B%d" % b)}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The MCU's heap, taken literally: -X heapsize=128k (129 536 bytes for objects). This unix
@@ -123,7 +126,7 @@ class World:
                 self.core.service()
                 out = self.core.take()
                 if out:
-                    self._write(self._pn532_fd(), out)
+                    self._chip_out(self._pn532_fd(), out)
 
     def _pn532_fd(self):
         for fd, (kind, _) in self._fds.items():
@@ -142,10 +145,16 @@ class World:
         kind, idx = self._fds[fd]
         if kind == "pn532":
             if self.spi is None:
-                self.core.feed(data)
-                out = self.core.take()
+                core = self.core
+                baud = self._host_baud()
+                if baud is not None and core._baud_next is not None and baud == core._baud_next:
+                    # the firmware already runs at the new speed, so its ACK went out (on
+                    # a pty a change of speed can overtake bytes this end has not read)
+                    core.baud, core._baud_next = core._baud_next, None
+                core.feed(data, baud=baud)
+                out = core.take()
                 if out:
-                    self._write(fd, out)
+                    self._chip_out(fd, out)
             else:
                 self._spi_bytes(fd, data)
         elif kind == "gpio":
@@ -164,6 +173,29 @@ class World:
             out = self.psams[idx].feed(data)
             if out:
                 self._write(fd, out)
+
+    def _host_baud(self):
+        """The HSU speed the firmware set on its end of the PN532 pty (termios), or None."""
+        try:
+            return _SPEEDS.get(termios.tcgetattr(self._slaves[0])[5])
+        except termios.error:
+            return None
+
+    def _chip_out(self, fd, out):
+        """The chip's bytes to the firmware; at a speed the firmware's end is not set to
+        they arrive as framing errors: lost (emu.pn532 counts them)."""
+        baud = self._host_baud()
+        if baud is not None and baud != self.core.baud:
+            self.core.lost_bytes += len(out)
+            return
+        self._write(fd, out)
+
+    def pn532_power_cycle(self):
+        """The reader board browns out and comes back: a fresh chip (asleep, 115 200 baud,
+        RF off, no SAM configuration) in the same field, cards where they were."""
+        self.core = pn.Pn532Core(self.field, hsu=self.spi is None)
+        if self.spi is not None:
+            self.spi = pn.Pn532SpiSlave(self.core)
 
     def _psam_fd(self, slot):
         for fd, (kind, i) in self._fds.items():

@@ -220,3 +220,68 @@ def test_pn532_spi_when_bus_is_msb_first_table_reverses_every_bit_order():
             if i & (1 << b):
                 r |= 0x80 >> b
         assert pn532_spi._REV[i] == r
+
+
+# -- HSU line speed (SetSerialBaudRate, UM0701 §7.2.8) ------------------------------------
+# The wire loses bytes sent at a speed the other end is not set to (emu.wires.HsuWire, as
+# a UART's framing errors), so these pass only when both ends switch in the right order.
+def _fast_rig(fast=460800):
+    field = emu.Field()
+    clock = SimClock()
+    core = emu.Pn532Core(field, hsu=True)
+    wire = HsuWire(core, clock)
+    chip = Pn532(Hsu(wire, fast), clock)
+    return field, core, wire, Iso14443Reader(chip)
+
+
+def test_pn532_when_hsu_has_a_fast_speed_begin_switches_both_ends_and_taps_work():
+    field, core, wire, reader = _fast_rig()
+    reader.begin()
+    assert core.baud == wire.baud == reader.chip.t.baud == 460800
+    lost = core.lost_bytes  # the wake-up preamble's first bytes (WAKE_LOST_BYTES)
+    card = EchoCard()
+    field.place(card)
+    info = reader.poll()
+    assert info is not None and info.iso_dep
+    cmd = bytearray(b"\x00\xb0\x95\x00\x1e")
+    resp = bytearray(300)
+    n = reader.transmit(cmd, len(cmd), resp)
+    assert bytes(resp[:n]) == bytes(cmd) + b"\x90\x00"
+    assert core.lost_bytes == lost  # nothing lost at the new speed
+
+
+def test_pn532_when_hsu_fast_is_zero_the_line_stays_at_115200():
+    field, core, wire, reader = _fast_rig(0)
+    reader.begin()
+    assert core.baud == wire.baud == 115200 and core.commands == 4  # no SetSerialBaudRate
+
+
+def test_pn532_when_the_reader_resets_alone_begin_finds_it_at_115200_and_switches_again():
+    field, core, wire, reader = _fast_rig()
+    reader.begin()
+    core2 = emu.Pn532Core(field, hsu=True)  # a brown-out of the reader board: power-up state
+    wire.core = core2
+    raises(NfcError, reader.poll)  # at 460 800 the fresh chip hears garbage
+    reader.begin()
+    assert core2.baud == wire.baud == 460800
+    field.place(EchoCard())
+    assert reader.poll() is not None
+
+
+def test_pn532_when_the_mcu_resets_alone_begin_finds_the_chip_still_fast():
+    field, core, wire, reader = _fast_rig()
+    reader.begin()
+    # the MCU restarts: a new driver on a UART set up at 115 200; the chip is still fast
+    wire.set_baud(115200)
+    reader2 = Iso14443Reader(Pn532(Hsu(wire, 460800), reader.chip.clock))
+    reader2.begin()
+    assert core.baud == wire.baud == 460800
+    field.place(EchoCard())
+    assert reader2.poll() is not None
+
+
+def test_pn532_when_asked_for_a_speed_the_chip_lacks_it_is_refused_before_sending():
+    field, core, wire, reader = _fast_rig(500000)
+    n = core.commands
+    raises(NfcError, reader.begin)
+    assert core.baud == 115200 and core.commands > n  # SAMConfiguration went, 0x10 did not

@@ -108,3 +108,32 @@ def test_board_unix_when_psam_missing_every_tap_is_a_sam_fault(tmp_path):
         assert w.proc.wait(10) == 0
     finally:
         w.stop()
+
+
+def _state(w):
+    w.send("S")
+    return dict(kv.split("=") for kv in w.wait("STATE").split()[1:])
+
+
+def test_board_unix_when_booted_on_hsu_both_ends_run_at_the_fast_speed(rig):
+    s, w = rig
+    st = _state(w)
+    if w.spi is not None:
+        assert st["hsu"] == "0"  # SPI: nothing to negotiate
+        return
+    # validator.drivers.pn532_link.HSU_FAST, through SetSerialBaudRate; the emulated chip
+    # drops bytes sent at a speed the other end is not set to, so taps prove both switched
+    assert st["hsu"] == "460800" and w.core.baud == 460800 and w._host_baud() == 460800
+
+
+def test_board_unix_when_the_pn532_browns_out_mid_service_the_validator_brings_it_back(rig):
+    s, w = rig
+    before = int(_state(w)["reinits"])
+    w.pn532_power_cycle()  # asleep, 115 200 baud, RF off, no SAM configuration
+    c = card(s, "after-brownout-%d" % id(w))
+    reason, amount, balance, _ = w.tap(c, timeout=20)
+    assert reason == E.R_OK and c.balance == 5000 - amount == balance
+    st = _state(w)
+    assert int(st["reinits"]) == before + 1
+    if w.spi is None:
+        assert w.core.baud == 460800 and st["hsu"] == "460800"

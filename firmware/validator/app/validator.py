@@ -15,6 +15,12 @@ _S_WAIT_CARD = const(0)
 _S_WAIT_REMOVAL = const(1)
 _REMOVAL_MISSES = const(2)  # empty polls in a row that mean "card gone"
 _POLL_MS = const(30)
+# The reader answers nothing (a brown-out or ESD reset of the PN532 board puts the chip back
+# to its power-up state: asleep, 115 200 baud, RF off): after this many failed polls in a
+# row (~0.5 s) bring it up again as at boot, and while it stays down every _REINIT_EVERY
+# polls (~3 s), the indicator showing the fault meanwhile.
+_REINIT_AFTER = const(16)
+_REINIT_EVERY = const(100)
 
 
 class Validator:
@@ -41,6 +47,8 @@ class Validator:
         self.last_alloc = -1  # bytes the probed tap allocated (-1: not probed / failed)
         self._locked = False
         self._before = 0
+        self._errs = 0  # failed polls in a row
+        self.reinits = 0  # times the reader was brought up again mid-service
 
     def step(self):
         """One pass of the detection state machine; returns a Result when a tap ended."""
@@ -48,7 +56,12 @@ class Validator:
             info = self.reader.poll()
         except E.NfcError:
             self.faults += 1
+            self._errs += 1
+            k = self._errs - _REINIT_AFTER
+            if k >= 0 and k % _REINIT_EVERY == 0:
+                self._reinit(k == 0)
             return None
+        self._errs = 0
         if self.state == _S_WAIT_REMOVAL:
             if info is None:
                 self._misses += 1
@@ -123,6 +136,26 @@ class Validator:
         if hook is not None:
             hook(self, r)
         return r
+
+    def _reinit(self, first):
+        """Bring the reader up again (Iso14443Reader.begin + field on, as at boot). The
+        processor's reader_reset(ok) hook, when it has one, writes the fault log: on the
+        first failed try and on success, not every few seconds while the reader is down."""
+        hook = getattr(self.processor, "reader_reset", None)
+        try:
+            self.reader.begin()
+            self.reader.field_on()
+        except E.NfcError:
+            self.board.indicator.show(E.R_FAULT, 0, 0)
+            if first and hook is not None:
+                hook(False)
+            return
+        self._errs = 0
+        self.reinits += 1
+        self.state = _S_WAIT_CARD
+        self.board.indicator.idle()
+        if hook is not None:
+            hook(True)
 
     async def card_task(self):
         import asyncio

@@ -19,6 +19,7 @@ from micropython import const
 from validator.errors import NfcError, NfcTimeout
 
 _CMD_GET_FIRMWARE_VERSION = const(0x02)
+_CMD_SET_SERIAL_BAUD_RATE = const(0x10)
 _CMD_SAM_CONFIGURATION = const(0x14)
 _CMD_RF_CONFIGURATION = const(0x32)
 # InDataExchange 0x40, InListPassiveTarget 0x4A, InRelease 0x52: built by link.iso14443
@@ -43,6 +44,10 @@ _K_NACK = const(2)
 _K_DATA = const(3)
 _K_ERROR = const(4)
 _STALE_MAX = const(4)  # late answers dropped per command before giving up
+_HSU_POWER_UP = const(115200)  # the chip's HSU speed after power-up (§6.2.3)
+# SetSerialBaudRate BR codes 0..8 (§7.2.8, Table 10): 9 600, 19 200, 38 400, 57 600,
+# 115 200, 230 400, 460 800, 921 600, 1 288 000 baud, each as rate // 9600 (mod 256)
+_BR_CODES = b"\x01\x02\x04\x06\x0c\x18\x30\x60\x86"
 
 # Status-byte error codes (UM0701 §7.1, Table 5): status_text() names them; link.iso14443
 # tests the ones that mean "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared).
@@ -284,22 +289,44 @@ class Pn532:
         return self._blen - 2
 
     def begin(self):
-        """Wake the chip (HSU preamble), normal SAM mode, return (ic, ver, rev, support).
-        Tried three times: after an MCU reset mid-frame the chip may still be parsing the
-        old frame and miss the first command (a wakeup before each try)."""
+        """Wake the chip (HSU preamble), normal SAM mode, switch an HSU line to the
+        transport's `fast` speed, return (ic, ver, rev, support).
+
+        Tried four times: after an MCU reset mid-frame the chip may still be parsing the
+        old frame and miss the first command (a wakeup before each try). With `fast`, the
+        tries alternate between the host's current speed and the other one: a reset of
+        the reader alone leaves the chip at 115 200 and the host fast, a reset of the MCU
+        alone the other way round."""
+        t = self.t
         p = self.params
-        for i in range(3):
-            self.t.wakeup()
+        fast = t.fast
+        for i in range(4):
+            if fast and i & 1:
+                t.set_baud(_HSU_POWER_UP if t.baud == fast else fast)
+            t.wakeup()
             p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
             p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
-            p[2] = 0x00 if not self.t.uses_irq else 0x01
+            p[2] = 0x00 if not t.uses_irq else 0x01
             try:
                 self.command(_CMD_SAM_CONFIGURATION, 3, 100)
                 break
             except NfcError:
-                if i == 2:
+                if i == 3:
                     raise
+        if fast and t.baud != fast:
+            self._set_speed(fast)
         return self.firmware_version()
+
+    def _set_speed(self, rate):
+        """SetSerialBaudRate (UM0701 §7.2.8): the chip answers at the old speed and takes
+        the new one once the host has ACKed that answer; then the host follows."""
+        i = _BR_CODES.find(bytes((rate // 9600 & 0xFF,)))
+        if i < 0 or (i < 8 and rate % 9600):
+            raise NfcError("PN532 has no %d baud" % rate)
+        self.params[0] = i
+        self.command(_CMD_SET_SERIAL_BAUD_RATE, 1, 100)
+        self.abort()  # the host's ACK of the answer: the chip switches after it
+        self.t.set_baud(rate)
 
     def firmware_version(self):
         n = self.command(_CMD_GET_FIRMWARE_VERSION, 0, 100)

@@ -43,6 +43,8 @@ class Spi:
     in software through a table. `clock` paces status polling.
     """
 
+    fast = 0  # no line speed to negotiate on SPI (pn532_link: HSU only)
+
     def __init__(self, spi, cs, clock, msb_only=True, irq=None):
         self.spi = spi
         self.cs = cs
