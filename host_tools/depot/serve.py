@@ -210,6 +210,18 @@ class Station:
                 return outcome
             except stn.StationError as e:
                 return self._failed(e, outcome, peer, link, t0)
+            except Exception as e:  # a bug met by one session: log it, keep the station up
+                import traceback
+
+                with self._lock:
+                    self.stats["sessions_failed"] += 1
+                    self.stats["internal_errors"] = self.stats.get("internal_errors", 0) + 1
+                self.log("session_internal_error", "error", peer=peer, link=link,
+                         error="%s: %s" % (type(e).__name__, e),
+                         where=traceback.format_exc(limit=-3).strip().splitlines()[-3:])
+                outcome.update(ok=False, stage="internal", kind="internal",
+                               error="%s: %s" % (type(e).__name__, e))
+                return outcome
             dev = int(s["device_id"], 16)
             self.min_interval.done(dev)
             with self._lock:

@@ -265,6 +265,41 @@ def test_serve_when_garbage_stall_and_cut_mid_batch_others_sync_and_the_cut_ones
     assert log.events("connection_failed")  # the garbage connection, one clear line
 
 
+def test_serve_when_a_session_meets_a_bug_it_is_logged_and_the_station_keeps_serving(
+        tmp_path, monkeypatch):
+    # a fault injected into the session code (standing for any bug an odd validator may
+    # trip): it used to escape session() and end the worker -- on a serial line, the
+    # poller thread for good
+    from depot import serve as serve_mod
+
+    real = serve_mod.stn.station_session
+    calls = []
+
+    def buggy(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise AttributeError("injected bug")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(serve_mod.stn, "station_session", buggy)
+    dev = 0x31000420
+    st, db, log = _station(tmp_path, [dev])
+    try:
+        d = ProtoDevice(dev, 50)
+        d.connect("127.0.0.1", st.address[1])
+        drive([d], time.monotonic() + 10)
+        _wait(lambda: log.events("session_internal_error"), what="the logged bug")
+        assert d.log.acked_seq == 0 and st.stats["internal_errors"] == 1
+        d.connect("127.0.0.1", st.address[1])  # the next visit: served as usual
+        drive([d], time.monotonic() + 20)
+        assert d.log.acked_seq == 50
+    finally:
+        st.stop()
+    _exactly(db, dev, 50)
+    e = log.events("session_internal_error")[0]
+    assert e["error"] == "AttributeError: injected bug" and e["link"] == "tcp"
+
+
 def test_serve_when_flooded_with_1000_connects_a_second_validators_still_sync(tmp_path):
     goods = [0x31000501 + i for i in range(3)]
     st, db, log = _station(tmp_path, goods, timeout=0.5, max_sessions=32, max_queue=64)
