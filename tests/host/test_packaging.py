@@ -125,14 +125,15 @@ def test_packaging_when_wheel_built_runtime_dependencies_are_the_ones_used_at_ru
         assert not r.startswith(("pytest", "hypothesis", "pycryptodome", "littlefs"))
 
 
-def test_packaging_when_installed_importing_yikatong_leaves_the_users_packages_alone(venv):
+def test_packaging_when_installed_importing_yikatong_leaves_the_users_packages_alone(venv,
+                                                                                     tmp_path):
     vdir, sp = venv
     code = ("import yikatong, importlib.util, depot; "
             "print(yikatong.installed(), depot.MINE, "
             "importlib.util.find_spec('emu'), importlib.util.find_spec('validator'), "
             "importlib.util.find_spec('micropython'))")
     r = subprocess.run([str(vdir / "bin" / "python"), "-c", code], capture_output=True,
-                       text=True, cwd="/")
+                       text=True, cwd="/", env=_env(vdir, tmp_path))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "the", "user", "package", "None", "None", "None"]
 
