@@ -12,7 +12,7 @@ FRAME = Layout(
     fields=(
         F("SOF", 0, 2, "ascii", '"YK"'),
         F("TYPE", 2, 1, "x8", "message type (T_*)"),
-        F("FLAGS", 3, 1, "flags8", "F_MAC, F_DEFLATE"),
+        F("FLAGS", 3, 1, "flags8", "F_MAC, F_DEFLATE, F_ENC"),
         F("SEQ", 4, 4, "u32", "frame sequence, strictly increasing per direction"),
         F("LEN", 8, 2, "u16", "payload bytes (<= MAX_PAYLOAD)"),
         F("HCHK", 10, 1, "x8", "low byte of CRC-32 over bytes 2..9 (type .. len)"),
@@ -27,8 +27,12 @@ FRAME = Layout(
         ("MAX_FRAME", 2079, "HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN"),
         ("F_MAC", 1, "flags bit0: MAC present (every frame after AUTH)"),
         ("F_DEFLATE", 2, "flags bit1: payload is raw deflate (PUSH_DATA)"),
-        ("F_KNOWN", 3, "all defined flag bits"),
-        ("PROTO_VERSION", 1, "HELLO/CHALLENGE ver"),
+        ("F_ENC", 4, "flags bit2: payload AES-128-CTR encrypted (every frame after AUTH)"),
+        ("F_KNOWN", 7, "all defined flag bits"),
+        ("CTR_D2H", 1, "counter block byte 0 of device -> host frames (section 3.4)"),
+        ("CTR_H2D", 2, "counter block byte 0 of host -> device frames"),
+        ("SEQ_LAST", Hex(0xFFFFFFFF), "last frame seq: a sender there ends the session"),
+        ("PROTO_VERSION", 2, "HELLO/CHALLENGE ver (2: frames after AUTH encrypted)"),
         ("PULL_Z", 1, "PULL flags bit0: the host accepts RECORDS_Z"),
     ),
 )

@@ -10,7 +10,7 @@ import time
 import zlib
 
 from validator.errors import SyncError
-from validator.sync import auth, auth_host, wire, wire_host
+from validator.sync import auth, auth_host, cipher_host, wire, wire_host
 
 DEFLATE_WBITS = 10  # PROTOCOL.md §6
 
@@ -69,6 +69,8 @@ class SyncClient:
         self.dec = wire.Decoder()
         self.tx_mac = None
         self.rx_mac = None
+        self.tx_cipher = None  # cipher_host.FrameCipher per direction once authenticated
+        self.rx_cipher = None
         self.tx_seq = 0
         self.rx_seq = 0
         self.info = None
@@ -79,14 +81,20 @@ class SyncClient:
 
     # -- frames -----------------------------------------------------------------------
     def send(self, ftype, payload=b"", flags=0):
+        """After AUTH every frame goes encrypted (F_ENC) and MAC'd over the ciphertext
+        (PROTOCOL.md §3.4); a seq is never reused: at SEQ_LAST the session is over."""
         if self.tx_mac is not None:
+            if self.tx_seq >= wire_host.SEQ_LAST:
+                raise SyncFailure("session seq exhausted: reconnect", wire_host.E_REPLAY)
             self.tx_seq += 1
-        f = wire_host.frame(ftype, payload, self.tx_seq, flags, self.tx_mac)
+        f = wire_host.frame(ftype, payload, self.tx_seq, flags, self.tx_mac, self.tx_cipher)
         self.port.write(f)
         self.bytes_out += len(f)
 
     def recv(self, timeout=None):
-        """-> (type, payload bytes, flags). Checks MAC and seq once authenticated."""
+        """-> (type, payload bytes, flags). Once authenticated: checks the MAC (over header
+        + ciphertext) and seq, refuses a frame without F_ENC (a downgrade) and only then
+        decrypts the payload (PROTOCOL.md §3.3, §3.4)."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         d = self.dec
         while True:
@@ -100,7 +108,11 @@ class SyncClient:
                                           wire_host.E_MAC)
                     if d.seq <= self.rx_seq:
                         raise SyncFailure("replayed frame from device", wire_host.E_REPLAY)
+                    if not fl & wire_host.F_ENC:
+                        raise SyncFailure("clear frame after AUTH (downgrade refused)",
+                                          wire_host.E_PROTO)
                     self.rx_seq = d.seq
+                    p = self.rx_cipher.crypt(d.seq, p)
                 if t == wire_host.T_ERROR:
                     code = p[0] if p else wire_host.E_PROTO
                     raise SyncFailure("device refused: " + wire_host.code_name(code), code)
@@ -138,7 +150,7 @@ class SyncClient:
     def connect(self):
         """Mutual authentication (PROTOCOL.md §3.1); -> INFO dict."""
         nh = self._urandom(auth_host.NONCE_LEN)
-        self.tx_mac = self.rx_mac = None
+        self.tx_mac = self.rx_mac = self.tx_cipher = self.rx_cipher = None
         self.tx_seq = self.rx_seq = 0
         self.send(wire_host.T_HELLO, bytes([wire_host.PROTO_VERSION]) + nh)
         bad = None
@@ -168,7 +180,10 @@ class SyncClient:
             raise SyncFailure("device does not answer HELLO", wire_host.E_PROTO)
         self.device_id = dev
         self.send(wire_host.T_AUTH, auth.host_proof(kd, dev, nh, nd))
-        self.tx_mac, self.rx_mac = auth.session_macs(kd, nh, nd, False)
+        tm, rm, tk, rk = auth.session_keys(kd, nh, nd, False)
+        self.tx_mac, self.rx_mac = auth.Hmac(tm), auth.Hmac(rm)
+        self.tx_cipher = cipher_host.FrameCipher(tk, wire_host.CTR_H2D)
+        self.rx_cipher = cipher_host.FrameCipher(rk, wire_host.CTR_D2H)
         try:
             p = self.expect(wire_host.T_INFO)
         except SyncFailure as e:
@@ -189,7 +204,7 @@ class SyncClient:
             self.result(wire_host.T_BYE, timeout=min(self.timeout, 1.0))
         except SyncError:
             pass
-        self.tx_mac = self.rx_mac = None
+        self.tx_mac = self.rx_mac = self.tx_cipher = self.rx_cipher = None
 
     # -- operations -------------------------------------------------------------------
     def pull(self, db, window=4, max_records=0, progress=None, compress=True):

@@ -7,7 +7,7 @@
 import struct
 
 from depot.testkeys import TEST_CONTENT_KEY, TEST_CONTENT_PUB
-from validator.sync import auth, wire, wire_host
+from validator.sync import auth, cipher_host, wire, wire_host
 from validator.sync.target import LogTarget
 
 DEVICE_ID = 0x1234ABCD
@@ -197,28 +197,42 @@ class MiniHost:
         self.dec = wire.Decoder()
         self.tx_mac = None
         self.rx_mac = None
+        self.tx_cipher = None  # cipher_host.FrameCipher per direction after AUTH
+        self.rx_cipher = None
         self.seq = 0
         self.frames = []
 
-    def send(self, ftype, payload=b"", flags=0, seq=None):
+    def send(self, ftype, payload=b"", flags=0, seq=None, clear=False):
+        """One frame to the device; after AUTH encrypted (F_ENC) unless clear (a
+        downgrade attempt: MAC'd, but the payload in clear and no F_ENC)."""
         if self.tx_mac is not None and seq is None:
             self.seq += 1
-        f = wire_host.frame(ftype, payload, self.seq if seq is None else seq, flags, self.tx_mac)
+        c = None if clear else self.tx_cipher
+        f = wire_host.frame(ftype, payload, self.seq if seq is None else seq, flags,
+                            self.tx_mac, c)
         self.h2d.put(f)
         return f
 
     def pump(self, steps=2000):
+        """Step the device until a frame arrives -> (type, payload, decoder); after AUTH
+        the payload is decrypted when the frame's MAC verifies and it has F_ENC (else the
+        raw payload: tests check d.flags / the MAC themselves)."""
         for _ in range(steps):
             self.s.step()
             if self.d2h.n:
                 self.dec.rx_commit(self.d2h.take_into(self.dec.rx_space()))
             if self.dec.next():
                 d = self.dec
-                return d.type, bytes(d.payload), d
+                p = bytes(d.payload)
+                if (self.rx_cipher is not None and d.flags & wire_host.F_ENC
+                        and self.rx_mac.check(d.hdr, d.payload, d.tag)):
+                    p = self.rx_cipher.crypt(d.seq, p)
+                return d.type, p, d
         return None, None, None
 
     def handshake(self, nh=b"N" * 16):
-        self.send(wire_host.T_HELLO, bytes([1]) + nh)
+        self.tx_cipher = self.rx_cipher = None
+        self.send(wire_host.T_HELLO, bytes([wire_host.PROTO_VERSION]) + nh)
         t, p, _ = self.pump()
         if t != wire_host.T_CHALLENGE:
             return t, p
@@ -227,7 +241,10 @@ class MiniHost:
         if not auth.equal(p[21:53], auth.device_proof(self.kd, dev, nh, nd)):
             return "bad device proof", p
         self.send(wire_host.T_AUTH, auth.host_proof(self.kd, dev, nh, nd))
-        self.tx_mac, self.rx_mac = auth.session_macs(self.kd, nh, nd, False)
+        tm, rm, tk, rk = auth.session_keys(self.kd, nh, nd, False)
+        self.tx_mac, self.rx_mac = auth.Hmac(tm), auth.Hmac(rm)
+        self.tx_cipher = cipher_host.FrameCipher(tk, wire_host.CTR_H2D)
+        self.rx_cipher = cipher_host.FrameCipher(rk, wire_host.CTR_D2H)
         t, p, d = self.pump()
         if t == wire_host.T_INFO and not self.rx_mac.check(d.hdr, d.payload, d.tag):
             return "bad MAC", p

@@ -179,7 +179,7 @@ def test_security_when_a_stolen_devices_key_is_used_on_another_device_auth_fails
     s = Session(link, t, (DEVICE_ID, KD, KP), lambda n: b"\x11" * n, clk)
     h = MiniHost(s, h2d, d2h, kd=other_kd)
     nh = b"N" * 16
-    h.send(wire_host.T_HELLO, bytes([1]) + nh)
+    h.send(wire_host.T_HELLO, bytes([wire_host.PROTO_VERSION]) + nh)
     typ, p, _ = h.pump()
     assert typ == wire_host.T_CHALLENGE
     nd = p[5:21]

@@ -87,13 +87,19 @@ def test_content_when_streamed_incremental_verifier_agrees():
 
 
 def test_session_keys_when_derived_each_side_mirrors_other():
-    dtx, drx = auth.session_macs(b"k" * 32, b"h" * 16, b"d" * 16, True)
-    htx, hrx = auth.session_macs(b"k" * 32, b"h" * 16, b"d" * 16, False)
+    dtx, drx, dek, drk = auth.session_keys(b"k" * 32, b"h" * 16, b"d" * 16, True)
+    htx, hrx, hek, hrk = auth.session_keys(b"k" * 32, b"h" * 16, b"d" * 16, False)
+    assert len(dtx) == 32 and dtx == hrx and drx == htx and dtx != drx
+    dtx, drx, htx, hrx = auth.Hmac(dtx), auth.Hmac(drx), auth.Hmac(htx), auth.Hmac(hrx)
     out = bytearray(16)
     dtx.tag_into(b"12345678", b"payload", out)
     assert hrx.check(b"12345678", b"payload", out)
     assert not htx.check(b"12345678", b"payload", out)  # no reflection across directions
     assert not drx.check(b"12345678", b"payload", out)
+    # the cipher keys mirror too, are AES-128, differ per direction and from the MAC keys
+    assert dek == hrk and drk == hek and dek != drk and len(dek) == 16 == len(drk)
+    e2 = auth.session_keys(b"k" * 32, b"h" * 16, b"e" * 16, True)[2]
+    assert e2 != dek  # a fresh device nonce, fresh keys
 
 
 def test_proofs_when_nonces_differ_proofs_differ():

@@ -262,7 +262,7 @@ def test_session_when_noise_header_promises_long_frame_quiet_line_resyncs():
     # a header with a valid check byte announcing 2000 bytes that never come
     fake = bytearray(wire_host.frame(wire_host.T_RECORDS, b"z" * 2000, seq=1))[:40]
     h.h2d.put(fake)
-    h.send(wire_host.T_HELLO, bytes([1]) + b"N" * 16)
+    h.send(wire_host.T_HELLO, bytes([wire_host.PROTO_VERSION]) + b"N" * 16)
     typ, p, _ = h.pump(steps=50)
     assert typ is None  # the HELLO is swallowed by the bogus frame ...
     t.clock.ms += 1500  # ... until the line has been quiet for a second

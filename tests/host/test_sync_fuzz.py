@@ -51,7 +51,10 @@ def _fuzz_frame(rng, host):
     if k < 0.45 and host.tx_mac is not None:
         host.seq += 1
         flags = wire_host.F_DEFLATE if rng.random() < 0.1 else 0
-        return wire_host.frame(t, p, host.seq, flags, host.tx_mac)  # authenticated garbage
+        # authenticated garbage, encrypted like every frame after AUTH (so it reaches the
+        # handlers decrypted) or, now and then, a MAC'd clear frame (a downgrade)
+        c = host.tx_cipher if rng.random() < 0.9 else None
+        return wire_host.frame(t, p, host.seq, flags, host.tx_mac, c)
     f = bytearray(wire_host.frame(t, p, rng.randrange(0, 1 << 32), 0, None))
     if k < 0.7:
         for _ in range(rng.randrange(1, 4)):
@@ -100,6 +103,20 @@ def test_device_when_10000_fuzzed_frames_never_crashes_and_still_serves():
     assert sess.refused > 0
 
 
+class _DeviceCipher:
+    """crypt(seq, data) with the device session's own tx cipher (ctr.Ctr), so the fuzzing
+    'device' encrypts as the real one would."""
+
+    def __init__(self, ctr):
+        self.ctr = ctr
+
+    def crypt(self, seq, data):
+        b = bytearray(data)
+        self.ctr.begin(seq, b, 0, len(b))
+        self.ctr.run(len(b) + 16)
+        return bytes(b)
+
+
 class FuzzDevicePort:
     """A hostile 'device': after a genuine handshake, answers every read with a fuzzed frame,
     half of them correctly MAC'd with the real session key."""
@@ -129,7 +146,10 @@ class FuzzDevicePort:
         if rng.random() < 0.5:
             s = self.sess
             s._tx_seq += rng.choice((1, 1, 1, 0, -1))
-            return wire_host.frame(t, p, s._tx_seq, 0, s._tx_mac)
+            c = None
+            if rng.random() < 0.9:  # mostly encrypted like the device's, else a downgrade
+                c = _DeviceCipher(s._tx)
+            return wire_host.frame(t, p, s._tx_seq, 0, s._tx, c)
         f = bytearray(wire_host.frame(t, p, rng.randrange(1 << 32)))
         if rng.random() < 0.5:
             f[rng.randrange(len(f))] ^= 0x40

@@ -4,7 +4,8 @@
 # Common subset. MicroPython has no `hmac` module and its hashlib objects have no copy(),
 # so HMAC (RFC 2104) is built here over hashlib.sha256 with the key's ipad/opad blocks
 # computed once per key (toolchain.md §8: 8x faster than rebuilding the pads per call).
-# PROTOCOL.md §2 (keys), §3 (challenge-response, session keys, replay), §5 (content).
+# PROTOCOL.md §2 (keys), §3 (challenge-response, session keys, replay, frame cipher), §5
+# (content).
 import hashlib
 import struct
 from binascii import crc32
@@ -103,15 +104,21 @@ def host_proof(kd, device_id, nh, nd):
     return Hmac(kd).digest(b"YKH1", _id4(device_id), nd, nh)
 
 
-def session_macs(kd, nh, nd, device_side):
-    """-> (tx frame MAC, rx frame MAC) Hmac objects for one side of a session."""
+def session_keys(kd, nh, nd, device_side):
+    """-> (tx MAC key, rx MAC key, tx AES key, rx AES key) for one side of a session
+    (PROTOCOL.md §3.2): 32-byte HMAC-SHA256 keys for the frame MACs (Hmac), 16-byte AES-128
+    keys for the frame ciphers, each direction its own. Bytes only: the caller makes its
+    long-lived objects (Ctr(dir, aes key, MAC key) on the device) after the garbage of the
+    derivation is collected, so they pack into low holes together."""
     ks = Hmac(kd).digest(b"YKS1", nh, nd)
     h = Hmac(ks)
-    d2h = Hmac(h.digest(b"d2h"))
-    h2d = Hmac(h.digest(b"h2d"))
+    d2h = h.digest(b"d2h")
+    h2d = h.digest(b"h2d")
+    e_d2h = h.digest(b"e-d2h")[:16]
+    e_h2d = h.digest(b"e-h2d")[:16]
     if device_side:
-        return d2h, h2d
-    return h2d, d2h
+        return d2h, h2d, e_d2h, e_h2d
+    return h2d, d2h, e_h2d, e_d2h
 
 
 # -- provisioning blob (PROTOCOL.md §2) ------------------------------------------------

@@ -3,7 +3,8 @@
 #
 # PROTOCOL.md §3-§4. One Session per ByteLink (hal.py). step() does a bounded slice of work
 # and returns, so the card loop is never held up: at most one link write of _TX_CHUNK
-# bytes, one readinto, one frame handled (one HMAC over <= 2 KiB) or _STEP_RECORDS records
+# bytes, one readinto, one frame handled (one HMAC over <= 2 KiB), _CRYPT_CHUNK bytes of a
+# frame encrypted or decrypted (AES-128-CTR, PROTOCOL.md §3.4) or _STEP_RECORDS records
 # read from the log. service.tasks() drives step() as the asyncio task beside the card loop.
 #
 # The session talks to the rest of the validator only through a duck-typed "sync target"
@@ -25,7 +26,11 @@ from validator.sync.xfer import Transfer
 _HDR = const(11)  # header bytes; the payload follows
 _MAX_PAYLOAD = const(2048)  # largest payload
 _MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
-_PROTO_VERSION = const(1)  # HELLO/CHALLENGE ver
+_F_ENC = const(4)  # flags bit2: payload AES-128-CTR encrypted (every frame after AUTH)
+_CTR_D2H = const(1)  # counter block byte 0 of device -> host frames (section 3.4)
+_CTR_H2D = const(2)  # counter block byte 0 of host -> device frames
+_SEQ_LAST = const(0xFFFFFFFF)  # last frame seq: a sender there ends the session
+_PROTO_VERSION = const(2)  # HELLO/CHALLENGE ver (2: frames after AUTH encrypted)
 # sync message types (sync/PROTOCOL.md)
 _T_HELLO = const(0x01)  # h->d: ver(1) Nh(16)
 _T_CHALLENGE = const(0x02)  # d->h: ver(1) device_id(4) Nd(16) Pd(32)
@@ -63,6 +68,7 @@ _S_IDLE = const(0)  # waiting for HELLO
 _S_AUTH = const(1)  # CHALLENGE sent, waiting for AUTH
 _S_READY = const(2)  # authenticated
 _TX_CHUNK = const(512)  # bytes per link write: 44 ms at 115200 baud, never blocks long
+_CRYPT_CHUNK = const(512)  # frame bytes en/decrypted per step (a multiple of 16)
 _IDLE_MS = const(30000)
 _FRAME_GAP_MS = const(1000)
 
@@ -101,6 +107,9 @@ class Session(Transfer):
         self.refused = 0  # frames refused for auth/MAC/replay reasons
         self._end_after_tx = False
         self.last_fault = None
+        # the session's frame MAC + cipher (ctr.Ctr) out, None before AUTH, and in
+        self._tx = None
+        self._rx = None
         self._reset()
 
     # -- session state --------------------------------------------------------------
@@ -108,8 +117,14 @@ class Session(Transfer):
         if self._guard[0] is self:
             self._guard[0] = None
         self.state = _S_IDLE
-        self._tx_mac = None
-        self._rx_mac = None
+        if self._tx is not None or self._rx is not None:
+            self._tx = self._rx = None
+            auth.drop("ctr")  # imported at AUTH, for the session's lifetime only
+            # and the RECORDS_Z scratch goes with the session (made again at a PULL): the
+            # ciphers' heap is given back between sessions
+            self._zprev = self._zcur = None
+            if hasattr(gc, "mem_free"):
+                gc.collect()  # their holes merge before the idle day allocates into them
         self._tx_seq = 0
         self._rx_seq = 0
         self._pulling = 0
@@ -133,10 +148,31 @@ class Session(Transfer):
 
     # -- tx ---------------------------------------------------------------------------
     def _send(self, ftype, plen):
-        """Encode the payload already at _txmv[_HDR:] and start sending it."""
-        if self._tx_mac is not None:
-            self._tx_seq += 1
-        self._tx_len = wire.encode(self._txmv, ftype, 0, self._tx_seq, plen, self._tx_mac)
+        """Encode the payload already at _txmv[_HDR:] and start sending it. After AUTH the
+        payload is first encrypted in place (PROTOCOL.md §3.4), _CRYPT_CHUNK bytes per
+        step (_seal), then MAC'd over header + ciphertext."""
+        if self.state != _S_READY:
+            self._tx_len = wire.encode(self._txmv, ftype, 0, self._tx_seq, plen, None)
+            self._tx_off = 0
+            return
+        if self._tx is None:
+            self._unpark()
+        tx = self._tx
+        if self._tx_seq >= _SEQ_LAST:
+            # PROTOCOL.md §3.3: a seq (so a counter block) is never reused: the session ends
+            self._reset()
+            return
+        self._tx_seq += 1
+        self._txmv[2] = ftype  # kept in the header until the frame is sealed
+        tx.begin(self._tx_seq, self._txmv, _HDR, _HDR + plen)
+        self._seal()
+
+    def _seal(self):
+        tx = self._tx
+        if not tx.run(_CRYPT_CHUNK):
+            return
+        t = self._txmv
+        self._tx_len = wire.encode(t, t[2], _F_ENC, self._tx_seq, tx.end - _HDR, tx)
         self._tx_off = 0
 
     def _result(self, req, code, arg=0):
@@ -164,8 +200,9 @@ class Session(Transfer):
                 self._reset()
 
     def busy(self):
-        """True while a frame is being sent or a batch assembled."""
-        return self._tx_len > 0 or self._building
+        """True while a frame is being sealed or sent or a batch assembled."""
+        c = self._tx
+        return self._tx_len > 0 or self._building or (c is not None and c.at < c.end)
 
     # -- the step -------------------------------------------------------------------
     def step(self):
@@ -173,8 +210,19 @@ class Session(Transfer):
         if self._tx_len:
             self._flush()
             return True
+        c = self._tx
+        if c is not None and c.at < c.end:
+            self._seal()
+            return True
         if self._building:
             self._build_batch()
+            return True
+        c = self._rx
+        if self._tx is not None and c.at < c.end:  # (_tx None: no session, or parked)
+            # a received frame being decrypted: the decoder's buffer is not touched (no
+            # read) until it is handled
+            if c.run(_CRYPT_CHUNK):
+                self._dispatch()
             return True
         sp = self.dec.rx_space()
         n = self.link.readinto(sp)
@@ -214,14 +262,30 @@ class Session(Transfer):
         if self.state != _S_READY:
             self.refused += 1
             return self._error(_E_AUTH, False)
-        # PROTOCOL.md §3.3: MAC first, then strictly increasing seq; nothing acted on before.
-        if not self._rx_mac.check(d.hdr, d.payload, d.tag):
+        # PROTOCOL.md §3.3, §3.4: MAC (over header + ciphertext) first, then strictly
+        # increasing seq, then the frame must be encrypted (a clear one is a downgrade);
+        # nothing is decrypted or acted on before.
+        if self._tx is None:
+            self._unpark()
+        rx = self._rx
+        if not rx.check(d.hdr, d.payload, d.tag):
             self.refused += 1
             return self._error(_E_MAC)
         if d.seq <= self._rx_seq:
             self.refused += 1
             return self._error(_E_REPLAY)
+        if not d.flags & _F_ENC:
+            self.refused += 1
+            return self._error(_E_PROTO)
         self._rx_seq = d.seq
+        rx.begin(d.seq, d.payload, 0, d.plen)
+        if rx.run(_CRYPT_CHUNK):
+            self._dispatch()
+
+    def _dispatch(self):
+        """Act on the authenticated, decrypted frame in the decoder."""
+        d = self.dec
+        t = d.type
         p = d.payload
         try:
             if t == _T_ACK:
@@ -290,16 +354,45 @@ class Session(Transfer):
             self._reset()
             return self._error(_E_BUSY, False)
         self._guard[0] = self
-        # the session's MAC objects live until the next session: collect first so they
-        # fill low holes instead of splitting the free run a later push needs. Only on
-        # MicroPython's own heap (gc.mem_free): under CPython (host tests) a collection
-        # costs ~3 ms and places nothing.
-        if hasattr(gc, "mem_free"):
-            gc.collect()
-        self._tx_mac, self._rx_mac = auth.session_macs(kd, mv[0:16], mv[16:32], True)
+        # the session's MAC + cipher objects live until the next session: derive the keys,
+        # then collect (the derivation's garbage too) so the objects fill low holes together
+        # instead of splitting the free run a later push needs. Only on MicroPython's own
+        # heap (gc.mem_free): under CPython (host tests) a collection costs ~3 ms and
+        # places nothing.
+        self._rx = auth.session_keys(kd, mv[0:16], mv[16:32], True)
+        self._unpark()
         self.state = _S_READY
         self.sessions += 1
         self._send_info()
+
+    def _unpark(self):
+        """Make the session's MAC + cipher objects from its keys (PROTOCOL.md §3.2, §3.4),
+        at AUTH and after _park. One ctr.Ctr per direction, frame MAC and cipher; the
+        nonces are spent, so their 32 bytes are the two ciphers' scratch."""
+        k = self._rx
+        self._rx = None
+        if hasattr(gc, "mem_free"):
+            gc.collect()
+        from validator.sync.ctr import Ctr
+
+        self._tx = Ctr(_CTR_D2H, k[2], k[0], self._nonce)
+        self._rx = Ctr(_CTR_H2D, k[3], k[1], self._nonce)
+        self._rx.keys = k
+
+    def _park(self):
+        """Free the session's MAC + cipher objects and their module (~1.6 KB on the unix
+        port), keeping only the keys (in _rx, _tx None), while a push's signature check
+        and handler run (xfer): they need the heap more, and nothing is sent or received
+        meanwhile. The next frame either way makes them again (_unpark); a parked seq
+        goes on as before, so no counter block repeats."""
+        if self._tx is None:
+            return
+        k = self._rx.keys
+        self._tx = self._rx = None
+        auth.drop("ctr")
+        self._rx = k
+        if hasattr(gc, "mem_free"):
+            gc.collect()
 
     def _send_info(self):
         # INFO payload, PROTOCOL.md §4.1 (wire_host.INFO_FMT / unpack_info on the host)

@@ -28,7 +28,7 @@ _CRC_LEN = const(4)  # CRC-32 over bytes 2 .. end of MAC, last
 _MAX_PAYLOAD = const(2048)  # largest payload
 _MAX_FRAME = const(2079)  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
 _F_MAC = const(1)  # flags bit0: MAC present (every frame after AUTH)
-_F_KNOWN = const(3)  # all defined flag bits
+_F_KNOWN = const(7)  # all defined flag bits
 # formats:end
 # Decoder room beyond one maximum frame. The host sends one frame and waits (PUSH_DATA ->
 # PUSH_ACK) or a window of 35-byte ACKs, so a small margin keeps reads large enough; it

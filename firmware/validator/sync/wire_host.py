@@ -14,7 +14,7 @@ from validator.sync.wire import encode
 # sync frame header (sync/PROTOCOL.md)
 FH_SOF = 0  # "YK"
 FH_TYPE = 2  # message type (T_*)
-FH_FLAGS = 3  # F_MAC, F_DEFLATE
+FH_FLAGS = 3  # F_MAC, F_DEFLATE, F_ENC
 FH_SEQ = 4  # frame sequence, strictly increasing per direction
 FH_LEN = 8  # payload bytes (<= MAX_PAYLOAD)
 FH_HCHK = 10  # low byte of CRC-32 over bytes 2..9 (type .. len)
@@ -27,8 +27,12 @@ MAX_PAYLOAD = 2048  # largest payload
 MAX_FRAME = 2079  # HDR + MAX_PAYLOAD + MAC_LEN + CRC_LEN
 F_MAC = 1  # flags bit0: MAC present (every frame after AUTH)
 F_DEFLATE = 2  # flags bit1: payload is raw deflate (PUSH_DATA)
-F_KNOWN = 3  # all defined flag bits
-PROTO_VERSION = 1  # HELLO/CHALLENGE ver
+F_ENC = 4  # flags bit2: payload AES-128-CTR encrypted (every frame after AUTH)
+F_KNOWN = 7  # all defined flag bits
+CTR_D2H = 1  # counter block byte 0 of device -> host frames (section 3.4)
+CTR_H2D = 2  # counter block byte 0 of host -> device frames
+SEQ_LAST = 0xFFFFFFFF  # last frame seq: a sender there ends the session
+PROTO_VERSION = 2  # HELLO/CHALLENGE ver (2: frames after AUTH encrypted)
 PULL_Z = 1  # PULL flags bit0: the host accepts RECORDS_Z
 # sync message types (sync/PROTOCOL.md)
 T_HELLO = 0x01  # h->d: ver(1) Nh(16)
@@ -117,8 +121,13 @@ SYNC_INFO_FIELDS = (  # (column, offset, size, kind, ((code name, value), ..))
 # Content kinds (PROTOCOL.md §4.3)
 
 
-def frame(ftype, payload=b"", seq=0, flags=0, mac=None):
-    """Allocate and return one encoded frame (host side, tests)."""
+def frame(ftype, payload=b"", seq=0, flags=0, mac=None, cipher=None):
+    """Allocate and return one encoded frame (host side, tests). cipher: a frame cipher
+    (auth_host.FrameCipher) -> the payload goes encrypted under seq, with F_ENC, and the
+    MAC covers the ciphertext (encrypt-then-MAC, PROTOCOL.md §3.4)."""
+    if cipher is not None:
+        payload = cipher.crypt(seq, payload)
+        flags |= F_ENC
     buf = bytearray(HDR + len(payload) + MAC_LEN + CRC_LEN)
     buf[HDR : HDR + len(payload)] = payload
     n = encode(buf, ftype, flags, seq, len(payload), mac)

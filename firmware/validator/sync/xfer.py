@@ -143,6 +143,9 @@ class Transfer:
     def _error(self, code, end=True):
         raise NotImplementedError
 
+    def _park(self):
+        raise NotImplementedError
+
     def _on_pull(self, p):
         if len(p) != 7 and len(p) != 8:
             return self._error(_E_PROTO)
@@ -287,6 +290,10 @@ class Transfer:
         kind, total = struct.unpack_from(_P_PUSH_BEGIN, p, 0)
         if self._push_off >= 0:
             self.target.push_abort()
+        # The session's MAC + cipher objects (sync.ctr, made at AUTH) step aside so a
+        # buffered kind's one big block is placed first; the RESULT makes them again,
+        # around it (session._park / _unpark).
+        self._park()
         code = self.target.push_begin(kind, total)
         self._push_total = total
         self._push_off = 0 if code == _OK else -1
@@ -334,6 +341,9 @@ class Transfer:
         # so the next table (one block of its size) found no room: measured at 128k with
         # 6.5 KB tables, v3 installed but v4 was refused (max block 3 936 after v3); held,
         # v2..v6 install in a row (max block 6 496..10 496 after each).
+        # and again for the signature check and the handler, which need the heap more;
+        # the RESULT makes them again, and the session's end frees them (session.py)
+        self._park()
         r = None
         try:
             r = self.target.push_end()
