@@ -20,6 +20,22 @@ caused. Metrics:
                           includes host scheduling noise from the relay and the client)
   sync_max_step_us        longest single Session.step() in that run (what sync can cost
                           the card loop at most, on this host)
+Frame crypto (PROTOCOL.md section 3.4), callgrind instructions (Ir) of the MicroPython part of
+the unix port at -X heapsize=128k, per full RECORDS frame (2048-byte payload), as
+(I_2N - I_N) / N so start-up cancels out (no valgrind: these are left out):
+  sync_frame_crypto_instr  AES-128-CTR encrypt (ctr.Ctr over cryptolib's ECB, two counter
+                           blocks per call, in the session's 512-byte slices) + HMAC + CRC:
+                           what a frame costs now
+  sync_frame_mac_instr     HMAC + CRC only: what a frame cost before encryption
+  sync_frame_crypto_ms_mcu sync_frame_crypto_instr cycles at 240 MHz (1 x86 instruction ~
+                           1 Xtensa cycle, bench_txn's assumption), spread over 4 steps
+  sync_crypt_slice_instr   one 512-byte encryption slice: the most one step adds
+  sync_cipher_heap_bytes   heap a session's two MAC + cipher objects (ctr.Ctr, made at
+                           AUTH) take beyond the two MACs (auth.Hmac) a session held before
+                           (the AES contexts; plus the ctr module itself while a session
+                           lasts, not counted here)
+  sync_frame_crypto_alloc_bytes  heap allocated per frame by the cipher (0: buffers are
+                           preallocated)
 """
 
 import json
@@ -32,6 +48,85 @@ import time
 
 BAUD = 115200
 LINE_BPS = BAUD / 10.0  # 8N1: 10 bit times per byte
+_MCU_HZ = 240e6
+
+_CRYPTO = r"""
+import gc, sys
+from validator.sync import auth, ctr, wire
+mode, k = sys.argv[1], int(sys.argv[2])
+buf = bytearray(2079)
+mv = memoryview(buf)
+for i in range(2048):
+    buf[11 + i] = i & 0xFF
+tm, rm, tk, rk = auth.session_keys(b"k" * 32, b"h" * 16, b"d" * 16, True)
+nonce = bytearray(32)
+gc.collect()
+a0 = gc.mem_alloc()
+hm = (auth.Hmac(tm), auth.Hmac(rm))  # a session's MACs before encryption
+gc.collect()
+a1 = gc.mem_alloc()
+tx = ctr.Ctr(1, tk, tm, nonce)  # the session's MAC + cipher objects now
+rx = ctr.Ctr(2, rk, rm, nonce)
+gc.collect()
+print("HEAP", (gc.mem_alloc() - a1) - (a1 - a0))
+tm = hm[0]
+tx.begin(1, mv, 11, 11 + 2048)
+while not tx.run(512):
+    pass
+a1 = gc.mem_alloc()
+tx.begin(2, mv, 11, 11 + 2048)
+while not tx.run(512):
+    pass
+print("ALLOC", gc.mem_alloc() - a1)
+tx.begin(3, mv, 11, 11 + 512)
+tx.run(512)
+for seq in range(k):
+    if mode == "enc":
+        tx.begin(seq + 4, mv, 11, 11 + 2048)
+        while not tx.run(512):
+            pass
+        wire.encode(mv, 0x11, 4, seq + 4, 2048, tx)
+    elif mode == "slice":
+        tx.begin(seq + 4, mv, 11, 11 + 512)
+        tx.run(512)
+    else:
+        wire.encode(mv, 0x11, 0, seq + 4, 2048, tm)
+print("OK", k)
+"""
+
+
+def _crypto(ctx):
+    """The frame crypto figures (module doc); {} without valgrind."""
+    from bench import run_mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "crypto.py")
+        with open(path, "w") as f:
+            f.write(_CRYPTO)
+        cmd = [ctx.micropython, "-X", "heapsize=128k", path]
+        _, keys, p = run_mp(ctx, cmd + ["enc", "1"], 120)
+        if keys.get("OK") != 1:
+            raise RuntimeError("bench_sync crypto: %s" % p.stderr[-500:])
+        out = {"sync_cipher_heap_bytes": keys["HEAP"],
+               "sync_frame_crypto_alloc_bytes": keys["ALLOC"]}
+        if not shutil.which("valgrind"):
+            print("bench_sync: no valgrind, no sync_frame_*_instr", file=sys.stderr)
+            return out
+        n = 4 if ctx.quick else 16
+        per = {}
+        for mode in ("enc", "mac", "slice"):
+            ir = {}
+            for k in (n, 2 * n):
+                i, keys, p = run_mp(ctx, cmd + [mode, str(k)], 300, True)
+                if not i or keys.get("OK") != k:
+                    raise RuntimeError("bench_sync crypto %s %d: %s" % (mode, k, p.stderr[-300:]))
+                ir[k] = i
+            per[mode] = (ir[2 * n] - ir[n]) / n
+    out["sync_frame_crypto_instr"] = int(round(per["enc"]))
+    out["sync_frame_mac_instr"] = int(round(per["mac"]))
+    out["sync_crypt_slice_instr"] = int(round(per["slice"]))
+    out["sync_frame_crypto_ms_mcu"] = round(per["enc"] / _MCU_HZ * 1e3, 2)
+    return out
 
 
 def _devsim(ctx, tty, records, tap_ms=0, seconds=120):
@@ -141,6 +236,7 @@ def run(ctx):
         res["sync_vs_mpremote"] = round(sync_bps / mp_bps, 2)
         res["sync_line_efficiency"] = round(sync_bps / LINE_BPS, 3)
         res["sync_bench_record_bytes"] = n_paced * 128
+        res.update(_crypto(ctx))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return res
