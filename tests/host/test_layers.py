@@ -41,6 +41,11 @@ STDLIB_EXTRA = {
     "validator/sync/session.py": {"io", "deflate", "zlib", "time"},
     "validator/sync/xfer.py": {"io", "deflate", "zlib"},
     "validator/app/content.py": {"json"},  # device configuration body (boot/sync path)
+    # AES: MicroPython's built-in on the unix and ESP32 ports (host_tools/shims under CPython)
+    "validator/sync/ctr.py": {"cryptolib"},
+    # a host-side mirror beside the code it mirrors, as auth_host/wire_host: the depot's
+    # and the tests' frame cipher, from an independent library (the device never imports it)
+    "validator/sync/cipher_host.py": {"cryptography"},
 }
 
 

@@ -1,24 +1,11 @@
 # validator.sync.cipher_host: the host side of the frame cipher (PROTOCOL.md §3.4).
 # SPDX-License-Identifier: MIT
 #
-# AES-128-CTR from `cryptography` for the depot client and tests, and the ECB block the
-# device code (ctr.Ctr) uses when it runs under CPython. Host tools and tests only: the
-# firmware never imports it (on MicroPython ctr.Ctr runs over cryptolib). Kept out of
-# auth_host so tier-1 tests that sign content at 128 KiB do not pay for it.
+# AES-128-CTR from `cryptography` for the depot client and tests: an implementation
+# independent of the device's (validator.sync.ctr over cryptolib's ECB). Host tools and
+# tests only: the firmware never imports it. Kept out of auth_host so tier-1 tests that
+# sign content at 128 KiB do not pay for it.
 import struct
-
-
-class Ecb:
-    """AES-128-ECB with cryptolib's encrypt(in, out), from `cryptography`: what
-    auth._ecb uses when the device code runs under CPython (host tests, depot.devsim)."""
-
-    def __init__(self, key):
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        self._e = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
-
-    def encrypt(self, src, out):
-        out[:16] = self._e.update(bytes(src))
 
 
 def ctr_block(direction, seq):

@@ -22,8 +22,7 @@ class Ctr(Hmac):
     directions share (a run writes the block whole first; the session lends its spent
     nonces). Nothing is allocated per frame; a session adds its pads and AES contexts.
     AES-128-ECB is MicroPython's cryptolib (unix and ESP32 ports; its CTR mode 6 is built on
-    neither, so CTR is made here), else (the device code under CPython: host tests)
-    `cryptography` (cipher_host.Ecb).
+    neither, so CTR is made here); under CPython the cryptolib shim (host_tools/shims).
     """
 
     def __init__(self, direction, key, mac_key=None, scratch=None):
@@ -103,11 +102,8 @@ class Ctr(Hmac):
 
 
 def ecb(key):
-    """AES-128-ECB with encrypt(in, out): cryptolib's, or cipher_host.Ecb under CPython."""
-    try:
-        import cryptolib
-    except ImportError:
-        from validator.sync.cipher_host import Ecb
+    """AES-128-ECB with encrypt(in, out): MicroPython's cryptolib (host_tools/shims has
+    its CPython stand-in)."""
+    import cryptolib
 
-        return Ecb(key)
     return cryptolib.aes(key, 1)
