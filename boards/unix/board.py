@@ -50,6 +50,7 @@ class Pty:
         a = termios.tcgetattr(fd)
         a[6][6] = 0  # VMIN: reads return what is there
         a[6][5] = 0  # VTIME: without waiting
+        a[4] = a[5] = termios.B115200  # the line speed, which the emulated PN532 reads
         termios.tcsetattr(fd, termios.TCSANOW, a)
         self._p = select.poll()
         self._p.register(f, select.POLLIN)
@@ -72,16 +73,6 @@ class Pty:
         for _ in self._p.ipoll(ms):
             return True
         return False
-
-    def set_baud(self, rate):
-        """HSU line speed (SetSerialBaudRate): the pty's termios speed, which the emulated
-        PN532 reads; bytes at another speed than the chip's are lost, as on a UART."""
-        import termios
-
-        fd = self.f.fileno()
-        a = termios.tcgetattr(fd)
-        a[4] = a[5] = getattr(termios, "B%d" % rate)
-        termios.tcsetattr(fd, termios.TCSANOW, a)
 
     def drain(self):
         while self.wait(0):
@@ -167,10 +158,9 @@ class Board:
 
             self.pn532 = Spi(link, link.cs, self, msb_only=True)
         else:
-            from validator.drivers.pn532_link import HSU_FAST, Hsu
+            from validator.drivers.pn532_link import Hsu
 
-            link.set_baud(115200)  # the UART as the MCU's is set up: the chip's power-up speed
-            self.pn532 = Hsu(link, cfg.get("pn532_baud", HSU_FAST))
+            self.pn532 = Hsu(link)  # 115 200, the chip's power-up speed (Pty set it)
         g = Pty(cfg["gpio"]) if cfg.get("gpio") else None
         self.psam_ports = [Pty(p, i, g) for i, p in enumerate(cfg.get("psam", ()))]
         self.sync_cfg = cfg.get("sync")

@@ -11,10 +11,9 @@ m1_tap_heap_alloc_bytes from the unix port (the same tap replayed from journals 
 heap locked; goal 0); m1_modelled_tap_io_ms under the CPU bench's model plus, for MIFARE
 (MF1S50 §9-§10 timings, [INF] typical, not measured):
   * each MIFARE command is its air frames at 106 kbit/s (9 etu per byte incl. parity,
-    0.2 ms frame delay each way) plus the HSU frames of its InDataExchange at the speed
-    the driver switches to at boot (pn532_link.HSU_FAST, 460 800: 21.7 us a byte;
-    *_hsu115200 at the power-up 115 200, 86.8 us), 9 bytes of frame + ACK 6 each way,
-    plus card time [INF]: AUTHENTICATE 1 ms
+    0.2 ms frame delay each way) plus the HSU frames of its InDataExchange at 115 200
+    (86.8 us a byte; *_hsu460800 on a board that switches with SetSerialBaudRate, 21.7 us),
+    9 bytes of frame + ACK 6 each way, plus card time [INF]: AUTHENTICATE 1 ms
     (two passes), READ 0.5 ms, WRITE / TRANSFER 4 ms (EEPROM erase + program), value
     phase 0.5 ms, and the chip's wait for the silent value data phase (FWT) 1 ms;
   * PSAM: line bytes at the negotiated etu, 80FA / 801A 2 ms each [INF];
@@ -144,10 +143,10 @@ print("ALLOC", n if rg.m1.result.reason == 0 and r.reason == 0 else -1)
 
 def _io(parts=None, hsu_baud=None):
     """One paid tap on the rig, instrumented: (exchanges, io_ms); the HSU line at hsu_baud
-    (default the firmware's HSU_FAST)."""
-    from validator.drivers.pn532_link import HSU_FAST
+    (default the boards', bench_txn.HSU_BAUD)."""
+    from bench.bench_txn import HSU_BAUD
 
-    hsu_byte_ms = 10 / (hsu_baud or HSU_FAST) * 1e3
+    hsu_byte_ms = 10 / (hsu_baud or HSU_BAUD) * 1e3
     from emu import mifare
 
     rg = mifare.Rig(fare=200)
@@ -243,13 +242,13 @@ def run(ctx):
 
     parts = {}
     ex, io_ms = _io(parts)
-    io_115200 = _io(hsu_baud=115200)[1]
+    io_fast = _io(hsu_baud=460800)[1]
     out = {
         "m1_exchanges_per_tap": ex,
         "m1_card_commands_per_tap": parts["ops"],
         "m1_psam_apdus_per_tap": parts["psam_apdus"],
         "m1_modelled_tap_io_ms": round(io_ms, 1),
-        "m1_modelled_tap_io_ms_hsu115200": round(io_115200, 1),
+        "m1_modelled_tap_io_ms_hsu460800": round(io_fast, 1),
         "m1_modelled_tap_card_ms": round(parts["card"], 1),
         "m1_modelled_tap_psam_ms": round(parts["psam"], 1),
         "m1_modelled_tap_flash_ms": round(parts["flash"], 1),
@@ -282,7 +281,7 @@ def run(ctx):
         "m1_instr_per_tap_harness": int(round(harness)),
         "m1_modelled_tap_cpu_ms": round(cpu_ms, 1),
         "m1_modelled_tap_ms": round(io_ms + cpu_ms, 1),
-        "m1_modelled_tap_ms_hsu115200": round(io_115200 + cpu_ms, 1),
+        "m1_modelled_tap_ms_hsu460800": round(io_fast + cpu_ms, 1),
     })
     return out
 

@@ -9,9 +9,9 @@ integrator's instr_per_tap figure). Assumptions (card-protocol.md §7; [INF] = t
 datasheet/CPU-card figures, not measured here):
   * ISO 14443-4 at 106 kbit/s: 9 etu per byte (128/fc each) = 84.96 us; each I-block adds
     PCB + CRC (3 bytes) both ways; 0.2 ms FDT/turnaround per exchange.
-  * PN532 over HSU 8N1 at validator.drivers.pn532_link.HSU_FAST (460 800, which the driver
-    switches to at boot with SetSerialBaudRate): 21.7 us per byte, frame overhead 9 bytes
-    + ACK 6 each way; *_hsu115200 the chip's power-up speed (86.8 us per byte).
+  * PN532 over HSU 115200 8N1 (the chip's power-up speed, where the boards stay): 86.8 us
+    per byte, frame overhead 9 bytes + ACK 6 each way; *_hsu460800 the same tap on a
+    board that switches with SetSerialBaudRate (pn532_link Hsu(link, fast)): 21.7 us.
   * card processing [INF]: SELECT 3, READ 3, INIT 10, 80DC 8, DEBIT 35, other 5 ms.
   * PSAM T=0 at the rate the link negotiated (Fi/Di from PPS; 9600 bit/s = Fi 372 at
     3.571 MHz when the ATR offers no TA1, as the emulated PSAM's): 10 etu per byte;
@@ -38,7 +38,6 @@ import subprocess
 import sys
 
 from bench import run_mp
-from validator.drivers.pn532_link import HSU_FAST
 
 _SNIPPET = r"""
 import gc
@@ -69,7 +68,9 @@ print("ALLOC", n if t.result.reason == 0 and r.pj.mismatch == 0 else -1)
 """
 
 _RF_BYTE_MS = 9 * 128 / 13.56e6 * 1e3
-_HSU_BAUD = HSU_FAST  # what the firmware negotiates at boot (pn532_link)
+HSU_BAUD = 115200  # the PN532's power-up HSU speed, where the boards stay
+HSU_FAST = 460800  # a board that opts in to SetSerialBaudRate (pn532_link)
+_HSU_BAUD = HSU_BAUD
 _F_HZ = 3.571e6
 _CARD_MS = {0xA4: 3.0, 0xB0: 3.0, 0xB2: 3.0, 0x50: 10.0, 0xDC: 8.0, 0x54: 35.0}
 _PSAM_MS = {0x70: 12.0, 0x72: 3.0}
@@ -187,7 +188,7 @@ def run(ctx):
         raise RuntimeError("PPS to 38400 not negotiated: %r" % (parts["etu"],))
     exv = _tap(visitor=True, ta1=0x13)[0]
     io_fast = _tap(etu=(372, 4))[4]
-    io_hsu115200 = _tap(ta1=0x13, hsu_baud=115200)[4]
+    io_hsu_fast = _tap(ta1=0x13, hsu_baud=HSU_FAST)[4]
     slow = {}
     io_slow = _tap(ta1=0x11, parts=slow)[4]
     if slow["etu"] not in (None, (372, 1)):
@@ -201,7 +202,7 @@ def run(ctx):
         "modelled_tap_io_ms": round(io_ms, 1),
         "modelled_tap_io_ms_psam38400": round(io_fast, 1),
         "modelled_tap_io_ms_psam9600": round(io_slow, 1),
-        "modelled_tap_io_ms_hsu115200": round(io_hsu115200, 1),
+        "modelled_tap_io_ms_hsu460800": round(io_hsu_fast, 1),
         "modelled_tap_hsu_baud": _HSU_BAUD,
         "modelled_tap_card_ms": round(parts["card"], 1),
         "modelled_tap_psam_ms": round(parts["psam"], 1),
@@ -220,11 +221,11 @@ def run(ctx):
     except (OSError, subprocess.TimeoutExpired) as e:
         print("bench_txn: the heap-locked tap did not run: %s" % e, file=sys.stderr)
     out.setdefault("tap_heap_alloc_bytes", -1)
-    out.update(_cpu(ctx, io_ms, io_slow, io_hsu115200))
+    out.update(_cpu(ctx, io_ms, io_slow, io_hsu_fast))
     return out
 
 
-def _cpu(ctx, io_ms, io_slow, io_hsu115200):
+def _cpu(ctx, io_ms, io_slow, io_hsu_fast):
     """instr_per_tap and the modelled tap time with the CPU term; {} without valgrind."""
     if not shutil.which("valgrind"):
         print("bench_txn: no valgrind, no instr_per_tap / modelled_tap_ms", file=sys.stderr)
@@ -247,5 +248,5 @@ def _cpu(ctx, io_ms, io_slow, io_hsu115200):
         "modelled_tap_ms": round(io_ms + cpu_ms, 1),
         "modelled_tap_ms_cpu2x": round(io_ms + 2 * cpu_ms, 1),
         "modelled_tap_ms_psam9600": round(io_slow + cpu_ms, 1),
-        "modelled_tap_ms_hsu115200": round(io_hsu115200 + cpu_ms, 1),
+        "modelled_tap_ms_hsu460800": round(io_hsu_fast + cpu_ms, 1),
     }

@@ -146,11 +146,6 @@ class TapProcessor:
             self.full = False
         return r
 
-    def reader_reset(self, ok):
-        """validator.Validator brought the PN532 up again after it stopped answering."""
-        content.fault(self.dev.faults, "nfc: reader stopped answering, brought up again" if ok
-                      else "nfc: reader stopped answering, not back yet")
-
     def set_position(self, line, stop, direction, door):
         p = self.dev.position
         p.line = line

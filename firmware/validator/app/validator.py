@@ -30,6 +30,10 @@ class Validator:
     amount = 0
     balance = 0
     seq = -1
+    # class defaults: an instance attribute appears only once the reader has failed (the
+    # instance dict stays at its size step all day on a healthy reader)
+    _errs = 0  # failed polls in a row
+    reinits = 0  # times the reader was brought up again mid-service
 
     def __init__(self, board, reader, processor):
         self.board = board
@@ -47,8 +51,6 @@ class Validator:
         self.last_alloc = -1  # bytes the probed tap allocated (-1: not probed / failed)
         self._locked = False
         self._before = 0
-        self._errs = 0  # failed polls in a row
-        self.reinits = 0  # times the reader was brought up again mid-service
 
     def step(self):
         """One pass of the detection state machine; returns a Result when a tap ended."""
@@ -59,9 +61,31 @@ class Validator:
             self._errs += 1
             k = self._errs - _REINIT_AFTER
             if k >= 0 and k % _REINIT_EVERY == 0:
-                self._reinit(k == 0)
+                # bring the reader up again (begin + field on, as at boot); the device's
+                # fault log (app.main Device.faults, when the processor has one) gets an
+                # entry on the first failed try and on success, not one every few seconds
+                # while the reader stays down
+                ok = True
+                try:
+                    self.reader.begin()
+                    self.reader.field_on()
+                except E.NfcError:
+                    ok = False
+                    self.board.indicator.show(E.R_FAULT, 0, 0)
+                dev = getattr(self.processor, "dev", None)
+                if dev is not None and (ok or k == 0):
+                    from validator.app import content
+
+                    content.fault(dev.faults, "nfc: reader stopped answering, brought up "
+                                  "again" if ok else "nfc: reader stopped answering")
+                if ok:
+                    self._errs = 0
+                    self.reinits += 1
+                    self.state = _S_WAIT_CARD
+                    self.board.indicator.idle()
             return None
-        self._errs = 0
+        if self._errs:
+            self._errs = 0
         if self.state == _S_WAIT_REMOVAL:
             if info is None:
                 self._misses += 1
@@ -136,26 +160,6 @@ class Validator:
         if hook is not None:
             hook(self, r)
         return r
-
-    def _reinit(self, first):
-        """Bring the reader up again (Iso14443Reader.begin + field on, as at boot). The
-        processor's reader_reset(ok) hook, when it has one, writes the fault log: on the
-        first failed try and on success, not every few seconds while the reader is down."""
-        hook = getattr(self.processor, "reader_reset", None)
-        try:
-            self.reader.begin()
-            self.reader.field_on()
-        except E.NfcError:
-            self.board.indicator.show(E.R_FAULT, 0, 0)
-            if first and hook is not None:
-                hook(False)
-            return
-        self._errs = 0
-        self.reinits += 1
-        self.state = _S_WAIT_CARD
-        self.board.indicator.idle()
-        if hook is not None:
-            hook(True)
 
     async def card_task(self):
         import asyncio

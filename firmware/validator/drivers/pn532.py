@@ -45,9 +45,6 @@ _K_DATA = const(3)
 _K_ERROR = const(4)
 _STALE_MAX = const(4)  # late answers dropped per command before giving up
 _HSU_POWER_UP = const(115200)  # the chip's HSU speed after power-up (§6.2.3)
-# SetSerialBaudRate BR codes 0..8 (§7.2.8, Table 10): 9 600, 19 200, 38 400, 57 600,
-# 115 200, 230 400, 460 800, 921 600, 1 288 000 baud, each as rate // 9600 (mod 256)
-_BR_CODES = b"\x01\x02\x04\x06\x0c\x18\x30\x60\x86"
 
 # Status-byte error codes (UM0701 §7.1, Table 5): status_text() names them; link.iso14443
 # tests the ones that mean "card gone" (0x01 timeout, 0x29 released, 0x2B disappeared).
@@ -302,7 +299,8 @@ class Pn532:
         fast = t.fast
         for i in range(4):
             if fast and i & 1:
-                t.set_baud(_HSU_POWER_UP if t.baud == fast else fast)
+                t.baud = _HSU_POWER_UP if t.baud == fast else fast
+                t.link.set_baud(t.baud)
             t.wakeup()
             p[0] = 0x01  # SAMConfiguration: normal mode, no SAM (§7.2.10)
             p[1] = 0x14  # virtual-card timeout 20 x 50 ms (unused in normal mode)
@@ -314,19 +312,18 @@ class Pn532:
                 if i == 3:
                     raise
         if fast and t.baud != fast:
-            self._set_speed(fast)
+            # SetSerialBaudRate (§7.2.8): the chip answers at the old speed and takes the
+            # new one once the host has ACKed that answer; then the host follows. BR codes
+            # 0..8 (Table 10) are 9 600 .. 1 288 000 baud, each rate // 9600 (mod 256) below
+            # (a literal: no table in the heap; inline: no method object either)
+            # (a speed not in the table goes as 0xFF: the chip refuses it, NfcError)
+            p[0] = b"\x01\x02\x04\x06\x0c\x18\x30\x60\x86".find(
+                bytes((fast // 9600 & 0xFF,))) & 0xFF
+            self.command(_CMD_SET_SERIAL_BAUD_RATE, 1, 100)
+            self.abort()  # the host's ACK of the answer: the chip switches after it
+            t.baud = fast
+            t.link.set_baud(fast)
         return self.firmware_version()
-
-    def _set_speed(self, rate):
-        """SetSerialBaudRate (UM0701 §7.2.8): the chip answers at the old speed and takes
-        the new one once the host has ACKed that answer; then the host follows."""
-        i = _BR_CODES.find(bytes((rate // 9600 & 0xFF,)))
-        if i < 0 or (i < 8 and rate % 9600):
-            raise NfcError("PN532 has no %d baud" % rate)
-        self.params[0] = i
-        self.command(_CMD_SET_SERIAL_BAUD_RATE, 1, 100)
-        self.abort()  # the host's ACK of the answer: the chip switches after it
-        self.t.set_baud(rate)
 
     def firmware_version(self):
         n = self.command(_CMD_GET_FIRMWARE_VERSION, 0, 100)

@@ -8,18 +8,19 @@
 #   end_read()                close the read window
 #   wakeup()                  bring the chip out of power-down / low-Vbat
 #   uses_irq                  True when the board wired the IRQ line
-#   fast                      line speed to switch to after wake-up (0: never switch)
-#   set_baud(rate)            change the host side's line speed (HSU only)
+#   fast                      HSU speed to switch to after wake-up (0: stay; Spi: 0)
+#   baud                      the host side's HSU speed now (the link's set_baud sets it)
 # They take bus objects built by the board; they never import machine.
 from micropython import const
 
-# The HSU speed the driver asks for once the chip answers (SetSerialBaudRate, UM0701
-# §7.2.8; the chip offers 9 600 .. 1 288 000). [INF] 460 800: 4x the power-up 115 200, which
-# cuts a T-Union tap's PN532 line time from ~33 ms to ~8 ms, with margin on the ESP32 UART
-# and on 10-20 cm of ribbon cable; nfcpy reports 921 600 working on a Raspberry Pi
-# (nfcpy#76). A board passes its own (0 keeps 115 200) -- one constant to change.
-HSU_FAST = const(460800)
-HSU_POWER_UP = const(115200)
+# An HSU board may ask for a faster line once the chip answers (SetSerialBaudRate, UM0701
+# §7.2.8; the chip offers 9 600 .. 1 288 000): Hsu(link, fast=460800) and a link with
+# set_baud(rate). 460 800 cuts a T-Union tap's PN532 line time from ~28 ms to ~7 ms
+# (bench_txn's modelled_tap_ms_hsu460800) with margin on an ESP32 UART and a short ribbon;
+# nfcpy reports 921 600 working on a Raspberry Pi (nfcpy#76). The default stays at the
+# power-up 115 200: the esp32s3 board has the PN532 on SPI, and the unix board's 128 KiB
+# day has no heap to spare for the switch's link method.
+_HSU_POWER_UP = const(115200)
 
 
 class Hsu:
@@ -33,16 +34,14 @@ class Hsu:
     """
 
     uses_irq = False
+    # class defaults: no instance attributes (heap) unless the board asks for a speed
+    fast = 0  # the HSU speed Pn532.begin() switches to (0: stay at 115 200)
+    baud = _HSU_POWER_UP  # the host side's speed now (Pn532.begin sets it)
 
     def __init__(self, link, fast=0):
         self.link = link
-        self.fast = fast
-        self.baud = HSU_POWER_UP
-
-    def set_baud(self, rate):
-        if rate != self.baud:
-            self.link.set_baud(rate)
-            self.baud = rate
+        if fast:
+            self.fast = fast
 
     def wakeup(self):
         # a bytes literal: stays in the image, no buffer in the heap

@@ -295,6 +295,12 @@ class Transfer:
         # around it (session._park / _unpark).
         self._park()
         code = self.target.push_begin(kind, total)
+        if code == _E_STORAGE and self._room is not None:
+            # no free run for a buffered kind's one block: the room steps aside (its
+            # 2.5 KB may join a neighbouring free run) for one more try, then comes back
+            self._room = None
+            code = self.target.push_begin(kind, total)
+            self._spare()
         self._push_total = total
         self._push_off = 0 if code == _OK else -1
         self._result(_T_PUSH_BEGIN, code)
