@@ -39,3 +39,23 @@ def run_mp(ctx, cmd, timeout, valgrind=False):
         m = re.search(r"Collected : (\d+)", p.stderr)
         ir = int(m.group(1)) if m else None
     return ir, keys, p
+
+
+def heap_locked_alloc(ctx, snippet, heap, timeout, who):
+    """Run a tap-replay snippet that prints "ALLOC <bytes>" (the bytes a tap allocated
+    under micropython.heap_lock, -1 when the tap failed) on the unix port; -> that
+    number, or -1 (with the reason on stderr) when the snippet did not run."""
+    import subprocess
+    import sys
+
+    try:
+        _, keys, p = run_mp(ctx, [ctx.micropython, "-X", "heapsize=" + heap, "-c", snippet],
+                            timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print("%s: the heap-locked tap did not run: %s" % (who, e), file=sys.stderr)
+        return -1
+    if "ALLOC" not in keys:
+        print("%s: the heap-locked tap did not run:\n%s" % (who, p.stderr[-800:]),
+              file=sys.stderr)
+        return -1
+    return keys["ALLOC"]

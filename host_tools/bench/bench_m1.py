@@ -238,7 +238,6 @@ def instr_per_tap(ctx, n):
 
 def run(ctx):
     import shutil
-    import subprocess
 
     parts = {}
     ex, io_ms = _io(parts)
@@ -253,18 +252,9 @@ def run(ctx):
         "m1_modelled_tap_psam_ms": round(parts["psam"], 1),
         "m1_modelled_tap_flash_ms": round(parts["flash"], 1),
     }
-    try:
-        p = subprocess.run([ctx.micropython, "-X", "heapsize=2m", "-c", _SNIPPET],
-                           env=ctx.mpenv, capture_output=True, text=True, timeout=300)
-        for line in p.stdout.splitlines():
-            if line.startswith("ALLOC "):
-                out["m1_tap_heap_alloc_bytes"] = int(line.split()[1])
-        if "m1_tap_heap_alloc_bytes" not in out:
-            print("bench_m1: the heap-locked tap did not run:\n" + p.stderr[-800:],
-                  file=sys.stderr)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print("bench_m1: the heap-locked tap did not run: %s" % e, file=sys.stderr)
-    out.setdefault("m1_tap_heap_alloc_bytes", -1)
+    from bench import heap_locked_alloc
+
+    out["m1_tap_heap_alloc_bytes"] = heap_locked_alloc(ctx, _SNIPPET, "2m", 300, "bench_m1")
     if not shutil.which("valgrind"):
         print("bench_m1: no valgrind, no m1_instr_per_tap / m1_modelled_tap_ms",
               file=sys.stderr)

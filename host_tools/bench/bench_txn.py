@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import sys
 
-from bench import run_mp
+from bench import heap_locked_alloc, run_mp
 
 _SNIPPET = r"""
 import gc
@@ -70,7 +70,6 @@ print("ALLOC", n if t.result.reason == 0 and r.pj.mismatch == 0 else -1)
 _RF_BYTE_MS = 9 * 128 / 13.56e6 * 1e3
 HSU_BAUD = 115200  # the PN532's power-up HSU speed, where the boards stay
 HSU_FAST = 460800  # a board that opts in to SetSerialBaudRate (pn532_link)
-_HSU_BAUD = HSU_BAUD
 _F_HZ = 3.571e6
 _CARD_MS = {0xA4: 3.0, 0xB0: 3.0, 0xB2: 3.0, 0x50: 10.0, 0xDC: 8.0, 0x54: 35.0}
 _PSAM_MS = {0x70: 12.0, 0x72: 3.0}
@@ -96,7 +95,7 @@ def _atr_ta1(ta1):
     return ATR[:1] + bytes((ATR[1] | 0x10, ta1)) + ATR[2:]
 
 
-def _tap(visitor=False, etu=None, ta1=None, parts=None, hsu_baud=_HSU_BAUD):
+def _tap(visitor=False, etu=None, ta1=None, parts=None, hsu_baud=HSU_BAUD):
     from emu import rig
     from emu.psam import Psam as PsamEmu
     from emu.t0 import T0Card
@@ -203,24 +202,13 @@ def run(ctx):
         "modelled_tap_io_ms_psam38400": round(io_fast, 1),
         "modelled_tap_io_ms_psam9600": round(io_slow, 1),
         "modelled_tap_io_ms_hsu460800": round(io_hsu_fast, 1),
-        "modelled_tap_hsu_baud": _HSU_BAUD,
+        "modelled_tap_hsu_baud": HSU_BAUD,
         "modelled_tap_card_ms": round(parts["card"], 1),
         "modelled_tap_psam_ms": round(parts["psam"], 1),
         "modelled_tap_psam_ms_psam9600": round(slow["psam"], 1),
         "modelled_tap_flash_ms": round(parts["flash"], 1),
     }
-    try:
-        p = subprocess.run([ctx.micropython, "-X", "heapsize=1m", "-c", _SNIPPET],
-                           env=ctx.mpenv, capture_output=True, text=True, timeout=120)
-        for line in p.stdout.splitlines():
-            if line.startswith("ALLOC "):
-                out["tap_heap_alloc_bytes"] = int(line.split()[1])
-        if "tap_heap_alloc_bytes" not in out:
-            print("bench_txn: the heap-locked tap did not run:\n" + p.stderr[-800:],
-                  file=sys.stderr)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print("bench_txn: the heap-locked tap did not run: %s" % e, file=sys.stderr)
-    out.setdefault("tap_heap_alloc_bytes", -1)
+    out["tap_heap_alloc_bytes"] = heap_locked_alloc(ctx, _SNIPPET, "1m", 120, "bench_txn")
     out.update(_cpu(ctx, io_ms, io_slow, io_hsu_fast))
     return out
 

@@ -220,8 +220,15 @@ class Pn532Core:
         the caller knows it (a pty's termios); at another speed than the chip's, every
         byte is a framing error and is lost."""
         if baud is not None and self.hsu and baud != self.baud:
-            self.lost_bytes += len(data)
-            return
+            if baud == self._baud_next:
+                # the host already runs at the new speed, so its ACK went out: on a pty a
+                # change of speed can overtake bytes this end has not read yet (and a host
+                # that reopens its port flushes what it wrote)
+                self.baud = baud
+                self._baud_next = None
+            else:
+                self.lost_bytes += len(data)
+                return
         if self.asleep:
             if not self.hsu or not self.wake_sources & WAKE_HSU or not data:
                 self.lost_bytes += len(data)

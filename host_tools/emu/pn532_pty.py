@@ -24,6 +24,14 @@ from emu import pn532 as pn
 _SPEEDS = {getattr(termios, "B%d" % b): b for b in pn.BAUD_RATES if hasattr(termios, "B%d" % b)}
 
 
+def pty_baud(fd):
+    """The speed the host set on its end of a pty (termios), None if unknown."""
+    try:
+        return _SPEEDS.get(termios.tcgetattr(fd)[5])
+    except termios.error:
+        return None
+
+
 class Pn532Pty:
     def __init__(self, cards=(), spi=False):
         self.field = pn.Field()
@@ -42,10 +50,7 @@ class Pn532Pty:
 
     def host_baud(self):
         """The speed the host set on its end of the line (None if unknown)."""
-        try:
-            return _SPEEDS.get(termios.tcgetattr(self.slave)[5])
-        except termios.error:
-            return None
+        return pty_baud(self.slave)
 
     def _write(self, data):
         while data:
@@ -55,16 +60,8 @@ class Pn532Pty:
                 self._stop.wait(0.0005)
 
     def _on_bytes(self, data):
-        core = self.core
         if self.spi is None:
-            baud = self.host_baud()
-            if baud is not None and core._baud_next is not None and baud == core._baud_next:
-                # the host already runs at the new speed: its ACK was sent (a host that
-                # reopens its port flushes output it wrote, and on a pty "written" only
-                # becomes "sent" when this end reads it, so the ACK may never arrive here)
-                core.baud = core._baud_next
-                core._baud_next = None
-            core.feed(data, baud=baud)
+            self.core.feed(data, baud=self.host_baud())
             return
         self._buf = pn.spi_bridge(self._buf + data, self.spi, self._write)
 

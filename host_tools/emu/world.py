@@ -17,14 +17,12 @@ import selectors
 import shutil
 import subprocess
 import sys
-import termios
 import threading
 import time
 import tty
 
 from emu import pn532 as pn
-
-_SPEEDS = {getattr(termios, "B%d" % b): b for b in pn.BAUD_RATES if hasattr(termios, "B%d" % b)}
+from emu.pn532_pty import pty_baud
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The MCU's heap, taken literally: -X heapsize=128k (129 536 bytes for objects). This unix
@@ -146,12 +144,7 @@ class World:
         if kind == "pn532":
             if self.spi is None:
                 core = self.core
-                baud = self._host_baud()
-                if baud is not None and core._baud_next is not None and baud == core._baud_next:
-                    # the firmware already runs at the new speed, so its ACK went out (on
-                    # a pty a change of speed can overtake bytes this end has not read)
-                    core.baud, core._baud_next = core._baud_next, None
-                core.feed(data, baud=baud)
+                core.feed(data, baud=self._host_baud())
                 out = core.take()
                 if out:
                     self._chip_out(fd, out)
@@ -176,10 +169,7 @@ class World:
 
     def _host_baud(self):
         """The HSU speed the firmware set on its end of the PN532 pty (termios), or None."""
-        try:
-            return _SPEEDS.get(termios.tcgetattr(self._slaves[0])[5])
-        except termios.error:
-            return None
+        return pty_baud(self._slaves[0])
 
     def _chip_out(self, fd, out):
         """The chip's bytes to the firmware; at a speed the firmware's end is not set to

@@ -338,16 +338,12 @@ def do_provision(args):
     return 0
 
 
-def romfs_tool(name):
-    from emu import romfs
-
-    return romfs.tool(name)
-
-
 def _mpremote(port, *cmd, timeout=120, what=None):
     """Run mpremote on the board; what names the step in errors (an exec's code, which
     may carry key material, is never echoed)."""
-    exe = romfs_tool("mpremote")
+    from emu import romfs
+
+    exe = romfs.tool("mpremote")
     if not port.startswith(("COM", "rfc2217:", "socket:")) and not os.path.exists(port):
         raise CommandError("cannot reach %s: no such serial port (is the board plugged "
                            "in?)" % port, EXIT_IO)
